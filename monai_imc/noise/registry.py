@@ -1,0 +1,126 @@
+"""The noise registry: every benchmark noise by name, with its modality, cause and per-level parameters.
+
+Usage::
+
+    from monai_imc.noise import get_noise, list_noises
+
+    list_noises("image")                 # ['bias_field', 'blur', ...]
+    spec = get_noise("motion")
+    spec.levels[2]                       # parameters of severity 3
+    noisy = spec.apply(image, severity=3, seed=7)
+
+New noises join with the :func:`register_noise` class decorator; callers that iterate
+``list_noises()`` pick them up unchanged.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from monai_imc.noise.base import Modality, Noise, check_severity
+
+__all__ = ["NoiseSpec", "register_noise", "list_noises", "get_noise"]
+
+_BUILTIN_MODULES = ("monai_imc.noise.image", "monai_imc.noise.text")
+_REGISTRY: dict[str, NoiseSpec] = {}
+
+N = TypeVar("N", bound=type[Noise])
+
+
+@dataclass(frozen=True)
+class NoiseSpec:
+    """What the registry knows of one noise.
+
+    Attributes:
+        name: registry name.
+        modality: ``"image"`` or ``"text"``.
+        cause: one line on the real-world cause it models.
+        levels: the parameters of severity 1..5 (index 0 is severity 1).
+        transform: the array transform class (a :class:`~monai_imc.noise.base.Noise`).
+    """
+
+    name: str
+    modality: Modality
+    cause: str
+    levels: tuple[Mapping[str, Any], ...]
+    transform: type[Noise]
+
+    def parameters(self, severity: int) -> dict[str, Any]:
+        """The parameters of one severity level (1..5)."""
+        return dict(self.levels[check_severity(severity) - 1])
+
+    def make(self, severity: int = 3, seed: int | None = 0) -> Noise:
+        """A new transform of this noise at ``severity``, seeded with ``seed``."""
+        return self.transform(severity=severity, seed=seed)
+
+    def apply(self, data: Any, severity: int = 3, seed: int | None = 0) -> Any:
+        """Corrupt one image (channel-first array) or one text at ``severity`` with ``seed``."""
+        return self.make(severity, seed)(data)
+
+
+def register_noise(cls: N) -> N:
+    """Class decorator that adds a :class:`Noise` subclass to the registry under ``cls.name``.
+
+    Raises:
+        ValueError: the name is taken, the modality is unknown, or the class does not define five levels.
+    """
+    name = getattr(cls, "name", None)
+    if not name:
+        raise ValueError(f"{cls.__name__} has no registry name")
+    if name in _REGISTRY and _REGISTRY[name].transform is not cls:
+        raise ValueError(f"noise name {name!r} is already registered by {_REGISTRY[name].transform.__name__}")
+    if cls.modality not in ("image", "text"):
+        raise ValueError(f"{cls.__name__}: modality must be 'image' or 'text', got {cls.modality!r}")
+    if len(cls.levels) != 5:
+        raise ValueError(f"{cls.__name__}: expected parameters for 5 severity levels, got {len(cls.levels)}")
+    _REGISTRY[name] = NoiseSpec(name, cls.modality, cls.cause, tuple(cls.levels), cls)
+    return cls
+
+
+def _load_builtin() -> None:
+    for module in _BUILTIN_MODULES:
+        importlib.import_module(module)
+
+
+def list_noises(modality: Modality | None = None) -> list[str]:
+    """Names of the registered noises, sorted, optionally only those of one modality.
+
+    Raises:
+        ValueError: ``modality`` is neither ``"image"``, ``"text"`` nor ``None``.
+    """
+    if modality not in (None, "image", "text"):
+        raise ValueError(f"modality must be 'image', 'text' or None, got {modality!r}")
+    _load_builtin()
+    return sorted(n for n, s in _REGISTRY.items() if modality is None or s.modality == modality)
+
+
+def get_noise(name: str) -> NoiseSpec:
+    """The registry entry of ``name``.
+
+    Raises:
+        ValueError: no noise has that name (the message lists the known ones).
+    """
+    _load_builtin()
+    try:
+        return _REGISTRY[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown noise {name!r}; known noises: {', '.join(sorted(_REGISTRY))}") from None
+
+
+def parse_noise_list(text: str | None, modality: Modality | None = None) -> list[str]:
+    """Parse a comma-separated list of noise names (``None``, ``""`` or ``"all"``: every noise of ``modality``).
+
+    Raises:
+        ValueError: a name is unknown or of the other modality.
+    """
+    if text is None or text.strip() in ("", "all"):
+        return list_noises(modality)
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    for n in names:
+        spec = get_noise(n)
+        if modality is not None and spec.modality != modality:
+            raise ValueError(f"noise {n!r} is a {spec.modality} noise, expected a {modality} noise")
+    return names
