@@ -187,11 +187,11 @@ class MotionArtifact(ImageArtifact):
     name = "motion"
     cause = "patient motion during MRI k-space acquisition (breathing, restlessness): ghosts and smearing"
     levels = (
-        {"moved_fraction": 0.05, "degrees": 4.0, "translation": 0.03},
-        {"moved_fraction": 0.10, "degrees": 4.0, "translation": 0.03},
-        {"moved_fraction": 0.18, "degrees": 4.0, "translation": 0.03},
-        {"moved_fraction": 0.27, "degrees": 4.0, "translation": 0.03},
-        {"moved_fraction": 0.38, "degrees": 4.0, "translation": 0.03},
+        {"moved_fraction": 0.2, "degrees": 10.0, "translation": 0.07},
+        {"moved_fraction": 0.3, "degrees": 10.0, "translation": 0.07},
+        {"moved_fraction": 0.37, "degrees": 10.0, "translation": 0.07},
+        {"moved_fraction": 0.42, "degrees": 10.0, "translation": 0.07},
+        {"moved_fraction": 0.46, "degrees": 10.0, "translation": 0.07},
     )
 
     def _draw(self, unit: np.ndarray) -> dict[str, Any]:
@@ -245,11 +245,11 @@ class GhostingArtifact(ImageArtifact):
     name = "ghosting"
     cause = "periodic motion (pulsating vessels, cardiac or respiratory cycles) along the MRI phase-encoding axis"
     levels = (
-        {"intensity": 0.08, "restore": 0.02},
-        {"intensity": 0.18, "restore": 0.02},
-        {"intensity": 0.32, "restore": 0.02},
-        {"intensity": 0.50, "restore": 0.02},
-        {"intensity": 0.75, "restore": 0.02},
+        {"intensity": 0.2, "restore": 0.02},
+        {"intensity": 0.4, "restore": 0.02},
+        {"intensity": 0.6, "restore": 0.02},
+        {"intensity": 0.8, "restore": 0.02},
+        {"intensity": 1.0, "restore": 0.02},
     )
 
     def _draw(self, unit: np.ndarray) -> dict[str, Any]:
@@ -275,15 +275,15 @@ class SpikeArtifact(ImageArtifact):
     name = "spike"
     cause = "a k-space spike from electrostatic discharge or a loose RF connection in the MRI scanner"
     levels = (
-        {"amplitude": 0.012},
-        {"amplitude": 0.022},
-        {"amplitude": 0.036},
-        {"amplitude": 0.055},
-        {"amplitude": 0.08},
+        {"amplitude": 0.015},
+        {"amplitude": 0.03},
+        {"amplitude": 0.05},
+        {"amplitude": 0.075},
+        {"amplitude": 0.11},
     )
 
     def _draw(self, unit: np.ndarray) -> dict[str, Any]:
-        offset = self.R.uniform(0.06, 0.3, size=3) * self.R.choice([-1.0, 1.0], size=3)
+        offset = self.R.uniform(0.02, 0.08, size=3) * self.R.choice([-1.0, 1.0], size=3)
         position = 0.5 + offset
         if unit.ndim == 3:
             position[2] = 0.0
@@ -309,11 +309,11 @@ class BiasFieldArtifact(ImageArtifact):
     name = "bias_field"
     cause = "B1 / receive-coil inhomogeneity in MRI: smooth shading across the field of view"
     levels = (
-        {"coefficient": 0.10, "order": 3},
-        {"coefficient": 0.20, "order": 3},
-        {"coefficient": 0.35, "order": 3},
-        {"coefficient": 0.50, "order": 3},
-        {"coefficient": 0.70, "order": 3},
+        {"coefficient": 0.15, "order": 3},
+        {"coefficient": 0.3, "order": 3},
+        {"coefficient": 0.5, "order": 3},
+        {"coefficient": 0.7, "order": 3},
+        {"coefficient": 0.95, "order": 3},
     )
 
     def _draw(self, unit: np.ndarray) -> dict[str, Any]:
@@ -339,7 +339,7 @@ class GibbsArtifact(ImageArtifact):
 
     name = "gibbs"
     cause = "k-space truncation (low acquisition matrix) in MRI: ringing parallel to sharp edges"
-    levels = ({"alpha": 0.35}, {"alpha": 0.5}, {"alpha": 0.62}, {"alpha": 0.72}, {"alpha": 0.8})
+    levels = ({"alpha": 0.5}, {"alpha": 0.65}, {"alpha": 0.75}, {"alpha": 0.83}, {"alpha": 0.89})
 
     def _apply(self, unit: np.ndarray, params: Mapping[str, Any], draw: Mapping[str, Any]) -> np.ndarray:
         out = GibbsNoise(alpha=params["alpha"])(torch.from_numpy(unit))
@@ -380,11 +380,11 @@ class LowDoseArtifact(ImageArtifact):
     name = "low_dose"
     cause = "too few X-ray photons (low-dose CT, portable or pediatric radiographs): quantum mottle"
     levels = (
-        {"photons": 30000.0, "mu": 3.0},
-        {"photons": 10000.0, "mu": 3.0},
-        {"photons": 3500.0, "mu": 3.0},
-        {"photons": 1200.0, "mu": 3.0},
-        {"photons": 400.0, "mu": 3.0},
+        {"photons": 6000.0, "mu": 3.0},
+        {"photons": 2000.0, "mu": 3.0},
+        {"photons": 700.0, "mu": 3.0},
+        {"photons": 250.0, "mu": 3.0},
+        {"photons": 90.0, "mu": 3.0},
     )
 
     def _draw(self, unit: np.ndarray) -> dict[str, Any]:
@@ -406,7 +406,7 @@ class BlurArtifact(ImageArtifact):
 
     name = "blur"
     cause = "detector or focal-spot unsharpness, patient motion during a radiograph, defocused screen captures"
-    levels = ({"sigma": 0.004}, {"sigma": 0.007}, {"sigma": 0.011}, {"sigma": 0.016}, {"sigma": 0.023})
+    levels = ({"sigma": 0.003}, {"sigma": 0.005}, {"sigma": 0.008}, {"sigma": 0.012}, {"sigma": 0.017})
 
     def _apply(self, unit: np.ndarray, params: Mapping[str, Any], draw: Mapping[str, Any]) -> np.ndarray:
         sigma_px = float(params["sigma"]) * min(unit.shape[1:3])

@@ -1,0 +1,149 @@
+"""The ``monai-imc`` command line.
+
+    monai-imc noise list
+    monai-imc noise preview [--image FILE] [--noises a,b] [--severities 1-5] --out grid.png
+    monai-imc noise text "question" [--noises a,b] [--severities 1-5]
+
+Errors are printed as one line naming the problem, with exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from monai_imc import __version__
+
+DEFAULT_PREVIEW_IMAGE = "MR2_UNCI.dcm"
+"""pydicom-data's brain MR (1024 x 1024), the real image the preview uses when no --image is given."""
+
+
+def parse_severities(text: str) -> list[int]:
+    """Parse ``"3"``, ``"1-5"`` or ``"1,3,5"`` into severity levels (validated later)."""
+    out: list[int] = []
+    for part in text.split(","):
+        part = part.strip()
+        if "-" in part:
+            start, _, stop = part.partition("-")
+            out.extend(range(int(start), int(stop) + 1))
+        elif part:
+            out.append(int(part))
+    if not out:
+        raise ValueError(f"no severities in {text!r}")
+    return out
+
+
+def default_preview_image() -> Path:
+    """The path of the bundled real DICOM image the preview uses by default."""
+    from pydicom.data import get_testdata_file
+
+    path = get_testdata_file(DEFAULT_PREVIEW_IMAGE)
+    if path is None:
+        raise FileNotFoundError(f"{DEFAULT_PREVIEW_IMAGE} not found: install pydicom-data")
+    return Path(path)
+
+
+def _cmd_noise_list(args: argparse.Namespace) -> int:
+    from monai_imc.noise import get_noise, list_noises
+
+    names = list_noises(args.modality)
+    if args.json:
+        print(json.dumps({n: {"modality": get_noise(n).modality, "cause": get_noise(n).cause,
+                              "levels": [dict(p) for p in get_noise(n).levels]} for n in names}, indent=2))
+        return 0
+    for name in names:
+        spec = get_noise(name)
+        print(f"{name:13s} {spec.modality:6s} {spec.cause}")
+        for level, params in enumerate(spec.levels, start=1):
+            print(f"{'':21s}{level}: {', '.join(f'{k}={v}' for k, v in params.items())}")
+    return 0
+
+
+def _cmd_noise_preview(args: argparse.Namespace) -> int:
+    from monai_imc.atomic import atomic_output
+    from monai_imc.imageio import read_image
+    from monai_imc.noise.preview import render_noise_grid, shrink
+    from monai_imc.noise.registry import parse_noise_list
+
+    path = Path(args.image) if args.image else default_preview_image()
+    noises = parse_noise_list(args.noises, "image")
+    severities = parse_severities(args.severities)
+    loaded = read_image(path)
+    array = shrink(loaded.array, args.size)
+    grid = render_noise_grid(
+        array, noises, severities, seed=args.seed, window=loaded.window, invert=loaded.invert,
+        tile=args.tile, progress=True,
+    )
+    with atomic_output(args.out) as tmp:
+        grid.image.save(tmp, format="PNG")
+    print(f"image: {path} ({loaded.modality or 'picture'}, {'x'.join(map(str, loaded.array.shape[1:]))})")
+    print(f"{'noise':13s} " + " ".join(f"{'S' + str(s):>7s}" for s in grid.severities) + "   PSNR dB")
+    for name, values in grid.psnr.items():
+        print(f"{name:13s} " + " ".join(f"{v:7.2f}" for v in values))
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _cmd_noise_text(args: argparse.Namespace) -> int:
+    from monai_imc.noise.preview import text_variants
+    from monai_imc.noise.registry import parse_noise_list
+
+    rows = text_variants(args.text, parse_noise_list(args.noises, "text"), parse_severities(args.severities), args.seed)
+    print(f"{'original':13s}      {args.text}")
+    for name, severity, distance, noisy in rows:
+        print(f"{name:13s} {severity} {distance:3d}  {noisy}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``monai-imc``."""
+    parser = argparse.ArgumentParser(prog="monai-imc", description="Perceive and Calibrate (IMC) for medical MLLMs.")
+    parser.add_argument("--version", action="version", version=f"monai-imc {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    noise = commands.add_parser("noise", help="the benchmark's image and text noises")
+    noise_commands = noise.add_subparsers(dest="noise_command", required=True)
+
+    listing = noise_commands.add_parser("list", help="list the noises with their causes and levels")
+    listing.add_argument("--modality", choices=["image", "text"], default=None)
+    listing.add_argument("--json", action="store_true", help="print JSON")
+    listing.set_defaults(func=_cmd_noise_list)
+
+    preview = noise_commands.add_parser("preview", help="write a PNG grid of noise x severity for one image")
+    preview.add_argument("--image", help=f"DICOM, PNG or JPEG file (default: pydicom-data's {DEFAULT_PREVIEW_IMAGE})")
+    preview.add_argument("--noises", default="all", help="comma-separated image noises (default: all)")
+    preview.add_argument("--severities", default="1-5", help="e.g. 1-5 or 1,3,5 (default: 1-5)")
+    preview.add_argument("--seed", type=int, default=0)
+    preview.add_argument("--size", type=int, default=512, help="shrink the image to this longest side first")
+    preview.add_argument("--tile", type=int, default=192, help="tile size in the grid, pixels")
+    preview.add_argument("--out", required=True, help="the PNG to write")
+    preview.set_defaults(func=_cmd_noise_preview)
+
+    text = noise_commands.add_parser("text", help="print the corrupted variants of a text")
+    text.add_argument("text", help="the text, e.g. a clinical question")
+    text.add_argument("--noises", default="all", help="comma-separated text noises (default: all)")
+    text.add_argument("--severities", default="1-5")
+    text.add_argument("--seed", type=int, default=0)
+    text.set_defaults(func=_cmd_noise_text)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``monai-imc``; returns the exit code (0 ok, 2 error)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args))
+    except (ValueError, FileNotFoundError, TypeError) as err:
+        print(f"monai-imc: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
