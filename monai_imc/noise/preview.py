@@ -84,21 +84,22 @@ def render_noise_grid(
     specs = [get_noise(n) for n in noises]
     for spec in specs:
         if spec.modality != "image":
-            raise ValueError(f"noise {spec.name!r} is a {spec.modality} noise, not an image noise")
+            raise ValueError(f"noise {spec.name!r} is a text noise, not an image noise")
     if window is None:
         low, high = np.percentile(array[..., array.shape[-1] // 2] if array.ndim == 4 else array, [0.5, 99.5])
         window = ((low + high) / 2.0, max(float(high - low), 1e-6))
 
     label_w, header_h, caption_h, pad = 120, 26, 20, 4
     cols = 1 + len(severities)
-    grid = Image.new("RGB", (label_w + cols * (tile + pad), header_h + len(specs) * (tile + caption_h + pad)), "white")
+    mode = "RGB" if array.shape[0] == 3 else "L"
+    grid = Image.new(mode, (label_w + cols * (tile + pad), header_h + len(specs) * (tile + caption_h + pad)), "white")
     draw = ImageDraw.Draw(grid)
     font, small = _font(15), _font(13)
     for c, title in enumerate(["clean", *[f"severity {s}" for s in severities]]):
         draw.text((label_w + c * (tile + pad) + tile // 2, header_h // 2), title, fill="black", font=font, anchor="mm")
 
     def paste(view: np.ndarray, row: int, col: int, caption: str) -> None:
-        picture = Image.fromarray(view).convert("RGB")
+        picture = Image.fromarray(view).convert(mode)
         picture.thumbnail((tile, tile))
         x = label_w + col * (tile + pad) + (tile - picture.width) // 2
         y = header_h + row * (tile + caption_h + pad) + (tile - picture.height) // 2
@@ -140,7 +141,7 @@ def text_variants(
     for name in noises:
         spec = get_noise(name)
         if spec.modality != "text":
-            raise ValueError(f"noise {name!r} is an {spec.modality} noise, not a text noise")
+            raise ValueError(f"noise {name!r} is an image noise, not a text noise")
         for severity in severities:
             noisy = spec.apply(text, severity=severity, seed=seed)
             rows.append((name, severity, edit_distance(text, noisy), noisy))

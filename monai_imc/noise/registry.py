@@ -110,6 +110,10 @@ def get_noise(name: str) -> NoiseSpec:
         raise ValueError(f"unknown noise {name!r}; known noises: {', '.join(sorted(_REGISTRY))}") from None
 
 
+def _kind(modality: str) -> str:
+    return "an image noise" if modality == "image" else "a text noise"
+
+
 def parse_noise_list(text: str | None, modality: Modality | None = None) -> list[str]:
     """Parse a comma-separated list of noise names (``None``, ``""`` or ``"all"``: every noise of ``modality``).
 
@@ -122,5 +126,5 @@ def parse_noise_list(text: str | None, modality: Modality | None = None) -> list
     for n in names:
         spec = get_noise(n)
         if modality is not None and spec.modality != modality:
-            raise ValueError(f"noise {n!r} is a {spec.modality} noise, expected a {modality} noise")
+            raise ValueError(f"noise {n!r} is {_kind(spec.modality)}, not {_kind(modality)}")
     return names
