@@ -94,14 +94,18 @@ def _as_image_list(images: ImageInput | Sequence[ImageInput]) -> list[Any]:
         if isinstance(image, Image.Image):
             out.append(image if image.mode == "RGB" else image.convert("RGB"))
         elif isinstance(image, np.ndarray):
-            if image.ndim == 2:
-                image = np.repeat(image[..., None], 3, axis=-1)
-            elif image.ndim == 3 and image.shape[-1] == 1:
-                image = np.repeat(image, 3, axis=-1)
-            elif image.ndim != 3:
+            if image.ndim == 3 and image.shape[-1] == 1:
+                image = image[..., 0]
+            if image.ndim not in (2, 3):
                 raise ValueError(
                     f"images[{i}] has shape {image.shape}; expected (H, W), (H, W, C) or (C, H, W)."
                 )
+            if image.dtype == np.uint8 and (image.ndim == 2 or image.shape[-1] in (3, 4)):
+                # Unambiguous channels-last 8-bit images go through PIL, exactly like PIL inputs.
+                out.append(Image.fromarray(image).convert("RGB"))
+                continue
+            if image.ndim == 2:
+                image = np.repeat(image[..., None], 3, axis=-1)
             out.append(image)
         else:
             raise TypeError(f"images[{i}] has type {type(image).__name__}; expected a PIL image or numpy array.")

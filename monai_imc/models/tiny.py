@@ -33,6 +33,9 @@ TINY_FAMILIES: tuple[str, ...] = ("llava", "qwen2_vl", "qwen2_5_vl", "gemma3")
 
 _HIDDEN = 32
 _VOCAB = 320
+# Wider than the usual 0.02, so that a 2-layer random language model attends to (and answers from) its
+# image tokens instead of echoing the last text token.
+_INIT_STD = 0.2
 
 _LLAVA_TEMPLATE = (
     "{% for message in messages %}"
@@ -241,6 +244,7 @@ def _qwen(tokenizer, family: str):
         "num_attention_heads": 2,
         "num_key_value_heads": 1,
         "max_position_embeddings": 512,
+        "initializer_range": _INIT_STD,
         "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3]},
         "eos_token_id": ids["<|im_end|>"],
         "pad_token_id": ids["<|endoftext|>"],
@@ -252,6 +256,7 @@ def _qwen(tokenizer, family: str):
         "video_token_id": ids["<|video_pad|>"],
         "vision_start_token_id": ids["<|vision_start|>"],
         "vision_end_token_id": ids["<|vision_end|>"],
+        "initializer_range": _INIT_STD,
     }
     if family == "qwen2_vl":
         from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration
@@ -313,8 +318,11 @@ def _gemma3(tokenizer):
         num_attention_heads=2,
         num_key_value_heads=1,
         head_dim=16,
-        sliding_window=16,
+        query_pre_attn_scalar=16,
+        sliding_window=64,
+        layer_types=["sliding_attention", "full_attention"],
         max_position_embeddings=512,
+        initializer_range=_INIT_STD,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
@@ -326,6 +334,7 @@ def _gemma3(tokenizer):
         boi_token_index=tokenizer.convert_tokens_to_ids("<start_of_image>"),
         eoi_token_index=tokenizer.convert_tokens_to_ids("<end_of_image>"),
         image_token_index=tokenizer.convert_tokens_to_ids("<image_soft_token>"),
+        initializer_range=_INIT_STD,
     )
     model = Gemma3ForConditionalGeneration(config)
     image_processor = Gemma3ImageProcessor(size={"height": 32, "width": 32})
@@ -362,9 +371,15 @@ def build_tiny_checkpoint(family: str, path: str | Path, seed: int = 0) -> Path:
             model, processor = _gemma3(tokenizer)
         else:
             model, processor = _qwen(tokenizer, family)
+        # Random projectors of width 32 give image embeddings too small to steer a random language
+        # model; scale them up so that different images (or calibrated features) give different answers.
+        # (Gemma 3 even initialises its projection to zeros.)
         if family == "gemma3":
-            # Gemma 3 initialises the projection to zeros, which would make every image look alike.
             torch.nn.init.normal_(model.model.multi_modal_projector.mm_input_projection_weight, std=0.5)
+        elif family == "llava":
+            torch.nn.init.normal_(model.model.multi_modal_projector.linear_2.weight, std=0.5)
+        else:
+            torch.nn.init.normal_(model.model.visual.merger.mlp[2].weight, std=0.5)
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.save_pretrained(path)
