@@ -84,6 +84,20 @@ class VisionFeatures:
         """Number of images in the batch."""
         return len(self.tokens)
 
+    def to(self, device: torch.device | str) -> VisionFeatures:
+        """Return a copy with every tensor on ``device`` (e.g. ``"cpu"`` to store prototypes).
+
+        Args:
+            device: the target device.
+
+        Returns:
+            The moved features.
+        """
+        grid = self.image_grid_thw.to(device) if self.image_grid_thw is not None else None
+        return dataclasses.replace(
+            self, tokens=tuple(t.to(device) for t in self.tokens), pooled=self.pooled.to(device), image_grid_thw=grid
+        )
+
     def with_tokens(self, tokens: Sequence[torch.Tensor], recompute_pooled: bool = True) -> VisionFeatures:
         """Return a copy with new (for example calibrated) tokens.
 

@@ -17,7 +17,9 @@ is split per image, and how projected features are packed for ``forward``.
 
 from __future__ import annotations
 
+import inspect
 import logging
+import threading
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -166,6 +168,16 @@ class HFVisionLanguageModel:
         self.family = str(model.config.model_type)
         self.image_token_id = int(model.config.image_token_id)
         self.image_token = self._find_image_token()
+        if "mm_encoder_outputs" not in inspect.signature(model.forward).parameters:
+            import transformers
+
+            raise RuntimeError(
+                f"{type(model).__name__}.forward takes no mm_encoder_outputs in transformers "
+                f"{transformers.__version__}; monai-imc needs transformers>=5.23 to splice features."
+            )
+        # One model is shared by the operators (perceiver, calibrator, agents), possibly from several
+        # threads; the projector hook of encode_images must not see another thread's generate.
+        self._lock = threading.RLock()
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -286,15 +298,21 @@ class HFVisionLanguageModel:
         def grab(module: nn.Module, args: tuple, kwargs: dict) -> None:
             captured.append((args[0] if args else next(iter(kwargs.values()))).detach())
 
-        handle = self.projector.register_forward_pre_hook(grab, with_kwargs=True)
-        try:
-            with torch.no_grad():
-                self.model.model.get_image_features(**inputs)
-        finally:
-            handle.remove()
+        with self._lock:
+            handle = self.projector.register_forward_pre_hook(grab, with_kwargs=True)
+            try:
+                with torch.no_grad():
+                    self.model.model.get_image_features(**inputs)
+            finally:
+                handle.remove()
         if len(captured) != 1:
             raise RuntimeError(f"Expected one projector call during encoding, saw {len(captured)}.")
         tokens = tuple(t.clone() for t in self._split_projector_input(captured[0], inputs))
+        if len(tokens) != len(placeholders):
+            raise ValueError(
+                f"The {self.family} processor made {len(tokens)} vision inputs for {len(placeholders)} images "
+                "(image tiling such as pan-and-scan is not supported); disable it in the processor config."
+            )
         counts = tuple(self._count_image_tokens(p) for p in placeholders)
         pooled = torch.stack([t.float().mean(dim=0) for t in tokens])
         return VisionFeatures(
@@ -344,7 +362,7 @@ class HFVisionLanguageModel:
         self.check_features(features)
         text = self.build_prompt(prompt, features.num_images)
         inputs = self.text_inputs(text, features.placeholders)
-        with torch.no_grad():
+        with self._lock, torch.no_grad():
             projected = self._project(features)
             out = self.model.generate(
                 **inputs,
@@ -389,7 +407,7 @@ class HFVisionLanguageModel:
         """
         enc = self.tokenizer(prompt, return_tensors="pt", return_offsets_mapping=True)
         ids = enc["input_ids"].to(self.device)
-        with torch.no_grad():
+        with self._lock, torch.no_grad():
             logits = self.model(input_ids=ids, attention_mask=enc["attention_mask"].to(self.device)).logits
         logprobs = torch.log_softmax(logits[0, :-1].float(), dim=-1)
         picked = logprobs.gather(-1, ids[0, 1:, None])[:, 0].tolist()
@@ -413,7 +431,7 @@ class HFVisionLanguageModel:
         """
         text = self.render_chat(messages, add_generation_prompt=True)
         inputs = self.text_inputs(text, ())
-        with torch.no_grad():
+        with self._lock, torch.no_grad():
             out = self.model.generate(**inputs, **self._gen_defaults(gen))
         return self.tokenizer.decode(out[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True).strip()
 

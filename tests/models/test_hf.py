@@ -308,3 +308,45 @@ def test_vision_features_with_tokens_checks_shapes(tiny_models, images) -> None:
         )
     kept = features.with_tokens(features.tokens, recompute_pooled=False)
     assert kept.pooled is features.pooled
+
+
+def test_features_move_between_devices(tiny_models, images) -> None:
+    model = tiny_models["qwen2_vl"]
+    features = model.encode_images(images)
+    moved = features.to("cpu")
+    assert moved.tokens[0].device.type == "cpu" and moved.image_grid_thw is not None
+    assert model.generate_ids(moved, QUESTION, **GEN).tolist() == model.generate_ids(features, QUESTION, **GEN).tolist()
+
+
+def test_shared_model_across_threads(tiny_models, images) -> None:
+    """Operators share one model; concurrent encode and generate must not mix their projector calls."""
+    import threading
+
+    model = tiny_models["llava"]
+    features = model.encode_images(images)
+    expected_tokens = features.tokens
+    expected_ids = model.generate_ids(features, QUESTION, max_new_tokens=4).tolist()
+    errors: list[BaseException] = []
+
+    def encode() -> None:
+        try:
+            for _ in range(3):
+                got = model.encode_images(images)
+                for a, b in zip(got.tokens, expected_tokens):
+                    torch.testing.assert_close(a, b)
+        except BaseException as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+
+    def generate() -> None:
+        try:
+            for _ in range(3):
+                assert model.generate_ids(features, QUESTION, max_new_tokens=4).tolist() == expected_ids
+        except BaseException as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=encode), threading.Thread(target=generate)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
