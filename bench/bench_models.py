@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -45,7 +46,7 @@ def median_ms(fn: Callable[[], object], runs: int) -> float:
     return statistics.median(times)
 
 
-def pixel_generate(model: HFVisionLanguageModel, images: list, new_tokens: int) -> None:
+def pixel_generate(model: HFVisionLanguageModel, images: list, new_tokens: int) -> Callable[[], None]:
     """The family's own generate from pixels (the baseline: the vision tower runs inside)."""
     features = model.encode_images(images)  # only to get the placeholders; timed separately below
     prompt = model.build_prompt(QUESTION, len(images))
@@ -64,7 +65,11 @@ def pixel_generate(model: HFVisionLanguageModel, images: list, new_tokens: int) 
     def run() -> None:
         with torch.no_grad():
             model.model.generate(
-                **inputs, **extra, max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False,
+                **inputs,
+                **extra,
+                max_new_tokens=new_tokens,
+                min_new_tokens=new_tokens,
+                do_sample=False,
                 pad_token_id=model.tokenizer.pad_token_id,
             )
 
@@ -80,7 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     Returns:
         The exit status.
     """
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--runs", type=int, default=5, help="timed runs per measurement (median reported)")
     parser.add_argument("--new-tokens", type=int, default=8, help="tokens generated per answer")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
@@ -91,7 +98,9 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
-    images = [Image.fromarray(rng.integers(0, 256, size=s, dtype=np.uint8)) for s in [(48, 64, 3), (64, 32, 3)]]
+    images = [
+        Image.fromarray(rng.integers(0, 256, size=s, dtype=np.uint8)) for s in [(48, 64, 3), (64, 32, 3)]
+    ]
     root = args.dir or Path(tempfile.mkdtemp(prefix="monai_imc_bench_"))
     gen = {"max_new_tokens": args.new_tokens, "min_new_tokens": args.new_tokens}
 
@@ -102,16 +111,26 @@ def main(argv: list[str] | None = None) -> int:
             build_tiny_checkpoint(family, path)
         model = load_model(str(path), device=args.device)
         features = model.encode_images(images)
-        encode = median_ms(lambda: model.encode_images(images), args.runs)
-        generate = median_ms(lambda: model.generate(features, QUESTION, **gen), args.runs)
+        encode = median_ms(partial(model.encode_images, images), args.runs)
+        generate = median_ms(partial(model.generate, features, QUESTION, **gen), args.runs)
         baseline = median_ms(pixel_generate(model, images, args.new_tokens), args.runs)
-        score = median_ms(lambda: model.log_likelihood(" a left lung nodule.", "The CT shows"), args.runs)
+        score = median_ms(partial(model.log_likelihood, " a left lung nodule.", "The CT shows"), args.runs)
         tokens = "+".join(str(t.shape[0]) for t in features.tokens)
         rows.append((family, str(model.device), tokens, encode, generate, baseline, score))
 
-    header = ("family", "device", "vision tokens", "encode ms", "generate ms", "pixels->generate ms", "loglik ms")
-    print(f"tiny checkpoints in {root}; 2 images (48x64, 64x32); {args.new_tokens} new tokens; "
-          f"median of {args.runs} runs; torch {torch.__version__}, {torch.get_num_threads()} threads")
+    header = (
+        "family",
+        "device",
+        "vision tokens",
+        "encode ms",
+        "generate ms",
+        "pixels->generate ms",
+        "loglik ms",
+    )
+    print(
+        f"tiny checkpoints in {root}; 2 images (48x64, 64x32); {args.new_tokens} new tokens; "
+        f"median of {args.runs} runs; torch {torch.__version__}, {torch.get_num_threads()} threads"
+    )
     widths = [max(len(h), 12) for h in header]
     print(" | ".join(h.ljust(w) for h, w in zip(header, widths)))
     print("-|-".join("-" * w for w in widths))

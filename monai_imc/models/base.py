@@ -95,7 +95,10 @@ class VisionFeatures:
         """
         grid = self.image_grid_thw.to(device) if self.image_grid_thw is not None else None
         return dataclasses.replace(
-            self, tokens=tuple(t.to(device) for t in self.tokens), pooled=self.pooled.to(device), image_grid_thw=grid
+            self,
+            tokens=tuple(t.to(device) for t in self.tokens),
+            pooled=self.pooled.to(device),
+            image_grid_thw=grid,
         )
 
     def with_tokens(self, tokens: Sequence[torch.Tensor], recompute_pooled: bool = True) -> VisionFeatures:
@@ -129,9 +132,10 @@ class VisionFeatures:
 
 @runtime_checkable
 class VisionLanguageModel(Protocol):
-    """What IMC needs from a multimodal LLM. :class:`monai_imc.models.hf.HFVisionLanguageModel` implements it
-    over HF transformers; :class:`monai_imc.models.remote.RemoteModel` implements the text half over an
-    OpenAI-compatible server.
+    """What IMC needs from a multimodal LLM.
+
+    :class:`monai_imc.models.hf.HFVisionLanguageModel` implements it over HF transformers;
+    :class:`monai_imc.models.remote.RemoteModel` implements the text half over an OpenAI-compatible server.
     """
 
     name: str

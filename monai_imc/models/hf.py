@@ -110,19 +110,24 @@ def _as_image_list(images: ImageInput | Sequence[ImageInput]) -> list[Any]:
                 image = np.repeat(image[..., None], 3, axis=-1)
             out.append(image)
         else:
-            raise TypeError(f"images[{i}] has type {type(image).__name__}; expected a PIL image or numpy array.")
+            raise TypeError(
+                f"images[{i}] has type {type(image).__name__}; expected a PIL image or numpy array."
+            )
     return out
 
 
 def _describe(image: Any) -> str:
     if isinstance(image, np.ndarray):
         return f"array of shape {image.shape} and dtype {image.dtype}"
-    return f"{type(image).__name__} of size {getattr(image, 'size', '?')} and mode {getattr(image, 'mode', '?')}"
+    return (
+        f"{type(image).__name__} of size {getattr(image, 'size', '?')} and mode {getattr(image, 'mode', '?')}"
+    )
 
 
 class HFVisionLanguageModel:
-    """A multimodal LLM from HF transformers behind the :class:`~monai_imc.models.base.VisionLanguageModel`
-    protocol. Use :func:`monai_imc.models.load_model` to build the right subclass from a checkpoint.
+    """A multimodal LLM from HF transformers behind the ``VisionLanguageModel`` protocol.
+
+    Use :func:`monai_imc.models.load_model` to build the right subclass from a checkpoint.
 
     Args:
         model: the ``*ForConditionalGeneration`` model (in eval mode, on its device).
@@ -248,7 +253,13 @@ class HFVisionLanguageModel:
             return_text_replacement_offsets=True,
         )
         placeholders = [r["replacement"] for r in out["text_replacement_offsets"][0]]
-        drop = {"input_ids", "attention_mask", "token_type_ids", "mm_token_type_ids", "text_replacement_offsets"}
+        drop = {
+            "input_ids",
+            "attention_mask",
+            "token_type_ids",
+            "mm_token_type_ids",
+            "text_replacement_offsets",
+        }
         return {k: v for k, v in out.items() if k not in drop}, placeholders
 
     def _split_projector_input(self, x: torch.Tensor, inputs: dict[str, torch.Tensor]) -> list[torch.Tensor]:
@@ -310,8 +321,9 @@ class HFVisionLanguageModel:
         tokens = tuple(t.clone() for t in self._split_projector_input(captured[0], inputs))
         if len(tokens) != len(placeholders):
             raise ValueError(
-                f"The {self.family} processor made {len(tokens)} vision inputs for {len(placeholders)} images "
-                "(image tiling such as pan-and-scan is not supported); disable it in the processor config."
+                f"The {self.family} processor made {len(tokens)} vision inputs for "
+                f"{len(placeholders)} images; image tiling (e.g. pan-and-scan) is not supported, "
+                "disable it in the processor config."
             )
         counts = tuple(self._count_image_tokens(p) for p in placeholders)
         pooled = torch.stack([t.float().mean(dim=0) for t in tokens])
@@ -462,7 +474,9 @@ class HFVisionLanguageModel:
         if self.chat_template is None:
             lines = []
             for m in normalised:
-                parts = [self.image_prompt if c["type"] == "image" else c.get("text", "") for c in m["content"]]
+                parts = [
+                    self.image_prompt if c["type"] == "image" else c.get("text", "") for c in m["content"]
+                ]
                 lines.append(f"{m['role']}: {''.join(parts)}")
             return "\n".join(lines) + ("\nassistant:" if add_generation_prompt else "")
         return self.tokenizer.apply_chat_template(
@@ -490,7 +504,8 @@ class HFVisionLanguageModel:
             return prompt
         if count:
             raise ValueError(
-                f"prompt holds {count} {self.image_token!r} placeholders but the features have {num_images} images."
+                f"prompt holds {count} {self.image_token!r} placeholders but the features have "
+                f"{num_images} images."
             )
         content = [{"type": "image"} for _ in range(num_images)] + [{"type": "text", "text": prompt}]
         return self.render_chat([{"role": "user", "content": content}], add_generation_prompt=True)
@@ -511,7 +526,8 @@ class HFVisionLanguageModel:
         pieces = text.split(self.image_token)
         if len(pieces) - 1 != len(placeholders):
             raise ValueError(
-                f"The prompt holds {len(pieces) - 1} {self.image_token!r} tokens for {len(placeholders)} images."
+                f"The prompt holds {len(pieces) - 1} {self.image_token!r} tokens for "
+                f"{len(placeholders)} images."
             )
         expanded = pieces[0] + "".join(p + rest for p, rest in zip(placeholders, pieces[1:]))
         bos = getattr(self.tokenizer, "bos_token", None)
@@ -536,7 +552,9 @@ class HFVisionLanguageModel:
         if not isinstance(features, VisionFeatures):
             raise TypeError(f"features must be VisionFeatures, got {type(features).__name__}.")
         if features.family != self.family:
-            raise ValueError(f"features come from a {features.family!r} model; this model is {self.family!r}.")
+            raise ValueError(
+                f"features come from a {features.family!r} model; this model is {self.family!r}."
+            )
         if features.num_images == 0:
             raise ValueError("features hold no images.")
         for i, t in enumerate(features.tokens):
@@ -567,9 +585,12 @@ class HFVisionLanguageModel:
                     self._process_images([image])
                 except (ValueError, TypeError, IndexError, RuntimeError) as error:
                     raise ValueError(
-                        f"The {self.family} image processor rejected images[{i}] ({_describe(image)}): {error}"
+                        f"The {self.family} image processor rejected images[{i}] "
+                        f"({_describe(image)}): {error}"
                     ) from error
-            raise ValueError(f"The {self.family} image processor rejected the batch: {batch_error}") from batch_error
+            raise ValueError(
+                f"The {self.family} image processor rejected the batch: {batch_error}"
+            ) from batch_error
 
     def _gen_defaults(self, gen: dict[str, Any]) -> dict[str, Any]:
         out = {"max_new_tokens": 128, "do_sample": False}
@@ -584,8 +605,9 @@ class HFVisionLanguageModel:
 
 
 class LlavaAdapter(HFVisionLanguageModel):
-    """LLaVA (``LlavaForConditionalGeneration``): LLaVA-Med v1.5 (HF conversion), HuatuoGPT-Vision-style
-    LLaVA checkpoints. Tokens are the CLIP layer ``vision_feature_layer`` after the select strategy.
+    """LLaVA (``LlavaForConditionalGeneration``): LLaVA-Med v1.5 and HuatuoGPT-Vision (HF conversions).
+
+    Tokens are the CLIP layer ``vision_feature_layer`` after the select strategy.
     """
 
     model_types = ("llava",)
@@ -607,8 +629,9 @@ class LlavaAdapter(HFVisionLanguageModel):
 
 
 class Gemma3Adapter(HFVisionLanguageModel):
-    """Gemma 3 (``Gemma3ForConditionalGeneration``): MedGemma. Tokens are SigLIP's last hidden state,
-    before the projector's average pooling, norm and projection.
+    """Gemma 3 (``Gemma3ForConditionalGeneration``): MedGemma.
+
+    Tokens are SigLIP's last hidden state, before the projector's average pooling, norm and projection.
     """
 
     model_types = ("gemma3",)
@@ -627,21 +650,25 @@ class Gemma3Adapter(HFVisionLanguageModel):
         return self.model.model.multi_modal_projector
 
     def _expected_token_shape(self, features: VisionFeatures, index: int) -> tuple[int, int]:
-        return int(self.projector.patches_per_image) ** 2, int(self.projector.mm_soft_emb_norm.weight.shape[0])
+        return int(self.projector.patches_per_image) ** 2, int(
+            self.projector.mm_soft_emb_norm.weight.shape[0]
+        )
 
     def _project(self, features: VisionFeatures) -> Any:
         return self.projector(torch.stack(features.tokens).to(self.device, self.model.dtype))
 
 
 class QwenVLAdapter(HFVisionLanguageModel):
-    """Qwen2-VL and Qwen2.5-VL (Lingshu, HuatuoGPT-Vision-Qwen2.5VL). Tokens are the vision transformer's
-    output before ``visual.merger``, one row per patch in the image processor's patch order (Qwen2.5-VL's
-    window-attention order is undone), so ``tokens[i]`` has ``prod(image_grid_thw[i])`` rows.
+    """Qwen2-VL (``Qwen2VLForConditionalGeneration``); base of the Qwen2.5-VL adapter.
+
+    Tokens are the vision transformer's output before ``visual.merger``, one row per patch in the image
+    processor's patch order (Qwen2.5-VL's window-attention order is undone), so ``tokens[i]`` has
+    ``prod(image_grid_thw[i])`` rows.
     The HF processor is not used (it needs a video processor, hence torchvision): image processor,
     tokenizer and chat template are assembled here the way the processor combines them.
     """
 
-    model_types = ("qwen2_vl", "qwen2_5_vl")
+    model_types = ("qwen2_vl",)
     model_class_name = "Qwen2VLForConditionalGeneration"
     image_prompt = "<|vision_start|><|image_pad|><|vision_end|>"
     token_type_key = "mm_token_type_ids"
@@ -680,7 +707,9 @@ class QwenVLAdapter(HFVisionLanguageModel):
         from transformers.vision_utils import get_vision_window_index
 
         index, _ = get_vision_window_index(
-            grid, spatial_merge_size=visual.spatial_merge_size, window_size=visual.window_size,
+            grid,
+            spatial_merge_size=visual.spatial_merge_size,
+            window_size=visual.window_size,
             patch_size=visual.patch_size,
         )
         return index

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
 import time
 import urllib.error
 import urllib.request
@@ -220,7 +219,9 @@ class RemoteModel:
         for attempt in range(attempts):
             if attempt:
                 delay = self.backoff * 2 ** (attempt - 1)
-                logger.warning("Retrying %s in %.2fs (attempt %d of %d): %s", url, delay, attempt + 1, attempts, last)
+                logger.warning(
+                    "Retrying %s in %.2fs (attempt %d of %d): %s", url, delay, attempt + 1, attempts, last
+                )
                 time.sleep(delay)
             request = urllib.request.Request(url, data=data, headers=headers, method=method)
             try:
@@ -232,7 +233,7 @@ class RemoteModel:
                 if error.code in _RETRY_STATUS:
                     continue
                 raise RemoteModelError(f"{method} {url} failed with {last}", url) from error
-            except (urllib.error.URLError, ConnectionError, socket.timeout, TimeoutError, OSError) as error:
+            except (urllib.error.URLError, ConnectionError, TimeoutError, OSError) as error:
                 last = f"{type(error).__name__}: {getattr(error, 'reason', error)}"
                 continue
             try:

@@ -188,8 +188,14 @@ def _train_tokenizer(family: str, seed: int):
 
 
 def _llava(tokenizer):
-    from transformers import CLIPImageProcessor, CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaProcessor
-    from transformers import LlavaForConditionalGeneration
+    from transformers import (
+        CLIPImageProcessor,
+        CLIPVisionConfig,
+        LlamaConfig,
+        LlavaConfig,
+        LlavaForConditionalGeneration,
+        LlavaProcessor,
+    )
 
     vision = CLIPVisionConfig(
         hidden_size=_HIDDEN,
@@ -298,8 +304,14 @@ def _qwen(tokenizer, family: str):
 
 
 def _gemma3(tokenizer):
-    from transformers import Gemma3Config, Gemma3ForConditionalGeneration, Gemma3ImageProcessor, Gemma3Processor
-    from transformers import Gemma3TextConfig, SiglipVisionConfig
+    from transformers import (
+        Gemma3Config,
+        Gemma3ForConditionalGeneration,
+        Gemma3ImageProcessor,
+        Gemma3Processor,
+        Gemma3TextConfig,
+        SiglipVisionConfig,
+    )
 
     vision = SiglipVisionConfig(
         hidden_size=_HIDDEN,
@@ -339,7 +351,10 @@ def _gemma3(tokenizer):
     model = Gemma3ForConditionalGeneration(config)
     image_processor = Gemma3ImageProcessor(size={"height": 32, "width": 32})
     processor = Gemma3Processor(
-        image_processor=image_processor, tokenizer=tokenizer, chat_template=_GEMMA_TEMPLATE, image_seq_length=4
+        image_processor=image_processor,
+        tokenizer=tokenizer,
+        chat_template=_GEMMA_TEMPLATE,
+        image_seq_length=4,
     )
     return model, processor
 

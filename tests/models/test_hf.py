@@ -174,9 +174,10 @@ def test_generate_equals_the_familys_generate(tiny_model: HFVisionLanguageModel,
 def test_generate_accepts_a_prompt_with_placeholders(tiny_model: HFVisionLanguageModel, images) -> None:
     features = tiny_model.encode_images(images[:1])
     full = tiny_model.build_prompt(QUESTION, 1)
-    assert tiny_model.generate_ids(features, full, **GEN).tolist() == tiny_model.generate_ids(
-        features, QUESTION, **GEN
-    ).tolist()
+    assert (
+        tiny_model.generate_ids(features, full, **GEN).tolist()
+        == tiny_model.generate_ids(features, QUESTION, **GEN).tolist()
+    )
     with pytest.raises(ValueError, match="2 images"):
         tiny_model.generate(tiny_model.encode_images(images), full, **GEN)
 
@@ -205,7 +206,9 @@ def test_changed_features_change_the_answer(
 # ---------------------------------------------------------------------------------------------- scores, chat
 
 
-@pytest.mark.parametrize(("context", "text"), [("The CT shows", " a left lung nodule."), ("", "Answer: yes.")])
+@pytest.mark.parametrize(
+    ("context", "text"), [("The CT shows", " a left lung nodule."), ("", "Answer: yes.")]
+)
 def test_log_likelihood_equals_manual_sum(tiny_model: HFVisionLanguageModel, context, text) -> None:
     tok = tiny_model.tokenizer
     full = tok(context + text, return_tensors="pt")["input_ids"]
@@ -246,7 +249,10 @@ def test_chat_is_a_deterministic_text_turn(tiny_model: HFVisionLanguageModel, co
         out = tiny_model.model.generate(
             **enc, max_new_tokens=6, do_sample=False, pad_token_id=tiny_model.tokenizer.pad_token_id
         )
-    assert first == tiny_model.tokenizer.decode(out[0, enc["input_ids"].shape[1] :], skip_special_tokens=True).strip()
+    assert (
+        first
+        == tiny_model.tokenizer.decode(out[0, enc["input_ids"].shape[1] :], skip_special_tokens=True).strip()
+    )
     with pytest.raises(ValueError, match="empty"):
         tiny_model.chat([])
     with pytest.raises(ValueError, match="role"):
@@ -315,7 +321,10 @@ def test_features_move_between_devices(tiny_models, images) -> None:
     features = model.encode_images(images)
     moved = features.to("cpu")
     assert moved.tokens[0].device.type == "cpu" and moved.image_grid_thw is not None
-    assert model.generate_ids(moved, QUESTION, **GEN).tolist() == model.generate_ids(features, QUESTION, **GEN).tolist()
+    assert (
+        model.generate_ids(moved, QUESTION, **GEN).tolist()
+        == model.generate_ids(features, QUESTION, **GEN).tolist()
+    )
 
 
 def test_shared_model_across_threads(tiny_models, images) -> None:

@@ -74,7 +74,9 @@ class _Handler(BaseHTTPRequestHandler):
         with server.lock:
             if self.path == "/v1/chat/completions":
                 text = server.model.chat(payload["messages"], max_new_tokens=payload["max_tokens"])
-                self._reply(200, {"choices": [{"index": 0, "message": {"role": "assistant", "content": text}}]})
+                self._reply(
+                    200, {"choices": [{"index": 0, "message": {"role": "assistant", "content": text}}]}
+                )
             elif self.path == "/v1/completions":
                 self._reply(200, self._completion(payload))
             else:
@@ -133,7 +135,9 @@ def test_chat_round_trip_equals_local_chat(remote: RemoteModel, tiny_models) -> 
 
 
 @pytest.mark.parametrize(("context", "text"), [("The CT shows", " a left lung nodule."), ("", "Answer: no.")])
-def test_log_likelihood_equals_local(remote: RemoteModel, server: _FixtureServer, tiny_models, context, text) -> None:
+def test_log_likelihood_equals_local(
+    remote: RemoteModel, server: _FixtureServer, tiny_models, context, text
+) -> None:
     local = tiny_models["llava"].log_likelihood(text, context)
     assert remote.log_likelihood(text, context) == pytest.approx(local, abs=1e-4)
     path, payload = server.requests[-1]
@@ -162,7 +166,9 @@ def test_unreachable_server_names_the_url() -> None:
         port = sock.getsockname()[1]
     model = RemoteModel(f"http://127.0.0.1:{port}", model="x", timeout=0.5, max_retries=2, backoff=0.01)
     start = time.monotonic()
-    with pytest.raises(RemoteModelError, match=rf"http://127\.0\.0\.1:{port}/v1/chat/completions.*3 attempt") as info:
+    with pytest.raises(
+        RemoteModelError, match=rf"http://127\.0\.0\.1:{port}/v1/chat/completions.*3 attempt"
+    ) as info:
         model.chat([{"role": "user", "content": "hi"}])
     assert time.monotonic() - start < 5
     assert info.value.url == f"http://127.0.0.1:{port}/v1/chat/completions"
