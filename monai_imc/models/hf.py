@@ -154,6 +154,8 @@ class HFVisionLanguageModel:
     image_prompt: ClassVar[str] = ""
     #: Name of the token-type input the family's ``forward`` takes (``None``: none).
     token_type_key: ClassVar[str | None] = None
+    #: Whether the processor takes a batch's images as one nested list (one sample, several images).
+    nest_images: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -245,7 +247,7 @@ class HFVisionLanguageModel:
 
     def _process_images(self, images: list[Any]) -> tuple[dict[str, torch.Tensor], list[str]]:
         """Run the family's processor: the model's image inputs and one placeholder string per image."""
-        nested = [images] if self.family == "gemma3" else images
+        nested = [images] if self.nest_images else images
         out = self.processor(
             images=nested,
             text=[self.processor.image_token * len(images)],
@@ -638,6 +640,7 @@ class Gemma3Adapter(HFVisionLanguageModel):
     model_class_name = "Gemma3ForConditionalGeneration"
     image_prompt = "<start_of_image>"
     token_type_key = "token_type_ids"
+    nest_images = True
 
     @property
     def vision_tower(self) -> nn.Module:

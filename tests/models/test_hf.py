@@ -359,3 +359,20 @@ def test_shared_model_across_threads(tiny_models, images) -> None:
     for t in threads:
         t.join()
     assert not errors, errors
+
+
+def test_prompt_without_chat_template(tiny_models, images) -> None:
+    import copy
+
+    model = copy.copy(tiny_models["llava"])
+    model.chat_template = None
+    prompt = model.build_prompt(QUESTION, 2)
+    assert prompt == f"user: <image>\n<image>\n{QUESTION}\nassistant:"
+    features = model.encode_images(images)
+    assert isinstance(model.generate(features, QUESTION, max_new_tokens=3), str)
+    assert isinstance(model.chat([{"role": "user", "content": "hello"}], max_new_tokens=3), str)
+
+
+def test_unreadable_checkpoint_is_refused(tmp_path) -> None:
+    with pytest.raises(ValueError, match="no-such-checkpoint"):
+        load_model(str(tmp_path / "no-such-checkpoint"))
