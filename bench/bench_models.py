@@ -6,7 +6,8 @@ those features (no vision pass), the family's own ``model.generate`` from pixels
 ``log_likelihood``. Tiny models measure the adapter's overhead, not a real model's speed.
 
 Usage:
-    HF_HUB_OFFLINE=1 python bench/bench_models.py [--runs 5] [--new-tokens 8] [--device cpu] [--dir DIR]
+    HF_HUB_OFFLINE=1 python bench/bench_models.py [--runs 15] [--new-tokens 8] [--threads 1] [--device cpu]
+        [--dir DIR]
 """
 
 from __future__ import annotations
@@ -88,11 +89,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--runs", type=int, default=5, help="timed runs per measurement (median reported)")
+    parser.add_argument("--runs", type=int, default=15, help="timed runs per measurement (median reported)")
     parser.add_argument("--new-tokens", type=int, default=8, help="tokens generated per answer")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     parser.add_argument("--dir", type=Path, default=None, help="where to build the tiny checkpoints")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch CPU threads (1: steadiest timings for tiny models)"
+    )
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
