@@ -26,12 +26,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 # Measure the checkout this script lives in, even when another copy of monai_imc is installed.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from PIL import Image  # noqa: E402
+import numpy as np
+import torch
+from PIL import Image
 
-from monai_imc.models import HFVisionLanguageModel, load_model  # noqa: E402
-from monai_imc.models.tiny import TINY_FAMILIES, build_tiny_checkpoint  # noqa: E402
+from monai_imc.models import HFVisionLanguageModel, load_model
+from monai_imc.models.tiny import TINY_FAMILIES, build_tiny_checkpoint
 
 QUESTION = "Is there a nodule in the left lung?"
 

@@ -16,7 +16,7 @@ from PIL import Image, UnidentifiedImageError
 from pydicom.errors import InvalidDicomError
 from pydicom.pixels import apply_modality_lut
 
-__all__ = ["LoadedImage", "read_image", "display_view"]
+__all__ = ["LoadedImage", "display_view", "read_image"]
 
 
 @dataclass(frozen=True)
@@ -93,9 +93,7 @@ def _read_picture(file: Path) -> LoadedImage:
     try:
         with Image.open(file) as img:
             img.load()
-            if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-                arr = np.asarray(img, dtype=np.float32)[None]
-            elif img.mode == "L":
+            if img.mode in ("I;16", "I;16B", "I;16L", "I", "F") or img.mode == "L":
                 arr = np.asarray(img, dtype=np.float32)[None]
             else:
                 rgb = np.asarray(img.convert("RGB"), dtype=np.float32)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["NEGATION", "LATERALITY", "UNITS", "NUMBER_PATTERN", "is_protected_word", "numbers"]
+__all__ = ["LATERALITY", "NEGATION", "NUMBER_PATTERN", "UNITS", "is_protected_word", "numbers"]
 
 NEGATION: frozenset[str] = frozenset(
     {"no", "not", "non", "none", "nor", "neither", "never", "without", "w/o", "absent", "negative", "denies",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 import sys
 from importlib.metadata import entry_points
@@ -36,7 +37,7 @@ def test_preview_writes_a_grid_of_noise_by_severity(tmp_path: Path) -> None:
     rows = {line.split()[0]: [float(v) for v in line.split()[1:]] for line in result.stdout.splitlines()
             if line.split() and line.split()[0] in ("blur", "motion")}
     for name, values in rows.items():
-        assert len(values) == 5 and all(a > b for a, b in zip(values, values[1:])), (name, values)
+        assert len(values) == 5 and all(a > b for a, b in itertools.pairwise(values)), (name, values)
     pixels = np.asarray(grid.convert("L"))
     assert pixels.std() > 10, "the grid holds images, not a blank canvas"
     assert not list(tmp_path.glob(".grid.png.*")), "no temporary file left behind"

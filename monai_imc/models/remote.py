@@ -71,7 +71,7 @@ class RemoteModel:
         if max_retries < 0:
             raise ValueError(f"max_retries must be >= 0, got {max_retries}.")
         root = base_url.rstrip("/")
-        self.base_url = root[: -len("/v1")] if root.endswith("/v1") else root
+        self.base_url = root.removesuffix("/v1")
         self._model = model
         self.timeout = float(timeout)
         self.max_retries = int(max_retries)

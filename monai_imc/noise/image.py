@@ -32,25 +32,25 @@ from monai_imc.noise.base import Noise, NoiseDict
 from monai_imc.noise.registry import register_noise
 
 __all__ = [
-    "ImageArtifact",
-    "MotionArtifact",
-    "GhostingArtifact",
-    "SpikeArtifact",
     "BiasFieldArtifact",
-    "GibbsArtifact",
-    "RicianNoiseArtifact",
-    "LowDoseArtifact",
-    "BlurArtifact",
-    "JPEGArtifact",
-    "MotionArtifactd",
-    "GhostingArtifactd",
-    "SpikeArtifactd",
     "BiasFieldArtifactd",
-    "GibbsArtifactd",
-    "RicianNoiseArtifactd",
-    "LowDoseArtifactd",
+    "BlurArtifact",
     "BlurArtifactd",
+    "GhostingArtifact",
+    "GhostingArtifactd",
+    "GibbsArtifact",
+    "GibbsArtifactd",
+    "ImageArtifact",
+    "JPEGArtifact",
     "JPEGArtifactd",
+    "LowDoseArtifact",
+    "LowDoseArtifactd",
+    "MotionArtifact",
+    "MotionArtifactd",
+    "RicianNoiseArtifact",
+    "RicianNoiseArtifactd",
+    "SpikeArtifact",
+    "SpikeArtifactd",
 ]
 
 ImageLike = np.ndarray | torch.Tensor
@@ -204,7 +204,7 @@ class MotionArtifact(ImageArtifact):
     def _apply(self, unit: np.ndarray, params: Mapping[str, Any], draw: Mapping[str, Any]) -> np.ndarray:
         axis = 1 + int(draw["axis"])  # phase-encoding axis: H (1) or W (2)
         n_lines = unit.shape[axis]
-        n_moved = int(round(params["moved_fraction"] * n_lines))
+        n_moved = round(params["moved_fraction"] * n_lines)
         if n_moved == 0:
             return unit
         kspace = np.fft.fftshift(np.fft.fft2(unit, axes=(1, 2)), axes=(1, 2))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["psnr", "edit_distance"]
+__all__ = ["edit_distance", "psnr"]
 
 
 def _as_float64(image: np.ndarray | torch.Tensor) -> np.ndarray:

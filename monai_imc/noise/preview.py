@@ -16,7 +16,7 @@ from monai_imc.noise.base import SEVERITIES, check_severity
 from monai_imc.noise.metrics import edit_distance, psnr
 from monai_imc.noise.registry import get_noise
 
-__all__ = ["NoiseGrid", "render_noise_grid", "text_variants", "shrink"]
+__all__ = ["NoiseGrid", "render_noise_grid", "shrink", "text_variants"]
 
 
 @dataclass(frozen=True)

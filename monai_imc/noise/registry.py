@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 from monai_imc.noise.base import Modality, Noise, check_severity
 
-__all__ = ["NoiseSpec", "register_noise", "list_noises", "get_noise"]
+__all__ = ["NoiseSpec", "get_noise", "list_noises", "register_noise"]
 
 _BUILTIN_MODULES = ("monai_imc.noise.image", "monai_imc.noise.text")
 _REGISTRY: dict[str, NoiseSpec] = {}

@@ -16,6 +16,7 @@ Example::
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,17 +27,17 @@ from monai_imc.noise.base import Noise, NoiseDict, nested_count
 from monai_imc.noise.registry import register_noise
 
 __all__ = [
-    "TextNoise",
-    "KeyboardTypos",
-    "OCRErrors",
     "ASRErrors",
-    "AbbreviationVariants",
-    "DistractorClause",
-    "KeyboardTyposd",
-    "OCRErrorsd",
     "ASRErrorsd",
+    "AbbreviationVariants",
     "AbbreviationVariantsd",
+    "DistractorClause",
     "DistractorClaused",
+    "KeyboardTypos",
+    "KeyboardTyposd",
+    "OCRErrors",
+    "OCRErrorsd",
+    "TextNoise",
     "words",
 ]
 
@@ -232,7 +233,7 @@ class OCRErrors(TextNoise):
                 options = _OCR_CONFUSIONS[g.group()]
                 start = m.start() + g.start()
                 edits.append(Edit(start, start + len(g.group()), options[self.R.randint(len(options))]))
-        for left, right in zip(ws, ws[1:]):
+        for left, right in itertools.pairwise(ws):
             gap = text[left.end() : right.start()]
             if gap == " " and not is_protected_word(left.group()) and not is_protected_word(right.group()):
                 edits.append(Edit(left.end(), right.start(), ""))
@@ -295,7 +296,7 @@ class ASRErrors(TextNoise):
                 edits.append(Edit(m.start(), end, ""))
         fillers = [
             Edit(left.end(), left.end(), " " + _FILLERS[self.R.randint(len(_FILLERS))])
-            for left, right in zip(ws, ws[1:])
+            for left, right in itertools.pairwise(ws)
             if text[left.end() : right.start()] == " "
         ]
         return _drop_overlaps(self._shuffled(edits) + self._shuffled(fillers))

@@ -13,17 +13,17 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-import contextlib  # noqa: E402
-from collections.abc import Iterator  # noqa: E402
-from pathlib import Path  # noqa: E402
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-from PIL import Image  # noqa: E402
+import numpy as np
+import pytest
+import torch
+from PIL import Image
 
-from monai_imc.models import HFVisionLanguageModel, load_model  # noqa: E402
-from monai_imc.models.tiny import TINY_FAMILIES, build_tiny_checkpoint  # noqa: E402
+from monai_imc.models import HFVisionLanguageModel, load_model
+from monai_imc.models.tiny import TINY_FAMILIES, build_tiny_checkpoint
 
 FAMILIES = list(TINY_FAMILIES)
 

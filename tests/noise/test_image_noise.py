@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -106,7 +108,7 @@ def _real_images() -> dict[str, np.ndarray]:
 def test_psnr_falls_strictly_with_severity_on_bundled_dicom(name: str) -> None:
     for label, img in _real_images().items():
         values = [psnr(img, get_noise(name).apply(img, severity=s, seed=0)) for s in range(1, 6)]
-        assert all(a > b for a, b in zip(values, values[1:])), f"{name} on {label}: {values}"
+        assert all(a > b for a, b in itertools.pairwise(values)), f"{name} on {label}: {values}"
 
 
 @pytest.mark.parametrize("name", IMAGE_NOISES)
@@ -116,7 +118,7 @@ def test_psnr_falls_strictly_with_severity_on_dataset_images(name: str, data_dir
     for rel in files:
         img = np.asarray(Image.open(data_dir / rel).convert("L"))[None]  # uint8, as stored
         values = [psnr(img, get_noise(name).apply(img, severity=s, seed=0)) for s in range(1, 6)]
-        assert all(a > b for a, b in zip(values, values[1:])), f"{name} on {rel}: {values}"
+        assert all(a > b for a, b in itertools.pairwise(values)), f"{name} on {rel}: {values}"
 
 
 def test_rgb_image_keeps_three_channels(data_dir) -> None:

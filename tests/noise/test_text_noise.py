@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 import statistics
 
@@ -76,10 +77,10 @@ def test_edit_distance_grows_with_severity_on_real_questions(name: str, real_que
         [edit_distance(q, spec.apply(q, severity=s, seed=i)) for s in range(1, 6)] for i, q in enumerate(real_questions)
     ]
     for q, distances in zip(real_questions, per_question):
-        assert all(a <= b for a, b in zip(distances, distances[1:])), f"{name}: {q!r} -> {distances}"
+        assert all(a <= b for a, b in itertools.pairwise(distances)), f"{name}: {q!r} -> {distances}"
         assert distances[0] > 0, f"{name} left {q!r} unchanged at severity 1"
     means = [statistics.mean(d[s] for d in per_question) for s in range(5)]
-    assert all(a < b for a, b in zip(means, means[1:])), f"{name}: mean distances {means}"
+    assert all(a < b for a, b in itertools.pairwise(means)), f"{name}: mean distances {means}"
 
 
 @pytest.mark.parametrize("name", TEXT_NOISES)
