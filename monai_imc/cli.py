@@ -3,6 +3,7 @@
     monai-imc noise list
     monai-imc noise preview [--image FILE] [--noises a,b] [--severities 1-5] --out grid.png
     monai-imc noise text "question" [--noises a,b] [--severities 1-5]
+    monai-imc prototypes build --model M --images DIR|slake:PATH|vqa-rad:PATH --out DIR
 
 Errors are printed as one line naming the problem, with exit code 2.
 """
@@ -99,6 +100,37 @@ def _cmd_noise_text(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_prototypes_build(args: argparse.Namespace) -> int:
+    from monai_imc.datasets import dataset_images
+    from monai_imc.imageio import model_view, read_image
+    from monai_imc.models import load_model
+    from monai_imc.noise.registry import parse_noise_list
+    from monai_imc.prototypes import build_bank
+
+    files = dataset_images(args.images, splits=args.splits.split(","))
+    if args.limit:
+        files = files[: args.limit]
+    images, ids = [], []
+    for path in files:
+        try:
+            images.append(model_view(read_image(path)))
+            ids.append(str(path))
+        except ValueError as err:  # one unreadable file does not stop the bank
+            print(f"skipped: {err}", file=sys.stderr)
+    model = load_model(args.model, device=args.device, dtype=args.dtype)
+    bank = build_bank(
+        model, images, parse_noise_list(args.noises, "image"), parse_severities(args.severities),
+        seed=args.seed, validation_fraction=args.validation_fraction, image_ids=ids, progress=True,
+    )
+    bank.save(args.out)
+    choices = bank.manifest["choices"]
+    print(f"bank: {len(bank.noises)} noises x {len(bank.severities)} severities from "
+          f"{len(bank.manifest['images']['train'])} + {len(bank.manifest['images']['validation'])} images")
+    print(f"gate threshold (1 - p_clean): {choices['gate_threshold']:.4f}")
+    print(f"wrote {args.out} (bank sha256 {bank.bank_hash[:16]}...)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``monai-imc``."""
     parser = argparse.ArgumentParser(prog="monai-imc", description="Perceive and Calibrate (IMC) for medical MLLMs.")
@@ -130,6 +162,22 @@ def build_parser() -> argparse.ArgumentParser:
     text.add_argument("--severities", default="1-5")
     text.add_argument("--seed", type=int, default=0)
     text.set_defaults(func=_cmd_noise_text)
+
+    prototypes = commands.add_parser("prototypes", help="the prototype bank of a model")
+    prototypes_commands = prototypes.add_subparsers(dest="prototypes_command", required=True)
+    build = prototypes_commands.add_parser("build", help="build a prototype bank from clean reference images")
+    build.add_argument("--model", required=True, help="hub id or local checkpoint directory")
+    build.add_argument("--images", required=True, help="folder of images, or slake:PATH / vqa-rad:PATH")
+    build.add_argument("--splits", default="train", help="dataset splits to use (default: train)")
+    build.add_argument("--noises", default="all", help="comma-separated image noises (default: all)")
+    build.add_argument("--severities", default="1-5")
+    build.add_argument("--seed", type=int, default=0)
+    build.add_argument("--validation-fraction", type=float, default=0.25)
+    build.add_argument("--limit", type=int, default=0, help="use at most this many images")
+    build.add_argument("--device", default=None)
+    build.add_argument("--dtype", default=None)
+    build.add_argument("--out", required=True, help="the bank's folder")
+    build.set_defaults(func=_cmd_prototypes_build)
     return parser
 
 

@@ -129,3 +129,15 @@ def display_view(
         scaled = 1.0 - scaled
     out = np.rint(scaled * 255.0).astype(np.uint8)
     return out[0] if out.shape[0] == 1 else np.moveaxis(out[:3], 0, -1)
+
+
+def model_view(image: LoadedImage) -> np.ndarray:
+    """The 8-bit picture a multimodal LLM is shown: ``(H, W)`` or ``(H, W, 3)`` uint8.
+
+    DICOM is windowed (its own window, else the 0.5-99.5 percentiles; the middle frame of a volume);
+    8-bit PNG and JPEG pass as stored.
+    """
+    if image.modality is None and image.array.min() >= 0 and image.array.max() <= 255:
+        view = np.rint(image.array).astype(np.uint8)
+        return view[0] if view.shape[0] == 1 else np.moveaxis(view[:3], 0, -1)
+    return display_view(image.array, image.window, image.invert)
