@@ -102,8 +102,11 @@ def _cmd_noise_text(args: argparse.Namespace) -> int:
 
 def _cmd_prototypes_build(args: argparse.Namespace) -> int:
     from monai_imc.datasets import dataset_images
+    import dataclasses
+
     from monai_imc.imageio import model_view, read_image
     from monai_imc.models import load_model
+    from monai_imc.noise.preview import shrink
     from monai_imc.noise.registry import parse_noise_list
     from monai_imc.prototypes import build_bank
 
@@ -113,7 +116,10 @@ def _cmd_prototypes_build(args: argparse.Namespace) -> int:
     images, ids = [], []
     for path in files:
         try:
-            images.append(model_view(read_image(path)))
+            loaded = read_image(path)
+            if args.size:
+                loaded = dataclasses.replace(loaded, array=shrink(loaded.array, args.size))
+            images.append(model_view(loaded))
             ids.append(str(path))
         except ValueError as err:  # one unreadable file does not stop the bank
             print(f"skipped: {err}", file=sys.stderr)
@@ -174,6 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--seed", type=int, default=0)
     build.add_argument("--validation-fraction", type=float, default=0.25)
     build.add_argument("--limit", type=int, default=0, help="use at most this many images")
+    build.add_argument("--size", type=int, default=0, help="shrink images to this longest side before noise")
     build.add_argument("--device", default=None)
     build.add_argument("--dtype", default=None)
     build.add_argument("--out", required=True, help="the bank's folder")
