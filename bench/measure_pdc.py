@@ -146,8 +146,10 @@ def main(argv: list[str] | None = None) -> int:
     with atomic_output(out / "results.json") as tmp:
         tmp.write_text(json.dumps(results, indent=2))
     lines = [
-        f"clean closed acc {clean_acc} (PDC on: {clean_pdc}); clean false alarm {false_alarm}%; "
-        f"added time {results['added_time_ratio']} x plain",
+        (
+            f"clean closed acc {clean_acc} (PDC on: {clean_pdc}); clean false alarm {false_alarm}%; "
+            f"added time {results['added_time_ratio']} x plain"
+        ),
         "",
         "| noise | severity | type acc | noisy | PDC | oracle PDC | recovery PDC | recovery oracle |",
         "|---|---|---|---|---|---|---|---|",

@@ -101,9 +101,9 @@ def _cmd_noise_text(args: argparse.Namespace) -> int:
 
 
 def _cmd_prototypes_build(args: argparse.Namespace) -> int:
-    from monai_imc.datasets import dataset_images
     import dataclasses
 
+    from monai_imc.datasets import dataset_images
     from monai_imc.imageio import model_view, read_image
     from monai_imc.models import load_model
     from monai_imc.noise.preview import shrink

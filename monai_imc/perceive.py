@@ -17,7 +17,7 @@ import torch
 from monai_imc.models.base import VisionFeatures
 from monai_imc.prototypes import CLEAN, PrototypeBank, descriptor
 
-__all__ = ["Perception", "ArtifactPerceiver"]
+__all__ = ["ArtifactPerceiver", "Perception"]
 
 
 @dataclass(frozen=True)

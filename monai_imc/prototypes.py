@@ -44,8 +44,8 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "BANK_FILE",
     "MANIFEST_FILE",
-    "PrototypeBank",
     "BankMismatchError",
+    "PrototypeBank",
     "build_bank",
     "descriptor",
     "model_fingerprint",
@@ -280,7 +280,7 @@ def build_bank(
         raise ValueError(f"a prototype bank needs at least 2 reference images, got {len(images)}")
     ids = [str(i) for i in (image_ids or range(len(images)))]
     order = np.random.RandomState(seed).permutation(len(images))
-    n_val = min(len(images) - 1, max(1, int(round(validation_fraction * len(images)))))
+    n_val = min(len(images) - 1, max(1, round(validation_fraction * len(images))))
     val_idx, train_idx = sorted(order[:n_val].tolist()), sorted(order[n_val:].tolist())
     classes = [(CLEAN, 0)] + [(n, s) for n in names for s in sev]
     arrays = [_to_hwc_uint8(im) for im in images]

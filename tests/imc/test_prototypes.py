@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+
 BANK_NOISES, BANK_SEVERITIES = ["rician", "blur", "motion"], [1, 3, 5]
 
 from monai_imc.models import load_model
