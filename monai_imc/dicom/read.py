@@ -78,6 +78,7 @@ def read_dicom_folder(folder: str | os.PathLike[str], recursive: bool = True) ->
     for path in paths:
         try:
             ds = pydicom.dcmread(path)
+            _check_complete(ds, path)
         except InvalidDicomError:
             logger.debug("skipping %s: not a DICOM file", path)
             result.skipped.append(path)
@@ -108,3 +109,20 @@ def read_dicom_folder(folder: str | os.PathLike[str], recursive: bool = True) ->
         len(result.skipped),
     )
     return result
+
+
+def _check_complete(ds: Dataset, path: Path) -> None:
+    """Raise when the file ends inside or before the end of its last element (pydicom reads such
+    truncated files without complaint, keeping a short or missing last value)."""
+    if not len(ds):
+        raise ValueError("no data elements after the file meta information")
+    syntax = getattr(ds.file_meta, "TransferSyntaxUID", None)
+    if syntax is not None and syntax.is_deflated:
+        return  # offsets refer to the inflated stream
+    raw = ds.get_item(max(ds.keys()))
+    tell, length = getattr(raw, "value_tell", None), getattr(raw, "length", None)
+    if tell is None or length is None or length == 0xFFFFFFFF:
+        return
+    end, size = int(tell) + int(length), path.stat().st_size
+    if end != size:
+        raise ValueError(f"file truncated or malformed: its last element ends at byte {end}, the file has {size}")
