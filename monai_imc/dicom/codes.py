@@ -134,6 +134,7 @@ ANSWER = Code("IMC024", IMC_SCHEME, "Model answer or draft report")
 IMAGING_PROCEDURE = Code("363679005", "SCT", "Imaging procedure")
 """SCT 363679005 "Imaging procedure": the default *procedure reported* of the TID 1500 root."""
 
+
 def artifact_code(name: str | None) -> Code:
     """The coded value of the artifact finding for a noise name, or :data:`NO_ARTIFACT` for ``None``.
 

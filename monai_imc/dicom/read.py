@@ -83,7 +83,7 @@ def read_dicom_folder(folder: str | os.PathLike[str], recursive: bool = True) ->
             logger.debug("skipping %s: not a DICOM file", path)
             result.skipped.append(path)
             continue
-        except Exception as exc:  # truncated or malformed files raise many types
+        except Exception as exc:  # noqa: BLE001  (malformed files raise many types; report, go on)
             reason = f"cannot read DICOM file: {type(exc).__name__}: {exc}"
             logger.warning("%s: %s", path, reason)
             result.errors.append((path, reason))
@@ -125,4 +125,6 @@ def _check_complete(ds: Dataset, path: Path) -> None:
         return
     end, size = int(tell) + int(length), path.stat().st_size
     if end != size:
-        raise ValueError(f"file truncated or malformed: its last element ends at byte {end}, the file has {size}")
+        raise ValueError(
+            f"file truncated or malformed: its last element ends at byte {end}, the file has {size}"
+        )

@@ -158,7 +158,11 @@ class AlgorithmInfo:
         return AlgorithmIdentification(
             name=f"monai-imc IMC ({self.model_id})",
             version=self.version,
-            parameters=[f"model={self.model_id}", f"prototype_bank={self.bank_hash}", f"monai_imc={self.version}"],
+            parameters=[
+                f"model={self.model_id}",
+                f"prototype_bank={self.bank_hash}",
+                f"monai_imc={self.version}",
+            ],
         )
 
 
@@ -203,16 +207,21 @@ def build_imc_sr(
             )
 
     groups = [
-        _group(i, assessment, [t for t in texts if t.sop_instance_uid in (None, str(assessment.source.SOPInstanceUID))], algorithm)
+        _group(
+            i,
+            assessment,
+            [t for t in texts if t.sop_instance_uid in (None, str(assessment.source.SOPInstanceUID))],
+            algorithm,
+        )
         for i, assessment in enumerate(assessments, start=1)
     ]
     observer = ObserverContext(
         observer_type=codes.DCM.Device,
         observer_identifying_attributes=DeviceObserverIdentifyingAttributes(
             uid=generate_uid(entropy_srcs=[_MANUFACTURER, algorithm.model_id]),
-            name=f"monai-imc {algorithm.model_id}"[:64],
+            name=f"monai-imc {algorithm.model_id}",
             manufacturer_name=_MANUFACTURER,
-            model_name=algorithm.model_id[:64],
+            model_name=algorithm.model_id,
         ),
     )
     report = MeasurementReport(
@@ -250,7 +259,10 @@ def write_imc_sr(
     assessments: Sequence[ImageAssessment],
     texts: Sequence[TextRecord],
     algorithm: AlgorithmInfo,
-    **kwargs: object,
+    series_number: int = 900,
+    instance_number: int = 1,
+    series_description: str = "IMC artifact assessment (unverified)",
+    institution_name: str | None = None,
 ) -> Path:
     """Build the IMC SR and write it atomically (temporary file beside ``path``, then rename).
 
@@ -259,15 +271,26 @@ def write_imc_sr(
         assessments: one per assessed image, all of one study.
         texts: the clinical text records.
         algorithm: model id, bank hash and version.
-        **kwargs: passed to :func:`build_imc_sr` (``series_number``, ``instance_number`` ...).
+        series_number: SeriesNumber of the new SR series.
+        instance_number: InstanceNumber of the SR.
+        series_description: SeriesDescription of the new SR series.
+        institution_name: InstitutionName, when known.
 
     Returns:
         The path written.
 
     Raises:
-        ValueError: see :func:`build_imc_sr`.
+        ValueError: see :func:`build_imc_sr`; nothing is written then.
     """
-    sr = build_imc_sr(assessments, texts, algorithm, **kwargs)  # type: ignore[arg-type]
+    sr = build_imc_sr(
+        assessments,
+        texts,
+        algorithm,
+        series_number=series_number,
+        instance_number=instance_number,
+        series_description=series_description,
+        institution_name=institution_name,
+    )
     target = Path(path)
     with atomic_output(target) as tmp:
         sr.save_as(tmp, enforce_file_format=True)
@@ -302,14 +325,20 @@ def _group(
             unit=imc_codes.PROBABILITY_UNIT,
         )
     ]
-    evaluations = [QualitativeEvaluation(imc_codes.IMAGE_ARTIFACTS, imc_codes.artifact_code(assessment.artifact))]
+    evaluations = [
+        QualitativeEvaluation(imc_codes.IMAGE_ARTIFACTS, imc_codes.artifact_code(assessment.artifact))
+    ]
     if assessment.severity is not None:
         measurements.append(
             Measurement(
-                name=imc_codes.SEVERITY_LEVEL, value=float(assessment.severity), unit=imc_codes.SEVERITY_LEVEL_UNIT
+                name=imc_codes.SEVERITY_LEVEL,
+                value=float(assessment.severity),
+                unit=imc_codes.SEVERITY_LEVEL_UNIT,
             )
         )
-        evaluations.append(QualitativeEvaluation(imc_codes.SEVERITY, imc_codes.severity_code(assessment.severity)))
+        evaluations.append(
+            QualitativeEvaluation(imc_codes.SEVERITY, imc_codes.severity_code(assessment.severity))
+        )
     evaluations.append(
         QualitativeEvaluation(
             imc_codes.CALIBRATION_APPLIED, imc_codes.YES if assessment.calibration_applied else imc_codes.NO
@@ -340,5 +369,7 @@ def _group(
         ):
             if not value:  # None, or "" (a TEXT item cannot be empty: TextValue is type 1)
                 continue
-            items.append(TextContentItem(name=concept, value=value, relationship_type=RelationshipTypeValues.CONTAINS))
+            items.append(
+                TextContentItem(name=concept, value=value, relationship_type=RelationshipTypeValues.CONTAINS)
+            )
     return group

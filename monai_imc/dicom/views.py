@@ -146,7 +146,9 @@ class SeriesView:
 
     def __post_init__(self) -> None:
         if self.pixels.dtype != np.uint8 or self.pixels.ndim not in (2, 3):
-            raise ValueError(f"a view must be uint8 (H, W) or (H, W, 3), got {self.pixels.dtype} {self.pixels.shape}")
+            raise ValueError(
+                f"a view must be uint8 (H, W) or (H, W, 3), got {self.pixels.dtype} {self.pixels.shape}"
+            )
         self.pixels.setflags(write=False)
 
 
@@ -191,6 +193,7 @@ def series_views(
     Raises:
         UnsupportedSeriesError: the list is empty, mixes series, or an instance has no usable pixel data.
     """
+    _check_preset(ct_preset)
     if not datasets:
         raise UnsupportedSeriesError("the series has no instances")
     series_uids = {str(ds.get("SeriesInstanceUID", "")) for ds in datasets}
@@ -220,6 +223,7 @@ def dataset_views(ds: Dataset, n_views: int = 1, ct_preset: str | None = None) -
     Raises:
         UnsupportedSeriesError: the instance has no usable pixel data.
     """
+    _check_preset(ct_preset)
     _check_image(ds)
     frames = _number_of_frames(ds)
     if frames <= 1:
@@ -251,9 +255,9 @@ def window_frame(
     modality = str(ds.get("Modality", "")).upper()
     values = _modality_lut(ds, frame, frame_index)
     voi = _voi_source(ds, frame_index)
-    if isinstance(voi, Dataset):  # a VOI LUT Sequence item
+    if isinstance(voi, Dataset):  # the dataset (or frame VOI item) holding a VOI LUT Sequence
         out = apply_voi(np.rint(values).astype(np.int64), voi)
-        view = _to_uint8(out, float(2 ** int(voi.LUTDescriptor[2]) - 1))
+        view = _to_uint8(out, float(2 ** int(voi.VOILUTSequence[0].LUTDescriptor[2]) - 1))
         window: Window = Window(None, None, "file_voi_lut")
     else:
         if voi is not None:
@@ -291,6 +295,11 @@ def _path(ds: Dataset) -> str | None:
 
 def _error(ds: Dataset, reason: str) -> UnsupportedSeriesError:
     return UnsupportedSeriesError(reason, _uid(ds), _path(ds))
+
+
+def _check_preset(ct_preset: str | None) -> None:
+    if ct_preset is not None and ct_preset not in CT_PRESETS:
+        raise ValueError(f"unknown CT preset {ct_preset!r}; known: {sorted(CT_PRESETS)}")
 
 
 def _check_image(ds: Dataset) -> None:
@@ -347,10 +356,11 @@ def _make_view(
         raise
     except Exception as exc:  # pixel decoders raise many types; all mean the same here
         raise _error(ds, f"cannot decode pixel data: {type(exc).__name__}: {exc}") from exc
-    view, window = window_frame(ds, frame, frame_index, ct_preset)
-    logger.debug(
-        "view of %s frame %s: shape %s window %s", _uid(ds), frame_index, view.shape, window
-    )
+    try:
+        view, window = window_frame(ds, frame, frame_index, ct_preset)
+    except Exception as exc:  # malformed LUTs or window attributes
+        raise _error(ds, f"cannot window pixel data: {type(exc).__name__}: {exc}") from exc
+    logger.debug("view of %s frame %s: shape %s window %s", _uid(ds), frame_index, view.shape, window)
     return SeriesView(
         pixels=view,
         sop_class_uid=str(ds.SOPClassUID),
@@ -415,12 +425,12 @@ def _first(value: Any) -> float:
 
 
 def _voi_source(ds: Dataset, frame_index: int | None) -> Dataset | tuple[float, float, str] | None:
-    """The file's VOI: a VOI LUT Sequence item, or (center, width, function), or ``None``."""
+    """The file's VOI: the dataset holding a VOI LUT Sequence, or (center, width, function), or ``None``."""
     for source in (ds, _functional_item(ds, frame_index, "FrameVOILUTSequence")):
         if source is None:
             continue
         if "VOILUTSequence" in source and len(source.VOILUTSequence):
-            return source.VOILUTSequence[0]
+            return source
         center, width = source.get("WindowCenter"), source.get("WindowWidth")
         if center is not None and width is not None:
             try:

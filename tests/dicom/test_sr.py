@@ -95,7 +95,7 @@ def test_sr_joins_the_source_study(name: str, written: dict[str, tuple[Path, pyd
 def test_dciodvfy_reports_no_errors(name: str, written: dict[str, tuple[Path, pydicom.Dataset]]) -> None:
     dciodvfy = require_tool("dciodvfy", "dicom3tools")
     path, _ = written[name]
-    run = subprocess.run([dciodvfy, str(path)], capture_output=True, text=True, timeout=60)
+    run = subprocess.run([dciodvfy, str(path)], check=False, capture_output=True, text=True, timeout=60)
     lines = (run.stdout + run.stderr).splitlines()
     errors = [line for line in lines if line.startswith("Error")]
     assert errors == [], "\n".join(lines)
@@ -106,7 +106,7 @@ def test_dciodvfy_reports_no_errors(name: str, written: dict[str, tuple[Path, py
 def test_dsrdump_shows_texts_and_codes(name: str, written: dict[str, tuple[Path, pydicom.Dataset]]) -> None:
     dsrdump = require_tool("dsrdump", "dcmtk")
     path, _ = written[name]
-    run = subprocess.run([dsrdump, "+U8", "+Pl", str(path)], capture_output=True, timeout=60)
+    run = subprocess.run([dsrdump, "+U8", "+Pl", str(path)], check=False, capture_output=True, timeout=60)
     assert run.returncode == 0, run.stderr.decode("utf-8", "replace")
     dump = run.stdout.decode("utf-8")
     case = CASES[name]
@@ -175,7 +175,11 @@ def test_highdicom_round_trip(name: str, written: dict[str, tuple[Path, pydicom.
         for item in group[0].ContentSequence
         if item.ConceptNameCodeSequence[0].CodeMeaning == "Algorithm Parameters"
     ]
-    assert params == ["model=tiny-llava-med", "prototype_bank=sha256:0f3a9c", f"monai_imc={ALGORITHM.version}"]
+    assert params == [
+        "model=tiny-llava-med",
+        "prototype_bank=sha256:0f3a9c",
+        f"monai_imc={ALGORITHM.version}",
+    ]
 
 
 def test_two_images_two_groups_and_bound_texts(tmp_path: Path) -> None:
@@ -198,7 +202,10 @@ def test_two_images_two_groups_and_bound_texts(tmp_path: Path) -> None:
     assert [v for _, v in _text_items(first)] == ["question", "study level"]
     assert [v for _, v in _text_items(second)] == ["question", "study level", "question", "only the second"]
     assert sr.SeriesNumber == 901
-    assert len(sr.CurrentRequestedProcedureEvidenceSequence[0].ReferencedSeriesSequence[0].ReferencedSOPSequence) == 2
+    assert (
+        len(sr.CurrentRequestedProcedureEvidenceSequence[0].ReferencedSeriesSequence[0].ReferencedSOPSequence)
+        == 2
+    )
 
 
 def test_new_uids_per_sr() -> None:
@@ -213,7 +220,9 @@ def test_invalid_input_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="no image assessment"):
         build_imc_sr([], [], ALGORITHM)
     with pytest.raises(ValueError, match="2 studies"):
-        build_imc_sr([ImageAssessment(ct, None, None, 0.9), ImageAssessment(mr, None, None, 0.9)], [], ALGORITHM)
+        build_imc_sr(
+            [ImageAssessment(ct, None, None, 0.9), ImageAssessment(mr, None, None, 0.9)], [], ALGORITHM
+        )
     with pytest.raises(ValueError, match="no artifact code"):
         ImageAssessment(ct, "lens_flare", 2, 0.5)
     with pytest.raises(ValueError, match="needs a severity"):
@@ -223,7 +232,11 @@ def test_invalid_input_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"in \[0, 1\]"):
         ImageAssessment(ct, None, None, 1.5)
     with pytest.raises(ValueError, match="not among the assessed images"):
-        build_imc_sr([ImageAssessment(ct, None, None, 0.9)], [TextRecord("q", "x", sop_instance_uid="1.2.3")], ALGORITHM)
+        build_imc_sr(
+            [ImageAssessment(ct, None, None, 0.9)],
+            [TextRecord("q", "x", sop_instance_uid="1.2.3")],
+            ALGORITHM,
+        )
     target = tmp_path / "refused.dcm"
     with pytest.raises(ValueError):
         write_imc_sr(target, [], [], ALGORITHM)

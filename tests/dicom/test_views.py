@@ -82,6 +82,26 @@ def test_mr_percentile_window_without_file_window() -> None:
     assert view.pixels.min() == 0 and view.pixels.max() == 255
 
 
+def test_voi_lut_sequence_is_applied() -> None:
+    ds = _read("MR_small.dcm")
+    del ds.WindowCenter, ds.WindowWidth
+    item = pydicom.Dataset()
+    item.LUTDescriptor = [4096, 0, 16]
+    item.LUTData = [65535 - 16 * i for i in range(4096)]  # a reversing LUT: proves it was used
+    ds.VOILUTSequence = [item]
+    (view,) = series_views([ds])
+    assert view.window is not None and view.window.source == "file_voi_lut"
+    stored = np.clip(ds.pixel_array.astype(np.int64), 0, 4095)
+    expected = np.rint((65535 - 16 * stored) * 255 / 65535).astype(np.uint8)
+    np.testing.assert_array_equal(view.pixels, expected)
+
+
+def test_unknown_ct_preset_is_a_caller_error() -> None:
+    with pytest.raises(ValueError, match="unknown CT preset") as info:
+        series_views([_read("CT_small.dcm")], ct_preset="liver")
+    assert not isinstance(info.value, UnsupportedSeriesError)
+
+
 def test_monochrome1_is_inverted() -> None:
     ds = _read("RG1_UNCI.dcm")  # chest CR, MONOCHROME1, WindowCenter/Width in the file
     assert ds.PhotometricInterpretation == "MONOCHROME1" and ds.Modality == "CR"
