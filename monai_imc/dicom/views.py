@@ -462,6 +462,6 @@ def _lut_max(arr: np.ndarray) -> float:
 
 def _to_uint8(arr: np.ndarray, maximum: float) -> np.ndarray:
     if arr.dtype == np.uint8:
-        return np.ascontiguousarray(arr)
+        return np.array(arr, copy=True)  # never the dataset's cached pixel array: views get frozen
     scaled = np.asarray(arr, dtype=np.float64) * (255.0 / max(maximum, 1.0))
     return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)

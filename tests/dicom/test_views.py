@@ -128,6 +128,7 @@ def test_rgb_ultrasound_passes_through() -> None:
     np.testing.assert_array_equal(view.pixels, ds.pixel_array)
     with pytest.raises(ValueError):
         view.pixels[0, 0, 0] = 1  # views are read-only
+    ds.pixel_array[0, 0, 0] = 1  # ... and the dataset's own pixels are left writable
 
 
 def test_multiframe_mr_gives_middle_frame() -> None:
