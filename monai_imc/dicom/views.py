@@ -327,24 +327,43 @@ def _number_of_frames(ds: Dataset) -> int:
 
 
 def _as_volume(datasets: Sequence[Dataset]) -> list[Dataset] | None:
-    """The slices in slice order when ``datasets`` form a volume of single-frame slices, else ``None``."""
+    """The slices in slice order when ``datasets`` form a volume of single-frame slices, else ``None``.
+
+    With ImageOrientationPatient and ImagePositionPatient on every slice, the volume is the largest set of
+    slices sharing one orientation (a localizer filed in the same series is left out), sorted along the
+    slice normal; otherwise CT/MR/PT/NM slices are sorted by InstanceNumber.
+    """
     if len(datasets) < 2 or any(_number_of_frames(ds) > 1 for ds in datasets):
         return None
-    orientations = [ds.get("ImageOrientationPatient") for ds in datasets]
-    positions = [ds.get("ImagePositionPatient") for ds in datasets]
-    if all(o is not None and len(o) == 6 for o in orientations) and all(
-        p is not None and len(p) == 3 for p in positions
-    ):
-        rows = np.array([[float(v) for v in o] for o in orientations])
-        if np.allclose(rows, rows[0], atol=1e-4):
-            normal = np.cross(rows[0, :3], rows[0, 3:])
-            depth = [float(np.dot(normal, [float(v) for v in p])) for p in positions]
-            order = sorted(range(len(datasets)), key=lambda i: (depth[i], _instance_number(datasets[i])))
+    geometry = {i: g for i, ds in enumerate(datasets) if (g := _geometry(ds)) is not None}
+    if len(geometry) == len(datasets):
+        groups: dict[tuple[float, ...], list[int]] = {}
+        for i, (orientation, _) in geometry.items():
+            groups.setdefault(tuple(np.round(orientation, 3)), []).append(i)
+        members = max(groups.values(), key=len)
+        if len(members) >= 2:
+            if len(members) < len(datasets):
+                logger.debug("volume: %d of %d slices share one orientation", len(members), len(datasets))
+            orientation = geometry[members[0]][0]
+            normal = np.cross(orientation[:3], orientation[3:])
+            depth = {i: float(np.dot(normal, geometry[i][1])) for i in members}
+            order = sorted(members, key=lambda i: (depth[i], _instance_number(datasets[i])))
             return [datasets[i] for i in order]
     modality = str(datasets[0].get("Modality", "")).upper()
     if modality in ("CT", "MR", "PT", "NM") and all("InstanceNumber" in ds for ds in datasets):
         return sorted(datasets, key=_instance_number)
     return None
+
+
+def _geometry(ds: Dataset) -> tuple[np.ndarray, np.ndarray] | None:
+    """(ImageOrientationPatient, ImagePositionPatient) as float arrays, or ``None`` when either is absent."""
+    orientation, position = ds.get("ImageOrientationPatient"), ds.get("ImagePositionPatient")
+    if orientation is None or position is None or len(orientation) != 6 or len(position) != 3:
+        return None
+    try:
+        return np.array([float(v) for v in orientation]), np.array([float(v) for v in position])
+    except (TypeError, ValueError):
+        return None
 
 
 def _make_view(

@@ -170,6 +170,16 @@ def test_volume_sorted_by_position_middle_and_evenly_spaced() -> None:
     assert [v.sop_instance_uid for v in picked] == [slices[i].SOPInstanceUID for i in (0, 2, 4)]
 
 
+def test_localizer_in_the_series_is_left_out_of_the_volume() -> None:
+    slices = _ct_volume(4)
+    localizer = copy.deepcopy(slices[0])
+    localizer.SOPInstanceUID = generate_uid(entropy_srcs=["localizer"])
+    localizer.ImageOrientationPatient = [1.0, 0.0, 0.0, 0.0, 0.0, -1.0]  # coronal
+    localizer.ImagePositionPatient = [0.0, 0.0, 7.5]
+    views = series_views([localizer, *slices], n_views=4)
+    assert [v.sop_instance_uid for v in views] == [ds.SOPInstanceUID for ds in slices]
+
+
 def test_key_indices() -> None:
     assert key_indices(1) == [0]
     assert key_indices(10) == [5]
