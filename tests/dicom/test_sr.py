@@ -250,3 +250,25 @@ def test_every_image_noise_has_a_code() -> None:
     assert {codes.severity_code(level).meaning for level in range(1, 6)} == {"Mild", "Moderate", "Severe"}
     with pytest.raises(ValueError):
         codes.severity_code(0)
+
+
+def test_latin1_source_and_utf8_texts(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    source = pydicom.dcmread(dicom_path("CT_small.dcm"))
+    source.SpecificCharacterSet = "ISO_IR 100"
+    source.PatientName = "Müller^Hans"
+    source.save_as(tmp_path / "latin1.dcm")
+    latin1 = pydicom.dcmread(tmp_path / "latin1.dcm")
+    with caplog.at_level("DEBUG", logger="monai_imc"):
+        path = write_imc_sr(
+            tmp_path / "sr.dcm",
+            [ImageAssessment(latin1, None, None, 0.9)],
+            [TextRecord("q", "Größe? 大小")],
+            ALGORITHM,
+        )
+    sr = pydicom.dcmread(path)
+    assert sr.SpecificCharacterSet == "ISO_IR 192"
+    assert str(sr.PatientName) == "Müller^Hans"
+    (group,) = hd.sr.srread(path).content.get_image_measurement_groups()
+    assert ("IMC021", "Größe? 大小") in _text_items(group)
+    assert "Müller" not in caplog.text and str(source.PatientID) not in caplog.text
+    assert sr.SOPInstanceUID in caplog.text
