@@ -9,6 +9,7 @@ import numpy as np
 import pydicom
 import pytest
 from helpers import dicom_path
+from pydicom.pixels import apply_color_lut
 from pydicom.uid import generate_uid
 
 from monai_imc.dicom.views import (
@@ -131,6 +132,19 @@ def test_rgb_ultrasound_passes_through() -> None:
     ds.pixel_array[0, 0, 0] = 1  # ... and the dataset's own pixels are left writable
 
 
+@pytest.mark.parametrize("name", ["SC_ybr_full_uncompressed.dcm", "SC_rgb_16bit.dcm", "OBXXXX1A.dcm"])
+def test_ybr_16bit_and_palette_colour_become_rgb(name: str) -> None:
+    ds = _read(name)
+    (view,) = series_views([ds])
+    assert view.pixels.ndim == 3 and view.pixels.shape[-1] == 3 and view.window is None
+    if name.startswith("SC_"):  # colour bars: red, then pink, green, blue
+        np.testing.assert_allclose(view.pixels[5, 50], [255, 0, 0], atol=2)
+        np.testing.assert_allclose(view.pixels[25, 50], [0, 255, 0], atol=6)
+    else:  # PALETTE COLOR: the palette's 16-bit entries scaled to 8 bits
+        rgb = apply_color_lut(ds.pixel_array, ds)
+        np.testing.assert_allclose(view.pixels, rgb * (255 / 65535), atol=0.51)
+
+
 def test_multiframe_mr_gives_middle_frame() -> None:
     ds = _read("emri_small.dcm")
     frames = int(ds.NumberOfFrames)
@@ -208,6 +222,15 @@ def test_sr_raises_named_error() -> None:
     assert isinstance(err, ValueError)
     assert err.sop_instance_uid == ds.SOPInstanceUID and ds.SOPInstanceUID in str(err)
     assert str(path) in str(err) and "not an image" in err.reason
+
+
+def test_key_object_raises_named_error() -> None:
+    ds = pydicom.dcmread(dicom_path("test-SR.dcm"))
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.88.59"  # Key Object Selection Document
+    ds.Modality = "KO"
+    with pytest.raises(UnsupportedSeriesError, match="not an image object") as info:
+        series_views([ds])
+    assert "Key Object Selection" in info.value.reason
 
 
 def test_missing_pixel_data_raises_named_error() -> None:
