@@ -34,7 +34,7 @@ logger = logging.getLogger(__name__)
 _GROUP_KEYWORDS = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")
 
 
-@dataclass
+@dataclass(frozen=True)
 class DicomFolder:
     """What :func:`read_dicom_folder` found.
 
