@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -38,3 +39,19 @@ def dicom_pixels(name: str) -> np.ndarray:
     if int(ds.get("NumberOfFrames", 1) or 1) > 1:
         return np.moveaxis(arr, 0, -1)[None]  # (1, H, W, frames)
     return arr[None]
+
+
+def require_tool(name: str, package: str) -> str:
+    """The path of a command-line tool; skips (or fails under CI) when it is not installed.
+
+    Args:
+        name: the executable (``"dciodvfy"``).
+        package: the Debian package that provides it (``"dicom3tools"``), named in the reason.
+    """
+    path = shutil.which(name)
+    if path is None:
+        reason = f"{name} not found on PATH (install the Debian package {package})"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"CI=true: {reason}")
+        pytest.skip(reason)
+    return path

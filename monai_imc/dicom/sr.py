@@ -1,0 +1,375 @@
+"""The IMC structured report: a Comprehensive 3D SR (TID 1500) that joins the source study.
+
+Content tree (see ``docs/sr.md`` for a ``dsrdump`` of one)::
+
+    Imaging Measurement Report (TID 1500)
+      Language, Observation context (device observer: the model), Procedure reported
+      Imaging Measurements
+        Measurement Group (TID 1501), one per assessed image
+          Tracking Identifier / Tracking Unique Identifier
+          Algorithm Identification (TID 4019): model id, monai-imc version, parameters (bank hash)
+          Source image for measurement group (SOP instance, frame)
+          Probability (DCM 122157)                         NUM, unit {probability}
+          IMC severity level (99IMC)                       NUM, unit {level}, when an artifact is found
+          Image artifact(s) (DCM 111207) = artifact code   CODE (None for a clean image)
+          Severity (SCT 246112005) = Mild/Moderate/Severe  CODE, when an artifact is found
+          Feature calibration applied (99IMC) = Yes/No     CODE
+          Clinical text role / Original / Refined / Question / Answer   TEXT, per text record
+
+The SR is marked unverified (VerificationFlag UNVERIFIED) and complete (CompletionFlag COMPLETE); its
+patient and study attributes come from the source images (highdicom copies them from the evidence), so a
+PACS files it into the original study. Texts, including those taken from DICOM fields, are stored as
+given: never parsed or interpreted. The original text is always written, whatever refinement did.
+
+Usage::
+
+    from monai_imc.dicom.sr import AlgorithmInfo, ImageAssessment, TextRecord, write_imc_sr
+
+    path = write_imc_sr(
+        "out/imc_sr.dcm",
+        [ImageAssessment(ds, artifact="motion", severity=3, probability=0.91, calibration_applied=True)],
+        [TextRecord("question", original="is ther a fracture?", refined="Is there a fracture?",
+                    question="Is there a fracture?", answer="No fracture.")],
+        AlgorithmInfo(model_id="tiny-llava", bank_hash="sha256:..."),
+    )
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from highdicom.sr import (
+    AlgorithmIdentification,
+    Comprehensive3DSR,
+    DeviceObserverIdentifyingAttributes,
+    Measurement,
+    MeasurementReport,
+    MeasurementsAndQualitativeEvaluations,
+    ObservationContext,
+    ObserverContext,
+    QualitativeEvaluation,
+    RelationshipTypeValues,
+    SourceImageForMeasurementGroup,
+    TextContentItem,
+    TrackingIdentifier,
+)
+from pydicom.dataset import Dataset
+from pydicom.sr.codedict import codes
+from pydicom.uid import generate_uid
+
+import monai_imc
+from monai_imc.atomic import atomic_output
+from monai_imc.dicom import codes as imc_codes
+
+__all__ = ["AlgorithmInfo", "ImageAssessment", "TextRecord", "build_imc_sr", "write_imc_sr"]
+
+logger = logging.getLogger(__name__)
+
+_MANUFACTURER = "monai-imc"
+
+
+@dataclass(frozen=True)
+class ImageAssessment:
+    """What IMC found in one assessed image.
+
+    Attributes:
+        source: the source image's dataset (pixel data not needed; patient/study attributes and UIDs are).
+        artifact: the image noise name found (``"motion"``, ``"jpeg"`` ...), ``None`` for clean.
+        severity: the severity level 1..5 of the artifact, ``None`` for clean.
+        probability: the perceiver's probability of the reported finding (artifact, or clean), in [0, 1].
+        calibration_applied: whether PDC calibrated this image's features before the answer.
+        frame_number: 1-based frame of a multi-frame source, ``None`` for a single-frame one.
+    """
+
+    source: Dataset
+    artifact: str | None
+    severity: int | None
+    probability: float
+    calibration_applied: bool = False
+    frame_number: int | None = None
+
+    def __post_init__(self) -> None:
+        uid = self.source.get("SOPInstanceUID", "(none)")
+        imc_codes.artifact_code(self.artifact)  # raises for an unknown noise name
+        if self.artifact is None and self.severity is not None:
+            raise ValueError(f"SOP Instance UID {uid}: a clean image has no severity, got {self.severity}")
+        if self.artifact is not None:
+            if self.severity is None:
+                raise ValueError(f"SOP Instance UID {uid}: artifact {self.artifact!r} needs a severity 1..5")
+            imc_codes.severity_code(self.severity)
+        if not 0.0 <= float(self.probability) <= 1.0:
+            raise ValueError(f"SOP Instance UID {uid}: probability must be in [0, 1], got {self.probability}")
+        if self.frame_number is not None and self.frame_number < 1:
+            raise ValueError(f"SOP Instance UID {uid}: frame numbers start at 1, got {self.frame_number}")
+        for kw in ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID"):
+            if not self.source.get(kw):
+                raise ValueError(f"SOP Instance UID {uid}: the source dataset has no {kw}")
+
+
+@dataclass(frozen=True)
+class TextRecord:
+    """One clinical text, as received and as refined, with the question and the model's answer.
+
+    Attributes:
+        role: where the text came from or what it is (``"question"``, ``"ReasonForTheRequestedProcedure"``).
+        original: the text exactly as received; always written to the SR.
+        refined: the refined text (``None`` when refinement did not run).
+        question: the question put to the model (``None`` when none).
+        answer: the model's answer or draft report (``None`` when none).
+        sop_instance_uid: attach the record to the group of this image only; ``None``: every group.
+    """
+
+    role: str
+    original: str
+    refined: str | None = None
+    question: str | None = None
+    answer: str | None = None
+    sop_instance_uid: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("role", "original", "refined", "question", "answer"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str):
+                raise TypeError(f"TextRecord.{name} must be a str, got {type(value).__name__}")
+        if not self.role.strip():
+            raise ValueError("TextRecord.role is empty")
+
+
+@dataclass(frozen=True)
+class AlgorithmInfo:
+    """The algorithm that made the findings (TID 4019).
+
+    Attributes:
+        model_id: the MLLM's identifier (e.g. a Hugging Face repo id or the bundle's model name).
+        bank_hash: the prototype bank's fingerprint.
+        version: the monai-imc version (default: the installed one).
+    """
+
+    model_id: str
+    bank_hash: str
+    version: str = monai_imc.__version__
+
+    def identification(self) -> AlgorithmIdentification:
+        """The TID 4019 Algorithm Identification content items."""
+        return AlgorithmIdentification(
+            name=f"monai-imc IMC ({self.model_id})",
+            version=self.version,
+            parameters=[
+                f"model={self.model_id}",
+                f"prototype_bank={self.bank_hash}",
+                f"monai_imc={self.version}",
+            ],
+        )
+
+
+def build_imc_sr(
+    assessments: Sequence[ImageAssessment],
+    texts: Sequence[TextRecord],
+    algorithm: AlgorithmInfo,
+    series_number: int = 900,
+    instance_number: int = 1,
+    series_description: str = "IMC artifact assessment (unverified)",
+    institution_name: str | None = None,
+) -> Comprehensive3DSR:
+    """Build the IMC Comprehensive 3D SR in memory.
+
+    Args:
+        assessments: one per assessed image, all of one study.
+        texts: the clinical text records (attached to every group, or to the group of
+            ``TextRecord.sop_instance_uid``).
+        algorithm: model id, bank hash and version, recorded per group (TID 4019).
+        series_number: SeriesNumber of the new SR series.
+        instance_number: InstanceNumber of the SR.
+        series_description: SeriesDescription of the new SR series.
+        institution_name: InstitutionName, when known.
+
+    Returns:
+        The SR dataset, with new Series and SOP Instance UIDs.
+
+    Raises:
+        ValueError: no assessment, assessments of several studies, or a text bound to an unknown image.
+    """
+    if not assessments:
+        raise ValueError("no image assessment given: an SR needs at least one source image")
+    studies = {str(a.source.StudyInstanceUID) for a in assessments}
+    if len(studies) > 1:
+        raise ValueError(f"assessments span {len(studies)} studies; one SR belongs to one study")
+    uids = {str(a.source.SOPInstanceUID) for a in assessments}
+    for record in texts:
+        if record.sop_instance_uid is not None and record.sop_instance_uid not in uids:
+            raise ValueError(
+                f"text record {record.role!r} refers to SOP Instance UID {record.sop_instance_uid}, "
+                "which is not among the assessed images"
+            )
+
+    groups = [
+        _group(
+            i,
+            assessment,
+            [t for t in texts if t.sop_instance_uid in (None, str(assessment.source.SOPInstanceUID))],
+            algorithm,
+        )
+        for i, assessment in enumerate(assessments, start=1)
+    ]
+    observer = ObserverContext(
+        observer_type=codes.DCM.Device,
+        observer_identifying_attributes=DeviceObserverIdentifyingAttributes(
+            uid=generate_uid(entropy_srcs=[_MANUFACTURER, algorithm.model_id]),
+            name=f"monai-imc {algorithm.model_id}",
+            manufacturer_name=_MANUFACTURER,
+            model_name=algorithm.model_id,
+        ),
+    )
+    report = MeasurementReport(
+        observation_context=ObservationContext(observer_device_context=observer),
+        procedure_reported=imc_codes.IMAGING_PROCEDURE,
+        imaging_measurements=groups,
+        referenced_images=None,
+    )
+    evidence = _unique_sources(assessments)
+    sr = Comprehensive3DSR(
+        evidence=evidence,
+        content=report[0],
+        series_instance_uid=generate_uid(),
+        series_number=series_number,
+        sop_instance_uid=generate_uid(),
+        instance_number=instance_number,
+        manufacturer=_MANUFACTURER,
+        is_complete=True,
+        is_final=False,
+        is_verified=False,
+        institution_name=institution_name,
+        series_description=series_description,
+    )
+    sr.SpecificCharacterSet = "ISO_IR 192"  # UTF-8: clinical texts may be in any language
+    scheme = Dataset()  # declare our private coding scheme (SOP Common, Coding Scheme Identification)
+    scheme.CodingSchemeDesignator = imc_codes.IMC_SCHEME
+    scheme.CodingSchemeName = "monai-imc codes"
+    scheme.CodingSchemeResponsibleOrganization = "monai-imc developers"
+    sr.CodingSchemeIdentificationSequence = [*sr.get("CodingSchemeIdentificationSequence", []), scheme]
+    return sr
+
+
+def write_imc_sr(
+    path: str | os.PathLike[str],
+    assessments: Sequence[ImageAssessment],
+    texts: Sequence[TextRecord],
+    algorithm: AlgorithmInfo,
+    series_number: int = 900,
+    instance_number: int = 1,
+    series_description: str = "IMC artifact assessment (unverified)",
+    institution_name: str | None = None,
+) -> Path:
+    """Build the IMC SR and write it atomically (temporary file beside ``path``, then rename).
+
+    Args:
+        path: the output file.
+        assessments: one per assessed image, all of one study.
+        texts: the clinical text records.
+        algorithm: model id, bank hash and version.
+        series_number: SeriesNumber of the new SR series.
+        instance_number: InstanceNumber of the SR.
+        series_description: SeriesDescription of the new SR series.
+        institution_name: InstitutionName, when known.
+
+    Returns:
+        The path written.
+
+    Raises:
+        ValueError: see :func:`build_imc_sr`; nothing is written then.
+    """
+    sr = build_imc_sr(
+        assessments,
+        texts,
+        algorithm,
+        series_number=series_number,
+        instance_number=instance_number,
+        series_description=series_description,
+        institution_name=institution_name,
+    )
+    target = Path(path)
+    with atomic_output(target) as tmp:
+        sr.save_as(tmp, enforce_file_format=True)
+    logger.info(
+        "wrote IMC SR %s (SOP Instance UID %s, %d groups) to %s",
+        sr.SOPClassUID.name,
+        sr.SOPInstanceUID,
+        len(assessments),
+        target,
+    )
+    return target
+
+
+# --- internals ----------------------------------------------------------------------------------------
+
+
+def _unique_sources(assessments: Sequence[ImageAssessment]) -> list[Dataset]:
+    seen: dict[str, Dataset] = {}
+    for a in assessments:
+        seen.setdefault(str(a.source.SOPInstanceUID), a.source)
+    return list(seen.values())
+
+
+def _group(
+    index: int, assessment: ImageAssessment, texts: Sequence[TextRecord], algorithm: AlgorithmInfo
+) -> MeasurementsAndQualitativeEvaluations:
+    source = assessment.source
+    measurements = [
+        Measurement(
+            name=imc_codes.PROBABILITY,
+            value=float(assessment.probability),
+            unit=imc_codes.PROBABILITY_UNIT,
+        )
+    ]
+    evaluations = [
+        QualitativeEvaluation(imc_codes.IMAGE_ARTIFACTS, imc_codes.artifact_code(assessment.artifact))
+    ]
+    if assessment.severity is not None:
+        measurements.append(
+            Measurement(
+                name=imc_codes.SEVERITY_LEVEL,
+                value=float(assessment.severity),
+                unit=imc_codes.SEVERITY_LEVEL_UNIT,
+            )
+        )
+        evaluations.append(
+            QualitativeEvaluation(imc_codes.SEVERITY, imc_codes.severity_code(assessment.severity))
+        )
+    evaluations.append(
+        QualitativeEvaluation(
+            imc_codes.CALIBRATION_APPLIED, imc_codes.YES if assessment.calibration_applied else imc_codes.NO
+        )
+    )
+    frames = None if assessment.frame_number is None else [assessment.frame_number]
+    group = MeasurementsAndQualitativeEvaluations(
+        tracking_identifier=TrackingIdentifier(uid=generate_uid(), identifier=f"IMC image {index}"),
+        algorithm_id=algorithm.identification(),
+        measurements=measurements,
+        qualitative_evaluations=evaluations,
+        source_images=[
+            SourceImageForMeasurementGroup(
+                referenced_sop_class_uid=str(source.SOPClassUID),
+                referenced_sop_instance_uid=str(source.SOPInstanceUID),
+                referenced_frame_numbers=frames,
+            )
+        ],
+    )
+    items = group[0].ContentSequence
+    for record in texts:
+        for concept, value in (
+            (imc_codes.TEXT_ROLE, record.role),
+            (imc_codes.ORIGINAL_TEXT, record.original),
+            (imc_codes.REFINED_TEXT, record.refined),
+            (imc_codes.QUESTION, record.question),
+            (imc_codes.ANSWER, record.answer),
+        ):
+            if not value:  # None, or "" (a TEXT item cannot be empty: TextValue is type 1)
+                continue
+            items.append(
+                TextContentItem(name=concept, value=value, relationship_type=RelationshipTypeValues.CONTAINS)
+            )
+    return group

@@ -1,0 +1,486 @@
+"""Series -> key 2D views, windowed for the modality, ready for the model's image processor.
+
+One series in (a list of pydicom Datasets), a few 8-bit views out, each knowing which SOP instance and
+frame it came from and which window made it:
+
+- a volume (several slices of CT/MR with ImagePositionPatient) is sorted along the slice normal (or by
+  InstanceNumber) and gives its middle slice, or ``n_views`` evenly spaced slices;
+- a multi-frame instance gives its middle frame (or ``n_views`` evenly spaced frames);
+- single-frame 2D instances (CR, DX, US, a lone MR slice) give one view each.
+
+Windowing follows the file where it says how: VOI LUT Sequence, else WindowCenter/WindowWidth (the first
+pair); else modality defaults: CT presets (soft tissue, lung, bone, brain) chosen from BodyPartExamined,
+or a percentile window (0.5 %..99.5 %) for MR, US, CR, DX and the rest. MONOCHROME1 is inverted so that
+every view reads as MONOCHROME2; RGB (and YBR, decoded to RGB) passes through as (H, W, 3).
+
+A series that cannot give views (no pixel data, an SR or KO, a corrupt pixel stream) raises
+:class:`UnsupportedSeriesError` naming the SOP Instance UID and the file, so the app can skip that series
+and go on.
+
+Usage::
+
+    from monai_imc.dicom.views import series_views
+
+    views = series_views(datasets)            # middle slice / frame, or one per 2D instance
+    views = series_views(datasets, n_views=3)
+    views[0].pixels                           # uint8 (H, W) or (H, W, 3)
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from pydicom.dataset import Dataset
+from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi
+
+__all__ = [
+    "CT_PRESETS",
+    "SeriesView",
+    "UnsupportedSeriesError",
+    "Window",
+    "ct_preset_for",
+    "dataset_views",
+    "key_indices",
+    "series_views",
+    "window_frame",
+]
+
+logger = logging.getLogger(__name__)
+
+CT_PRESETS: dict[str, tuple[float, float]] = {
+    "soft_tissue": (40.0, 400.0),
+    "lung": (-600.0, 1500.0),
+    "bone": (400.0, 1800.0),
+    "brain": (40.0, 80.0),
+}
+"""CT window presets as (center, width) in HU."""
+
+_CT_BODY_PARTS: tuple[tuple[tuple[str, ...], str], ...] = (
+    (("LUNG", "CHEST", "THORAX"), "lung"),
+    (("HEAD", "BRAIN", "SKULL"), "brain"),
+    (("SPINE", "EXTREMITY", "BONE", "HIP", "KNEE", "SHOULDER", "ANKLE", "WRIST", "ELBOW", "PELVIS"), "bone"),
+)
+
+_PERCENTILES = (0.5, 99.5)
+
+# Objects that are never images, even when a modality is set (SR, KO, PR, ...): SOP Class UID prefixes.
+_NON_IMAGE_SOP_PREFIXES = (
+    "1.2.840.10008.5.1.4.1.1.88.",  # Structured Report family, Key Object Selection (.88.59)
+    "1.2.840.10008.5.1.4.1.1.11.",  # Presentation States
+    "1.2.840.10008.5.1.4.1.1.66",  # Raw Data, Spatial Registration, Segmentation-free fiducials
+    "1.2.840.10008.5.1.4.1.1.104.",  # Encapsulated PDF / CDA
+    "1.2.840.10008.5.1.4.1.1.9.",  # Waveforms
+)
+_PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+
+
+class UnsupportedSeriesError(ValueError):
+    """A series (or one of its instances) cannot give image views.
+
+    Attributes:
+        sop_instance_uid: the offending instance's SOP Instance UID (``None`` when it has none).
+        path: the file it was read from, when known.
+        reason: why, in words.
+    """
+
+    def __init__(self, reason: str, sop_instance_uid: str | None = None, path: str | None = None) -> None:
+        self.sop_instance_uid = sop_instance_uid
+        self.path = path
+        self.reason = reason
+        where = f"SOP Instance UID {sop_instance_uid or '(none)'}"
+        if path:
+            where += f" (file {path})"
+        super().__init__(f"{where}: {reason}")
+
+
+@dataclass(frozen=True)
+class Window:
+    """The intensity window that made a view.
+
+    Attributes:
+        center: window center in the units after the modality LUT (HU for CT); ``None`` for a VOI LUT.
+        width: window width in the same units; ``None`` for a VOI LUT.
+        source: where it came from: ``"file"`` (WindowCenter/Width), ``"file_voi_lut"`` (VOI LUT
+            Sequence), ``"preset:<name>"`` (a :data:`CT_PRESETS` entry) or ``"percentile"``.
+        function: the VOI LUT function applied (``LINEAR``, ``LINEAR_EXACT`` or ``SIGMOID``).
+    """
+
+    center: float | None
+    width: float | None
+    source: str
+    function: str = "LINEAR"
+
+
+@dataclass(frozen=True)
+class SeriesView:
+    """One key 2D view of a series, with where it came from and how it was windowed.
+
+    Attributes:
+        pixels: the view, ``uint8``, (H, W) for grayscale (MONOCHROME2 sense) or (H, W, 3) for RGB;
+            read-only.
+        sop_class_uid: SOP Class UID of the source instance.
+        sop_instance_uid: SOP Instance UID of the source instance.
+        frame_number: 1-based frame number in a multi-frame instance, ``None`` for a single-frame one.
+        window: the window used, ``None`` for colour images passed through.
+        modality: the series' Modality (e.g. ``"CT"``).
+        series_instance_uid: the series it belongs to.
+        study_instance_uid: the study it belongs to.
+        position: index of the slice / frame in the sorted series (0-based).
+        count: number of slices / frames it was chosen from.
+    """
+
+    pixels: np.ndarray = field(repr=False)
+    sop_class_uid: str
+    sop_instance_uid: str
+    frame_number: int | None
+    window: Window | None
+    modality: str
+    series_instance_uid: str
+    study_instance_uid: str
+    position: int = 0
+    count: int = 1
+
+    def __post_init__(self) -> None:
+        if self.pixels.dtype != np.uint8 or self.pixels.ndim not in (2, 3):
+            raise ValueError(
+                f"a view must be uint8 (H, W) or (H, W, 3), got {self.pixels.dtype} {self.pixels.shape}"
+            )
+        self.pixels.setflags(write=False)
+
+
+def key_indices(count: int, n_views: int = 1) -> list[int]:
+    """Indices of ``n_views`` evenly spaced items of ``count``; one view is the middle one.
+
+    Example: ``key_indices(10) == [5]``, ``key_indices(10, 3) == [1, 5, 8]``.
+
+    Raises:
+        ValueError: ``count`` or ``n_views`` is below 1.
+    """
+    if count < 1 or n_views < 1:
+        raise ValueError(f"count and n_views must be >= 1, got count={count}, n_views={n_views}")
+    n = min(n_views, count)
+    return sorted({min(count - 1, int((k + 0.5) * count / n)) for k in range(n)})
+
+
+def ct_preset_for(ds: Dataset) -> str:
+    """The name of the CT window preset for a dataset, from BodyPartExamined (soft tissue by default)."""
+    part = str(ds.get("BodyPartExamined", "") or "").upper()
+    for keys, name in _CT_BODY_PARTS:
+        if any(k in part for k in keys):
+            return name
+    return "soft_tissue"
+
+
+def series_views(
+    datasets: Sequence[Dataset], n_views: int = 1, ct_preset: str | None = None
+) -> list[SeriesView]:
+    """Key 2D views of one series.
+
+    Args:
+        datasets: the instances of one series (any order).
+        n_views: views per volume or multi-frame instance (evenly spaced; 1 gives the middle one).
+        ct_preset: force a :data:`CT_PRESETS` window for CT where the file has none
+            (default: chosen from BodyPartExamined).
+
+    Returns:
+        The views: for a volume, ``n_views`` slices in slice order; otherwise the views of each instance in
+        InstanceNumber order.
+
+    Raises:
+        UnsupportedSeriesError: the list is empty, mixes series, or an instance has no usable pixel data.
+    """
+    _check_preset(ct_preset)
+    if not datasets:
+        raise UnsupportedSeriesError("the series has no instances")
+    series_uids = {str(ds.get("SeriesInstanceUID", "")) for ds in datasets}
+    if len(series_uids) > 1:
+        raise UnsupportedSeriesError(
+            f"the datasets belong to {len(series_uids)} series, expected one",
+            _uid(datasets[0]),
+            _path(datasets[0]),
+        )
+    for ds in datasets:
+        _check_image(ds)
+    volume = _as_volume(datasets)
+    if volume is not None:
+        return [
+            _make_view(volume[i], None, ct_preset, position=i, count=len(volume))
+            for i in key_indices(len(volume), n_views)
+        ]
+    views: list[SeriesView] = []
+    for ds in sorted(datasets, key=_instance_number):
+        views.extend(dataset_views(ds, n_views=n_views, ct_preset=ct_preset))
+    return views
+
+
+def dataset_views(ds: Dataset, n_views: int = 1, ct_preset: str | None = None) -> list[SeriesView]:
+    """Views of one instance: its only frame, or ``n_views`` evenly spaced frames of a multi-frame one.
+
+    Raises:
+        UnsupportedSeriesError: the instance has no usable pixel data.
+    """
+    _check_preset(ct_preset)
+    _check_image(ds)
+    frames = _number_of_frames(ds)
+    if frames <= 1:
+        return [_make_view(ds, None, ct_preset)]
+    return [_make_view(ds, i, ct_preset, position=i, count=frames) for i in key_indices(frames, n_views)]
+
+
+def window_frame(
+    ds: Dataset, frame: np.ndarray, frame_index: int | None = None, ct_preset: str | None = None
+) -> tuple[np.ndarray, Window | None]:
+    """Window one stored frame of ``ds`` to 8 bits.
+
+    Args:
+        ds: the instance (for the modality LUT, VOI attributes, photometric interpretation).
+        frame: the frame's stored values, (H, W) or (H, W, 3).
+        frame_index: 0-based frame index for the per-frame attributes of a multi-frame instance.
+        ct_preset: a :data:`CT_PRESETS` name to use for CT when the file gives no window.
+
+    Returns:
+        ``(view, window)``: ``uint8`` (H, W) in MONOCHROME2 sense, or (H, W, 3) RGB with ``window=None``.
+    """
+    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
+    if photometric == "PALETTE COLOR":
+        rgb = apply_color_lut(frame, ds)
+        return _to_uint8(rgb, _lut_max(rgb)), None
+    if frame.ndim == 3:
+        bits = int(ds.get("BitsStored", 8) or 8)
+        return _to_uint8(frame, float(2**bits - 1)), None
+    modality = str(ds.get("Modality", "")).upper()
+    values = _modality_lut(ds, frame, frame_index)
+    voi = _voi_source(ds, frame_index)
+    if isinstance(voi, Dataset):  # the dataset (or frame VOI item) holding a VOI LUT Sequence
+        out = apply_voi(np.rint(values).astype(np.int64), voi)
+        view = _to_uint8(out, float(2 ** int(voi.VOILUTSequence[0].LUTDescriptor[2]) - 1))
+        window: Window = Window(None, None, "file_voi_lut")
+    else:
+        if voi is not None:
+            center, width, function = voi
+            source = "file"
+        elif modality == "CT":
+            name = ct_preset or ct_preset_for(ds)
+            if name not in CT_PRESETS:
+                raise ValueError(f"unknown CT preset {name!r}; known: {sorted(CT_PRESETS)}")
+            center, width = CT_PRESETS[name]
+            function, source = "LINEAR", f"preset:{name}"
+        else:
+            lo, hi = np.percentile(values, _PERCENTILES)
+            center, width = float(lo + hi) / 2.0, max(float(hi - lo), 1.0)
+            function, source = "LINEAR", "percentile"
+        view = _apply_window(values, center, width, function)
+        window = Window(center, width, source, function)
+    if photometric == "MONOCHROME1":
+        view = 255 - view
+    return view, window
+
+
+# --- internals ----------------------------------------------------------------------------------------
+
+
+def _uid(ds: Dataset) -> str | None:
+    uid = ds.get("SOPInstanceUID")
+    return str(uid) if uid else None
+
+
+def _path(ds: Dataset) -> str | None:
+    name = getattr(ds, "filename", None)
+    return str(name) if isinstance(name, str) and name else None
+
+
+def _error(ds: Dataset, reason: str) -> UnsupportedSeriesError:
+    return UnsupportedSeriesError(reason, _uid(ds), _path(ds))
+
+
+def _check_preset(ct_preset: str | None) -> None:
+    if ct_preset is not None and ct_preset not in CT_PRESETS:
+        raise ValueError(f"unknown CT preset {ct_preset!r}; known: {sorted(CT_PRESETS)}")
+
+
+def _check_image(ds: Dataset) -> None:
+    sop_class = str(ds.get("SOPClassUID", ""))
+    if sop_class.startswith(_NON_IMAGE_SOP_PREFIXES):
+        name = getattr(ds.SOPClassUID, "name", sop_class)
+        raise _error(ds, f"not an image object ({name}, Modality {ds.get('Modality', '?')})")
+    if not any(kw in ds for kw in _PIXEL_KEYWORDS):
+        raise _error(ds, f"no pixel data (SOP Class {sop_class or '(none)'})")
+
+
+def _instance_number(ds: Dataset) -> tuple[int, str]:
+    try:
+        number = int(ds.get("InstanceNumber", 0) or 0)
+    except (TypeError, ValueError):
+        number = 0
+    return number, str(ds.get("SOPInstanceUID", ""))
+
+
+def _number_of_frames(ds: Dataset) -> int:
+    try:
+        return int(ds.get("NumberOfFrames", 1) or 1)
+    except (TypeError, ValueError) as exc:
+        raise _error(ds, f"invalid NumberOfFrames {ds.get('NumberOfFrames')!r}") from exc
+
+
+def _as_volume(datasets: Sequence[Dataset]) -> list[Dataset] | None:
+    """The slices in slice order when ``datasets`` form a volume of single-frame slices, else ``None``.
+
+    With ImageOrientationPatient and ImagePositionPatient on every slice, the volume is the largest set of
+    slices sharing one orientation (a localizer filed in the same series is left out), sorted along the
+    slice normal; otherwise CT/MR/PT/NM slices are sorted by InstanceNumber.
+    """
+    if len(datasets) < 2 or any(_number_of_frames(ds) > 1 for ds in datasets):
+        return None
+    geometry = {i: g for i, ds in enumerate(datasets) if (g := _geometry(ds)) is not None}
+    if len(geometry) == len(datasets):
+        groups: dict[tuple[float, ...], list[int]] = {}
+        for i, (orientation, _) in geometry.items():
+            groups.setdefault(tuple(np.round(orientation, 3)), []).append(i)
+        members = max(groups.values(), key=len)
+        if len(members) >= 2:
+            if len(members) < len(datasets):
+                logger.debug("volume: %d of %d slices share one orientation", len(members), len(datasets))
+            orientation = geometry[members[0]][0]
+            normal = np.cross(orientation[:3], orientation[3:])
+            depth = {i: float(np.dot(normal, geometry[i][1])) for i in members}
+            order = sorted(members, key=lambda i: (depth[i], _instance_number(datasets[i])))
+            return [datasets[i] for i in order]
+    modality = str(datasets[0].get("Modality", "")).upper()
+    if modality in ("CT", "MR", "PT", "NM") and all("InstanceNumber" in ds for ds in datasets):
+        return sorted(datasets, key=_instance_number)
+    return None
+
+
+def _geometry(ds: Dataset) -> tuple[np.ndarray, np.ndarray] | None:
+    """(ImageOrientationPatient, ImagePositionPatient) as float arrays, or ``None`` when either is absent."""
+    orientation, position = ds.get("ImageOrientationPatient"), ds.get("ImagePositionPatient")
+    if orientation is None or position is None or len(orientation) != 6 or len(position) != 3:
+        return None
+    try:
+        return np.array([float(v) for v in orientation]), np.array([float(v) for v in position])
+    except (TypeError, ValueError):
+        return None
+
+
+def _make_view(
+    ds: Dataset, frame_index: int | None, ct_preset: str | None, position: int = 0, count: int = 1
+) -> SeriesView:
+    try:
+        frame = _frame(ds, frame_index)
+    except UnsupportedSeriesError:
+        raise
+    except Exception as exc:  # pixel decoders raise many types; all mean the same here
+        raise _error(ds, f"cannot decode pixel data: {type(exc).__name__}: {exc}") from exc
+    try:
+        view, window = window_frame(ds, frame, frame_index, ct_preset)
+    except Exception as exc:  # malformed LUTs or window attributes
+        raise _error(ds, f"cannot window pixel data: {type(exc).__name__}: {exc}") from exc
+    logger.debug("view of %s frame %s: shape %s window %s", _uid(ds), frame_index, view.shape, window)
+    return SeriesView(
+        pixels=view,
+        sop_class_uid=str(ds.SOPClassUID),
+        sop_instance_uid=str(ds.SOPInstanceUID),
+        frame_number=None if frame_index is None else frame_index + 1,
+        window=window,
+        modality=str(ds.get("Modality", "")),
+        series_instance_uid=str(ds.get("SeriesInstanceUID", "")),
+        study_instance_uid=str(ds.get("StudyInstanceUID", "")),
+        position=position,
+        count=count,
+    )
+
+
+def _frame(ds: Dataset, frame_index: int | None) -> np.ndarray:
+    if "SOPInstanceUID" not in ds or "SOPClassUID" not in ds:
+        raise _error(ds, "missing SOPClassUID or SOPInstanceUID")
+    if frame_index is None:
+        arr = ds.pixel_array
+    else:
+        arr = ds.pixel_array[frame_index]  # pydicom 3 decodes all frames; series here are small
+    arr = np.asarray(arr)
+    samples = int(ds.get("SamplesPerPixel", 1) or 1)
+    if (samples == 1 and arr.ndim != 2) or (samples == 3 and (arr.ndim != 3 or arr.shape[-1] != 3)):
+        raise _error(ds, f"unexpected pixel array shape {arr.shape} for SamplesPerPixel {samples}")
+    return arr
+
+
+def _functional_item(ds: Dataset, frame_index: int | None, sequence: str) -> Dataset | None:
+    """The first item of a functional-group macro for a frame: per-frame first, then shared."""
+    groups: list[Any] = []
+    if frame_index is not None and "PerFrameFunctionalGroupsSequence" in ds:
+        per_frame = ds.PerFrameFunctionalGroupsSequence
+        if frame_index < len(per_frame):
+            groups.append(per_frame[frame_index])
+    if "SharedFunctionalGroupsSequence" in ds and len(ds.SharedFunctionalGroupsSequence):
+        groups.append(ds.SharedFunctionalGroupsSequence[0])
+    for group in groups:
+        seq = group.get(sequence)
+        if seq:
+            return seq[0]
+    return None
+
+
+def _modality_lut(ds: Dataset, frame: np.ndarray, frame_index: int | None) -> np.ndarray:
+    if "ModalityLUTSequence" in ds:
+        return np.asarray(apply_modality_lut(frame, ds), dtype=np.float64)
+    source: Dataset = ds
+    if "RescaleSlope" not in ds and "RescaleIntercept" not in ds:
+        item = _functional_item(ds, frame_index, "PixelValueTransformationSequence")
+        if item is not None:
+            source = item
+    slope = float(source.get("RescaleSlope", 1.0) or 1.0)
+    intercept = float(source.get("RescaleIntercept", 0.0) or 0.0)
+    return frame.astype(np.float64) * slope + intercept
+
+
+def _first(value: Any) -> float:
+    if isinstance(value, (list, tuple)) or hasattr(value, "__getitem__") and not isinstance(value, str):
+        value = value[0]
+    return float(value)
+
+
+def _voi_source(ds: Dataset, frame_index: int | None) -> Dataset | tuple[float, float, str] | None:
+    """The file's VOI: the dataset holding a VOI LUT Sequence, or (center, width, function), or ``None``."""
+    for source in (ds, _functional_item(ds, frame_index, "FrameVOILUTSequence")):
+        if source is None:
+            continue
+        if "VOILUTSequence" in source and len(source.VOILUTSequence):
+            return source
+        center, width = source.get("WindowCenter"), source.get("WindowWidth")
+        if center is not None and width is not None:
+            try:
+                c, w = _first(center), _first(width)
+            except (TypeError, ValueError, IndexError):
+                continue
+            function = str(source.get("VOILUTFunction", "LINEAR") or "LINEAR").upper()
+            if w > 0:
+                return c, w, function
+    return None
+
+
+def _apply_window(values: np.ndarray, center: float, width: float, function: str) -> np.ndarray:
+    """The VOI window of PS3.3 C.11.2.1.2 mapped to 0..255."""
+    if function == "SIGMOID":
+        out = 255.0 / (1.0 + np.exp(-4.0 * (values - center) / width))
+    elif function == "LINEAR_EXACT":
+        out = ((values - center) / width + 0.5) * 255.0
+    elif width <= 1.0:  # LINEAR with the smallest width: a threshold
+        out = np.where(values > center - 0.5, 255.0, 0.0)
+    else:  # LINEAR
+        out = ((values - (center - 0.5)) / (width - 1.0) + 0.5) * 255.0
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def _lut_max(arr: np.ndarray) -> float:
+    return 255.0 if arr.dtype == np.uint8 else 65535.0
+
+
+def _to_uint8(arr: np.ndarray, maximum: float) -> np.ndarray:
+    if arr.dtype == np.uint8:
+        return np.array(arr, copy=True)  # never the dataset's cached pixel array: views get frozen
+    scaled = np.asarray(arr, dtype=np.float64) * (255.0 / max(maximum, 1.0))
+    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)

@@ -1,0 +1,274 @@
+"""The IMC SR, written for real CT, MR and CR sources and read back by dciodvfy, dsrdump and highdicom."""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import highdicom as hd
+import pydicom
+import pytest
+from helpers import dicom_path, require_tool
+
+from monai_imc.dicom import codes
+from monai_imc.dicom.sr import AlgorithmInfo, ImageAssessment, TextRecord, build_imc_sr, write_imc_sr
+from monai_imc.noise import list_noises
+
+ALGORITHM = AlgorithmInfo(model_id="tiny-llava-med", bank_hash="sha256:0f3a9c")
+
+
+@dataclass(frozen=True)
+class Case:
+    """One source image and what the SR should say about it."""
+
+    source: str
+    artifact: str | None
+    severity: int | None
+    probability: float
+    frame_number: int | None = None
+
+
+CASES = {
+    "CT": Case("CT_small.dcm", "low_dose", 4, 0.87),
+    "MR": Case("emri_small.dcm", "ghosting", 2, 0.64, frame_number=6),
+    "CR": Case("RG1_UNCI.dcm", None, None, 0.93),
+}
+
+TEXTS = (
+    TextRecord(
+        role="ReasonForTheRequestedProcedure",
+        original="r/o pnemothorax, pt c/o SOB",
+        refined="Rule out pneumothorax; patient complains of shortness of breath.",
+        question="Is there a pneumothorax?",
+        answer="No pneumothorax is seen. Draft, unverified.",
+    ),
+    # text from DICOM fields is data: markup and control-looking content is stored verbatim
+    TextRecord(role="question", original="Ist die Lunge frei? <b>é</b> 肺", question="Is the lung clear?"),
+)
+
+
+def _sources(case: Case) -> pydicom.Dataset:
+    return pydicom.dcmread(dicom_path(case.source))
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, pydicom.Dataset]]:
+    """One SR per source modality, written once for the module."""
+    out = tmp_path_factory.mktemp("sr")
+    result = {}
+    for name, case in CASES.items():
+        source = _sources(case)
+        assessment = ImageAssessment(
+            source,
+            artifact=case.artifact,
+            severity=case.severity,
+            probability=case.probability,
+            calibration_applied=case.artifact is not None,
+            frame_number=case.frame_number,
+        )
+        path = write_imc_sr(out / f"imc_{name}.dcm", [assessment], TEXTS, ALGORITHM)
+        result[name] = (path, source)
+    return result
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_sr_joins_the_source_study(name: str, written: dict[str, tuple[Path, pydicom.Dataset]]) -> None:
+    path, source = written[name]
+    sr = pydicom.dcmread(path)
+    assert sr.SOPClassUID == "1.2.840.10008.5.1.4.1.1.88.34"  # Comprehensive 3D SR
+    assert sr.Modality == "SR"
+    assert sr.StudyInstanceUID == source.StudyInstanceUID
+    assert sr.PatientID == source.PatientID and sr.PatientName == source.PatientName
+    assert sr.SeriesInstanceUID != source.SeriesInstanceUID
+    assert sr.SOPInstanceUID != source.SOPInstanceUID
+    assert sr.VerificationFlag == "UNVERIFIED" and sr.CompletionFlag == "COMPLETE"
+    evidence = sr.CurrentRequestedProcedureEvidenceSequence[0]
+    assert evidence.StudyInstanceUID == source.StudyInstanceUID
+    assert evidence.ReferencedSeriesSequence[0].ReferencedSOPSequence[0].ReferencedSOPInstanceUID == (
+        source.SOPInstanceUID
+    )
+    assert [p.name for p in path.parent.iterdir() if p.name.endswith(".tmp")] == []  # nothing half-written
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_dciodvfy_reports_no_errors(name: str, written: dict[str, tuple[Path, pydicom.Dataset]]) -> None:
+    dciodvfy = require_tool("dciodvfy", "dicom3tools")
+    path, _ = written[name]
+    run = subprocess.run([dciodvfy, str(path)], check=False, capture_output=True, text=True, timeout=60)
+    lines = (run.stdout + run.stderr).splitlines()
+    errors = [line for line in lines if line.startswith("Error")]
+    assert errors == [], "\n".join(lines)
+    assert any("Comprehensive3DSR" in line for line in lines), "\n".join(lines)
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_dsrdump_shows_texts_and_codes(name: str, written: dict[str, tuple[Path, pydicom.Dataset]]) -> None:
+    dsrdump = require_tool("dsrdump", "dcmtk")
+    path, _ = written[name]
+    run = subprocess.run([dsrdump, "+U8", "+Pl", str(path)], check=False, capture_output=True, timeout=60)
+    assert run.returncode == 0, run.stderr.decode("utf-8", "replace")
+    dump = run.stdout.decode("utf-8")
+    case = CASES[name]
+    assert codes.artifact_code(case.artifact).meaning in dump
+    assert "Verification Flag   : UNVERIFIED" in dump
+    for record in TEXTS:
+        for value in (record.original, record.refined, record.question, record.answer):
+            if value:
+                assert f'"{value}"' in dump, value
+    if case.severity is not None:
+        assert codes.severity_code(case.severity).meaning in dump
+
+
+def _text_items(group: hd.sr.MeasurementsAndQualitativeEvaluations) -> list[tuple[str, str]]:
+    return [
+        (item.ConceptNameCodeSequence[0].CodeValue, item.TextValue)
+        for item in group[0].ContentSequence
+        if item.ValueType == "TEXT" and item.ConceptNameCodeSequence[0].CodingSchemeDesignator == "99IMC"
+    ]
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_highdicom_round_trip(name: str, written: dict[str, tuple[Path, pydicom.Dataset]]) -> None:
+    path, source = written[name]
+    case = CASES[name]
+    sr = hd.sr.srread(path)
+    assert isinstance(sr, hd.sr.Comprehensive3DSR)
+    assert isinstance(sr.content, hd.sr.MeasurementReport)
+    (group,) = sr.content.get_image_measurement_groups()
+    evaluations = {e.name.value: e.value for e in group.get_qualitative_evaluations()}
+    assert evaluations[codes.IMAGE_ARTIFACTS.value] == codes.artifact_code(case.artifact)
+    assert evaluations[codes.CALIBRATION_APPLIED.value] == (codes.YES if case.artifact else codes.NO)
+    measurements = {m.name.value: m for m in group.get_measurements()}
+    assert measurements[codes.PROBABILITY.value].value == pytest.approx(case.probability)
+    assert measurements[codes.PROBABILITY.value].unit == codes.PROBABILITY_UNIT
+    if case.severity is None:
+        assert codes.SEVERITY.value not in evaluations and codes.SEVERITY_LEVEL.value not in measurements
+    else:
+        assert evaluations[codes.SEVERITY.value] == codes.severity_code(case.severity)
+        assert measurements[codes.SEVERITY_LEVEL.value].value == case.severity
+    (image,) = group.source_images
+    assert image.referenced_sop_instance_uid == source.SOPInstanceUID
+    assert image.referenced_sop_class_uid == source.SOPClassUID
+    expected_frames = None if case.frame_number is None else [case.frame_number]
+    assert (image.referenced_frame_numbers or None) == expected_frames
+    assert str(group.tracking_identifier) == "IMC image 1"
+    # the texts, in order, original always present, verbatim (UTF-8)
+    texts = _text_items(group)
+    expected = []
+    for record in TEXTS:
+        expected += [
+            (code.value, value)
+            for code, value in (
+                (codes.TEXT_ROLE, record.role),
+                (codes.ORIGINAL_TEXT, record.original),
+                (codes.REFINED_TEXT, record.refined),
+                (codes.QUESTION, record.question),
+                (codes.ANSWER, record.answer),
+            )
+            if value
+        ]
+    assert texts == expected
+    # TID 4019: model id, bank hash, monai-imc version
+    params = [
+        item.TextValue
+        for item in group[0].ContentSequence
+        if item.ConceptNameCodeSequence[0].CodeMeaning == "Algorithm Parameters"
+    ]
+    assert params == [
+        "model=tiny-llava-med",
+        "prototype_bank=sha256:0f3a9c",
+        f"monai_imc={ALGORITHM.version}",
+    ]
+
+
+def test_two_images_two_groups_and_bound_texts(tmp_path: Path) -> None:
+    ct = pydicom.dcmread(dicom_path("CT_small.dcm"))
+    head = pydicom.dcmread(dicom_path("CT_small.dcm"))
+    head.SOPInstanceUID = pydicom.uid.generate_uid(entropy_srcs=["second image"])
+    texts = [
+        TextRecord("question", original="study level"),
+        TextRecord("question", original="only the second", sop_instance_uid=head.SOPInstanceUID),
+    ]
+    path = write_imc_sr(
+        tmp_path / "two.dcm",
+        [ImageAssessment(ct, "motion", 1, 0.5), ImageAssessment(head, None, None, 0.8)],
+        texts,
+        ALGORITHM,
+        series_number=901,
+    )
+    sr = hd.sr.srread(path)
+    first, second = sr.content.get_image_measurement_groups()
+    assert [v for _, v in _text_items(first)] == ["question", "study level"]
+    assert [v for _, v in _text_items(second)] == ["question", "study level", "question", "only the second"]
+    assert sr.SeriesNumber == 901
+    assert (
+        len(sr.CurrentRequestedProcedureEvidenceSequence[0].ReferencedSeriesSequence[0].ReferencedSOPSequence)
+        == 2
+    )
+
+
+def test_new_uids_per_sr() -> None:
+    ct = pydicom.dcmread(dicom_path("CT_small.dcm"))
+    a = build_imc_sr([ImageAssessment(ct, None, None, 0.9)], [], ALGORITHM)
+    b = build_imc_sr([ImageAssessment(ct, None, None, 0.9)], [], ALGORITHM)
+    assert a.SeriesInstanceUID != b.SeriesInstanceUID and a.SOPInstanceUID != b.SOPInstanceUID
+
+
+def test_invalid_input_is_refused(tmp_path: Path) -> None:
+    ct, mr = pydicom.dcmread(dicom_path("CT_small.dcm")), pydicom.dcmread(dicom_path("MR_small.dcm"))
+    with pytest.raises(ValueError, match="no image assessment"):
+        build_imc_sr([], [], ALGORITHM)
+    with pytest.raises(ValueError, match="2 studies"):
+        build_imc_sr(
+            [ImageAssessment(ct, None, None, 0.9), ImageAssessment(mr, None, None, 0.9)], [], ALGORITHM
+        )
+    with pytest.raises(ValueError, match="no artifact code"):
+        ImageAssessment(ct, "lens_flare", 2, 0.5)
+    with pytest.raises(ValueError, match="needs a severity"):
+        ImageAssessment(ct, "motion", None, 0.5)
+    with pytest.raises(ValueError, match="clean image has no severity"):
+        ImageAssessment(ct, None, 3, 0.5)
+    with pytest.raises(ValueError, match=r"in \[0, 1\]"):
+        ImageAssessment(ct, None, None, 1.5)
+    with pytest.raises(ValueError, match="not among the assessed images"):
+        build_imc_sr(
+            [ImageAssessment(ct, None, None, 0.9)],
+            [TextRecord("q", "x", sop_instance_uid="1.2.3")],
+            ALGORITHM,
+        )
+    target = tmp_path / "refused.dcm"
+    with pytest.raises(ValueError):
+        write_imc_sr(target, [], [], ALGORITHM)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_every_image_noise_has_a_code() -> None:
+    for name in list_noises("image"):
+        code = codes.artifact_code(name)
+        assert code.meaning and code.scheme_designator in ("DCM", "SCT", "RADLEX", codes.IMC_SCHEME)
+    assert {codes.severity_code(level).meaning for level in range(1, 6)} == {"Mild", "Moderate", "Severe"}
+    with pytest.raises(ValueError):
+        codes.severity_code(0)
+
+
+def test_latin1_source_and_utf8_texts(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    source = pydicom.dcmread(dicom_path("CT_small.dcm"))
+    source.SpecificCharacterSet = "ISO_IR 100"
+    source.PatientName = "Müller^Hans"
+    source.save_as(tmp_path / "latin1.dcm")
+    latin1 = pydicom.dcmread(tmp_path / "latin1.dcm")
+    with caplog.at_level("DEBUG", logger="monai_imc"):
+        path = write_imc_sr(
+            tmp_path / "sr.dcm",
+            [ImageAssessment(latin1, None, None, 0.9)],
+            [TextRecord("q", "Größe? 大小")],
+            ALGORITHM,
+        )
+    sr = pydicom.dcmread(path)
+    assert sr.SpecificCharacterSet == "ISO_IR 192"
+    assert str(sr.PatientName) == "Müller^Hans"
+    (group,) = hd.sr.srread(path).content.get_image_measurement_groups()
+    assert ("IMC021", "Größe? 大小") in _text_items(group)
+    assert "Müller" not in caplog.text and str(source.PatientID) not in caplog.text
+    assert sr.SOPInstanceUID in caplog.text
