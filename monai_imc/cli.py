@@ -4,6 +4,7 @@
     monai-imc noise preview [--image FILE] [--noises a,b] [--severities 1-5] --out grid.png
     monai-imc noise text "question" [--noises a,b] [--severities 1-5]
     monai-imc prototypes build --model M --images DIR|slake:PATH|vqa-rad:PATH --out DIR
+    monai-imc train-reference --data ../shared/data --out DIR [--blank-images] [--minutes M] [--seed S]
 
 Errors are printed as one line naming the problem, with exit code 2.
 """
@@ -137,6 +138,33 @@ def _cmd_prototypes_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train_reference(args: argparse.Namespace) -> int:
+    from monai_imc.reference.train import TrainConfig, train_reference
+
+    config = TrainConfig(
+        data=args.data,
+        out=args.out,
+        blank_images=args.blank_images,
+        seed=args.seed,
+        max_steps=args.max_steps,
+        minutes=args.minutes,
+        vision_warmup_steps=args.vision_warmup_steps,
+        heldout_noise=args.heldout_noise,
+        limit=args.limit,
+        eval_limit=args.eval_limit,
+        agent_eval_questions=args.agent_eval_questions,
+        threads=args.threads,
+    )
+    result = train_reference(config)
+    m = result.metrics
+    print(f"trained {result.steps} steps in {result.train_seconds / 60:.1f} min; wrote {result.out}")
+    for name in ("slake_test", "vqa_rad_test"):
+        r = m[name]
+        print(f"{name:13s} closed {r['closed_acc']:6.2f} (n={r['closed_n']})  open {r['open_acc']:6.2f}  "
+              f"recall {r['open_recall']:6.2f} (n={r['open_n']})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``monai-imc``."""
     parser = argparse.ArgumentParser(prog="monai-imc", description="Perceive and Calibrate (IMC) for medical MLLMs.")
@@ -185,6 +213,21 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--dtype", default=None)
     build.add_argument("--out", required=True, help="the bank's folder")
     build.set_defaults(func=_cmd_prototypes_build)
+
+    ref = commands.add_parser("train-reference", help="train the bundled reference LLaVA on SLAKE + VQA-RAD")
+    ref.add_argument("--data", required=True, help="the shared data folder (slake/, vqa_rad/)")
+    ref.add_argument("--out", required=True, help="output directory (checkpoint, loss_curve.png, metrics.json)")
+    ref.add_argument("--blank-images", action="store_true", help="train the no-image twin (black images)")
+    ref.add_argument("--minutes", type=float, default=53.0, help="wall-time cap of training (default 53)")
+    ref.add_argument("--seed", type=int, default=0)
+    ref.add_argument("--max-steps", type=int, default=1800, help="joint training steps (default 1800)")
+    ref.add_argument("--vision-warmup-steps", type=int, default=300)
+    ref.add_argument("--heldout-noise", default="ocr", help="text noise kept out of role training")
+    ref.add_argument("--limit", type=int, default=None, help="use only the first N training rows (smoke tests)")
+    ref.add_argument("--eval-limit", type=int, default=None, help="evaluate on the first N rows of each test set")
+    ref.add_argument("--agent-eval-questions", type=int, default=150)
+    ref.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    ref.set_defaults(func=_cmd_train_reference)
     return parser
 
 

@@ -26,7 +26,7 @@ import torch
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["TINY_FAMILIES", "build_tiny_checkpoint", "synthetic_corpus"]
+__all__ = ["LLAVA_CHAT_TEMPLATE", "TINY_FAMILIES", "build_tiny_checkpoint", "llava_processor", "synthetic_corpus", "train_tokenizer"]
 
 #: The families :func:`build_tiny_checkpoint` can build (the ``model_type`` of their config).
 TINY_FAMILIES: tuple[str, ...] = ("llava", "qwen2_vl", "qwen2_5_vl", "gemma3")
@@ -50,6 +50,9 @@ _LLAVA_TEMPLATE = (
     "{% endif %}{% endfor %}"
     "{% if add_generation_prompt %}ASSISTANT:{% endif %}"
 )
+
+#: The LLaVA chat template (``USER: <image>\n... ASSISTANT:``) of the tiny and reference LLaVA checkpoints.
+LLAVA_CHAT_TEMPLATE = _LLAVA_TEMPLATE
 
 _QWEN_TEMPLATE = (
     "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
@@ -130,8 +133,12 @@ def synthetic_corpus(n: int = 400, seed: int = 0) -> list[str]:
     return out
 
 
-def _train_tokenizer(family: str, seed: int):
-    """Train a byte-level BPE tokenizer and wrap it as a fast HF tokenizer with the family's tokens."""
+def _train_tokenizer(family: str, seed: int, corpus: list[str] | None = None, vocab_size: int = _VOCAB):
+    """Train a byte-level BPE tokenizer and wrap it as a fast HF tokenizer with the family's tokens.
+
+    ``corpus`` defaults to :func:`synthetic_corpus` (``seed``); the reference model passes its training
+    text and a larger ``vocab_size``.
+    """
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -141,12 +148,12 @@ def _train_tokenizer(family: str, seed: int):
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=_VOCAB,
+        vocab_size=vocab_size,
         special_tokens=specials,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tok.train_from_iterator(synthetic_corpus(seed=seed), trainer=trainer)
+    tok.train_from_iterator(synthetic_corpus(seed=seed) if corpus is None else corpus, trainer=trainer)
     if key == "llava":
         bos_id = tok.token_to_id("<s>")
         tok.post_processor = processors.TemplateProcessing(
@@ -187,15 +194,23 @@ def _train_tokenizer(family: str, seed: int):
     )
 
 
+def train_tokenizer(family: str, corpus: list[str], vocab_size: int, seed: int = 0):
+    """Train a byte-level BPE tokenizer on ``corpus`` with the special tokens of ``family``.
+
+    Args:
+        family: ``"llava"``, ``"qwen2_vl"``, ``"qwen2_5_vl"`` or ``"gemma3"``.
+        corpus: the training text.
+        vocab_size: the vocabulary size (special tokens and the 256 byte symbols included).
+        seed: unused by the BPE trainer (deterministic); kept for a uniform signature.
+
+    Returns:
+        A ``PreTrainedTokenizerFast`` with the family's special tokens (LLaVA: BOS added, ``<image>``).
+    """
+    return _train_tokenizer(family, seed, corpus=corpus, vocab_size=vocab_size)
+
+
 def _llava(tokenizer):
-    from transformers import (
-        CLIPImageProcessor,
-        CLIPVisionConfig,
-        LlamaConfig,
-        LlavaConfig,
-        LlavaForConditionalGeneration,
-        LlavaProcessor,
-    )
+    from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration
 
     vision = CLIPVisionConfig(
         hidden_size=_HIDDEN,
@@ -226,16 +241,33 @@ def _llava(tokenizer):
         vision_feature_select_strategy="default",
     )
     model = LlavaForConditionalGeneration(config)
-    image_processor = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
-    processor = LlavaProcessor(
+    return model, llava_processor(tokenizer, image_size=32, patch_size=8)
+
+
+def llava_processor(tokenizer, image_size: int, patch_size: int):
+    """A ``LlavaProcessor`` (CLIP image processor, ``tokenizer``, the LLaVA chat template) for a CLIP tower.
+
+    Args:
+        tokenizer: the LLaVA tokenizer (with an ``<image>`` token).
+        image_size: the tower's input size in pixels (shortest-edge resize, then centre crop).
+        patch_size: the tower's patch size.
+
+    Returns:
+        The processor; one image becomes ``(image_size // patch_size) ** 2`` image tokens.
+    """
+    from transformers import CLIPImageProcessor, LlavaProcessor
+
+    image_processor = CLIPImageProcessor(
+        size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size}
+    )
+    return LlavaProcessor(
         image_processor=image_processor,
         tokenizer=tokenizer,
-        patch_size=8,
+        patch_size=patch_size,
         vision_feature_select_strategy="default",
         num_additional_image_tokens=1,
         chat_template=_LLAVA_TEMPLATE,
     )
-    return model, processor
 
 
 def _qwen(tokenizer, family: str):

@@ -1,0 +1,313 @@
+"""Training and evaluation data of the reference model: SLAKE and VQA-RAD rows, images, labels, roles.
+
+- :func:`load_vqa` reads SLAKE English (``train``/``validate``/``test``) and VQA-RAD (``train``/``test``)
+  from the shared data folder (never copied into the repository).
+- :func:`is_heldout_image` keeps a fixed 5% of the training images (by image name) out of training:
+  their questions are the held-out, training-style questions the agent roles are evaluated on.
+- :func:`image_labels` gives the auxiliary vision targets of an image: modality, body region, SLAKE
+  location, the organs and findings of SLAKE's ``detection.json`` and their box centres.
+- :func:`agent_examples` builds the judge / rewrite pairs from questions with the text noise library.
+
+Example:
+    >>> from monai_imc.reference.data import load_vqa
+    >>> rows = load_vqa("../shared/data", "slake", "train")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from monai_imc.reference.prompts import CLEAN_LABEL, judge_prompt, rewrite_prompt
+
+__all__ = [
+    "AgentExample",
+    "HELDOUT_PERCENT",
+    "ImageLabels",
+    "LOCATIONS",
+    "MODALITIES",
+    "ORGANS",
+    "REGIONS",
+    "VQARow",
+    "agent_examples",
+    "image_labels",
+    "is_heldout_image",
+    "load_vqa",
+    "normalize_answer",
+]
+
+#: Percent of training images (by name) kept out of training for the held-out role evaluation.
+HELDOUT_PERCENT = 5
+#: Modalities (SLAKE ``modality``).
+MODALITIES: tuple[str, ...] = ("CT", "MRI", "X-Ray")
+#: Coarse body regions, shared by SLAKE ``location`` and VQA-RAD ``image_organ``.
+REGIONS: tuple[str, ...] = ("head", "neck", "chest", "abdomen", "pelvis")
+#: SLAKE ``location`` values.
+LOCATIONS: tuple[str, ...] = (
+    "Abdomen", "Brain", "Brain_Face", "Brain_Tissue", "Chest_heart", "Chest_lung", "Chest_mediastinal",
+    "Lung", "Neck", "Pelvic Cavity",
+)
+#: Organs and findings named in SLAKE's ``detection.json`` files.
+ORGANS: tuple[str, ...] = (
+    "Atelectasis", "Bladder", "Brain Edema", "Brain Enhancing Tumor", "Brain Non-enhancing Tumor",
+    "Brain Stem", "Cardiomegaly", "Colon", "Duodenum", "Effusion", "Esophagus", "Heart", "Infiltrate",
+    "Larynx", "Left Ear", "Left Eye", "Left Femoral Head", "Left Kidney", "Left Lung", "Left Mandible",
+    "Left Parotid", "Left Temporal Lobe", "Liver", "Liver Cancer", "Lung Cancer", "Mass", "Nodule",
+    "Pneumonia", "Pneumothorax", "Rectum", "Right Ear", "Right Eye", "Right Femoral Head", "Right Kidney",
+    "Right Lung", "Right Mandible", "Right Parotid", "Right Temporal Lobe", "Small Bowel", "Spinal Cord",
+    "Spleen", "Stomach", "Tooth", "Trachea",
+)
+_SLAKE_REGION = {
+    "Abdomen": "abdomen", "Brain": "head", "Brain_Face": "head", "Brain_Tissue": "head",
+    "Chest_heart": "chest", "Chest_lung": "chest", "Chest_mediastinal": "chest", "Lung": "chest",
+    "Neck": "neck", "Pelvic Cavity": "pelvis",
+}
+_VQARAD_REGION = {"HEAD": "head", "CHEST": "chest", "ABD": "abdomen"}
+_SLAKE_FILES = {"train": "train.json", "validate": "validate.json", "test": "test.json"}
+
+
+@dataclass(frozen=True)
+class VQARow:
+    """One question about one image.
+
+    Attributes:
+        image: path of the image file.
+        question: the question.
+        answer: the reference answer.
+        closed: whether the question is closed-ended (yes/no or a choice).
+        dataset: ``"slake"`` or ``"vqa_rad"``.
+        split: the split it comes from.
+        image_key: ``dataset/relative image path``, unique per image.
+        modality: SLAKE modality (``""`` for VQA-RAD).
+        location: SLAKE location (``""`` for VQA-RAD).
+        region: coarse region (:data:`REGIONS`) or ``""``.
+    """
+
+    image: Path
+    question: str
+    answer: str
+    closed: bool
+    dataset: str
+    split: str
+    image_key: str
+    modality: str = ""
+    location: str = ""
+    region: str = ""
+
+
+@dataclass(frozen=True)
+class ImageLabels:
+    """Auxiliary vision targets of one image (``-1`` / empty where unknown).
+
+    Attributes:
+        modality: index into :data:`MODALITIES`, or -1.
+        region: index into :data:`REGIONS`, or -1.
+        location: index into :data:`LOCATIONS`, or -1.
+        organs: 0/1 per :data:`ORGANS` entry; empty when the image has no ``detection.json``.
+        centres: ``(x, y)`` box centre in [0, 1] per present organ (``None`` where absent).
+    """
+
+    modality: int = -1
+    region: int = -1
+    location: int = -1
+    organs: tuple[int, ...] = ()
+    centres: tuple[tuple[float, float] | None, ...] = field(default=())
+
+
+def normalize_answer(text: str) -> str:
+    """Normalise an answer for exact match: lower case, punctuation and articles removed, spaces collapsed.
+
+    Args:
+        text: the answer.
+
+    Returns:
+        The normalised answer.
+    """
+    text = "".join(c if c.isalnum() or c.isspace() else " " for c in str(text).lower())
+    return " ".join(w for w in text.split() if w not in {"a", "an", "the"})
+
+
+def is_heldout_image(image_key: str) -> bool:
+    """Whether a training image belongs to the fixed held-out slice (about :data:`HELDOUT_PERCENT` %).
+
+    The slice depends only on the image's key (a hash), not on any seed, so every run keeps out the same
+    images.
+
+    Args:
+        image_key: :attr:`VQARow.image_key`.
+
+    Returns:
+        ``True`` for held-out images.
+    """
+    digest = hashlib.sha1(image_key.encode("utf-8")).hexdigest()
+    return int(digest[:8], 16) % 100 < HELDOUT_PERCENT
+
+
+def load_vqa(data: str | Path, dataset: str, split: str) -> list[VQARow]:
+    """Read the English QA rows of one split.
+
+    Args:
+        data: the shared data folder (holding ``slake/`` and ``vqa_rad/``).
+        dataset: ``"slake"`` or ``"vqa_rad"``.
+        split: SLAKE: ``"train"``, ``"validate"`` or ``"test"``; VQA-RAD: ``"train"`` or ``"test"``.
+
+    Returns:
+        The rows, in file order.
+
+    Raises:
+        ValueError: for an unknown dataset or split.
+        FileNotFoundError: if the data folder lacks the files.
+    """
+    root = Path(data)
+    rows: list[VQARow] = []
+    if dataset == "slake":
+        if split not in _SLAKE_FILES:
+            raise ValueError(f"Unknown SLAKE split {split!r}; expected one of {sorted(_SLAKE_FILES)}.")
+        path = root / "slake" / _SLAKE_FILES[split]
+        if not path.is_file():
+            raise FileNotFoundError(f"SLAKE split file not found: {path}")
+        for r in json.loads(path.read_text(encoding="utf-8")):
+            if r.get("q_lang", "en") != "en":
+                continue
+            rows.append(
+                VQARow(
+                    image=root / "slake" / "imgs" / r["img_name"],
+                    question=str(r["question"]).strip(),
+                    answer=str(r["answer"]).strip(),
+                    closed=str(r["answer_type"]).strip().upper() == "CLOSED",
+                    dataset="slake",
+                    split=split,
+                    image_key=f"slake/{r['img_name']}",
+                    modality=str(r.get("modality", "")),
+                    location=str(r.get("location", "")),
+                    region=_SLAKE_REGION.get(str(r.get("location", "")), ""),
+                )
+            )
+        return rows
+    if dataset == "vqa_rad":
+        if split not in ("train", "test"):
+            raise ValueError(f"Unknown VQA-RAD split {split!r}; expected 'train' or 'test'.")
+        path = root / "vqa_rad" / "qa.jsonl"
+        if not path.is_file():
+            raise FileNotFoundError(f"VQA-RAD file not found: {path}")
+        with open(path, encoding="utf-8") as fh:
+            for line in fh:
+                r = json.loads(line)
+                if r["split"] != split:
+                    continue
+                rows.append(
+                    VQARow(
+                        image=root / "vqa_rad" / r["image"],
+                        question=str(r["question"]).strip(),
+                        answer=str(r["answer"]).strip(),
+                        closed=str(r["answer_type"]).strip().upper() == "CLOSED",
+                        dataset="vqa_rad",
+                        split=split,
+                        image_key=f"vqa_rad/{r['image']}",
+                        region=_VQARAD_REGION.get(str(r.get("image_organ", "")).strip().upper(), ""),
+                    )
+                )
+        return rows
+    raise ValueError(f"Unknown dataset {dataset!r}; expected 'slake' or 'vqa_rad'.")
+
+
+def image_labels(row: VQARow) -> ImageLabels:
+    """The auxiliary vision targets of ``row``'s image.
+
+    SLAKE images get modality, region, location and, from ``detection.json`` beside the image, organ
+    presence and box centres (relative to the image size); VQA-RAD images get their region only.
+
+    Args:
+        row: any row of the image.
+
+    Returns:
+        The labels.
+    """
+    modality = MODALITIES.index(row.modality) if row.modality in MODALITIES else -1
+    region = REGIONS.index(row.region) if row.region in REGIONS else -1
+    location = LOCATIONS.index(row.location) if row.location in LOCATIONS else -1
+    detection = row.image.parent / "detection.json"
+    if row.dataset != "slake" or not detection.is_file():
+        return ImageLabels(modality=modality, region=region, location=location)
+    from PIL import Image
+
+    with Image.open(row.image) as im:
+        width, height = im.size
+    organs = [0] * len(ORGANS)
+    centres: list[tuple[float, float] | None] = [None] * len(ORGANS)
+    for entry in json.loads(detection.read_text(encoding="utf-8")):
+        for name, box in entry.items():
+            if name not in ORGANS:
+                continue
+            i = ORGANS.index(name)
+            organs[i] = 1
+            x, y, w, h = (float(v) for v in box)
+            centres[i] = ((x + w / 2) / width, (y + h / 2) / height)
+    return ImageLabels(modality, region, location, tuple(organs), tuple(centres))
+
+
+@dataclass(frozen=True)
+class AgentExample:
+    """One agent-role training or evaluation pair.
+
+    Attributes:
+        role: ``"judge"`` or ``"rewrite"``.
+        prompt: the role's prompt (:mod:`monai_imc.reference.prompts`).
+        target: the expected reply.
+        noise: the noise applied (``"clean"`` for none).
+        clean: the clean question.
+        noisy: the question shown.
+    """
+
+    role: str
+    prompt: str
+    target: str
+    noise: str
+    clean: str
+    noisy: str
+
+
+def agent_examples(
+    questions: list[str],
+    noises: list[str],
+    seed: int,
+    severities: tuple[int, ...] = (1, 2, 3, 4, 5),
+    variants: int = 1,
+) -> list[AgentExample]:
+    """Judge and rewrite pairs for ``questions``: each clean, and noisy with each of ``noises``.
+
+    Every question gives, per role, ``variants`` copies of its clean example (so that ``clean`` keeps a
+    fair share of the judge's labels) and ``variants`` noisy examples per noise (severity
+    drawn from ``severities``). A noisy version that equals the clean text is dropped (the noise found
+    nothing to change), so a label is never contradicted.
+
+    Args:
+        questions: the clean questions (duplicates are removed, order kept).
+        noises: text noise names (:func:`monai_imc.noise.list_noises` ``("text")``).
+        seed: base seed of the severities and the noises.
+        severities: severity levels to draw from.
+        variants: noisy variants per question and noise.
+
+    Returns:
+        The examples.
+    """
+    from monai_imc.noise import get_noise
+
+    rng = random.Random(seed)
+    out: list[AgentExample] = []
+    for qi, question in enumerate(dict.fromkeys(questions)):
+        for _ in range(variants):
+            out.append(AgentExample("judge", judge_prompt(question), CLEAN_LABEL, CLEAN_LABEL, question, question))
+            out.append(AgentExample("rewrite", rewrite_prompt(question), question, CLEAN_LABEL, question, question))
+        for ni, name in enumerate(noises):
+            for v in range(variants):
+                severity = rng.choice(severities)
+                noisy = get_noise(name).apply(question, severity=severity, seed=seed * 1_000_003 + qi * 101 + ni * 11 + v)
+                if " ".join(noisy.split()) == question:
+                    continue
+                out.append(AgentExample("judge", judge_prompt(noisy), name, name, question, noisy))
+                out.append(AgentExample("rewrite", rewrite_prompt(noisy), question, name, question, noisy))
+    return out

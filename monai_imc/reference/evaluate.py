@@ -1,0 +1,249 @@
+"""Evaluation of the reference model through the same path as any checkpoint (:func:`load_model`).
+
+- VQA (:func:`evaluate_vqa`): greedy answers; closed-ended accuracy, open-ended accuracy (exact match
+  after :func:`~monai_imc.reference.data.normalize_answer`) and open-ended token recall (share of the
+  reference answer's words found in the prediction).
+- Agent roles (:func:`evaluate_roles`): judge accuracy (the exact label), noisy/clean detection accuracy
+  and rewrite exact match, per noise, on held-out questions (images kept out of training) corrupted
+  with evaluation seeds no training run uses.
+
+Example:
+    >>> from monai_imc.reference.evaluate import evaluate_checkpoint
+    >>> metrics = evaluate_checkpoint("bundles/monai_imc_vqa/models/reference-vlm", "../shared/data", [])  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from monai_imc.reference.data import VQARow, agent_examples, load_vqa, normalize_answer
+from monai_imc.reference.prompts import CLEAN_LABEL, judge_messages, parse_judgement, rewrite_messages, vqa_prompt
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "EVAL_NOISE_SEED",
+    "closed_majority_accuracy",
+    "evaluate_checkpoint",
+    "evaluate_roles",
+    "evaluate_vqa",
+    "predict_answers",
+    "token_recall",
+]
+
+#: Seed of the evaluation's noisy questions (training runs use small seeds: 0, 1, ...).
+EVAL_NOISE_SEED = 990_001
+
+
+def token_recall(prediction: str, reference: str) -> float:
+    """Share of the reference answer's (normalised) words that the prediction contains.
+
+    Args:
+        prediction: the model's answer.
+        reference: the reference answer.
+
+    Returns:
+        A value in [0, 1] (1 for an empty reference).
+    """
+    ref = normalize_answer(reference).split()
+    if not ref:
+        return 1.0
+    pred = set(normalize_answer(prediction).split())
+    return sum(1 for w in ref if w in pred) / len(ref)
+
+
+def closed_majority_accuracy(rows: Sequence[VQARow]) -> float:
+    """Accuracy (%) of always giving the most common normalised answer of the closed rows themselves.
+
+    Args:
+        rows: rows (open ones are ignored).
+
+    Returns:
+        The accuracy in percent (0 for no closed rows).
+    """
+    answers = [normalize_answer(r.answer) for r in rows if r.closed]
+    if not answers:
+        return 0.0
+    return 100.0 * Counter(answers).most_common(1)[0][1] / len(answers)
+
+
+def predict_answers(
+    model: Any, rows: Sequence[VQARow], blank_images: bool = False, max_new_tokens: int = 12, progress: bool = False
+) -> list[str]:
+    """Greedy answers of ``model`` to ``rows`` (one vision pass per distinct image).
+
+    Args:
+        model: a loaded :class:`~monai_imc.models.HFVisionLanguageModel`.
+        rows: the questions.
+        blank_images: show a black image instead of each image (the no-image twin's evaluation).
+        max_new_tokens: longest answer.
+        progress: show a tqdm bar.
+
+    Returns:
+        One answer per row.
+    """
+    from PIL import Image
+    from tqdm.auto import tqdm
+
+    cache: dict[str, Any] = {}
+    out = []
+    for row in tqdm(rows, desc="answers", disable=not progress, mininterval=5):
+        key = "<blank>" if blank_images else row.image_key
+        if key not in cache:
+            if blank_images:
+                image = Image.new("RGB", (256, 256))
+            else:
+                with Image.open(row.image) as im:
+                    image = im.convert("RGB")
+            cache[key] = model.encode_images(image)
+        out.append(model.generate(cache[key], vqa_prompt(row.question), max_new_tokens=max_new_tokens))
+    return out
+
+
+def evaluate_vqa(
+    model: Any, rows: Sequence[VQARow], blank_images: bool = False, progress: bool = False
+) -> dict[str, Any]:
+    """VQA metrics of ``model`` on ``rows``.
+
+    Args:
+        model: a loaded model.
+        rows: the questions.
+        blank_images: evaluate with black images.
+        progress: show a tqdm bar.
+
+    Returns:
+        ``closed_acc``, ``open_acc``, ``open_recall`` (percent), ``closed_n``, ``open_n`` and
+        ``closed_majority`` (the majority-answer baseline on the same closed rows).
+    """
+    answers = predict_answers(model, rows, blank_images=blank_images, progress=progress)
+    closed = [(a, r) for a, r in zip(answers, rows) if r.closed]
+    opened = [(a, r) for a, r in zip(answers, rows) if not r.closed]
+
+    def pct(values: list[float]) -> float:
+        return round(100.0 * sum(values) / len(values), 2) if values else 0.0
+
+    return {
+        "closed_acc": pct([float(normalize_answer(a) == normalize_answer(r.answer)) for a, r in closed]),
+        "closed_n": len(closed),
+        "open_acc": pct([float(normalize_answer(a) == normalize_answer(r.answer)) for a, r in opened]),
+        "open_recall": pct([token_recall(a, r.answer) for a, r in opened]),
+        "open_n": len(opened),
+        "closed_majority": round(closed_majority_accuracy(rows), 2),
+    }
+
+
+def evaluate_roles(
+    model: Any,
+    questions: Sequence[str],
+    trained_noises: Sequence[str],
+    heldout_noise: str,
+    seed: int = EVAL_NOISE_SEED,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Judge and rewrite metrics on held-out questions, per noise (and ``clean``).
+
+    Args:
+        model: a loaded model.
+        questions: held-out clean questions.
+        trained_noises: the noises of role training.
+        heldout_noise: the noise kept out of role training.
+        seed: seed of the evaluation's noisy versions and severities.
+        progress: show a tqdm bar.
+
+    Returns:
+        ``by_noise``: per noise ``n``, ``judge_acc`` (exact label), ``detect_acc`` (clean vs noisy right),
+        ``rewrite_em`` (rewrite equals the clean question, whitespace normalised) and
+        ``rewrite_em_norm`` (equal after :func:`normalize_answer`); ``trained`` (pooled over the trained
+        noises) and ``heldout`` (the held-out noise), and the ``heldout_noise`` name.
+    """
+    from tqdm.auto import tqdm
+
+    examples = agent_examples(list(questions), [*trained_noises, heldout_noise], seed=seed, variants=1)
+    judge = [e for e in examples if e.role == "judge"]
+    stats: dict[str, dict[str, list[float]]] = {}
+    for e in tqdm(judge, desc="roles", disable=not progress, mininterval=5):
+        label = parse_judgement(model.chat(judge_messages(e.noisy), max_new_tokens=4))
+        rewrite = model.chat(rewrite_messages(e.noisy), max_new_tokens=96)
+        s = stats.setdefault(e.noise, {"judge": [], "detect": [], "em": [], "em_norm": []})
+        s["judge"].append(float(label == e.noise))
+        s["detect"].append(float((label == CLEAN_LABEL) == (e.noise == CLEAN_LABEL) and label is not None))
+        s["em"].append(float(" ".join(rewrite.split()) == e.clean))
+        s["em_norm"].append(float(normalize_answer(rewrite) == normalize_answer(e.clean)))
+
+    def summary(groups: list[dict[str, list[float]]]) -> dict[str, float]:
+        merged = {k: [v for g in groups for v in g[k]] for k in ("judge", "detect", "em", "em_norm")}
+        n = len(merged["judge"])
+        if n == 0:
+            return {"n": 0}
+        return {
+            "n": n,
+            "judge_acc": round(100 * sum(merged["judge"]) / n, 2),
+            "detect_acc": round(100 * sum(merged["detect"]) / n, 2),
+            "rewrite_em": round(100 * sum(merged["em"]) / n, 2),
+            "rewrite_em_norm": round(100 * sum(merged["em_norm"]) / n, 2),
+        }
+
+    return {
+        "questions": len(dict.fromkeys(questions)),
+        "heldout_noise": heldout_noise,
+        "by_noise": {k: summary([v]) for k, v in sorted(stats.items())},
+        "trained": summary([stats[n] for n in trained_noises if n in stats]),
+        "heldout": summary([stats[heldout_noise]] if heldout_noise in stats else []),
+    }
+
+
+def evaluate_checkpoint(
+    path: str | Path,
+    data: str | Path,
+    heldout_rows: Sequence[VQARow],
+    blank_images: bool = False,
+    trained_noises: Sequence[str] = ("abbreviation", "asr", "distractor", "typo"),
+    heldout_noise: str = "ocr",
+    limit: int | None = None,
+    agent_questions: int = 150,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Load ``path`` with :func:`~monai_imc.models.load_model` and evaluate it on both test sets and roles.
+
+    Args:
+        path: the checkpoint directory.
+        data: the shared data folder.
+        heldout_rows: the held-out training-style rows (:func:`~monai_imc.reference.train.training_rows`).
+        blank_images: evaluate with black images (the no-image twin).
+        trained_noises: the noises of role training.
+        heldout_noise: the noise kept out of role training.
+        limit: evaluate only the first ``limit`` rows of each test set.
+        agent_questions: how many held-out questions the role evaluation uses (a fixed random sample).
+        progress: show tqdm bars.
+
+    Returns:
+        ``slake_test`` and ``vqa_rad_test`` (see :func:`evaluate_vqa`), ``roles`` (see
+        :func:`evaluate_roles`) and ``eval_minutes``.
+    """
+    import time
+
+    import torch
+
+    from monai_imc.models import load_model
+
+    start = time.monotonic()
+    model = load_model(str(path), device="cpu", dtype=torch.float32)
+    out: dict[str, Any] = {}
+    for name, dataset in (("slake_test", "slake"), ("vqa_rad_test", "vqa_rad")):
+        rows = load_vqa(data, dataset, "test")
+        if limit is not None:
+            rows = rows[:limit]
+        out[name] = evaluate_vqa(model, rows, blank_images=blank_images, progress=progress)
+    unique = sorted(dict.fromkeys(r.question for r in heldout_rows))
+    random.Random(EVAL_NOISE_SEED).shuffle(unique)
+    if agent_questions and unique:
+        out["roles"] = evaluate_roles(
+            model, unique[:agent_questions], list(trained_noises), heldout_noise, progress=progress
+        )
+    out["eval_minutes"] = round((time.monotonic() - start) / 60, 2)
+    return out
