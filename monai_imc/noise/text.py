@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from monai_imc.guards import text_facts
 from monai_imc.lexicon import is_protected_word
 from monai_imc.noise.base import Noise, NoiseDict, nested_count
 from monai_imc.noise.registry import register_noise
@@ -98,8 +99,13 @@ class TextNoise(Noise):
         self._drawn: tuple[str, list[Edit]] | None = None
 
     def randomize(self, data: str) -> None:
-        """Draw every candidate error of ``data`` in a random order (severity-independent)."""
-        self._drawn = (data, self._candidates(data))
+        """Draw every candidate error of ``data`` in a random order (severity-independent).
+
+        A candidate that would create or remove a fact (a typo that turns ``on`` into ``no``, an OCR
+        misreading that leaves a lone digit) is dropped: the facts a question turns on stay as written.
+        """
+        facts = _facts(data)
+        self._drawn = (data, [e for e in self._candidates(data) if _facts(apply_edits(data, [e])) == facts])
 
     def __call__(self, text: str, randomize: bool = True) -> str:
         """Corrupt ``text``; ``randomize=False`` reuses the draw of the last call on the same text.
@@ -123,7 +129,12 @@ class TextNoise(Noise):
         return nested_count(self.severity, [lvl["rate"] for lvl in self.levels], n_candidates)
 
     def _render(self, text: str, chosen: Sequence[Edit]) -> str:
-        return apply_edits(text, chosen)
+        out = apply_edits(text, chosen)
+        facts = _facts(text)
+        while _facts(out) != facts and chosen:  # two edits that together form a protected word: rare
+            chosen = chosen[:-1]
+            out = apply_edits(text, chosen)
+        return out
 
     def _candidates(self, text: str) -> list[Edit]:
         raise NotImplementedError
@@ -131,6 +142,12 @@ class TextNoise(Noise):
     def _shuffled(self, items: list[Any]) -> list[Any]:
         order = self.R.permutation(len(items))
         return [items[i] for i in order]
+
+
+def _facts(text: str) -> tuple[object, ...]:
+    """Negation cues, sides and numbers of ``text``: what no text noise may change."""
+    facts = text_facts(text)
+    return facts.negations, facts.sides, facts.numbers
 
 
 def _letter_positions(text: str) -> list[int]:

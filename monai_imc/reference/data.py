@@ -24,13 +24,13 @@ from pathlib import Path
 from monai_imc.reference.prompts import CLEAN_LABEL, judge_prompt, rewrite_prompt
 
 __all__ = [
-    "AgentExample",
     "HELDOUT_PERCENT",
-    "ImageLabels",
     "LOCATIONS",
     "MODALITIES",
     "ORGANS",
     "REGIONS",
+    "AgentExample",
+    "ImageLabels",
     "VQARow",
     "agent_examples",
     "image_labels",

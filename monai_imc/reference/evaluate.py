@@ -22,7 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from monai_imc.reference.data import VQARow, agent_examples, load_vqa, normalize_answer
-from monai_imc.reference.prompts import CLEAN_LABEL, judge_messages, parse_judgement, rewrite_messages, vqa_prompt
+from monai_imc.reference.prompts import (
+    CLEAN_LABEL,
+    judge_messages,
+    parse_judgement,
+    rewrite_messages,
+    vqa_prompt,
+)
 
 logger = logging.getLogger(__name__)
 

@@ -47,7 +47,6 @@ from monai_imc.reference.data import (
     MODALITIES,
     ORGANS,
     REGIONS,
-    AgentExample,
     VQARow,
     agent_examples,
     image_labels,
