@@ -82,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
 
     correct: dict[tuple[str, int, str], list[float]] = defaultdict(list)  # (noise, severity, method)
     perceived: dict[tuple[str, int], list[str]] = defaultdict(list)
+    flagged: dict[tuple[str, int], list[bool]] = defaultdict(list)
     t_plain = t_extra = 0.0
     for i, (key, questions) in enumerate(tqdm(by_image.items(), desc="images")):
         clean = view(questions[0].image, args.size)
@@ -97,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
             calibrated, _ = calibrator.calibrate(features, [perception])
             t2 = time.perf_counter()
             perceived[(noise, severity)].append(perception.noise or "clean")
+            flagged[(noise, severity)].append(perception.flagged)
             methods = {"none": features, "pdc": calibrated}
             if noise != "clean":
                 forced = dataclasses.replace(perception, noise=noise, severity=severity, confidence=1.0, flagged=True)
@@ -129,8 +131,10 @@ def main(argv: list[str] | None = None) -> int:
                 "recovery_pdc": round((pdc - noisy) / lost, 3) if abs(lost) > 1e-9 else None,
                 "recovery_oracle": round((orc - noisy) / lost, 3) if abs(lost) > 1e-9 else None,
                 "type_accuracy": round(100.0 * np.mean([p == noise for p in perceived[(noise, s)]]), 2),
+                "flagged_pct": round(100.0 * np.mean(flagged[(noise, s)]), 2),
             })
-    false_alarm = round(100.0 * np.mean([p != "clean" for p in perceived[("clean", 0)]]), 2)
+    false_alarm = round(100.0 * np.mean(flagged[("clean", 0)]), 2)  # clean images the gate sends to PDC
+    misperceived = round(100.0 * np.mean([p != "clean" for p in perceived[("clean", 0)]]), 2)
     results = {
         "command": " ".join(sys.argv),
         "images": len(by_image),
@@ -138,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         "clean_closed_acc": clean_acc,
         "clean_closed_acc_pdc": clean_pdc,
         "clean_false_alarm_pct": false_alarm,
+        "clean_misperceived_pct": misperceived,
         "added_time_ratio": round(t_extra / t_plain, 4) if t_plain else None,
         "rows": table,
     }
@@ -147,15 +152,17 @@ def main(argv: list[str] | None = None) -> int:
         tmp.write_text(json.dumps(results, indent=2))
     lines = [
         (
-            f"clean closed acc {clean_acc} (PDC on: {clean_pdc}); clean false alarm {false_alarm}%; "
+            f"clean closed acc {clean_acc} (PDC on: {clean_pdc}); clean false alarm (gate) {false_alarm}%, "
+            f"clean perceived as noisy {misperceived}%; "
             f"added time {results['added_time_ratio']} x plain"
         ),
         "",
-        "| noise | severity | type acc | noisy | PDC | oracle PDC | recovery PDC | recovery oracle |",
-        "|---|---|---|---|---|---|---|---|",
+        "| noise | severity | type acc | flagged | noisy | PDC | oracle PDC | recovery PDC | recovery oracle |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     lines += [
-        f"| {r['noise']} | {r['severity']} | {r['type_accuracy']} | {r['noisy']} | {r['pdc']} | {r['oracle']} | "
+        f"| {r['noise']} | {r['severity']} | {r['type_accuracy']} | {r['flagged_pct']} | {r['noisy']} | {r['pdc']} | "
+        f"{r['oracle']} | "
         f"{r['recovery_pdc']} | {r['recovery_oracle']} |"
         for r in table
     ]
