@@ -188,3 +188,16 @@ def test_arguments_are_checked() -> None:
         RemoteModel("http://127.0.0.1:1", max_retries=-1)
     with pytest.raises(ValueError, match="empty"):
         RemoteModel("http://127.0.0.1:1", model="x").log_likelihood("", "context")
+
+
+def test_sms_runs_on_the_remote_backend_as_on_the_local_model(remote: RemoteModel, tiny_models) -> None:
+    from monai_imc.guards import check_repair
+    from monai_imc.refine import SMSPrompts, SMSRefiner
+
+    text = "Is there no efusion in the lft lung, 3 cm below the rib?"
+    options = {"prompts": SMSPrompts.instructed(), "max_rounds": 2, "accept_probability": 0.0, "max_new_tokens": 12}
+    remote_result = SMSRefiner(remote, **options).refine(text)
+    local_result = SMSRefiner(tiny_models["llava"], **options).refine(text)
+    assert remote_result.original == text and check_repair(text, remote_result.text) == []
+    assert [(s.agent, s.output) for s in remote_result.trace] == [(s.agent, s.output) for s in local_result.trace]
+    assert remote_result.text == local_result.text and remote_result.calls == local_result.calls
