@@ -8,6 +8,7 @@ strictly from level 1 to 5.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 from pathlib import Path
@@ -43,12 +44,12 @@ def main(argv: list[str] | None = None) -> int:
     for name in list_noises("image"):
         per = [[psnr(img, get_noise(name).apply(img, s, seed=0)) for s in range(1, 6)] for img in images.values()]
         means = np.mean(per, axis=0)
-        strict = sum(all(a > b for a, b in zip(v, v[1:])) for v in per)
+        strict = sum(all(a > b for a, b in itertools.pairwise(v)) for v in per)
         print(f"{name:13s} {'PSNR dB':9s} " + " ".join(f"{m:7.2f}" for m in means) + f"  {strict}/{len(per)}")
     for name in list_noises("text"):
         per = [[edit_distance(q, get_noise(name).apply(q, s, seed=i)) for s in range(1, 6)] for i, q in enumerate(questions)]
         means = np.mean(per, axis=0)
-        strict = sum(all(a < b for a, b in zip(v, v[1:])) for v in per)
+        strict = sum(all(a < b for a, b in itertools.pairwise(v)) for v in per)
         print(f"{name:13s} {'edit dist':9s} " + " ".join(f"{m:7.2f}" for m in means) + f"  {strict}/{len(per)}")
     return 0
 
