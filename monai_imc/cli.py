@@ -5,6 +5,7 @@
     monai-imc noise text "question" [--noises a,b] [--severities 1-5]
     monai-imc prototypes build --model M --images DIR|slake:PATH|vqa-rad:PATH --out DIR
     monai-imc train-reference --data ../shared/data --out DIR [--blank-images] [--minutes M] [--seed S]
+    monai-imc bench --model M [--bank DIR] --dataset slake:PATH [--dataset vqa-rad:PATH] --methods none,pdc --out DIR
 
 Errors are printed as one line naming the problem, with exit code 2.
 """
@@ -165,6 +166,34 @@ def _cmd_train_reference(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from monai_imc.bench.datasets import load_dataset
+    from monai_imc.bench.report import write_report
+    from monai_imc.bench.runner import BenchRunner
+    from monai_imc.models import load_model
+    from monai_imc.noise.registry import parse_noise_list
+    from monai_imc.prototypes import PrototypeBank
+
+    rows = []
+    for spec in args.dataset:
+        part = load_dataset(spec, args.split)
+        rows.extend(part[: args.limit] if args.limit else part)
+    model = load_model(args.model, device=args.device, dtype=args.dtype)
+    bank = PrototypeBank.load(args.bank, model=model) if args.bank else None
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    out = Path(args.out)
+    runner = BenchRunner(model, bank, methods=methods, seed=args.seed, image_size=args.image_size,
+                         cache=out / "cache.jsonl")
+    records = runner.run(rows, parse_noise_list(args.noises), parse_severities(args.severities), progress=True)
+    config = {"command": " ".join(["monai-imc", *sys.argv[1:]]), "model": args.model, "bank": args.bank,
+              "datasets": args.dataset, "split": args.split, "methods": methods, "seed": args.seed,
+              "questions": len(rows)}
+    paths = write_report(records, out, config)
+    print((out / "results.md").read_text())
+    print("wrote " + ", ".join(str(p) for p in paths.values()))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``monai-imc``."""
     parser = argparse.ArgumentParser(prog="monai-imc", description="Perceive and Calibrate (IMC) for medical MLLMs.")
@@ -228,6 +257,23 @@ def build_parser() -> argparse.ArgumentParser:
     ref.add_argument("--agent-eval-questions", type=int, default=150)
     ref.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     ref.set_defaults(func=_cmd_train_reference)
+
+    bench = commands.add_parser("bench", help="the robustness benchmark: noises x severities x methods")
+    bench.add_argument("--model", required=True, help="hub id or checkpoint directory")
+    bench.add_argument("--bank", default=None, help="the model's prototype bank (for pdc, imc)")
+    bench.add_argument("--dataset", action="append", required=True,
+                       help="slake:PATH, vqa-rad:PATH or jsonl:FILE (repeatable)")
+    bench.add_argument("--split", default="test")
+    bench.add_argument("--noises", default="all")
+    bench.add_argument("--severities", default="3")
+    bench.add_argument("--methods", default="none", help="comma-separated: none,pdc,sms,imc,repass,no-image")
+    bench.add_argument("--limit", type=int, default=0, help="at most this many questions per dataset")
+    bench.add_argument("--seed", type=int, default=0)
+    bench.add_argument("--image-size", type=int, default=256)
+    bench.add_argument("--device", default=None)
+    bench.add_argument("--dtype", default=None)
+    bench.add_argument("--out", required=True, help="results folder (resumes from its cache.jsonl)")
+    bench.set_defaults(func=_cmd_bench)
     return parser
 
 

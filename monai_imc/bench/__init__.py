@@ -1,0 +1,1 @@
+"""The robustness benchmark: datasets, the runner over noises x severities x methods, metrics and reports."""
