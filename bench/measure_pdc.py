@@ -24,12 +24,12 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 from tqdm.auto import tqdm
 
 from monai_imc.atomic import atomic_output
 from monai_imc.calibrate import PDCCalibrator
 from monai_imc.cli import parse_severities
+from monai_imc.imageio import load_view
 from monai_imc.models import load_model
 from monai_imc.perceive import ArtifactPerceiver
 from monai_imc.prototypes import PrototypeBank, corrupt, variant_seed
@@ -44,14 +44,6 @@ def load_rows(data: str, datasets: list[str], limit: int) -> list:
         part = load_vqa(data, name, "test")
         rows.extend(sorted(part, key=lambda r: r.image_key))
     return rows[:limit] if limit else rows
-
-
-def view(path: Path, size: int) -> np.ndarray:
-    """The RGB image as the model sees it, shrunk to ``size`` px (noise is applied at this size)."""
-    with Image.open(path) as im:
-        image = im.convert("RGB")
-    image.thumbnail((size, size))
-    return np.asarray(image)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -85,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     flagged: dict[tuple[str, int], list[bool]] = defaultdict(list)
     t_plain = t_extra = 0.0
     for i, (key, questions) in enumerate(tqdm(by_image.items(), desc="images")):
-        clean = view(questions[0].image, args.size)
+        clean = load_view(questions[0].image, args.size)
         variants = [("clean", 0, clean)]
         for n_i, noise in enumerate(bank.noises):
             for s in severities:

@@ -103,12 +103,9 @@ def _cmd_noise_text(args: argparse.Namespace) -> int:
 
 
 def _cmd_prototypes_build(args: argparse.Namespace) -> int:
-    import dataclasses
-
     from monai_imc.datasets import dataset_images
-    from monai_imc.imageio import model_view, read_image
+    from monai_imc.imageio import load_view
     from monai_imc.models import load_model
-    from monai_imc.noise.preview import shrink
     from monai_imc.noise.registry import parse_noise_list
     from monai_imc.prototypes import build_bank
 
@@ -118,10 +115,7 @@ def _cmd_prototypes_build(args: argparse.Namespace) -> int:
     images, ids = [], []
     for path in files:
         try:
-            loaded = read_image(path)
-            if args.size:
-                loaded = dataclasses.replace(loaded, array=shrink(loaded.array, args.size))
-            images.append(model_view(loaded))
+            images.append(load_view(path, args.size))
             ids.append(str(path))
         except ValueError as err:  # one unreadable file does not stop the bank
             print(f"skipped: {err}", file=sys.stderr)

@@ -6,6 +6,7 @@ modality, key views of volumes) are the job of :mod:`monai_imc.dicom` in the app
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -141,3 +142,20 @@ def model_view(image: LoadedImage) -> np.ndarray:
         view = np.rint(image.array).astype(np.uint8)
         return view[0] if view.shape[0] == 1 else np.moveaxis(view[:3], 0, -1)
     return display_view(image.array, image.window, image.invert)
+
+
+def load_view(path: str | os.PathLike[str], max_size: int = 0) -> np.ndarray:
+    """Read an image file and return the 8-bit view a model is shown (see :func:`model_view`), its longest
+    side shrunk to ``max_size`` first (0: as stored). The one path from a file to a model's input, used
+    alike by the prototype bank, the benchmark and the measurements.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: the file is not a readable image.
+    """
+    image = read_image(path)
+    if max_size and max(image.array.shape[1:3]) > max_size:
+        from monai_imc.noise.preview import shrink
+
+        image = dataclasses.replace(image, array=shrink(image.array, max_size))
+    return model_view(image)

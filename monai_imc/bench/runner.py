@@ -29,10 +29,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 from tqdm.auto import tqdm
 
 from monai_imc.calibrate import PDCCalibrator
+from monai_imc.imageio import load_view
 from monai_imc.models.base import VisionFeatures, VisionLanguageModel
 from monai_imc.noise import check_severity, get_noise
 from monai_imc.perceive import ArtifactPerceiver
@@ -165,11 +165,9 @@ class BenchRunner:
         return done
 
     def _image(self, row: VQARow, noise: str, severity: int) -> np.ndarray:
-        with Image.open(row.image) as im:
-            image = im.convert("RGB")
-        if self.image_size:
-            image.thumbnail((self.image_size, self.image_size))
-        arr = np.asarray(image)
+        arr = load_view(row.image, self.image_size)
+        if arr.ndim == 2:
+            arr = arr[..., None]
         if noise == "clean" or get_noise(noise).modality == "text":
             return arr
         noisy = get_noise(noise).apply(np.ascontiguousarray(np.moveaxis(arr, -1, 0)), severity=severity,
