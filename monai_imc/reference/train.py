@@ -472,6 +472,7 @@ def train_reference(config: TrainConfig) -> TrainResult:
         heldout_noise=config.heldout_noise,
         limit=config.eval_limit,
         agent_questions=config.agent_eval_questions,
+        train_questions=set(questions),
     )
     total_seconds = time.monotonic() - start
     metrics.update(
