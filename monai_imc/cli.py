@@ -111,6 +111,7 @@ def _cmd_train_reference(args: argparse.Namespace) -> int:
         max_steps=args.max_steps,
         minutes=args.minutes,
         vision_warmup_steps=args.vision_warmup_steps,
+        aux_weight=args.aux_weight,
         heldout_noise=args.heldout_noise,
         limit=args.limit,
         eval_limit=args.eval_limit,
@@ -167,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     ref.add_argument("--seed", type=int, default=0)
     ref.add_argument("--max-steps", type=int, default=1100, help="joint training steps (default 1100)")
     ref.add_argument("--vision-warmup-steps", type=int, default=200)
+    ref.add_argument("--aux-weight", type=float, default=0.5, help="weight of the auxiliary vision loss")
     ref.add_argument("--heldout-noise", default="ocr", help="text noise kept out of role training")
     ref.add_argument("--limit", type=int, default=None, help="use only the first N training rows (smoke tests)")
     ref.add_argument("--eval-limit", type=int, default=None, help="evaluate on the first N rows of each test set")
