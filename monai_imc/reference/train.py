@@ -437,11 +437,11 @@ def train_reference(config: TrainConfig) -> TrainResult:
         nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         steps_done = step + 1
-        history["answer"].append((step, float(answer_loss)))
-        history["aux"].append((step, float(aux_loss)))
-        history["roles"].append((step, float(role_loss)))
+        history["answer"].append((step, float(answer_loss.detach())))
+        history["aux"].append((step, float(aux_loss.detach())))
+        history["roles"].append((step, float(role_loss.detach())))
         if step % 20 == 0:
-            bar.set_postfix(answer=f"{float(answer_loss):.3f}", aux=f"{float(aux_loss):.3f}", roles=f"{float(role_loss):.3f}")
+            bar.set_postfix(answer=f"{history['answer'][-1][1]:.3f}", aux=f"{history['aux'][-1][1]:.3f}", roles=f"{history['roles'][-1][1]:.3f}")
     bar.close()
     hook.remove()
     train_seconds = time.monotonic() - start
