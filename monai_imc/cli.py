@@ -144,6 +144,7 @@ def _cmd_train_reference(args: argparse.Namespace) -> int:
         max_steps=args.max_steps,
         minutes=args.minutes,
         vision_warmup_steps=args.vision_warmup_steps,
+        aux_weight=args.aux_weight,
         heldout_noise=args.heldout_noise,
         limit=args.limit,
         eval_limit=args.eval_limit,
@@ -241,10 +242,11 @@ def build_parser() -> argparse.ArgumentParser:
     ref.add_argument("--data", required=True, help="the shared data folder (slake/, vqa_rad/)")
     ref.add_argument("--out", required=True, help="output directory (checkpoint, loss_curve.png, metrics.json)")
     ref.add_argument("--blank-images", action="store_true", help="train the no-image twin (black images)")
-    ref.add_argument("--minutes", type=float, default=53.0, help="wall-time cap of training (default 53)")
+    ref.add_argument("--minutes", type=float, default=52.0, help="wall-time cap of training (default 52)")
     ref.add_argument("--seed", type=int, default=0)
-    ref.add_argument("--max-steps", type=int, default=1800, help="joint training steps (default 1800)")
-    ref.add_argument("--vision-warmup-steps", type=int, default=300)
+    ref.add_argument("--max-steps", type=int, default=1100, help="joint training steps (default 1100)")
+    ref.add_argument("--vision-warmup-steps", type=int, default=200)
+    ref.add_argument("--aux-weight", type=float, default=0.5, help="weight of the auxiliary vision loss")
     ref.add_argument("--heldout-noise", default="ocr", help="text noise kept out of role training")
     ref.add_argument("--limit", type=int, default=None, help="use only the first N training rows (smoke tests)")
     ref.add_argument("--eval-limit", type=int, default=None, help="evaluate on the first N rows of each test set")

