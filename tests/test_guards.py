@@ -38,6 +38,7 @@ def test_misspelt_question_word_may_be_restored_but_not_dropped() -> None:
     assert question_form("Si there a mass?") == "unknown"
     assert check_repair("Si there a mass?", "Is there a mass?") == []
     assert check_repair("Si there a mass?", "There is a mass.") != []
+    assert check_repair("Si there a mass?", "Si there a mass?") == []
 
 
 def test_facts_of_text() -> None:
