@@ -60,12 +60,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--limit", type=int, default=0, help="at most this many questions")
     p.add_argument("--seed", type=int, default=1234, help="noise seed (not the bank's)")
     p.add_argument("--max-new-tokens", type=int, default=12)
+    p.add_argument("--variants", default="ridge,shift", help="calibration variants to compare (first is the default)")
+    p.add_argument("--extra-noises", default="", help="image noises to test that the bank was built without")
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
 
     model = load_model(args.model, device="cpu")
     bank = PrototypeBank.load(args.bank, model=model)
-    perceiver, calibrator = ArtifactPerceiver(bank), PDCCalibrator(bank)
+    variants_ = args.variants.split(",")
+    perceiver = ArtifactPerceiver(bank)
+    calibrators = {v: PDCCalibrator(bank, variant=v) for v in variants_}
+    calibrator = calibrators[variants_[0]]
+    extra = [n for n in args.extra_noises.split(",") if n]
+    noises = list(bank.noises) + [n for n in extra if n not in bank.noises]
     severities = parse_severities(args.severities)
     rows = load_rows(args.data, args.datasets.split(","), args.limit)
     by_image: dict[str, list] = defaultdict(list)
@@ -79,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     for i, (key, questions) in enumerate(tqdm(by_image.items(), desc="images")):
         clean = load_view(questions[0].image, args.size)
         variants = [("clean", 0, clean)]
-        for n_i, noise in enumerate(bank.noises):
+        for n_i, noise in enumerate(noises):
             for s in severities:
                 variants.append((noise, s, corrupt(clean, noise, s, variant_seed(args.seed, i, n_i))))
         for noise, severity, image in variants:
@@ -92,19 +99,28 @@ def main(argv: list[str] | None = None) -> int:
             perceived[(noise, severity)].append(perception.noise or "clean")
             flagged[(noise, severity)].append(perception.flagged)
             methods = {"none": features, "pdc": calibrated}
-            if noise != "clean":
+            for v in variants_[1:]:
+                methods[f"pdc:{v}"], _ = calibrators[v].calibrate(features, [perception])
+            if noise in bank.noises:
                 forced = dataclasses.replace(perception, noise=noise, severity=severity, confidence=1.0, flagged=True)
                 methods["oracle"], _ = calibrator.calibrate(features, [forced])
+                for v in variants_[1:]:
+                    methods[f"oracle:{v}"], _ = calibrators[v].calibrate(features, [forced])
             for row in questions:
                 if not row.closed:
                     continue
+                answers: dict[int, str] = {}  # features left unchanged give the plain answer: not asked twice
                 for method, feats in methods.items():
                     t3 = time.perf_counter()
-                    answer = model.generate(feats, vqa_prompt(row.question), max_new_tokens=args.max_new_tokens)
+                    if id(feats) not in answers:
+                        answers[id(feats)] = model.generate(feats, vqa_prompt(row.question),
+                                                            max_new_tokens=args.max_new_tokens)
+                    answer = answers[id(feats)]
                     if method == "none":
                         t_plain += time.perf_counter() - t3
                     hit = float(normalize_answer(answer) == normalize_answer(row.answer))
                     correct[(noise, severity, method)].append(hit)
+                    correct[(f"{row.dataset}/{noise}", severity, method)].append(hit)
             t_plain += t1 - t0
             t_extra += t2 - t1
 
@@ -114,24 +130,32 @@ def main(argv: list[str] | None = None) -> int:
 
     clean_acc, clean_pdc = acc("clean", 0, "none"), acc("clean", 0, "pdc")
     table = []
-    for noise in bank.noises:
+    for noise in noises:
         for s in severities:
             noisy, pdc, orc = acc(noise, s, "none"), acc(noise, s, "pdc"), acc(noise, s, "oracle")
             lost = clean_acc - noisy
-            table.append({
-                "noise": noise, "severity": s, "clean": clean_acc, "noisy": noisy, "pdc": pdc, "oracle": orc,
+            row_ = {
+                "noise": noise, "severity": s, "in_bank": noise in bank.noises, "clean": clean_acc, "noisy": noisy,
+                "pdc": pdc, "oracle": orc,
                 "recovery_pdc": round((pdc - noisy) / lost, 3) if abs(lost) > 1e-9 else None,
                 "recovery_oracle": round((orc - noisy) / lost, 3) if abs(lost) > 1e-9 else None,
                 "type_accuracy": round(100.0 * np.mean([p == noise for p in perceived[(noise, s)]]), 2),
                 "flagged_pct": round(100.0 * np.mean(flagged[(noise, s)]), 2),
-            })
+                "by_dataset": {d: {m: acc(f"{d}/{noise}", s, m) for m in ("none", "pdc", "oracle")}
+                               for d in sorted({r.dataset for r in rows})},
+            }
+            for v in variants_[1:]:
+                row_[f"pdc:{v}"], row_[f"oracle:{v}"] = acc(noise, s, f"pdc:{v}"), acc(noise, s, f"oracle:{v}")
+            table.append(row_)
     false_alarm = round(100.0 * np.mean(flagged[("clean", 0)]), 2)  # clean images the gate sends to PDC
     misperceived = round(100.0 * np.mean([p != "clean" for p in perceived[("clean", 0)]]), 2)
     results = {
         "command": " ".join(sys.argv),
         "images": len(by_image),
         "closed_questions": sum(len([r for r in q if r.closed]) for q in by_image.values()),
+        "variants": variants_,
         "clean_closed_acc": clean_acc,
+        "clean_by_dataset": {d: acc(f"{d}/clean", 0, "none") for d in sorted({r.dataset for r in rows})},
         "clean_closed_acc_pdc": clean_pdc,
         "clean_false_alarm_pct": false_alarm,
         "clean_misperceived_pct": misperceived,
@@ -149,18 +173,21 @@ def main(argv: list[str] | None = None) -> int:
             f"added time {results['added_time_ratio']} x plain"
         ),
         "",
-        "| noise | severity | type acc | flagged | noisy | PDC | oracle PDC | recovery PDC | recovery oracle |",
-        "|---|---|---|---|---|---|---|---|---|",
+        f"| noise | severity | type acc | flagged | noisy | PDC ({variants_[0]}) | oracle PDC ({variants_[0]}) | "
+        + "".join(f"PDC ({v}) | oracle ({v}) | " for v in variants_[1:])
+        + "recovery PDC | recovery oracle |",
+        "|---|---|---|---|---|---|---|" + "---|---|" * len(variants_[1:]) + "---|---|",
     ]
     lines += [
-        f"| {r['noise']} | {r['severity']} | {r['type_accuracy']} | {r['flagged_pct']} | {r['noisy']} | {r['pdc']} | "
-        f"{r['oracle']} | "
-        f"{r['recovery_pdc']} | {r['recovery_oracle']} |"
+        f"| {r['noise']}{'' if r['in_bank'] else ' (not in bank)'} | {r['severity']} | {r['type_accuracy']} | "
+        f"{r['flagged_pct']} | {r['noisy']} | {r['pdc']} | {r['oracle']} | "
+        + "".join(f"{r[f'pdc:{v}']} | {r[f'oracle:{v}']} | " for v in variants_[1:])
+        + f"{r['recovery_pdc']} | {r['recovery_oracle']} |"
         for r in table
     ]
     with atomic_output(out / "results.md") as tmp:
         tmp.write_text("\n".join(lines) + "\n")
-    _plots(out, bank.noises, severities, perceived, table)
+    _plots(out, noises, severities, perceived, table)
     print("\n".join(lines))
     return 0
 
