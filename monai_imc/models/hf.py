@@ -409,6 +409,45 @@ class HFVisionLanguageModel:
         boundary = len(context)
         return float(sum(lp for _tok, lp, _start, end in rows if lp is not None and end > boundary))
 
+    def log_likelihoods(self, texts: Sequence[str], context: str = "", batch_size: int = 64) -> list[float]:
+        """:meth:`log_likelihood` of several continuations of one ``context``, batched: one model call.
+
+        Each ``context + text`` is tokenised on its own (right-padded), so every score equals the
+        one :meth:`log_likelihood` gives (up to padding's floating-point noise).
+
+        Args:
+            texts: the continuations; none may be empty.
+            context: the text before each of them.
+            batch_size: sequences per forward pass.
+
+        Raises:
+            ValueError: if a text is empty.
+        """
+        if any(not t for t in texts):
+            raise ValueError("a text is empty; there is nothing to score.")
+        scores: list[float] = []
+        boundary = len(context)
+        pad_id = self.tokenizer.pad_token_id
+        if pad_id is None:
+            pad_id = self.tokenizer.eos_token_id or 0
+        for start in range(0, len(texts), batch_size):
+            chunk = [context + t for t in texts[start : start + batch_size]]
+            encs = [self.tokenizer(s, return_offsets_mapping=True) for s in chunk]
+            width = max(len(e["input_ids"]) for e in encs)
+            ids = torch.full((len(encs), width), int(pad_id), dtype=torch.long)
+            mask = torch.zeros((len(encs), width), dtype=torch.long)
+            for row, e in enumerate(encs):
+                ids[row, : len(e["input_ids"])] = torch.tensor(e["input_ids"])
+                mask[row, : len(e["input_ids"])] = 1
+            with self._lock, torch.no_grad():
+                logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits
+            logprobs = torch.log_softmax(logits[:, :-1].float(), dim=-1)
+            picked = logprobs.gather(-1, ids[:, 1:, None].to(logprobs.device))[..., 0].cpu()
+            for row, e in enumerate(encs):
+                ends = [int(end) for _s, end in e["offset_mapping"]]
+                scores.append(float(sum(picked[row, k - 1] for k in range(1, len(ends)) if ends[k] > boundary)))
+        return scores
+
     def prompt_logprobs(self, prompt: str) -> list[tuple[str, float | None, int, int]]:
         """Per-token log-probabilities of a prompt, as a completion server reports them with ``echo``.
 
