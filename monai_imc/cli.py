@@ -172,7 +172,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         noises=parse_noise_list(args.noises), severities=parse_severities(args.severities), methods=methods,
         limit=args.limit, seed=args.seed, image_size=args.image_size, max_new_tokens=args.max_new_tokens,
         batch_size=args.batch_size, denoiser=args.denoise_filter, denoise_questions=args.denoise_questions,
-        device=args.device, dtype=args.dtype, command=" ".join(["monai-imc", "bench", *_bench_argv(args)]),
+        device=args.device, dtype=args.dtype, text_server=args.text_server, sms_prompts=args.sms_prompts,
+        answer_suffix=args.answer_suffix, command=" ".join(["monai-imc", "bench", *_bench_argv(args)]),
     )
     result = run_benchmark(settings, progress=True)
     print(result.paths["results.md"].read_text())
@@ -196,8 +197,10 @@ def _bench_argv(args: argparse.Namespace) -> list[str]:
             "--methods", args.methods]
     if args.limit:
         out += ["--limit", str(args.limit)]
-    if args.denoise_filter:
-        out += ["--denoise-filter", args.denoise_filter]
+    for flag in ("denoise_filter", "text_server", "sms_prompts", "answer_suffix"):
+        if getattr(args, flag):
+            out += ["--" + flag.replace("_", "-"), repr(getattr(args, flag)) if flag == "answer_suffix"
+                    else getattr(args, flag)]
     return [*out, "--out", args.out]
 
 
@@ -286,6 +289,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="skip the validation choice and use this filter (median3, gaussian1, diffusion, median5)")
     bench.add_argument("--denoise-questions", type=int, default=48,
                        help="closed validation questions per dataset for the denoise choice (default 48)")
+    bench.add_argument("--text-server", default=None,
+                       help="OpenAI-compatible server (vLLM) URL for the text agents (sms, repass)")
+    bench.add_argument("--sms-prompts", choices=["reference", "instructed"], default=None,
+                       help="agent prompts (default: reference for a bundle, instructed otherwise)")
+    bench.add_argument("--answer-suffix", default="",
+                       help="appended to each question, e.g. ' Answer with one word or a short phrase.'")
     bench.add_argument("--device", default=None)
     bench.add_argument("--dtype", default=None)
     bench.add_argument("--out", required=True, help="results folder (resumes from its cache.jsonl)")

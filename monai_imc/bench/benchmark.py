@@ -22,9 +22,10 @@ from monai_imc.bench.datasets import load_dataset, stratified_subset
 from monai_imc.bench.model_spec import load_bench_model
 from monai_imc.bench.report import write_report
 from monai_imc.bench.runner import METHODS, BenchRecord, BenchRunner, RunStats
+from monai_imc.models.remote import RemoteModel
 from monai_imc.noise import get_noise
 from monai_imc.reference.data import VQARow
-from monai_imc.refine import SMSRefiner
+from monai_imc.refine import SMSPrompts, SMSRefiner
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +47,12 @@ class BenchSettings:
         denoiser: the denoise filter; ``None``: chosen on the validation split.
         denoise_questions: closed validation questions per dataset for that choice (0: all).
         out: the results folder (its ``cache.jsonl`` makes a run resumable).
+        text_server: an OpenAI-compatible server (vLLM) for the text agents (SMS and repass); ``None``:
+            the local model.
+        sms_prompts: ``reference`` (what the bundled reference model was trained on) or ``instructed``
+            (kind-specific instructions for large chat models); ``None``: ``reference`` for a bundle,
+            ``instructed`` otherwise.
+        answer_suffix: appended to every question put to the model.
     """
 
     model: str
@@ -65,6 +72,9 @@ class BenchSettings:
     denoise_questions: int = 48
     device: str | None = None
     dtype: str | None = None
+    text_server: str | None = None
+    sms_prompts: str | None = None
+    answer_suffix: str = ""
     command: str = ""
 
 
@@ -141,10 +151,16 @@ def run_benchmark(settings: BenchSettings, progress: bool = False) -> BenchResul
         raise ValueError("no noises to run")
     rows = _rows(settings.datasets, settings.split, settings.limit, settings.seed)
     loaded = load_bench_model(settings.model, settings.bank, settings.device, settings.dtype)
-    refiner = SMSRefiner(loaded.model, **loaded.refiner_options)
+    prompts_name = settings.sms_prompts or ("reference" if loaded.source == "bundle" else "instructed")
+    if prompts_name not in ("reference", "instructed"):
+        raise ValueError(f"unknown SMS prompts {prompts_name!r}; use reference or instructed")
+    prompts = SMSPrompts.reference() if prompts_name == "reference" else SMSPrompts.instructed()
+    text_model = RemoteModel(settings.text_server) if settings.text_server else loaded.model
+    refiner = SMSRefiner(text_model, prompts=prompts, **loaded.refiner_options)
     runner = BenchRunner(loaded.model, loaded.bank, refiner=refiner, methods=settings.methods, seed=settings.seed,
                          image_size=settings.image_size, max_new_tokens=settings.max_new_tokens,
-                         cache=Path(settings.out) / "cache.jsonl", batch_size=settings.batch_size)
+                         cache=Path(settings.out) / "cache.jsonl", batch_size=settings.batch_size,
+                         text_model=text_model, answer_suffix=settings.answer_suffix)
     denoise = _choose_denoiser(runner, settings, progress) if "denoise" in settings.methods else None
     runner.stats = RunStats()  # the run's own cost, without the denoise choice
     records = runner.run(rows, settings.noises, settings.severities, progress=progress)
@@ -152,7 +168,8 @@ def run_benchmark(settings: BenchSettings, progress: bool = False) -> BenchResul
         "command": settings.command, "model": settings.model, "model_source": loaded.source,
         "model_path": loaded.model_path, "bank": loaded.bank_path,
         "bank_hash": loaded.bank.bank_hash if loaded.bank is not None else None,
-        "refiner": loaded.refiner_options, "datasets": list(settings.datasets), "split": settings.split,
+        "refiner": loaded.refiner_options, "sms_prompts": prompts_name, "text_server": settings.text_server,
+        "answer_suffix": settings.answer_suffix, "datasets": list(settings.datasets), "split": settings.split,
         "noises": list(settings.noises), "severities": list(settings.severities), "methods": list(settings.methods),
         "limit": settings.limit, "seed": settings.seed, "image_size": settings.image_size,
         "questions": len(rows), "questions_per_dataset": _counts(rows), "denoise": denoise,

@@ -192,6 +192,7 @@ def _plots(rows: list[dict[str, Any]], out: Path, methods: list[str]) -> dict[st
                 if pts:
                     ax.plot(*zip(*pts), marker="o", label=m)
             ax.set_title(noise)
+            ax.set_xticks(sorted({0} | {r["severity"] for r in rows if r["noise"] == noise}))
             ax.set_xlabel("severity (0 = clean)")
             ax.set_ylabel("closed acc (%)")
         for ax in list(axes.flat)[len(noises):]:

@@ -233,6 +233,10 @@ class BenchRunner:
         denoiser: the filter of the ``denoise`` method (a key of :data:`~monai_imc.bench.denoise.DENOISERS`);
             ``None``: choose it with :meth:`choose_denoiser` before :meth:`run`.
         batch_size: answers generated per model call (1: one by one).
+        text_model: the model of the ``repass`` call (default: ``model``; e.g. a
+            :class:`~monai_imc.models.remote.RemoteModel` over a vLLM server).
+        answer_suffix: appended to every question put to the model (e.g. " Answer with one word or a short
+            phrase." for large chat models); the default (none) is what the reference model was trained on.
         memoize: reuse answers, features and refinements (see the module docstring); ``False`` computes
             every record on its own (for checking that memoization changes nothing).
 
@@ -252,6 +256,8 @@ class BenchRunner:
         cache: str | Path | None = None,
         denoiser: str | None = None,
         batch_size: int = 16,
+        text_model: VisionLanguageModel | None = None,
+        answer_suffix: str = "",
         memoize: bool = True,
     ) -> None:
         unknown = [m for m in methods if m not in METHODS]
@@ -275,6 +281,8 @@ class BenchRunner:
         self.cache = Path(cache) if cache else None
         self.denoiser = denoiser
         self.batch_size = batch_size
+        self.text_model = text_model or model
+        self.answer_suffix = answer_suffix
         self.memoize = memoize
         self.perceiver = ArtifactPerceiver(bank) if bank is not None else None
         self.calibrator = PDCCalibrator(bank) if bank is not None else None
@@ -329,7 +337,7 @@ class BenchRunner:
         """The one-call repair of a question by the same model (kept by text); the question if it says nothing."""
         if question not in self._repassed or not self.memoize:
             start = time.perf_counter()
-            reply = " ".join(self.model.chat(rewrite_messages(question), max_new_tokens=48).split())
+            reply = " ".join(self.text_model.chat(rewrite_messages(question), max_new_tokens=48).split())
             self.stats.add_time("repass", time.perf_counter() - start)
             self.stats.repass_calls += 1
             self._repassed[question] = reply or question
@@ -356,6 +364,7 @@ class BenchRunner:
         return {"model": getattr(self.model, "name", type(self.model).__name__),
                 "bank": self.bank.bank_hash if self.bank is not None else None,
                 "seed": self.seed, "image_size": self.image_size, "max_new_tokens": self.max_new_tokens,
+                "answer_suffix": self.answer_suffix,
                 "denoiser": self.denoiser if "denoise" in self.methods else None}
 
     def _check_cache(self) -> None:
@@ -444,7 +453,7 @@ class BenchRunner:
             features, fkey = view.denoised()
         else:
             features, fkey = view.raw()
-        prompt = vqa_prompt(question)
+        prompt = vqa_prompt(question + self.answer_suffix)
         answer_key = (fkey, prompt) if self.memoize else (f"{fkey}|{noise}|{severity}|{method}|{item_id(row)}", prompt)
         return _Job(row, noise, severity, method, question, calls, perceived, features, answer_key)
 
@@ -513,7 +522,7 @@ class BenchRunner:
         for row in closed:
             for noise, severity in conds:
                 array = self.image(row, noise, severity)
-                prompt = vqa_prompt(row.question)
+                prompt = vqa_prompt(row.question + self.answer_suffix)
                 for name in candidates:
                     key = (f"val|{row.image_key}|{noise}|{severity}|{name}", prompt)
                     if key not in self._answers and key not in wanted:
