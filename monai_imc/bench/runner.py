@@ -25,7 +25,8 @@ image is the same. So ``sms`` on an image noise reuses ``none`` when SMS leaves 
 (image, image condition) is encoded, perceived, calibrated and filtered once; SMS refinements and repass
 replies are kept by question text across conditions. The answers still missing are generated in batches
 (:meth:`~monai_imc.models.hf.HFVisionLanguageModel.generate_batch` where the model has it, which also gives
-each answer's probability; one by one otherwise).
+each answer's probability; one by one otherwise), and so are the repass replies of an image's questions
+(:meth:`~monai_imc.models.hf.HFVisionLanguageModel.chat_batch`).
 
 Each finished (question, condition, method) is appended to a JSONL cache, so an interrupted run resumes
 where it stopped; ``cache_config.json`` beside it refuses a resume with another model, seed or denoiser.
@@ -109,7 +110,8 @@ class RunStats:
     """What a run cost: records produced and reused, answers generated, model calls, seconds.
 
     ``answers_generated / records_new`` is the share of records that needed their own generation;
-    ``seconds / records_new`` the wall time per new record (what the projection of a full run uses).
+    ``seconds / records_new`` the wall time per new record; ``cpu_seconds`` the process's CPU time over
+    the same span (on a shared machine the wall time also counts other processes' turns).
     """
 
     records_new: int = 0
@@ -120,6 +122,7 @@ class RunStats:
     repass_calls: int = 0
     encodes: int = 0
     seconds: float = 0.0
+    cpu_seconds: float = 0.0
     timing: dict[str, float] = field(default_factory=dict)
 
     def add_time(self, part: str, seconds: float) -> None:
@@ -131,6 +134,7 @@ class RunStats:
         out = asdict(self)
         out["timing"] = {k: round(v, 2) for k, v in self.timing.items()}
         out["seconds"] = round(self.seconds, 2)
+        out["cpu_seconds"] = round(self.cpu_seconds, 2)
         out["seconds_per_new_record"] = round(self.seconds / self.records_new, 5) if self.records_new else None
         return out
 
@@ -289,6 +293,7 @@ class BenchRunner:
         self.stats = RunStats()
         self._refined: dict[str, Refinement] = {}
         self._repassed: dict[str, str] = {}
+        self._questions: dict[tuple[str, str, int], str] = {}
         self._answers: dict[tuple[str, str], tuple[str, float | None]] = {}
         self._blank: VisionFeatures | None = None
 
@@ -308,7 +313,11 @@ class BenchRunner:
         """The question under the condition (image noises: the clean question)."""
         if noise == "clean" or get_noise(noise).modality == "image":
             return row.question
-        return get_noise(noise).apply(row.question, severity=severity, seed=_seed(str(self.seed), item_id(row), noise))
+        key = (item_id(row), noise, severity)
+        if key not in self._questions:
+            self._questions[key] = get_noise(noise).apply(row.question, severity=severity,
+                                                          seed=_seed(str(self.seed), item_id(row), noise))
+        return self._questions[key]
 
     def encode(self, image: np.ndarray) -> VisionFeatures:
         """One vision pass (counted and timed)."""
@@ -332,6 +341,23 @@ class BenchRunner:
             self.stats.add_time("sms", time.perf_counter() - start)
             self.stats.refinements += 1
         return self._refined[question]
+
+    def repass_many(self, questions: Sequence[str]) -> None:
+        """Repass the questions not yet repassed, in batches where the text model has ``chat_batch``."""
+        todo = [q for q in dict.fromkeys(questions) if q not in self._repassed]
+        batched = getattr(self.text_model, "chat_batch", None)
+        if batched is None or self.batch_size == 1:
+            for q in todo:
+                self.repass(q)
+            return
+        for first in range(0, len(todo), self.batch_size):
+            chunk = todo[first:first + self.batch_size]
+            start = time.perf_counter()
+            replies = batched([rewrite_messages(q) for q in chunk], max_new_tokens=48)
+            self.stats.add_time("repass", time.perf_counter() - start)
+            self.stats.repass_calls += len(chunk)
+            for q, reply in zip(chunk, replies):
+                self._repassed[q] = " ".join(reply.split()) or q
 
     def repass(self, question: str) -> str:
         """The one-call repair of a question by the same model (kept by text); the question if it says nothing."""
@@ -397,7 +423,7 @@ class BenchRunner:
         conds = conditions(noises, severities)
         self._check_cache()
         done = self._done()
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         records: list[BenchRecord] = []
         by_image: dict[str, list[VQARow]] = {}
         for row in rows:
@@ -407,6 +433,9 @@ class BenchRunner:
         for image_rows in by_image.values():
             slots: list[BenchRecord | _Job] = []
             views: dict[tuple[str, int, str], _View] = {}
+            if self.memoize and "repass" in self.methods:
+                self.repass_many([self.question(row, n, s) for n, s in conds for row in image_rows
+                                  if (item_id(row), n, s, "repass") not in done])
             for noise, severity in conds:
                 for row in image_rows:
                     for method in self.methods:
@@ -426,6 +455,7 @@ class BenchRunner:
             bar.update(len(slots))
         bar.close()
         self.stats.seconds += time.perf_counter() - start
+        self.stats.cpu_seconds += time.process_time() - cpu_start
         return records
 
     def _job(self, row: VQARow, noise: str, severity: int, method: str,

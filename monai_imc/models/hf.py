@@ -544,6 +544,40 @@ class HFVisionLanguageModel:
             out = self.model.generate(**inputs, **self._gen_defaults(gen))
         return self.tokenizer.decode(out[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True).strip()
 
+    def chat_batch(self, conversations: Sequence[Sequence[Message]], **gen: Any) -> list[str]:
+        """Several text-only chat turns in one left-padded ``generate`` call.
+
+        Greedy decoding gives the replies :meth:`chat` gives one by one (up to float rounding of the
+        batched matrix products).
+
+        Args:
+            conversations: one message list per turn, as for :meth:`chat`.
+            **gen: ``generate`` options; defaults ``max_new_tokens=128``, ``do_sample=False``.
+
+        Returns:
+            One reply per conversation, in order.
+
+        Raises:
+            ValueError: if a conversation is empty or a message lacks a role or content.
+        """
+        if not conversations:
+            return []
+        encoded = [self.text_inputs(self.render_chat(m, add_generation_prompt=True), ()) for m in conversations]
+        width = max(int(e["input_ids"].shape[1]) for e in encoded)
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
+        batch = {
+            key: torch.cat([
+                nn.functional.pad(e[key], (width - int(e[key].shape[1]), 0), value=pad if key == "input_ids" else 0)
+                for e in encoded
+            ])
+            for key in encoded[0]
+        }
+        options = self._gen_defaults(gen)
+        options["pad_token_id"] = pad
+        with self._lock, torch.no_grad():
+            out = self.model.generate(**batch, **options)
+        return [self.tokenizer.decode(row, skip_special_tokens=True).strip() for row in out[:, width:]]
+
     # ------------------------------------------------------------------ prompts and text
     def render_chat(self, messages: Sequence[Message], add_generation_prompt: bool = True) -> str:
         """Render messages with the chat template (plain ``role: content`` lines when there is none).

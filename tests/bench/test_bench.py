@@ -113,7 +113,7 @@ def _records(runner: BenchRunner, rows, noises=NOISES) -> list[BenchRecord]:
 def test_memoization_changes_no_answer(reference, tiny_rows) -> None:
     model, bank = reference
     kwargs = {"methods": METHODS, "denoiser": "median3", "batch_size": 1}
-    rows = [*tiny_rows[:2], tiny_rows[3]]  # two questions on one image, one on another
+    rows = tiny_rows[:2]  # two questions on one image
     fast = BenchRunner(model, bank, **kwargs)
     slow = BenchRunner(model, bank, memoize=False, **kwargs)
     a, b = _records(fast, rows, ["blur", "typo"]), _records(slow, rows, ["blur", "typo"])
@@ -137,21 +137,23 @@ def test_resume_and_two_runs_agree(reference, tiny_rows, tmp_path: Path) -> None
     model, bank = reference
     cache = tmp_path / "out" / "cache.jsonl"
     methods = ["none", "pdc", "sms", "repass", "no-image"]
-    first = _records(BenchRunner(model, bank, methods=methods, cache=cache), tiny_rows)
+    rows = [*tiny_rows[:2], tiny_rows[3]]
+    first = _records(BenchRunner(model, bank, methods=methods, cache=cache), rows, ["blur", "typo"])
     lines = cache.read_text().splitlines()
-    assert len(lines) == len(first) == len(tiny_rows) * 4 * len(methods)
+    assert len(lines) == len(first) == len(rows) * 3 * len(methods)
     cache.write_text("\n".join(lines[: len(lines) // 2]) + '\n{"item": "cut off')  # an interrupted run
     resumed_runner = BenchRunner(model, bank, methods=methods, cache=cache)
-    resumed = _records(resumed_runner, tiny_rows)
+    resumed = _records(resumed_runner, rows, ["blur", "typo"])
     assert resumed_runner.stats.records_cached == len(lines) // 2
+    assert resumed_runner.stats.records_new == len(lines) - len(lines) // 2
     assert [asdict(r) for r in resumed] == [asdict(r) for r in first]
-    fresh = _records(BenchRunner(model, bank, methods=methods), tiny_rows)
+    fresh = _records(BenchRunner(model, bank, methods=methods), rows, ["blur", "typo"])
     assert [asdict(r) for r in fresh] == [asdict(r) for r in first], "seeded: two runs agree"
-    other_seed = _records(BenchRunner(model, bank, methods=["none"], seed=1), tiny_rows)
+    other_seed = _records(BenchRunner(model, bank, methods=["none"], seed=1), rows, ["typo"])
     assert [r.question for r in other_seed if r.noise == "typo"] != [r.question for r in first
                                                                     if r.noise == "typo" and r.method == "none"]
     with pytest.raises(ValueError, match="other settings"):
-        BenchRunner(model, bank, methods=methods, cache=cache, seed=7).run(tiny_rows, NOISES, [3])
+        BenchRunner(model, bank, methods=methods, cache=cache, seed=7).run(rows, ["blur", "typo"], [3])
 
 
 def test_summary_metrics(reference, tiny_rows, tmp_path: Path) -> None:

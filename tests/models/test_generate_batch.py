@@ -46,3 +46,9 @@ def test_batch_checks_its_arguments(tiny_models, images) -> None:
     assert model.generate_batch([], []) == []
     with pytest.raises(ValueError, match="1 features for 2 prompts"):
         model.generate_batch([model.encode_images(images[0])], PROMPTS[:2])
+
+
+def test_chat_batch_equals_one_by_one(tiny_model: HFVisionLanguageModel) -> None:
+    conversations = [[{"role": "user", "content": p}] for p in PROMPTS]
+    assert tiny_model.chat_batch(conversations, **GEN) == [tiny_model.chat(c, **GEN) for c in conversations]
+    assert tiny_model.chat_batch([]) == []
