@@ -182,6 +182,11 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         print(f"cost: {cost['records_new']} new answers in {cost['seconds']:.1f} s "
               f"({1000 * cost['seconds_per_new_record']:.1f} ms each; {cost['answers_generated']} generated, "
               f"{cost['answers_reused']} reused)")
+    projection = result.config.get("projection")
+    if projection:
+        print(f"projected full run ({projection['questions']} questions, {projection['images']} images): "
+              f"{projection['minutes']:.0f} min as measured, {projection['minutes_with_the_cpu_to_itself']:.0f} min "
+              "with the CPU to itself")
     print("wrote " + ", ".join(str(p) for p in result.paths.values()))
     return 0
 

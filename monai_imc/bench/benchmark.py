@@ -21,7 +21,7 @@ from monai_imc.atomic import atomic_output
 from monai_imc.bench.datasets import load_dataset, stratified_subset
 from monai_imc.bench.model_spec import load_bench_model
 from monai_imc.bench.report import write_report
-from monai_imc.bench.runner import METHODS, BenchRecord, BenchRunner, RunStats
+from monai_imc.bench.runner import METHODS, BenchRecord, BenchRunner, RunStats, project_seconds
 from monai_imc.models.remote import RemoteModel
 from monai_imc.noise import get_noise
 from monai_imc.reference.data import VQARow
@@ -88,14 +88,17 @@ class BenchResult:
     stats: RunStats = field(default_factory=RunStats)
 
 
-def _rows(specs: Sequence[str], split: str, limit: int, seed: int) -> list[VQARow]:
+def _rows(specs: Sequence[str], split: str, limit: int, seed: int) -> tuple[list[VQARow], list[VQARow]]:
+    """The run's questions and all questions of the split (for the projection of a full run)."""
     rows: list[VQARow] = []
+    every: list[VQARow] = []
     for spec in specs:
         part = load_dataset(spec, split)
         if not part:
             raise ValueError(f"{spec}: no questions in split {split!r}")
         rows.extend(stratified_subset(part, limit, seed))
-    return rows
+        every.extend(part)
+    return rows, every
 
 
 def _validation_rows(specs: Sequence[str], per_dataset: int, seed: int) -> list[VQARow]:
@@ -149,7 +152,7 @@ def run_benchmark(settings: BenchSettings, progress: bool = False) -> BenchResul
         raise ValueError(f"unknown method(s) {unknown}; choose from {', '.join(METHODS)}")
     if not settings.noises:
         raise ValueError("no noises to run")
-    rows = _rows(settings.datasets, settings.split, settings.limit, settings.seed)
+    rows, every = _rows(settings.datasets, settings.split, settings.limit, settings.seed)
     loaded = load_bench_model(settings.model, settings.bank, settings.device, settings.dtype)
     prompts_name = settings.sms_prompts or ("reference" if loaded.source == "bundle" else "instructed")
     if prompts_name not in ("reference", "instructed"):
@@ -175,6 +178,17 @@ def run_benchmark(settings: BenchSettings, progress: bool = False) -> BenchResul
         "questions": len(rows), "questions_per_dataset": _counts(rows), "denoise": denoise,
         "cost": runner.stats.as_dict(),
     }
+    if settings.limit and runner.stats.records_new == len(records) and records:
+        projected = project_seconds(runner.stats, len(rows), len({r.image_key for r in rows}), len(every),
+                                    len({r.image_key for r in every}))
+        projected += float((denoise or {}).get("seconds", 0.0))  # the denoise choice does not grow with the run
+        share = runner.stats.cpu_seconds / runner.stats.seconds if runner.stats.seconds else 1.0
+        config["projection"] = {
+            "questions": len(every), "images": len({r.image_key for r in every}),
+            "minutes": round(projected / 60, 1), "minutes_with_the_cpu_to_itself": round(share * projected / 60, 1),
+            "rule": "sms, repass and generation time scale with questions, the rest with images "
+                    "(monai_imc.bench.runner.project_seconds), plus the denoise choice",
+        }
     paths = write_report(records, settings.out, config)
     return BenchResult(records, config, paths, runner.stats)
 

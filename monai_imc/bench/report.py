@@ -9,8 +9,9 @@ Metrics per (dataset, noise, severity, method), see ``docs/benchmark.md``:
 - ``recovery``: (noisy+method - noisy) / (clean - noisy), with noisy and clean from ``none``; 1 means the
   method gave back all that the noise took, 0 nothing, < 0 it made things worse; empty where the noise
   took less than one closed question's worth;
-- ``perceiver_right``: how often the perceiver's verdict was right (image noises: the perceived noise is
-  the true one; clean images and text noises: perceived clean), for the methods that perceive;
+- ``perceiver_right``: how often the perceiver's verdict was right (image noises: the most likely perceived
+  noise is the true one; clean images and text noises: perceived clean), for the methods that perceive;
+- ``calibrated``: how often PDC changed the features (the gate flagged the image), same methods;
 - ``confidence`` and ``calibration_gap``: mean probability the decoder gave its closed answers (%) and
   that minus closed accuracy (points), where the model reports answer probabilities; a gap growing
   under noise is MedQ-Deg's calibration shift (the model stays sure while it gets worse).
@@ -47,6 +48,7 @@ def summarize(records: Sequence[BenchRecord]) -> list[dict[str, Any]]:
         closed = [r for r in group if r.closed]
         opened = [r for r in group if not r.closed]
         perceived = [r.perceived for r in group if r.perceived is not None]
+        gated = [float(r.calibrated) for r in group if r.calibrated is not None]
         confidences = [r.confidence for r in closed if r.confidence is not None]
         closed_acc = _pct([float(r.correct) for r in closed])
         confidence = _pct(confidences) if confidences and len(confidences) == len(closed) else None
@@ -57,6 +59,7 @@ def summarize(records: Sequence[BenchRecord]) -> list[dict[str, Any]]:
             "open_n": len(opened),
             "perceiver_right": (_pct([float(p == _expected_perception(noise)) for p in perceived])
                                 if perceived else None),
+            "calibrated": _pct(gated) if gated else None,
             "confidence": confidence,
             "calibration_gap": (round(confidence - closed_acc, 2)
                                 if confidence is not None and closed_acc is not None else None),
@@ -161,8 +164,11 @@ def markdown(rows: list[dict[str, Any]], config: dict[str, Any]) -> str:
         lines += _table(rows, dataset, methods, "open_recall")
         perceiving = [m for m in methods if any(r["method"] == m and r["perceiver_right"] is not None for r in rows)]
         if perceiving:
-            lines += ["### Perceiver right (%)", ""]
-            lines += _table(rows, dataset, perceiving[:1], "perceiver_right")
+            lines += ["### The perceiver: verdict right (%) and images calibrated by the gate (%)", ""]
+            source = [r for r in rows if r["method"] == perceiving[0]]
+            columns = [{**r, "method": "perceiver right", "value": r["perceiver_right"]} for r in source]
+            columns += [{**r, "method": "calibrated", "value": r["calibrated"]} for r in source]
+            lines += _table(columns, dataset, ["perceiver right", "calibrated"], "value")
         if any(r["calibration_gap"] is not None for r in rows if r["dataset"] == dataset):
             lines += ["### Calibration gap: mean answer probability - closed accuracy (points)", ""]
             lines += _table(rows, dataset, methods, "calibration_gap")

@@ -61,7 +61,7 @@ from monai_imc.refine import Refinement, SMSRefiner
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["METHODS", "BenchRecord", "BenchRunner", "RunStats", "conditions", "item_id", "iter_groups"]
+__all__ = ["METHODS", "BenchRecord", "BenchRunner", "RunStats", "conditions", "item_id", "iter_groups", "project_seconds"]
 
 METHODS: tuple[str, ...] = ("none", "pdc", "sms", "imc", "denoise", "repass", "no-image")
 _BANK_METHODS = ("pdc", "imc")
@@ -82,6 +82,7 @@ class BenchRecord:
         correct: exact match after normalisation; ``recall``: share of the reference's words answered.
         perceived: the perceiver's noise (``clean``), where the method perceives; ``calls``: text-agent calls.
         confidence: the probability the model's decoder gave its answer, where the model reports it.
+        calibrated: whether PDC changed the features (the gate flagged the image), for ``pdc`` / ``imc``.
     """
 
     item: str
@@ -98,6 +99,7 @@ class BenchRecord:
     perceived: str | None = None
     calls: int = 0
     confidence: float | None = None
+    calibrated: bool | None = None
 
     @property
     def key(self) -> tuple[str, str, int, str]:
@@ -137,6 +139,24 @@ class RunStats:
         out["cpu_seconds"] = round(self.cpu_seconds, 2)
         out["seconds_per_new_record"] = round(self.seconds / self.records_new, 5) if self.records_new else None
         return out
+
+
+def project_seconds(stats: RunStats, questions: int, images: int, full_questions: int, full_images: int) -> float:
+    """Wall seconds a run on ``full_questions`` questions about ``full_images`` images would take, from a
+    smaller run's cost (same conditions and methods).
+
+    Text work (SMS, repass) and answer generation grow with the questions; the rest (loading, noise,
+    encoding, perceiving, filtering) with the images. Timings are the run's own wall times; scale by
+    ``cpu_seconds / seconds`` for a machine the run has to itself.
+
+    Raises:
+        ValueError: the smaller run has no questions or images.
+    """
+    if questions <= 0 or images <= 0:
+        raise ValueError(f"cannot project from a run of {questions} questions on {images} images")
+    per_question = sum(stats.timing.get(k, 0.0) for k in ("sms", "repass", "generate"))
+    rest = max(stats.seconds - per_question, 0.0)
+    return per_question * full_questions / questions + rest * full_images / images
 
 
 def conditions(noises: Sequence[str], severities: Sequence[int]) -> list[tuple[str, int]]:
@@ -220,6 +240,7 @@ class _Job:
     perceived: str | None
     features: VisionFeatures
     answer_key: tuple[str, str]
+    calibrated: bool | None = None
 
 
 class BenchRunner:
@@ -474,18 +495,19 @@ class BenchRunner:
             views[view_key] = _View(self, row, image_noise, image_severity,
                                     f"{row.image_key}|{image_noise}|{image_severity}")
         view = views[view_key]
-        perceived = None
+        perceived, calibrated = None, None
         if method == "no-image":
             features, fkey = self.blank(), "blank"
         elif method in _BANK_METHODS:
             features, fkey, perceived = view.calibrated()
+            calibrated = fkey.endswith("|pdc")
         elif method == "denoise":
             features, fkey = view.denoised()
         else:
             features, fkey = view.raw()
         prompt = vqa_prompt(question + self.answer_suffix)
         answer_key = (fkey, prompt) if self.memoize else (f"{fkey}|{noise}|{severity}|{method}|{item_id(row)}", prompt)
-        return _Job(row, noise, severity, method, question, calls, perceived, features, answer_key)
+        return _Job(row, noise, severity, method, question, calls, perceived, features, answer_key, calibrated)
 
     def _answer(self, jobs: Sequence[_Job]) -> None:
         """Generate the answers the memo lacks, in batches."""
@@ -517,7 +539,7 @@ class BenchRunner:
             severity=job.severity, method=job.method, question=job.question, answer=answer,
             reference=job.row.answer, correct=normalize_answer(answer) == normalize_answer(job.row.answer),
             recall=round(token_recall(answer, job.row.answer), 4), perceived=job.perceived, calls=job.calls,
-            confidence=round(confidence, 5) if confidence is not None else None,
+            confidence=round(confidence, 5) if confidence is not None else None, calibrated=job.calibrated,
         )
 
     def _append(self, record: BenchRecord) -> None:

@@ -13,7 +13,7 @@ from helpers import REPO
 from monai_imc.bench.datasets import load_dataset, read_jsonl, stratified_subset
 from monai_imc.bench.denoise import DENOISERS, apply_denoiser, choose_denoiser
 from monai_imc.bench.report import summarize
-from monai_imc.bench.runner import METHODS, BenchRecord, BenchRunner, conditions
+from monai_imc.bench.runner import METHODS, BenchRecord, BenchRunner, RunStats, conditions, project_seconds
 from monai_imc.models import load_model
 from monai_imc.prototypes import PrototypeBank
 
@@ -130,7 +130,10 @@ def test_memoization_changes_no_answer(reference, tiny_rows) -> None:
     typo = [r for r in a if r.noise == "typo" and r.method == "none"]
     assert all(r.question != row.question for r, row in zip(typo, rows)), "the text noise reached the question"
     assert all(r.perceived is not None for r in a if r.method in ("pdc", "imc"))
-    assert all(r.perceived is None for r in a if r.method not in ("pdc", "imc"))
+    assert all(r.perceived is None and r.calibrated is None for r in a if r.method not in ("pdc", "imc"))
+    for r in a:  # an image the gate passes reuses the plain answer
+        if r.method == "pdc" and not r.calibrated:
+            assert r.answer == next(x.answer for x in a if x.key == (r.item, r.noise, r.severity, "none"))
 
 
 def test_resume_and_two_runs_agree(reference, tiny_rows, tmp_path: Path) -> None:
@@ -201,6 +204,7 @@ def test_bench_command_end_to_end(data_dir: Path, tmp_path: Path, capsys: pytest
     assert config["denoise"]["name"] in DENOISERS and set(config["denoise"]["scores"]) == {"unfiltered", *DENOISERS}
     assert config["denoise"]["splits"] == ["slake:validate", "vqa_rad:validate"]
     assert config["cost"]["records_new"] == 4 * 3 * 7
+    assert config["projection"]["questions"] == 1061 + 451 and config["projection"]["minutes"] > 0
     assert {r["method"] for r in result["rows"]} == set(METHODS)
     assert (out / "results.csv").read_text().startswith("dataset,noise,severity,method,closed_acc")
     md = (out / "results.md").read_text()
@@ -228,3 +232,11 @@ def test_bench_command_refusals(data_dir: Path, tmp_path: Path, capsys: pytest.C
     assert "--denoise-filter" in capsys.readouterr().err
     assert main([*base, "--dataset", f"jsonl:{site}", "--methods", "none,denoise", "--denoise-filter", "median3"]) == 0
     assert "## site" in capsys.readouterr().out
+
+
+def test_projection_scales_text_work_with_questions_and_the_rest_with_images() -> None:
+    stats = RunStats(seconds=100.0, timing={"sms": 30.0, "repass": 10.0, "generate": 40.0, "encode": 15.0})
+    # 80 s of per-question work x 10, 20 s of per-image work x 4
+    assert project_seconds(stats, questions=80, images=50, full_questions=800, full_images=200) == 880.0
+    with pytest.raises(ValueError, match="0 questions"):
+        project_seconds(stats, 0, 1, 10, 10)
