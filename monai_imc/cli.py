@@ -173,7 +173,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         limit=args.limit, seed=args.seed, image_size=args.image_size, max_new_tokens=args.max_new_tokens,
         batch_size=args.batch_size, denoiser=args.denoise_filter, denoise_questions=args.denoise_questions,
         device=args.device, dtype=args.dtype, text_server=args.text_server, sms_prompts=args.sms_prompts,
-        answer_suffix=args.answer_suffix, command=" ".join(["monai-imc", "bench", *_bench_argv(args)]),
+        answer_suffix=args.answer_suffix, threads=args.threads, command=" ".join(["monai-imc", "bench", *_bench_argv(args)]),
     )
     result = run_benchmark(settings, progress=True)
     print(result.paths["results.md"].read_text())
@@ -300,6 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="agent prompts (default: reference for a bundle, instructed otherwise)")
     bench.add_argument("--answer-suffix", default="",
                        help="appended to each question, e.g. ' Answer with one word or a short phrase.'")
+    bench.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
     bench.add_argument("--device", default=None)
     bench.add_argument("--dtype", default=None)
     bench.add_argument("--out", required=True, help="results folder (resumes from its cache.jsonl)")

@@ -53,6 +53,7 @@ class BenchSettings:
             (kind-specific instructions for large chat models); ``None``: ``reference`` for a bundle,
             ``instructed`` otherwise.
         answer_suffix: appended to every question put to the model.
+        threads: torch CPU threads (0: torch's default).
     """
 
     model: str
@@ -72,6 +73,7 @@ class BenchSettings:
     denoise_questions: int = 48
     device: str | None = None
     dtype: str | None = None
+    threads: int = 0
     text_server: str | None = None
     sms_prompts: str | None = None
     answer_suffix: str = ""
@@ -152,6 +154,10 @@ def run_benchmark(settings: BenchSettings, progress: bool = False) -> BenchResul
         raise ValueError(f"unknown method(s) {unknown}; choose from {', '.join(METHODS)}")
     if not settings.noises:
         raise ValueError("no noises to run")
+    if settings.threads:
+        import torch
+
+        torch.set_num_threads(settings.threads)
     rows, every = _rows(settings.datasets, settings.split, settings.limit, settings.seed)
     loaded = load_bench_model(settings.model, settings.bank, settings.device, settings.dtype)
     prompts_name = settings.sms_prompts or ("reference" if loaded.source == "bundle" else "instructed")

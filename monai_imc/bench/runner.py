@@ -210,10 +210,12 @@ class _View:
             assert self.runner.perceiver is not None and self.runner.calibrator is not None
             start = time.perf_counter()
             perception = self.runner.perceiver.perceive(raw)[0]
-            calibrated, _ = self.runner.calibrator.calibrate(raw, [perception])
+            calibrated, records = self.runner.calibrator.calibrate(raw, [perception])
             self.runner.stats.add_time("perceive+calibrate", time.perf_counter() - start)
-            key = raw_key if calibrated is raw else f"{self.tag}|pdc"
-            self._pdc = (calibrated, key, perception.noise or "clean")
+            if records[0].applied:
+                self._pdc = (calibrated, f"{self.tag}|pdc", perception.noise or "clean")
+            else:  # the gate passed the image: the raw features, the plain model's answers
+                self._pdc = (raw, raw_key, perception.noise or "clean")
         return self._pdc
 
     def denoised(self) -> tuple[VisionFeatures, str]:
