@@ -195,18 +195,21 @@ def _plots(rows: list[dict[str, Any]], out: Path, methods: list[str]) -> dict[st
                     if r["method"] == m and r["closed_acc"] is not None and (r["noise"] == noise or r["noise"] == "clean"):
                         by_sev.setdefault(r["severity"], []).append(r["closed_acc"])
                 pts = sorted((s, sum(v) / len(v)) for s, v in by_sev.items())  # severity 0: clean
-                if pts:
-                    ax.plot(*zip(*pts), marker="o", label=m)
+                if pts:  # methods that tie overlap: distinct markers and dashes keep each visible
+                    k = methods.index(m)
+                    ax.plot(*zip(*pts), marker="os^vDxP*"[k % 8], linestyle=["-", "--", ":", "-."][k % 4],
+                            markersize=7 - 0.6 * (k % 5), label=m, alpha=0.85)
             ax.set_title(noise)
             ax.set_xticks(sorted({0} | {r["severity"] for r in rows if r["noise"] == noise}))
             ax.set_xlabel("severity (0 = clean)")
             ax.set_ylabel("closed acc (%)")
         for ax in list(axes.flat)[len(noises):]:
             ax.axis("off")
-        if axes.flat[0].get_legend_handles_labels()[0]:
-            axes.flat[0].legend(fontsize=7)
+        handles, labels = axes.flat[0].get_legend_handles_labels()
         fig.suptitle("closed-ended accuracy vs severity (mean over datasets)")
-        fig.tight_layout()
+        fig.tight_layout(rect=(0, 0, 1, 0.95))
+        if handles:
+            fig.legend(handles, labels, loc="upper right", ncol=len(labels), fontsize=8, frameon=False)
         paths["accuracy_vs_severity.png"] = out / "accuracy_vs_severity.png"
         with atomic_output(paths["accuracy_vs_severity.png"]) as tmp:
             fig.savefig(tmp, format="png", dpi=110)
