@@ -5,7 +5,8 @@
     monai-imc noise text "question" [--noises a,b] [--severities 1-5]
     monai-imc prototypes build --model M --images DIR|slake:PATH|vqa-rad:PATH --out DIR
     monai-imc train-reference --data ../shared/data --out DIR [--blank-images] [--minutes M] [--seed S]
-    monai-imc bench --model M [--bank DIR] --dataset slake:PATH [--dataset vqa-rad:PATH] --methods none,pdc --out DIR
+    monai-imc bench --model BUNDLE|DIR|HUB_ID [--bank DIR] --dataset slake:PATH [--dataset vqa-rad:PATH] \\
+        [--noises all] [--severities 3] [--methods none,pdc,sms,imc,denoise,repass,no-image] [--limit N] --out DIR
 
 Errors are printed as one line naming the problem, with exit code 2.
 """
@@ -162,31 +163,50 @@ def _cmd_train_reference(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from monai_imc.bench.datasets import load_dataset
-    from monai_imc.bench.report import write_report
-    from monai_imc.bench.runner import BenchRunner
-    from monai_imc.models import load_model
+    from monai_imc.bench.benchmark import BenchSettings, run_benchmark
     from monai_imc.noise.registry import parse_noise_list
-    from monai_imc.prototypes import PrototypeBank
 
-    rows = []
-    for spec in args.dataset:
-        part = load_dataset(spec, args.split)
-        rows.extend(part[: args.limit] if args.limit else part)
-    model = load_model(args.model, device=args.device, dtype=args.dtype)
-    bank = PrototypeBank.load(args.bank, model=model) if args.bank else None
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    out = Path(args.out)
-    runner = BenchRunner(model, bank, methods=methods, seed=args.seed, image_size=args.image_size,
-                         cache=out / "cache.jsonl")
-    records = runner.run(rows, parse_noise_list(args.noises), parse_severities(args.severities), progress=True)
-    config = {"command": " ".join(["monai-imc", *sys.argv[1:]]), "model": args.model, "bank": args.bank,
-              "datasets": args.dataset, "split": args.split, "methods": methods, "seed": args.seed,
-              "questions": len(rows)}
-    paths = write_report(records, out, config)
-    print((out / "results.md").read_text())
-    print("wrote " + ", ".join(str(p) for p in paths.values()))
+    settings = BenchSettings(
+        model=args.model, bank=args.bank, datasets=args.dataset, split=args.split, out=args.out,
+        noises=parse_noise_list(args.noises), severities=parse_severities(args.severities), methods=methods,
+        limit=args.limit, seed=args.seed, image_size=args.image_size, max_new_tokens=args.max_new_tokens,
+        batch_size=args.batch_size, denoiser=args.denoise_filter, denoise_questions=args.denoise_questions,
+        device=args.device, dtype=args.dtype, text_server=args.text_server, sms_prompts=args.sms_prompts,
+        answer_suffix=args.answer_suffix, threads=args.threads, command=" ".join(["monai-imc", "bench", *_bench_argv(args)]),
+    )
+    result = run_benchmark(settings, progress=True)
+    print(result.paths["results.md"].read_text())
+    cost = result.config["cost"]
+    if cost["records_new"]:
+        print(f"cost: {cost['records_new']} new answers in {cost['seconds']:.1f} s "
+              f"({1000 * cost['seconds_per_new_record']:.1f} ms each; {cost['answers_generated']} generated, "
+              f"{cost['answers_reused']} reused)")
+    projection = result.config.get("projection")
+    if projection:
+        print(f"projected full run ({projection['questions']} questions, {projection['images']} images): "
+              f"{projection['minutes']:.0f} min as measured, {projection['minutes_with_the_cpu_to_itself']:.0f} min "
+              "with the CPU to itself")
+    print("wrote " + ", ".join(str(p) for p in result.paths.values()))
     return 0
+
+
+def _bench_argv(args: argparse.Namespace) -> list[str]:
+    """The bench command's options as given (for results.json), whatever called :func:`main`."""
+    out = ["--model", args.model]
+    if args.bank:
+        out += ["--bank", args.bank]
+    for spec in args.dataset:
+        out += ["--dataset", spec]
+    out += ["--split", args.split, "--noises", args.noises, "--severities", args.severities,
+            "--methods", args.methods]
+    if args.limit:
+        out += ["--limit", str(args.limit)]
+    for flag in ("denoise_filter", "text_server", "sms_prompts", "answer_suffix"):
+        if getattr(args, flag):
+            out += ["--" + flag.replace("_", "-"), repr(getattr(args, flag)) if flag == "answer_suffix"
+                    else getattr(args, flag)]
+    return [*out, "--out", args.out]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -255,17 +275,32 @@ def build_parser() -> argparse.ArgumentParser:
     ref.set_defaults(func=_cmd_train_reference)
 
     bench = commands.add_parser("bench", help="the robustness benchmark: noises x severities x methods")
-    bench.add_argument("--model", required=True, help="hub id or checkpoint directory")
-    bench.add_argument("--bank", default=None, help="the model's prototype bank (for pdc, imc)")
+    bench.add_argument("--model", required=True, help="bundle folder, HF checkpoint folder or hub id")
+    bench.add_argument("--bank", default=None, help="the model's prototype bank (pdc, imc); a bundle brings its own")
     bench.add_argument("--dataset", action="append", required=True,
                        help="slake:PATH, vqa-rad:PATH or jsonl:FILE (repeatable)")
-    bench.add_argument("--split", default="test")
-    bench.add_argument("--noises", default="all")
-    bench.add_argument("--severities", default="3")
-    bench.add_argument("--methods", default="none", help="comma-separated: none,pdc,sms,imc,repass,no-image")
-    bench.add_argument("--limit", type=int, default=0, help="at most this many questions per dataset")
+    bench.add_argument("--split", default="test", help="test (default), validate or train")
+    bench.add_argument("--noises", default="all", help="all, or comma-separated noise names")
+    bench.add_argument("--severities", default="3", help="e.g. 3, 1-5 or 1,3,5 (default 3)")
+    bench.add_argument("--methods", default="none",
+                       help="comma-separated: none,pdc,sms,imc,denoise,repass,no-image (default none)")
+    bench.add_argument("--limit", type=int, default=0,
+                       help="at most this many questions per dataset: a seeded subset keeping the closed/open mix")
     bench.add_argument("--seed", type=int, default=0)
     bench.add_argument("--image-size", type=int, default=256)
+    bench.add_argument("--max-new-tokens", type=int, default=12)
+    bench.add_argument("--batch-size", type=int, default=16, help="answers generated per model call")
+    bench.add_argument("--denoise-filter", default=None,
+                       help="skip the validation choice and use this filter (median3, gaussian1, diffusion, median5)")
+    bench.add_argument("--denoise-questions", type=int, default=48,
+                       help="closed validation questions per dataset for the denoise choice (default 48)")
+    bench.add_argument("--text-server", default=None,
+                       help="OpenAI-compatible server (vLLM) URL for the text agents (sms, repass)")
+    bench.add_argument("--sms-prompts", choices=["reference", "instructed"], default=None,
+                       help="agent prompts (default: reference for a bundle, instructed otherwise)")
+    bench.add_argument("--answer-suffix", default="",
+                       help="appended to each question, e.g. ' Answer with one word or a short phrase.'")
+    bench.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
     bench.add_argument("--device", default=None)
     bench.add_argument("--dtype", default=None)
     bench.add_argument("--out", required=True, help="results folder (resumes from its cache.jsonl)")

@@ -9,11 +9,12 @@ Specs as the command line takes them: ``slake:PATH`` (the folder with ``train.js
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 
-from monai_imc.reference.data import VQARow
+from monai_imc.reference.data import VQARow, is_heldout_image
 
-__all__ = ["load_dataset", "read_jsonl", "read_slake", "read_vqa_rad"]
+__all__ = ["load_dataset", "read_jsonl", "read_slake", "read_vqa_rad", "stratified_subset"]
 
 
 def read_slake(folder: str | Path, split: str) -> list[VQARow]:
@@ -39,14 +40,18 @@ def read_slake(folder: str | Path, split: str) -> list[VQARow]:
 
 
 def read_vqa_rad(folder: str | Path, split: str) -> list[VQARow]:
-    """VQA-RAD questions of ``split`` from the official JSON (``test``: phrase_type ``test_*``; ``train``: the rest).
+    """VQA-RAD questions of ``split`` from the official JSON.
+
+    ``test``: phrase_type ``test_*``. VQA-RAD has no validation split; ``validate`` is the fixed held-out
+    slice of the training images (:func:`~monai_imc.reference.data.is_heldout_image`, the slice the
+    reference model was not trained on) and ``train`` the rest.
 
     Raises:
         ValueError: an unknown split.
         FileNotFoundError: the JSON is missing.
     """
-    if split not in ("train", "test"):
-        raise ValueError(f"VQA-RAD has no split {split!r}; use train or test")
+    if split not in ("train", "validate", "test"):
+        raise ValueError(f"VQA-RAD has no split {split!r}; use train, validate or test")
     root = Path(folder)
     path = root / "VQA_RAD_Dataset_Public.json"
     if not path.is_file():
@@ -54,6 +59,8 @@ def read_vqa_rad(folder: str | Path, split: str) -> list[VQARow]:
     rows = []
     for r in json.loads(path.read_text(encoding="utf-8")):
         row_split = "test" if str(r["phrase_type"]).startswith("test") else "train"
+        if row_split == "train" and is_heldout_image(f"vqa_rad/{r['image_name']}"):
+            row_split = "validate"
         if row_split != split:
             continue
         rows.append(VQARow(image=root / "images" / r["image_name"], question=str(r["question"]).strip(),
@@ -101,3 +108,22 @@ def load_dataset(spec: str, split: str = "test") -> list[VQARow]:
     if key == "vqa-rad":
         return read_vqa_rad(path, split)
     return read_jsonl(path)
+
+
+def stratified_subset(rows: list[VQARow], limit: int, seed: int = 0) -> list[VQARow]:
+    """A seeded subset of at most ``limit`` rows with the closed/open mix of ``rows``, in the original order.
+
+    Each stratum (closed, open) gets its share of ``limit`` (rounded, at least one where the stratum is
+    not empty and ``limit`` allows); the rows of a stratum are drawn with ``random.Random(seed)``.
+    """
+    if limit <= 0 or limit >= len(rows):
+        return list(rows)
+    closed = [i for i, r in enumerate(rows) if r.closed]
+    opened = [i for i, r in enumerate(rows) if not r.closed]
+    n_closed = round(limit * len(closed) / len(rows))
+    if closed and opened and limit >= 2:
+        n_closed = min(max(n_closed, 1), limit - 1)
+    n_closed = min(n_closed, len(closed))
+    rng = random.Random(seed)
+    chosen = rng.sample(closed, n_closed) + rng.sample(opened, min(limit - n_closed, len(opened)))
+    return [rows[i] for i in sorted(chosen)]

@@ -17,10 +17,12 @@ is split per image, and how projected features are packed for ``forward``.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import logging
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -34,6 +36,7 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "SUPPORTED_FAMILIES",
     "Gemma3Adapter",
+    "Generation",
     "HFVisionLanguageModel",
     "LlavaAdapter",
     "Qwen25VLAdapter",
@@ -121,6 +124,33 @@ def _describe(image: Any) -> str:
         return f"array of shape {image.shape} and dtype {image.dtype}"
     return (
         f"{type(image).__name__} of size {getattr(image, 'size', '?')} and mode {getattr(image, 'mode', '?')}"
+    )
+
+
+@dataclass(frozen=True)
+class Generation:
+    """One generated answer and the probability the (greedy) decoder gave it.
+
+    Attributes:
+        text: the decoded answer, special tokens removed.
+        probability: product of the probabilities of the generated tokens, end-of-sequence included.
+    """
+
+    text: str
+    probability: float
+
+
+def _merge_features(features: Sequence[VisionFeatures]) -> VisionFeatures:
+    """The images of several :class:`VisionFeatures` as one, in order (one batch's projector input)."""
+    grids = [f.image_grid_thw for f in features]
+    return dataclasses.replace(
+        features[0],
+        tokens=tuple(t for f in features for t in f.tokens),
+        pooled=torch.cat([f.pooled.to(features[0].pooled.device) for f in features]),
+        num_image_tokens=tuple(n for f in features for n in f.num_image_tokens),
+        placeholders=tuple(p for f in features for p in f.placeholders),
+        image_grid_thw=torch.cat(grids) if all(g is not None for g in grids) else None,
+        image_sizes=tuple(s for f in features for s in f.image_sizes),
     )
 
 
@@ -386,6 +416,71 @@ class HFVisionLanguageModel:
             )
         return out[0, inputs["input_ids"].shape[1] :].cpu()
 
+    def generate_batch(
+        self, features: Sequence[VisionFeatures], prompts: Sequence[str], **gen: Any
+    ) -> list[Generation]:
+        """Answer several prompts, each about its own features, in one left-padded ``generate`` call.
+
+        Greedy decoding gives the answers :meth:`generate` gives one by one (up to float rounding of the
+        batched matrix products); each answer also carries the probability the decoder gave it.
+
+        Args:
+            features: one :class:`VisionFeatures` per prompt (from :meth:`encode_images`, possibly modified).
+            prompts: the questions, as for :meth:`generate`.
+            **gen: ``generate`` options; defaults ``max_new_tokens=128``, ``do_sample=False``.
+
+        Returns:
+            One :class:`Generation` per prompt, in order.
+
+        Raises:
+            ValueError: if the lengths differ or some features do not fit this model.
+        """
+        from transformers.modeling_outputs import BaseModelOutputWithPooling
+
+        if len(features) != len(prompts):
+            raise ValueError(f"{len(features)} features for {len(prompts)} prompts; give one per prompt.")
+        if not prompts:
+            return []
+        for f in features:
+            self.check_features(f)
+        encoded = [self.text_inputs(self.build_prompt(p, f.num_images), f.placeholders)
+                   for f, p in zip(features, prompts)]
+        width = max(int(e["input_ids"].shape[1]) for e in encoded)
+        pad = self.tokenizer.pad_token_id
+        if pad is None:
+            pad = self.tokenizer.eos_token_id
+        batch = {
+            key: torch.cat([
+                nn.functional.pad(e[key], (width - int(e[key].shape[1]), 0), value=pad if key == "input_ids" else 0)
+                for e in encoded
+            ])
+            for key in encoded[0]
+        }
+        merged = _merge_features(features)
+        options = self._gen_defaults(gen)
+        options.update(output_scores=True, return_dict_in_generate=True, pad_token_id=pad)
+        with self._lock, torch.no_grad():
+            projected = self._project(merged)
+            out = self.model.generate(
+                **batch,
+                **self._generate_inputs(merged),
+                mm_encoder_outputs={"image": BaseModelOutputWithPooling(pooler_output=projected)},
+                **options,
+            )
+        new = out.sequences[:, width:].cpu()
+        logprobs = torch.stack([torch.log_softmax(s.float(), dim=-1) for s in out.scores], dim=1).cpu()
+        picked = logprobs.gather(-1, new[..., None])[..., 0]
+        eos = self.model.generation_config.eos_token_id
+        eos_ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
+        results = []
+        for row, scores in zip(new.tolist(), picked.tolist()):
+            stop = next((i + 1 for i, t in enumerate(row) if t in eos_ids), len(row))
+            results.append(Generation(
+                text=self.tokenizer.decode(row[:stop], skip_special_tokens=True).strip(),
+                probability=float(np.exp(sum(scores[:stop]))),
+            ))
+        return results
+
     def log_likelihood(self, text: str, context: str = "") -> float:
         """Sum of the log-probabilities the model gives the tokens of ``text`` after ``context``.
 
@@ -487,6 +582,40 @@ class HFVisionLanguageModel:
         with self._lock, torch.no_grad():
             out = self.model.generate(**inputs, **self._gen_defaults(gen))
         return self.tokenizer.decode(out[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True).strip()
+
+    def chat_batch(self, conversations: Sequence[Sequence[Message]], **gen: Any) -> list[str]:
+        """Several text-only chat turns in one left-padded ``generate`` call.
+
+        Greedy decoding gives the replies :meth:`chat` gives one by one (up to float rounding of the
+        batched matrix products).
+
+        Args:
+            conversations: one message list per turn, as for :meth:`chat`.
+            **gen: ``generate`` options; defaults ``max_new_tokens=128``, ``do_sample=False``.
+
+        Returns:
+            One reply per conversation, in order.
+
+        Raises:
+            ValueError: if a conversation is empty or a message lacks a role or content.
+        """
+        if not conversations:
+            return []
+        encoded = [self.text_inputs(self.render_chat(m, add_generation_prompt=True), ()) for m in conversations]
+        width = max(int(e["input_ids"].shape[1]) for e in encoded)
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
+        batch = {
+            key: torch.cat([
+                nn.functional.pad(e[key], (width - int(e[key].shape[1]), 0), value=pad if key == "input_ids" else 0)
+                for e in encoded
+            ])
+            for key in encoded[0]
+        }
+        options = self._gen_defaults(gen)
+        options["pad_token_id"] = pad
+        with self._lock, torch.no_grad():
+            out = self.model.generate(**batch, **options)
+        return [self.tokenizer.decode(row, skip_special_tokens=True).strip() for row in out[:, width:]]
 
     # ------------------------------------------------------------------ prompts and text
     def render_chat(self, messages: Sequence[Message], add_generation_prompt: bool = True) -> str:

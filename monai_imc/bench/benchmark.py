@@ -1,0 +1,206 @@
+"""One benchmark run end to end: datasets, model, denoise choice, answers, reports (what ``monai-imc bench`` does).
+
+Example::
+
+    result = run_benchmark(BenchSettings(model="bundles/monai_imc_vqa", datasets=["slake:../shared/data/slake"],
+                                         methods=["none", "pdc"], limit=20, out="results/"))
+    result.paths["results.md"]
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from monai_imc.atomic import atomic_output
+from monai_imc.bench.datasets import load_dataset, stratified_subset
+from monai_imc.bench.model_spec import load_bench_model
+from monai_imc.bench.report import write_report
+from monai_imc.bench.runner import METHODS, BenchRecord, BenchRunner, RunStats, project_seconds
+from monai_imc.models.remote import RemoteModel
+from monai_imc.noise import get_noise
+from monai_imc.reference.data import VQARow
+from monai_imc.refine import SMSPrompts, SMSRefiner
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["BenchResult", "BenchSettings", "run_benchmark"]
+
+#: The validation split each dataset reader calls its own (JSONL files have none).
+VALIDATION_SPLIT = "validate"
+
+
+@dataclass
+class BenchSettings:
+    """The options of a run (the command line's flags).
+
+    Attributes:
+        model: bundle folder, checkpoint folder or hub id; ``bank``: its prototype bank folder.
+        datasets: ``slake:PATH``, ``vqa-rad:PATH`` or ``jsonl:FILE`` specs; ``split``: the split to test.
+        noises / severities / methods: what to run (``methods`` from :data:`~monai_imc.bench.runner.METHODS`).
+        limit: at most this many questions per dataset (a seeded, stratified subset; 0: all).
+        denoiser: the denoise filter; ``None``: chosen on the validation split.
+        denoise_questions: closed validation questions per dataset for that choice (0: all).
+        out: the results folder (its ``cache.jsonl`` makes a run resumable).
+        text_server: an OpenAI-compatible server (vLLM) for the text agents (SMS and repass); ``None``:
+            the local model.
+        sms_prompts: ``reference`` (what the bundled reference model was trained on) or ``instructed``
+            (kind-specific instructions for large chat models); ``None``: ``reference`` for a bundle,
+            ``instructed`` otherwise.
+        answer_suffix: appended to every question put to the model.
+        threads: torch CPU threads (0: torch's default).
+    """
+
+    model: str
+    datasets: Sequence[str]
+    out: str | Path
+    bank: str | None = None
+    split: str = "test"
+    noises: Sequence[str] = ()
+    severities: Sequence[int] = (3,)
+    methods: Sequence[str] = ("none",)
+    limit: int = 0
+    seed: int = 0
+    image_size: int = 256
+    max_new_tokens: int = 12
+    batch_size: int = 16
+    denoiser: str | None = None
+    denoise_questions: int = 48
+    device: str | None = None
+    dtype: str | None = None
+    threads: int = 0
+    text_server: str | None = None
+    sms_prompts: str | None = None
+    answer_suffix: str = ""
+    command: str = ""
+
+
+@dataclass
+class BenchResult:
+    """What a run produced: every record, the config stored in results.json and the written files."""
+
+    records: list[BenchRecord]
+    config: dict[str, Any]
+    paths: dict[str, Path]
+    stats: RunStats = field(default_factory=RunStats)
+
+
+def _rows(specs: Sequence[str], split: str, limit: int, seed: int) -> tuple[list[VQARow], list[VQARow]]:
+    """The run's questions and all questions of the split (for the projection of a full run)."""
+    rows: list[VQARow] = []
+    every: list[VQARow] = []
+    for spec in specs:
+        part = load_dataset(spec, split)
+        if not part:
+            raise ValueError(f"{spec}: no questions in split {split!r}")
+        rows.extend(stratified_subset(part, limit, seed))
+        every.extend(part)
+    return rows, every
+
+
+def _validation_rows(specs: Sequence[str], per_dataset: int, seed: int) -> list[VQARow]:
+    rows: list[VQARow] = []
+    for spec in specs:
+        if spec.partition(":")[0].lower() == "jsonl":
+            continue
+        closed = [r for r in load_dataset(spec, VALIDATION_SPLIT) if r.closed]
+        rows.extend(stratified_subset(closed, per_dataset, seed))
+    return rows
+
+
+def _choose_denoiser(runner: BenchRunner, settings: BenchSettings, progress: bool) -> dict[str, Any]:
+    """The denoise choice of the run: given, stored in the results folder by an earlier run, or made now."""
+    image_noises = [n for n in settings.noises if get_noise(n).modality == "image"]
+    wanted = {"noises": image_noises, "severities": list(settings.severities), "seed": settings.seed,
+              "questions_per_dataset": settings.denoise_questions, "datasets": list(settings.datasets)}
+    if settings.denoiser is not None:
+        runner.denoiser = settings.denoiser
+        return {"name": settings.denoiser, "rule": "given with --denoise-filter", "scores": {}, "questions": 0,
+                "splits": []}
+    path = Path(settings.out) / "denoise_choice.json"
+    if path.is_file():
+        stored = json.loads(path.read_text(encoding="utf-8"))
+        if stored.get("for") == wanted:
+            runner.denoiser = stored["name"]
+            return stored
+    val = _validation_rows(settings.datasets, settings.denoise_questions, settings.seed)
+    if not val:
+        raise ValueError("method denoise needs a validation split to choose its filter, and no dataset of the run "
+                         "has one (JSONL files have none): pass --denoise-filter NAME")
+    start = time.perf_counter()
+    choice = runner.choose_denoiser(val, image_noises, settings.severities, progress=progress)
+    stored = {**asdict(choice), "splits": list(choice.splits), "seconds": round(time.perf_counter() - start, 1),
+              "for": wanted}
+    with atomic_output(path) as tmp:
+        tmp.write_text(json.dumps(stored, indent=2))
+    return stored
+
+
+def run_benchmark(settings: BenchSettings, progress: bool = False) -> BenchResult:
+    """Run the benchmark the settings describe and write its reports into ``settings.out``.
+
+    Raises:
+        ValueError: unknown methods, noises or datasets; methods needing a bank without one; a cache made
+            with other settings; ``denoise`` with no validation split and no ``denoiser``.
+        FileNotFoundError: a dataset or bank is missing.
+    """
+    unknown = [m for m in settings.methods if m not in METHODS]
+    if unknown:
+        raise ValueError(f"unknown method(s) {unknown}; choose from {', '.join(METHODS)}")
+    if not settings.noises:
+        raise ValueError("no noises to run")
+    if settings.threads:
+        import torch
+
+        torch.set_num_threads(settings.threads)
+    rows, every = _rows(settings.datasets, settings.split, settings.limit, settings.seed)
+    loaded = load_bench_model(settings.model, settings.bank, settings.device, settings.dtype)
+    prompts_name = settings.sms_prompts or ("reference" if loaded.source == "bundle" else "instructed")
+    if prompts_name not in ("reference", "instructed"):
+        raise ValueError(f"unknown SMS prompts {prompts_name!r}; use reference or instructed")
+    prompts = SMSPrompts.reference() if prompts_name == "reference" else SMSPrompts.instructed()
+    text_model = RemoteModel(settings.text_server) if settings.text_server else loaded.model
+    refiner = SMSRefiner(text_model, prompts=prompts, **loaded.refiner_options)
+    runner = BenchRunner(loaded.model, loaded.bank, refiner=refiner, methods=settings.methods, seed=settings.seed,
+                         image_size=settings.image_size, max_new_tokens=settings.max_new_tokens,
+                         cache=Path(settings.out) / "cache.jsonl", batch_size=settings.batch_size,
+                         text_model=text_model, answer_suffix=settings.answer_suffix)
+    denoise = _choose_denoiser(runner, settings, progress) if "denoise" in settings.methods else None
+    runner.stats = RunStats()  # the run's own cost, without the denoise choice
+    records = runner.run(rows, settings.noises, settings.severities, progress=progress)
+    config = {
+        "command": settings.command, "model": settings.model, "model_source": loaded.source,
+        "model_path": loaded.model_path, "bank": loaded.bank_path,
+        "bank_hash": loaded.bank.bank_hash if loaded.bank is not None else None,
+        "refiner": loaded.refiner_options, "sms_prompts": prompts_name, "text_server": settings.text_server,
+        "answer_suffix": settings.answer_suffix, "datasets": list(settings.datasets), "split": settings.split,
+        "noises": list(settings.noises), "severities": list(settings.severities), "methods": list(settings.methods),
+        "limit": settings.limit, "seed": settings.seed, "image_size": settings.image_size,
+        "questions": len(rows), "questions_per_dataset": _counts(rows), "denoise": denoise,
+        "cost": runner.stats.as_dict(),
+    }
+    if settings.limit and runner.stats.records_new == len(records) and records:
+        projected = project_seconds(runner.stats, len(rows), len({r.image_key for r in rows}), len(every),
+                                    len({r.image_key for r in every}))
+        projected += float((denoise or {}).get("seconds", 0.0))  # the denoise choice does not grow with the run
+        share = runner.stats.cpu_seconds / runner.stats.seconds if runner.stats.seconds else 1.0
+        config["projection"] = {
+            "questions": len(every), "images": len({r.image_key for r in every}),
+            "minutes": round(projected / 60, 1), "minutes_with_the_cpu_to_itself": round(share * projected / 60, 1),
+            "rule": "sms, repass and generation time scale with questions, the rest with images "
+                    "(monai_imc.bench.runner.project_seconds), plus the denoise choice",
+        }
+    paths = write_report(records, settings.out, config)
+    return BenchResult(records, config, paths, runner.stats)
+
+
+def _counts(rows: Sequence[VQARow]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r.dataset] = counts.get(r.dataset, 0) + 1
+    return counts
