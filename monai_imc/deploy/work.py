@@ -229,7 +229,8 @@ def make_views(work: SeriesWork, n_views: int = 1, ct_preset: str | None = None)
         kept.append(ds)
     work = dataclasses.replace(work, file_problems=tuple(problems))
     if not kept:
-        return work.fail(f"no readable instance: {problems[0][1] if problems else 'none'}")
+        detail = f"{problems[-1][0]}: {problems[-1][1]}" if problems else "none"
+        return work.fail(f"no readable instance ({detail})")
     try:
         views = series_views(kept, n_views=n_views, ct_preset=ct_preset)
     except UnsupportedSeriesError as exc:
