@@ -17,6 +17,7 @@ from monai_imc.deploy.sample import SampleStudy
 from monai_imc.deploy.summary import summarize_sr
 from monai_imc.deploy.texts import SIDECAR_QUESTION, STANDING, collect_texts, load_sidecars, read_sidecar
 from monai_imc.deploy.work import as_question
+from monai_imc.dicom.views import key_indices
 
 
 def _ct_with_fields() -> Dataset:
@@ -105,3 +106,19 @@ def test_a_bad_sidecar_fails_the_run_but_not_the_series(imc: IMCContext, sample_
     assert len(report.written) == 1 and report.exit_code == 1
     (failure,) = report.of("failed")
     assert failure.name == str(folder / "imc_questions.json") and "JSON" in failure.reason
+
+
+def test_several_views_of_a_multiframe_image_keep_their_own_answers(imc: IMCContext, sample_study: SampleStudy,
+                                                                    tmp_path: Path) -> None:
+    """With n_views=3, the 10-frame MR gives three groups; each holds the answers about its own frame."""
+    import dataclasses
+
+    three = dataclasses.replace(imc, settings=dataclasses.replace(imc.settings, n_views=3))
+    series = next(s for s in sample_study.series if s.name == "mr_multiframe")
+    shutil.copytree(series.path.parent, tmp_path / "in" / "mr")
+    report = process_folder(tmp_path / "in", tmp_path / "out", three, progress=False)
+    groups = summarize_sr(report.written[0]).groups
+    assert [g.frame_numbers for g in groups] == [[i + 1] for i in key_indices(10, 3)]
+    for group in groups:
+        asked = [t for t in group.texts if t.answer is not None]
+        assert [t.original for t in asked] == list(imc.settings.standing_questions)
