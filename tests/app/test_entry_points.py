@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import ast
+import importlib.util
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -16,6 +18,7 @@ import pytest
 from helpers import REPO
 
 from monai_imc import cli
+from monai_imc.deploy.context import IMCContext
 from monai_imc.deploy.report import REPORT_NAME
 from monai_imc.deploy.sample import SampleStudy
 
@@ -35,34 +38,45 @@ def _env(**extra: str) -> dict[str, str]:
     return env
 
 
-@pytest.mark.parametrize("style", ["environment", "arguments"])
-def test_app_package_runs_like_the_sdk_examples(style: str, sample_study: SampleStudy, tmp_path: Path) -> None:
-    study = _small_study(sample_study, tmp_path / "in")
+def test_app_package_with_holoscan_variables_and_its_exit_code(sample_study: SampleStudy, tmp_path: Path) -> None:
+    """``python app_package`` with HOLOSCAN_INPUT_PATH / OUTPUT_PATH / MODEL_PATH (a folder holding the
+    bundle, as a MAP's models folder): the good series gets its SR, the broken file makes the exit code 1."""
+    study = _small_study(sample_study, tmp_path / "in", ("ct",))
+    broken = study / "broken.dcm"
+    broken.write_bytes(b"\0" * 128 + b"DICM" + b"\x02\x00")
     out = tmp_path / "out"
-    bundles = REPO / "bundles"  # a folder holding the bundle, as in a MAP's models folder
-    if style == "environment":
-        cmd = [sys.executable, "app_package"]
-        env = _env(HOLOSCAN_INPUT_PATH=str(study), HOLOSCAN_OUTPUT_PATH=str(out), HOLOSCAN_MODEL_PATH=str(bundles))
-    else:
-        cmd = [sys.executable, "app_package", "-i", str(study), "-o", str(out), "-m", str(bundles / "monai_imc_vqa")]
-        env = _env()
-    run = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    report = json.loads((out / REPORT_NAME).read_text())
-    assert report["written"] == 2 and report["failed"] == 0
-    for outcome in report["outcomes"]:
-        assert pydicom.dcmread(outcome["sr_path"]).StudyInstanceUID == sample_study.study_instance_uid
-
-
-def test_app_package_exit_code_is_1_when_something_failed(tmp_path: Path) -> None:
-    (tmp_path / "in").mkdir()
-    (tmp_path / "in" / "broken.dcm").write_bytes(b"\0" * 128 + b"DICM" + b"\x02\x00")
-    run = subprocess.run([sys.executable, "app_package", "-i", str(tmp_path / "in"), "-o", str(tmp_path / "out"),
-                          "-m", str(REPO / "bundles")], cwd=REPO, env=_env(), capture_output=True, text=True,
+    env = _env(HOLOSCAN_INPUT_PATH=str(study), HOLOSCAN_OUTPUT_PATH=str(out), HOLOSCAN_MODEL_PATH=str(REPO / "bundles"))
+    run = subprocess.run([sys.executable, "app_package"], cwd=REPO, env=env, capture_output=True, text=True,
                          timeout=300, check=False)
     assert run.returncode == 1, run.stdout[-3000:] + run.stderr[-3000:]
-    report = json.loads((tmp_path / "out" / REPORT_NAME).read_text())
-    assert {o["name"] for o in report["outcomes"] if o["status"] == "failed"} >= {str(tmp_path / "in" / "broken.dcm")}
+    report = json.loads((out / REPORT_NAME).read_text())
+    assert report["written"] == 1 and report["exit_code"] == 1
+    assert [o["name"] for o in report["outcomes"] if o["status"] == "failed"] == [str(broken)]
+    (written,) = [o for o in report["outcomes"] if o["status"] == "written"]
+    assert pydicom.dcmread(written["sr_path"]).StudyInstanceUID == sample_study.study_instance_uid
+    assert str(broken) in run.stdout + run.stderr  # the reason is logged, naming the file
+
+
+def test_app_package_reads_i_o_m_like_the_sdk_examples(imc: IMCContext, sample_study: SampleStudy,
+                                                       tmp_path: Path) -> None:
+    """``app_package/app.py``'s IMCApp takes -i/-o/-m through the SDK's app context (in-process here)."""
+    spec = importlib.util.spec_from_file_location("imc_app_package_app", REPO / "app_package" / "app.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    study = _small_study(sample_study, tmp_path / "in", ("mr_motion4",))
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level  # the SDK's app context sets up logging: put it back
+    try:
+        app = module.IMCApp([sys.executable, "app_package", "-i", str(study), "-o", str(tmp_path / "out"),
+                             "-m", str(REPO / "bundles" / "monai_imc_vqa")], imc=imc)
+        app.run()
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+    assert app.exit_code == 0 and len(app.report.written) == 1
+    assert app.report.input == str(study) and app.report.output == str(tmp_path / "out")
+    assert module.read_imc_section(module.CONFIG) == {"device": None}
 
 
 def test_readme_first_command_sample_study_then_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
