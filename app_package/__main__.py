@@ -5,9 +5,11 @@ import sys
 
 from app import IMCApp
 
+logger = logging.getLogger("app_package")
+
 if __name__ == "__main__":
-    logging.info(f"Begin {__name__}")
+    logger.info("Begin %s", __name__)
     app = IMCApp()
     app.run()
-    logging.info(f"End {__name__}")
+    logger.info("End %s: exit code %d", __name__, app.exit_code)
     sys.exit(app.exit_code)

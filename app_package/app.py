@@ -28,11 +28,14 @@ class IMCApp(IMCApplication):
 
     Args:
         *args: passed to :class:`IMCApplication` (``argv``).
-        **kwargs: passed to :class:`IMCApplication`; ``device`` defaults to ``app.yaml``'s ``imc.device``.
+        **kwargs: passed to :class:`IMCApplication`; ``device`` and ``stow_url`` default to ``app.yaml``'s
+            ``imc`` section.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("device", read_imc_section(CONFIG).get("device"))
+        section = read_imc_section(CONFIG)
+        kwargs.setdefault("device", section.get("device"))
+        kwargs.setdefault("stow_url", section.get("stow_url"))
         super().__init__(*args, **kwargs)
 
 
@@ -44,6 +47,7 @@ def read_imc_section(path: Path) -> dict[str, Any]:
     data = yaml.safe_load(text.split("---", 1)[1] if text.startswith("%YAML") else text) or {}
     section = data.get("imc") or {}
     if not isinstance(section, dict):
-        raise ValueError(f"{path}: the imc section must be a mapping, got {type(section).__name__}")
+        raise ValueError(  # noqa: TRY004  (bad content of a file, not a caller's wrong type)
+            f"{path}: the imc section must be a mapping, got {type(section).__name__}")
     logging.getLogger(__name__).debug("imc settings from %s: %s", path, section)
     return section

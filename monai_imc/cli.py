@@ -7,7 +7,7 @@
     monai-imc train-reference --data ../shared/data --out DIR [--blank-images] [--minutes M] [--seed S]
     monai-imc bench --model M [--bank DIR] --dataset slake:PATH [--dataset vqa-rad:PATH] --methods none,pdc --out DIR
     monai-imc sample-study OUT_DIR [--seed S]
-    monai-imc run -i IN -o OUT [--bundle DIR] [--device cpu]
+    monai-imc run -i IN -o OUT [--bundle DIR] [--device cpu] [--stow URL]
 
 Errors are printed as one line naming the problem, with exit code 2.
 """
@@ -233,25 +233,25 @@ def print_run_summary(report: object) -> None:
                     line += f"; answer: {_short(text.answer, 40)!r}"
                 print(line)
     for outcome in report.outcomes:
-        if outcome.status != "written":
+        if outcome.status not in ("written", "stored"):
             print(f"{outcome.status}: {outcome.what} {outcome.name}: {outcome.reason}")
+    if report.of("stored"):
+        print(f"{len(report.of('stored'))} SR(s) stored with STOW-RS ({report.of('stored')[0].reason})")
     print(f"{len(report.of('written'))} SR(s) written to {report.output}, {len(report.of('skipped'))} skipped, "
           f"{len(report.of('failed'))} failed; exit code {report.exit_code}")
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
     import os
-    import warnings
 
     if not args.verbose:
         os.environ.setdefault("HOLOSCAN_LOG_LEVEL", "WARN")
-    warnings.filterwarnings("ignore", message="Current stack size", category=RuntimeWarning)
     if not Path(args.input).is_dir():
         raise FileNotFoundError(f"input folder {args.input} does not exist")
     from monai_imc.operators.application import IMCApplication
 
     app = IMCApplication([sys.executable, "monai-imc"], input_folder=args.input, output_folder=args.output,
-                         bundle=args.bundle, device=args.device)
+                         bundle=args.bundle, device=args.device, stow_url=args.stow)
     app.run()
     assert app.report is not None
     print_run_summary(app.report)
@@ -350,6 +350,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-o", "--output", required=True, help="folder for the SRs and imc_run_report.json")
     run.add_argument("--bundle", default=None, help="the MONAI bundle (default: bundles/monai_imc_vqa)")
     run.add_argument("--device", default=None, help="override the bundle's device (cpu, cuda)")
+    run.add_argument("--stow", default=None, metavar="URL",
+                     help="also send the SRs to this DICOMweb root with STOW-RS (e.g. http://pacs:8042/dicom-web)")
     run.set_defaults(func=_cmd_run)
     return parser
 

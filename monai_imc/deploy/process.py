@@ -22,6 +22,7 @@ from pathlib import Path
 
 from monai_imc.deploy.context import IMCContext
 from monai_imc.deploy.report import Outcome, RunReport
+from monai_imc.deploy.stow import StowResult, public_url, stow_files
 from monai_imc.deploy.texts import Sidecar, load_sidecars
 from monai_imc.deploy.work import (
     SeriesWork,
@@ -45,6 +46,7 @@ __all__ = [
     "stage_calibrate",
     "stage_perceive",
     "stage_refine",
+    "stage_stow",
     "stage_views",
     "stage_write",
 ]
@@ -124,6 +126,22 @@ def stage_write(
     logger.info("run report %s: %d written, %d skipped, %d failed", path, len(report.of("written")),
                 len(report.of("skipped")), len(report.of("failed")))
     return done
+
+
+def stage_stow(paths: Sequence[str | os.PathLike[str]], url: str, report: RunReport) -> list[StowResult]:
+    """STOW-RS: send the written SRs to a DICOMweb server; a file it did not store is a failure of the run.
+    The report is saved again with these outcomes."""
+    results = stow_files(url, paths) if paths else []
+    for result in results:
+        if result.stored:
+            report.add(Outcome("stored", "stow", str(result.path), f"stored on {public_url(url)}"))
+        else:
+            report.add(Outcome("failed", "stow", str(result.path), result.reason))
+    if results:
+        logger.info("STOW-RS to %s: %d of %d SR(s) stored", public_url(url), sum(r.stored for r in results),
+                    len(results))
+    report.save()
+    return results
 
 
 def record_outcomes(works: Sequence[SeriesWork], report: RunReport) -> None:

@@ -30,8 +30,8 @@ class Outcome:
     """What happened to one series or one file.
 
     Attributes:
-        status: ``"written"``, ``"skipped"`` or ``"failed"``.
-        what: ``"series"`` or ``"file"``.
+        status: ``"written"`` (an SR), ``"stored"`` (an SR sent with STOW-RS), ``"skipped"`` or ``"failed"``.
+        what: ``"series"``, ``"file"``, ``"input"`` or ``"stow"``.
         name: the Series Instance UID, or the file path.
         reason: why skipped or failed (``""`` when written).
         sr_path: the SR written for the series.
@@ -63,7 +63,7 @@ class RunReport:
 
     def add(self, outcome: Outcome) -> None:
         """Record one outcome."""
-        if outcome.status not in ("written", "skipped", "failed"):
+        if outcome.status not in ("written", "stored", "skipped", "failed"):
             raise ValueError(f"unknown outcome status {outcome.status!r}")
         with self._lock:
             self.outcomes.append(outcome)
@@ -89,6 +89,7 @@ class RunReport:
             "output": self.output,
             "exit_code": self.exit_code,
             "written": len(self.of("written")),
+            "stored": len(self.of("stored")),
             "skipped": len(self.of("skipped")),
             "failed": len(self.of("failed")),
             "outcomes": [asdict(o) for o in self.outcomes],

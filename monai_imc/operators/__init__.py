@@ -7,6 +7,7 @@ Graph (``docs/app.md``)::
     DICOMDataLoaderOperator -> DICOMSeriesSelectorOperator            (the SDK's)
       -> SeriesToViewsOperator -> ArtifactPerceiverOperator -> PDCCalibratorOperator
       -> SMSReportRefinerOperator -> VLMReportOperator -> IMCStructuredReportWriterOperator
+      [-> STOWRSOperator, when a DICOMweb URL is given]
 
 Every operator receives and emits the list of :class:`~monai_imc.deploy.work.SeriesWork` of the run; the
 model, bank and refiner are built once (:class:`~monai_imc.deploy.context.IMCContext`) and shared.
@@ -19,6 +20,7 @@ from monai_imc.operators.pdc_calibrator import PDCCalibratorOperator
 from monai_imc.operators.series_to_views import SeriesToViewsOperator
 from monai_imc.operators.sms_report_refiner import SMSReportRefinerOperator
 from monai_imc.operators.sr_writer import IMCStructuredReportWriterOperator
+from monai_imc.operators.stow_rs import STOWRSOperator
 from monai_imc.operators.vlm_report import VLMReportOperator
 
 __all__ = [
@@ -26,6 +28,7 @@ __all__ = [
     "IMCStructuredReportWriterOperator",
     "PDCCalibratorOperator",
     "SMSReportRefinerOperator",
+    "STOWRSOperator",
     "SeriesToViewsOperator",
     "VLMReportOperator",
 ]

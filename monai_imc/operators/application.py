@@ -27,6 +27,7 @@ from monai_imc.operators.pdc_calibrator import PDCCalibratorOperator
 from monai_imc.operators.series_to_views import SeriesToViewsOperator
 from monai_imc.operators.sms_report_refiner import SMSReportRefinerOperator
 from monai_imc.operators.sr_writer import IMCStructuredReportWriterOperator
+from monai_imc.operators.stow_rs import STOWRSOperator
 from monai_imc.operators.vlm_report import VLMReportOperator
 
 __all__ = ["IMCApplication"]
@@ -43,6 +44,8 @@ class IMCApplication(Application):
         bundle: the bundle (or a folder holding one); default from ``-m`` / ``HOLOSCAN_MODEL_PATH``, else
             the source checkout's ``bundles/monai_imc_vqa``.
         device: override the bundle config's device.
+        stow_url: a DICOMweb root to send the SRs to with STOW-RS (``None``: keep them in the output folder
+            only).
 
     Example::
 
@@ -60,6 +63,7 @@ class IMCApplication(Application):
         output_folder: str | os.PathLike[str] | None = None,
         bundle: str | os.PathLike[str] | None = None,
         device: str | None = None,
+        stow_url: str | None = None,
         **kwargs: Any,
     ) -> None:
         self._logger = logging.getLogger(f"{__name__}.{type(self).__name__}")
@@ -68,6 +72,7 @@ class IMCApplication(Application):
         self._output = Path(output_folder) if output_folder is not None else None
         self._bundle = Path(bundle) if bundle is not None else None
         self._device = device
+        self._stow_url = stow_url
         self.report: RunReport | None = None
         super().__init__(argv or [], **kwargs)
 
@@ -113,6 +118,9 @@ class IMCApplication(Application):
         self.add_flow(calibrator, refiner, {(PDCCalibratorOperator.OUTPUT, SMSReportRefinerOperator.INPUT)})
         self.add_flow(refiner, answerer, {(SMSReportRefinerOperator.OUTPUT, VLMReportOperator.INPUT)})
         self.add_flow(answerer, writer, {(VLMReportOperator.OUTPUT, IMCStructuredReportWriterOperator.INPUT)})
+        if self._stow_url:
+            stow = STOWRSOperator(self, report=report, url=self._stow_url, name="stow_rs")
+            self.add_flow(writer, stow, {(IMCStructuredReportWriterOperator.OUTPUT, STOWRSOperator.INPUT)})
         self._logger.info("IMC app: %s -> %s with bundle %s", input_folder, output_folder, imc.bundle)
 
     @property

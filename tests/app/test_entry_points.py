@@ -76,7 +76,7 @@ def test_app_package_reads_i_o_m_like_the_sdk_examples(imc: IMCContext, sample_s
         root.setLevel(level)
     assert app.exit_code == 0 and len(app.report.written) == 1
     assert app.report.input == str(study) and app.report.output == str(tmp_path / "out")
-    assert module.read_imc_section(module.CONFIG) == {"device": None}
+    assert module.read_imc_section(module.CONFIG) == {"device": None, "stow_url": None}
 
 
 def test_readme_first_command_sample_study_then_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
