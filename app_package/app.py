@@ -48,6 +48,7 @@ def read_imc_section(path: Path) -> dict[str, Any]:
     section = data.get("imc") or {}
     if not isinstance(section, dict):
         raise ValueError(  # noqa: TRY004  (bad content of a file, not a caller's wrong type)
-            f"{path}: the imc section must be a mapping, got {type(section).__name__}")
+            f"{path}: the imc section must be a mapping, got {type(section).__name__}"
+        )
     logging.getLogger(__name__).debug("imc settings from %s: %s", path, section)
     return section

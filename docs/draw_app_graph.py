@@ -1,6 +1,6 @@
 """Draw the IMC app graph (docs/app_graph.png): operators, their ports, and what flows between them.
 
-    python docs/draw_app_graph.py [--out docs/app_graph.png]
+python docs/draw_app_graph.py [--out docs/app_graph.png]
 """
 
 from __future__ import annotations
@@ -25,7 +25,11 @@ NODES = [
     ("PDCCalibratorOperator", "calibrate features of\nflagged views (gate)", "imc"),
     ("SMSReportRefinerOperator", "standing questions, DICOM fields,\nsidecar -> SMS refined texts", "imc"),
     ("VLMReportOperator", "answers from calibrated\nfeatures + refined questions", "imc"),
-    ("IMCStructuredReportWriterOperator", "Comprehensive 3D SR per series\n(atomic) + imc_run_report.json", "imc"),
+    (
+        "IMCStructuredReportWriterOperator",
+        "Comprehensive 3D SR per series\n(atomic) + imc_run_report.json",
+        "imc",
+    ),
 ]
 # (output port -> input port) between consecutive nodes
 EDGES = [
@@ -50,19 +54,35 @@ def draw(out: Path) -> Path:
     tops = []
     for i, (name, note, kind) in enumerate(NODES):
         y = (len(NODES) - i - 1) * 1.5 + 0.5
-        ax.add_patch(FancyBboxPatch((x0, y), width, height, boxstyle="round,pad=0.05", fc=COLOURS[kind],
-                                    ec="#445", lw=1.2))
+        ax.add_patch(
+            FancyBboxPatch(
+                (x0, y), width, height, boxstyle="round,pad=0.05", fc=COLOURS[kind], ec="#445", lw=1.2
+            )
+        )
         ax.text(x0 + width / 2, y + 0.66, name, ha="center", va="center", fontsize=11, weight="bold")
         ax.text(x0 + width / 2, y + 0.28, note, ha="center", va="center", fontsize=8.5, color="#333")
         tops.append(y)
     for i, (out_port, in_port) in enumerate(EDGES):
         y_from, y_to = tops[i], tops[i + 1] + height
-        ax.add_patch(FancyArrowPatch((x0 + width / 2, y_from - 0.02), (x0 + width / 2, y_to + 0.08),
-                                     arrowstyle="-|>", mutation_scale=14, lw=1.3, color="#334"))
+        ax.add_patch(
+            FancyArrowPatch(
+                (x0 + width / 2, y_from - 0.02),
+                (x0 + width / 2, y_to + 0.08),
+                arrowstyle="-|>",
+                mutation_scale=14,
+                lw=1.3,
+                color="#334",
+            )
+        )
         label = out_port if out_port == in_port else f"{out_port} -> {in_port}"
         ax.text(x0 + width / 2 + 0.12, (y_from + y_to) / 2, label, fontsize=8, style="italic", va="center")
-    ax.text(0.1, len(NODES) * 1.5 + 0.3, "IMC MONAI Deploy app: one IMCContext (model, prototype bank, "
-            "SMS refiner) built once from the bundle, shared by every IMC operator", fontsize=8.5)
+    ax.text(
+        0.1,
+        len(NODES) * 1.5 + 0.3,
+        "IMC MONAI Deploy app: one IMCContext (model, prototype bank, "
+        "SMS refiner) built once from the bundle, shared by every IMC operator",
+        fontsize=8.5,
+    )
     ax.text(x0 + width + 0.15, tops[-1] + 0.45, "OUT/IMC_SR_<series>.dcm", fontsize=8, color="#264")
     ax.text(0.05, tops[0] + 0.45, "IN/ (DICOM,\nimc_questions.json)", fontsize=8, color="#264")
     fig.tight_layout()

@@ -20,10 +20,12 @@ class AppRun:
 
 
 def run_app(imc: IMCContext, input_folder: Path, output_folder: Path) -> AppRun:
-    """Run the IMC app graph (Holoscan, the SDK's loader and selector, our operators) with a shared context."""
+    """Run the IMC app graph (Holoscan, the SDK's loader and selector, our operators), sharing ``imc``."""
     from monai_imc.operators.application import IMCApplication
 
-    app = IMCApplication([sys.executable, "tests"], imc=imc, input_folder=input_folder, output_folder=output_folder)
+    app = IMCApplication(
+        [sys.executable, "tests"], imc=imc, input_folder=input_folder, output_folder=output_folder
+    )
     app.run()
     assert app.report is not None and app.exit_code == app.report.exit_code
     return AppRun(input_folder, output_folder, app.report)

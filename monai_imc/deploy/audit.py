@@ -67,8 +67,12 @@ def audit_input(
             finding = FileFinding(path, "skipped", check.reason)
             logger.warning("%s: skipped: %s", path, check.reason)
         else:
-            finding = FileFinding(path, "skipped", "a readable instance the DICOM loader left out "
-                                  "(e.g. a second instance at the same slice position)")
+            finding = FileFinding(
+                path,
+                "skipped",
+                "a readable instance the DICOM loader left out "
+                "(e.g. a second instance at the same slice position)",
+            )
             logger.info("%s: %s", path, finding.reason)
         findings.append(finding)
     return findings

@@ -168,7 +168,9 @@ def load_context(path: str | os.PathLike[str], device: str | None = None) -> IMC
     model_id = _get(parser, "model_id", None) or Path(str(pipeline.model.name)).name
     algorithm = AlgorithmInfo(model_id=str(model_id), bank_hash=f"sha256:{pipeline.bank.bank_hash}")
     context = IMCContext(pipeline, refiner, settings, algorithm, bundle)
-    logger.info("loaded bundle %s: model %s, bank %s", _bundle_name(bundle), model_id, algorithm.bank_hash[:19])
+    logger.info(
+        "loaded bundle %s: model %s, bank %s", _bundle_name(bundle), model_id, algorithm.bank_hash[:19]
+    )
     return context
 
 

@@ -63,12 +63,16 @@ def stage_views(works: Sequence[SeriesWork], context: IMCContext, progress: bool
     return run_step(works, "views", lambda w: make_views(w, settings.n_views, settings.ct_preset), progress)
 
 
-def stage_perceive(works: Sequence[SeriesWork], context: IMCContext, progress: bool = True) -> list[SeriesWork]:
+def stage_perceive(
+    works: Sequence[SeriesWork], context: IMCContext, progress: bool = True
+) -> list[SeriesWork]:
     """ArtifactPerceiver: one vision pass per view, and the perceiver's verdict."""
     return run_step(works, "perceive", lambda w: perceive(w, context.pipeline), progress)
 
 
-def stage_calibrate(works: Sequence[SeriesWork], context: IMCContext, progress: bool = True) -> list[SeriesWork]:
+def stage_calibrate(
+    works: Sequence[SeriesWork], context: IMCContext, progress: bool = True
+) -> list[SeriesWork]:
     """PDCCalibrator: calibrated features of flagged views."""
     return run_step(works, "calibrate", lambda w: calibrate(w, context.pipeline), progress)
 
@@ -96,16 +100,18 @@ def stage_refine(
     return run_step(
         works,
         "refine",
-        lambda w: refine_texts(w, context.refiner, settings.standing_questions, settings.text_fields, sidecars,
-                               cache),
+        lambda w: refine_texts(
+            w, context.refiner, settings.standing_questions, settings.text_fields, sidecars, cache
+        ),
         progress,
     )
 
 
 def stage_answer(works: Sequence[SeriesWork], context: IMCContext, progress: bool = True) -> list[SeriesWork]:
     """VLMReport: answer every asked text about every view from the calibrated features."""
-    return run_step(works, "answer", lambda w: answer(w, context.pipeline, context.settings.max_new_tokens),
-                    progress)
+    return run_step(
+        works, "answer", lambda w: answer(w, context.pipeline, context.settings.max_new_tokens), progress
+    )
 
 
 def stage_write(
@@ -119,12 +125,20 @@ def stage_write(
     saved in the output folder."""
     numbers = {w.series_uid: SR_SERIES_NUMBER + i for i, w in enumerate(works)}
     done = run_step(
-        works, "write SR", lambda w: write_sr(w, output_folder, context.algorithm, numbers[w.series_uid]), progress
+        works,
+        "write SR",
+        lambda w: write_sr(w, output_folder, context.algorithm, numbers[w.series_uid]),
+        progress,
     )
     record_outcomes(done, report)
     path = report.save(output_folder)
-    logger.info("run report %s: %d written, %d skipped, %d failed", path, len(report.of("written")),
-                len(report.of("skipped")), len(report.of("failed")))
+    logger.info(
+        "run report %s: %d written, %d skipped, %d failed",
+        path,
+        len(report.of("written")),
+        len(report.of("skipped")),
+        len(report.of("failed")),
+    )
     return done
 
 
@@ -138,8 +152,12 @@ def stage_stow(paths: Sequence[str | os.PathLike[str]], url: str, report: RunRep
         else:
             report.add(Outcome("failed", "stow", str(result.path), result.reason))
     if results:
-        logger.info("STOW-RS to %s: %d of %d SR(s) stored", public_url(url), sum(r.stored for r in results),
-                    len(results))
+        logger.info(
+            "STOW-RS to %s: %d of %d SR(s) stored",
+            public_url(url),
+            sum(r.stored for r in results),
+            len(results),
+        )
     report.save()
     return results
 
@@ -155,7 +173,11 @@ def record_outcomes(works: Sequence[SeriesWork], report: RunReport) -> None:
         elif work.status in ("failed", "skipped"):
             report.add(Outcome(work.status, "series", work.series_uid, work.reason, modality=work.modality))
         else:
-            report.add(Outcome("failed", "series", work.series_uid, "not processed to the end", modality=work.modality))
+            report.add(
+                Outcome(
+                    "failed", "series", work.series_uid, "not processed to the end", modality=work.modality
+                )
+            )
     if not any(w.status in ("written", "failed") for w in works):
         reason = "no image series found in the input"
         logger.warning("%s: %s", report.input, reason)

@@ -63,11 +63,28 @@ SIDECAR_TEXTS = {"draft_report": ("No acute abnormality is seen in the left lung
 """Sidecar texts kept (not asked): ``name: (clean text, text noise, severity)``."""
 
 _IDENTIFYING = (
-    "OtherPatientIDs", "OtherPatientIDsSequence", "OtherPatientNames", "PatientAddress", "PatientBirthName",
-    "PatientMotherBirthName", "PatientTelephoneNumbers", "InstitutionName", "InstitutionAddress",
-    "InstitutionalDepartmentName", "PerformingPhysicianName", "OperatorsName", "RequestingPhysician",
-    "NameOfPhysiciansReadingStudy", "StationName", "DeviceSerialNumber", "PatientAge", "PatientWeight",
-    "PatientSize", "IssuerOfPatientID", "ReferencedPatientSequence", "ReferencedStudySequence",
+    "OtherPatientIDs",
+    "OtherPatientIDsSequence",
+    "OtherPatientNames",
+    "PatientAddress",
+    "PatientBirthName",
+    "PatientMotherBirthName",
+    "PatientTelephoneNumbers",
+    "InstitutionName",
+    "InstitutionAddress",
+    "InstitutionalDepartmentName",
+    "PerformingPhysicianName",
+    "OperatorsName",
+    "RequestingPhysician",
+    "NameOfPhysiciansReadingStudy",
+    "StationName",
+    "DeviceSerialNumber",
+    "PatientAge",
+    "PatientWeight",
+    "PatientSize",
+    "IssuerOfPatientID",
+    "ReferencedPatientSequence",
+    "ReferencedStudySequence",
 )
 
 

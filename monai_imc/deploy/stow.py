@@ -95,17 +95,28 @@ def stow_files(url: str, paths: Sequence[str | os.PathLike[str]], timeout: float
     if parts.scheme not in ("http", "https"):
         raise ValueError(f"STOW-RS needs an http(s) URL, got {public_url(url)!r}")
     if parts.username or parts.password:
-        raise ValueError(f"credentials in the STOW-RS URL are not supported ({public_url(url)}): use a proxy "
-                         "or a server that trusts this host")
+        raise ValueError(
+            f"credentials in the STOW-RS URL are not supported ({public_url(url)}): use a proxy "
+            "or a server that trusts this host"
+        )
     files = [Path(p) for p in paths]
     uids = [str(pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID) for p in files]
     if not files:
         return []
     boundary = uuid.uuid4().hex
-    body = b"".join(
-        b"--" + boundary.encode() + b"\r\nContent-Type: application/dicom\r\n\r\n" + p.read_bytes() + b"\r\n"
-        for p in files
-    ) + b"--" + boundary.encode() + b"--\r\n"
+    body = (
+        b"".join(
+            b"--"
+            + boundary.encode()
+            + b"\r\nContent-Type: application/dicom\r\n\r\n"
+            + p.read_bytes()
+            + b"\r\n"
+            for p in files
+        )
+        + b"--"
+        + boundary.encode()
+        + b"--\r\n"
+    )
     request = urllib.request.Request(
         url.rstrip("/") + "/studies",
         data=body,
@@ -132,7 +143,9 @@ def stow_files(url: str, paths: Sequence[str | os.PathLike[str]], timeout: float
     if isinstance(reply, list):
         reply = reply[0] if reply else {}
     stored = {_first(item, _SOP_INSTANCE_UID) for item in _values(reply, _REFERENCED_SOP)}
-    failed = {_first(item, _SOP_INSTANCE_UID): _first(item, _FAILURE_REASON) for item in _values(reply, _FAILED_SOP)}
+    failed = {
+        _first(item, _SOP_INSTANCE_UID): _first(item, _FAILURE_REASON) for item in _values(reply, _FAILED_SOP)
+    }
     results = []
     for path, uid in zip(files, uids):
         if uid in stored and status in (200, 202):
@@ -141,6 +154,7 @@ def stow_files(url: str, paths: Sequence[str | os.PathLike[str]], timeout: float
         code = failed.get(uid)
         reason = f"STOW-RS to {where}: HTTP {status}" + (f", failure reason {code}" if code else "")
         results.append(StowResult(path, uid, False, reason))
-    logger.info("STOW-RS to %s: HTTP %d, %d of %d stored", where, status, sum(r.stored for r in results),
-                len(results))
+    logger.info(
+        "STOW-RS to %s: HTTP %d, %d of %d stored", where, status, sum(r.stored for r in results), len(results)
+    )
     return results

@@ -91,7 +91,8 @@ def read_sidecar(path: str | os.PathLike[str]) -> Sidecar:
         raise ValueError(f"{file}: not a readable JSON sidecar: {exc}") from exc
     if not isinstance(data, dict):
         raise ValueError(  # noqa: TRY004  (bad content, not a caller's wrong type)
-            f"{file}: a sidecar must be a JSON object, got {type(data).__name__}")
+            f"{file}: a sidecar must be a JSON object, got {type(data).__name__}"
+        )
     unknown = set(data) - {"study_instance_uid", "questions", "texts"}
     if unknown:
         raise ValueError(f"{file}: unknown keys {sorted(unknown)}; use study_instance_uid, questions, texts")
@@ -141,8 +142,12 @@ def _field_values(ds: Dataset, keyword: str) -> list[str]:
     return values
 
 
-def collect_texts(ds: Dataset, standing_questions: Sequence[str], text_fields: Sequence[str],
-                  sidecars: Sequence[Sidecar] = ()) -> list[ClinicalText]:
+def collect_texts(
+    ds: Dataset,
+    standing_questions: Sequence[str],
+    text_fields: Sequence[str],
+    sidecars: Sequence[Sidecar] = (),
+) -> list[ClinicalText]:
     """The texts of one series: standing questions, the DICOM fields of ``ds``, the study's sidecars.
 
     Args:

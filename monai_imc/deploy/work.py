@@ -188,8 +188,9 @@ def run_step(
     """
     out: list[SeriesWork] = []
     pending = sum(w.active for w in works)
-    with tqdm(total=pending, desc=f"IMC {name}", unit="series", disable=not progress or not pending,
-              leave=False) as bar:
+    with tqdm(
+        total=pending, desc=f"IMC {name}", unit="series", disable=not progress or not pending, leave=False
+    ) as bar:
         for work in works:
             if not work.active:
                 out.append(work)
@@ -246,8 +247,13 @@ def perceive(work: SeriesWork, pipeline: IMCPipeline) -> SeriesWork:
         features = pipeline.model.encode_images([view.pixels])
         perception = pipeline.perceiver.perceive(features)[0]
         assessed.append(AssessedView(view, sources[view.sop_instance_uid], features, perception))
-        logger.debug("series %s view %s: %s (p_clean %.3f)", work.series_uid, view.sop_instance_uid,
-                     perception.noise or "clean", perception.p_clean)
+        logger.debug(
+            "series %s view %s: %s (p_clean %.3f)",
+            work.series_uid,
+            view.sop_instance_uid,
+            perception.noise or "clean",
+            perception.p_clean,
+        )
     return dataclasses.replace(work, assessed=tuple(assessed))
 
 
@@ -290,8 +296,12 @@ def refine_texts(
     for text in texts:
         data = as_data(text.text, image_token)
         if not data:
-            logger.warning("series %s: the %s text is empty once the model's image token is removed; kept "
-                           "as received, neither refined nor asked", work.series_uid, text.role)
+            logger.warning(
+                "series %s: the %s text is empty once the model's image token is removed; kept "
+                "as received, neither refined nor asked",
+                work.series_uid,
+                text.role,
+            )
             refined.append(RefinedText(dataclasses.replace(text, ask=False), text.text, None))
             continue
         if data not in cache:
@@ -324,8 +334,9 @@ def answer(work: SeriesWork, pipeline: IMCPipeline, max_new_tokens: int = 24) ->
             if not text.source.ask:
                 continue
             question = as_question(text.text, image_token)
-            reply = pipeline.model.generate(item.features, question, max_new_tokens=max_new_tokens,
-                                            do_sample=False)
+            reply = pipeline.model.generate(
+                item.features, question, max_new_tokens=max_new_tokens, do_sample=False
+            )
             answers.append(Answer(item.view.sop_instance_uid, item.view.frame_number, index, question, reply))
     return dataclasses.replace(work, answers=tuple(answers))
 
@@ -335,8 +346,9 @@ def sr_file_name(series_uid: str) -> str:
     return f"IMC_SR_{series_uid}.dcm"
 
 
-def write_sr(work: SeriesWork, folder: str | os.PathLike[str], algorithm: AlgorithmInfo,
-             series_number: int = 900) -> SeriesWork:
+def write_sr(
+    work: SeriesWork, folder: str | os.PathLike[str], algorithm: AlgorithmInfo, series_number: int = 900
+) -> SeriesWork:
     """Write the series' IMC SR atomically into ``folder``: one TID 1501 group per assessed view."""
     if not work.assessed:
         return work.fail("no assessed view to report")
@@ -359,14 +371,28 @@ def write_sr(work: SeriesWork, folder: str | os.PathLike[str], algorithm: Algori
             reply = replies.get((uid, frame, index))
             if reply is None:
                 continue
-            records.append(TextRecord(text.source.role, text.source.text, text.text, reply.question,
-                                      reply.answer, uid, frame if _multi_group(work, uid) else None))
+            records.append(
+                TextRecord(
+                    text.source.role,
+                    text.source.text,
+                    text.text,
+                    reply.question,
+                    reply.answer,
+                    uid,
+                    frame if _multi_group(work, uid) else None,
+                )
+            )
     for text in work.refined:
         if not text.source.ask:
             records.append(TextRecord(text.source.role, text.source.text, text.text))
-    path = write_imc_sr(Path(folder) / sr_file_name(work.series_uid), assessments, records, algorithm,
-                        series_number=series_number,
-                        series_description=f"IMC assessment of {work.modality or 'images'} (unverified)"[:64])
+    path = write_imc_sr(
+        Path(folder) / sr_file_name(work.series_uid),
+        assessments,
+        records,
+        algorithm,
+        series_number=series_number,
+        series_description=f"IMC assessment of {work.modality or 'images'} (unverified)"[:64],
+    )
     return dataclasses.replace(work, status="written", sr_path=path)
 
 

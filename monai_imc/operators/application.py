@@ -82,8 +82,11 @@ class IMCApplication(Application):
             return self._input, self._output, self._bundle
         app_context = Application.init_app_context(self.argv)
         model = self._bundle or (Path(app_context.model_path) if app_context.model_path else None)
-        return (self._input or Path(app_context.input_path), self._output or Path(app_context.output_path),
-                model)
+        return (
+            self._input or Path(app_context.input_path),
+            self._output or Path(app_context.output_path),
+            model,
+        )
 
     def compose(self) -> None:
         """Build the shared context once and chain the operators."""
@@ -98,23 +101,29 @@ class IMCApplication(Application):
         imc = self._imc
         report = self.report = RunReport(str(input_folder), str(output_folder))
 
-        loader = DICOMDataLoaderOperator(self, CountCondition(self, 1), input_folder=input_folder,
-                                         must_load=False, name="dicom_loader")
+        loader = DICOMDataLoaderOperator(
+            self, CountCondition(self, 1), input_folder=input_folder, must_load=False, name="dicom_loader"
+        )
         selector = DICOMSeriesSelectorOperator(self, all_matched=True, name="series_selector")
-        views = SeriesToViewsOperator(self, imc=imc, report=report, input_folder=input_folder,
-                                      name="series_to_views")
+        views = SeriesToViewsOperator(
+            self, imc=imc, report=report, input_folder=input_folder, name="series_to_views"
+        )
         perceiver = ArtifactPerceiverOperator(self, imc=imc, name="artifact_perceiver")
         calibrator = PDCCalibratorOperator(self, imc=imc, name="pdc_calibrator")
-        refiner = SMSReportRefinerOperator(self, imc=imc, report=report, input_folder=input_folder,
-                                           name="sms_report_refiner")
+        refiner = SMSReportRefinerOperator(
+            self, imc=imc, report=report, input_folder=input_folder, name="sms_report_refiner"
+        )
         answerer = VLMReportOperator(self, imc=imc, name="vlm_report")
-        writer = IMCStructuredReportWriterOperator(self, imc=imc, report=report, output_folder=output_folder,
-                                                   name="imc_sr_writer")
+        writer = IMCStructuredReportWriterOperator(
+            self, imc=imc, report=report, output_folder=output_folder, name="imc_sr_writer"
+        )
 
         self.add_flow(loader, selector, {("dicom_study_list", "dicom_study_list")})
         self.add_flow(selector, views, {("study_selected_series_list", SeriesToViewsOperator.INPUT)})
         self.add_flow(views, perceiver, {(SeriesToViewsOperator.OUTPUT, ArtifactPerceiverOperator.INPUT)})
-        self.add_flow(perceiver, calibrator, {(ArtifactPerceiverOperator.OUTPUT, PDCCalibratorOperator.INPUT)})
+        self.add_flow(
+            perceiver, calibrator, {(ArtifactPerceiverOperator.OUTPUT, PDCCalibratorOperator.INPUT)}
+        )
         self.add_flow(calibrator, refiner, {(PDCCalibratorOperator.OUTPUT, SMSReportRefinerOperator.INPUT)})
         self.add_flow(refiner, answerer, {(SMSReportRefinerOperator.OUTPUT, VLMReportOperator.INPUT)})
         self.add_flow(answerer, writer, {(VLMReportOperator.OUTPUT, IMCStructuredReportWriterOperator.INPUT)})

@@ -42,8 +42,15 @@ class SeriesToViewsOperator(Operator):
     INPUT = "study_selected_series_list"
     OUTPUT = "series_views"
 
-    def __init__(self, fragment: Fragment, *args: Any, imc: IMCContext, report: RunReport,
-                 input_folder: str | os.PathLike[str] | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        fragment: Fragment,
+        *args: Any,
+        imc: IMCContext,
+        report: RunReport,
+        input_folder: str | os.PathLike[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
         self._logger = logging.getLogger(f"{__name__}.{type(self).__name__}")
         self._imc = imc
         self._report = report
@@ -71,7 +78,12 @@ class SeriesToViewsOperator(Operator):
                 datasets = [sop.get_native_sop_instance() for sop in series.get_sop_instances()]
                 works.append(series_work(study_uid, uid, datasets))
         if self._input_folder is not None:
-            loaded = [str(ds.filename) for w in works for ds in w.datasets if isinstance(getattr(ds, "filename", None), str)]
+            loaded = [
+                str(ds.filename)
+                for w in works
+                for ds in w.datasets
+                if isinstance(getattr(ds, "filename", None), str)
+            ]
             for finding in audit_input(self._input_folder, loaded, [self._imc.settings.sidecar_name]):
                 self._report.add(Outcome(finding.status, "file", str(finding.path), finding.reason))
         self._logger.info("%d series selected", len(works))

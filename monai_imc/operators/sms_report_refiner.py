@@ -36,8 +36,15 @@ class SMSReportRefinerOperator(Operator):
     INPUT = "calibrated"
     OUTPUT = "refined"
 
-    def __init__(self, fragment: Fragment, *args: Any, imc: IMCContext, report: RunReport,
-                 input_folder: str | os.PathLike[str] | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        fragment: Fragment,
+        *args: Any,
+        imc: IMCContext,
+        report: RunReport,
+        input_folder: str | os.PathLike[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
         self._logger = logging.getLogger(f"{__name__}.{type(self).__name__}")
         self._imc = imc
         self._report = report

@@ -36,8 +36,15 @@ class IMCStructuredReportWriterOperator(Operator):
     INPUT = "reports"
     OUTPUT = "sr_files"
 
-    def __init__(self, fragment: Fragment, *args: Any, imc: IMCContext, report: RunReport,
-                 output_folder: str | os.PathLike[str], **kwargs: Any) -> None:
+    def __init__(
+        self,
+        fragment: Fragment,
+        *args: Any,
+        imc: IMCContext,
+        report: RunReport,
+        output_folder: str | os.PathLike[str],
+        **kwargs: Any,
+    ) -> None:
         self._logger = logging.getLogger(f"{__name__}.{type(self).__name__}")
         self._imc = imc
         self._report = report

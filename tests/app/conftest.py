@@ -33,6 +33,8 @@ def sample_study(tmp_path_factory: pytest.TempPathFactory) -> SampleStudy:
 
 
 @pytest.fixture(scope="session")
-def sample_run(imc: IMCContext, sample_study: SampleStudy, tmp_path_factory: pytest.TempPathFactory) -> AppRun:
+def sample_run(
+    imc: IMCContext, sample_study: SampleStudy, tmp_path_factory: pytest.TempPathFactory
+) -> AppRun:
     """One run of the app graph on the whole sample study."""
     return run_app(imc, sample_study.folder, tmp_path_factory.mktemp("sample_out"))

@@ -34,7 +34,10 @@ def test_one_sr_per_image_series_joins_the_study(sample_run: AppRun, sample_stud
         assert sr.SOPClassUID == "1.2.840.10008.5.1.4.1.1.88.34"  # Comprehensive 3D SR
         assert sr.StudyInstanceUID == sample_study.study_instance_uid
         assert (sr.PatientID, sr.PatientName, sr.AccessionNumber) == (
-            source.PatientID, source.PatientName, source.AccessionNumber)
+            source.PatientID,
+            source.PatientName,
+            source.AccessionNumber,
+        )
         assert sr.VerificationFlag == "UNVERIFIED" and sr.CompletionFlag == "COMPLETE"
         assert sr.SeriesInstanceUID != source.SeriesInstanceUID
         refs = sr.CurrentRequestedProcedureEvidenceSequence[0].ReferencedSeriesSequence[0]
@@ -85,21 +88,29 @@ def test_sr_says_what_the_library_computes(
     (group,) = summary.groups
     assert group.sop_instance_uid == str(ds.SOPInstanceUID)
     assert group.frame_numbers == ([view.frame_number] if view.frame_number else [])
-    expected = pipeline.answer(view.pixels, imc.settings.standing_questions[0], max_new_tokens=imc.settings.max_new_tokens)
+    expected = pipeline.answer(
+        view.pixels, imc.settings.standing_questions[0], max_new_tokens=imc.settings.max_new_tokens
+    )
     perception = expected.perception
     assert group.artifact == codes.artifact_code(perception.noise).meaning
     assert group.probability == pytest.approx(perception.confidence, abs=1e-6)
     assert group.level == perception.severity
     assert group.calibration_applied == expected.calibration.applied
     asked = [t for t in group.texts if t.answer is not None]
-    assert [t.original for t in asked[: len(imc.settings.standing_questions)]] == list(imc.settings.standing_questions)
+    assert [t.original for t in asked[: len(imc.settings.standing_questions)]] == list(
+        imc.settings.standing_questions
+    )
     assert asked[0].answer == expected.answer
     for text in asked:  # every answer is the pipeline's answer to the refined question
-        again = pipeline.answer(view.pixels, vqa_prompt(text.refined or ""), max_new_tokens=imc.settings.max_new_tokens)
+        again = pipeline.answer(
+            view.pixels, vqa_prompt(text.refined or ""), max_new_tokens=imc.settings.max_new_tokens
+        )
         assert text.answer == again.answer, text
 
 
-def test_every_text_is_kept_as_received(sample_run: AppRun, sample_study: SampleStudy, imc: IMCContext) -> None:
+def test_every_text_is_kept_as_received(
+    sample_run: AppRun, sample_study: SampleStudy, imc: IMCContext
+) -> None:
     summary = summarize_sr(sample_run.report.written[0])
     originals = {t.original for g in summary.groups for t in g.texts}
     noisy = {noisy for _, noisy in sample_study.texts.values()}

@@ -58,13 +58,20 @@ def build_bad_study(sample: SampleStudy, folder: Path) -> dict[str, Path]:
     no_pixels.save_as(bad["no_pixels"], enforce_file_format=True)
 
     source = pydicom.dcmread(ct_file)
-    bad["sr"] = write_imc_sr(folder / "sr" / "SR0001.dcm", [ImageAssessment(source, None, None, 0.9)], [],
-                             AlgorithmInfo("earlier-run", "sha256:0"))
+    bad["sr"] = write_imc_sr(
+        folder / "sr" / "SR0001.dcm",
+        [ImageAssessment(source, None, None, 0.9)],
+        [],
+        AlgorithmInfo("earlier-run", "sha256:0"),
+    )
 
     ko = hd.ko.KeyObjectSelectionDocument(
         evidence=[source],
         content=hd.ko.KeyObjectSelection(document_title=codes.DCM.OfInterest, referenced_objects=[source]),
-        series_instance_uid=hd.UID(), series_number=98, sop_instance_uid=hd.UID(), instance_number=1,
+        series_instance_uid=hd.UID(),
+        series_number=98,
+        sop_instance_uid=hd.UID(),
+        instance_number=1,
         manufacturer="test",
     )
     bad["ko"] = folder / "ko" / "KO0001.dcm"
@@ -77,8 +84,11 @@ def build_bad_study(sample: SampleStudy, folder: Path) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def bad_run(imc: IMCContext, sample_study: SampleStudy, tmp_path_factory: pytest.TempPathFactory,
-            ) -> tuple[AppRun, dict[str, Path], list[logging.LogRecord]]:
+def bad_run(
+    imc: IMCContext,
+    sample_study: SampleStudy,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[AppRun, dict[str, Path], list[logging.LogRecord]]:
     folder = tmp_path_factory.mktemp("bad_input")
     bad = build_bad_study(sample_study, folder)
     records: list[logging.LogRecord] = []
@@ -112,19 +122,23 @@ def _series_outcome(run: AppRun, path: Path) -> tuple[str, str]:
     return _outcome(run, uid)  # type: ignore[arg-type]
 
 
-def test_good_series_still_get_valid_srs(bad_run: tuple[AppRun, dict[str, Path], list[logging.LogRecord]],
-                                         sample_study: SampleStudy) -> None:
+def test_good_series_still_get_valid_srs(
+    bad_run: tuple[AppRun, dict[str, Path], list[logging.LogRecord]], sample_study: SampleStudy
+) -> None:
     run, _, _ = bad_run
     good = {s.series_instance_uid for s in sample_study.series if s.name in ("ct", "mr")}
     written = {o.name for o in run.report.of("written")}
     assert written == good
-    assert sorted(p.name for p in run.output.iterdir()) == sorted([*(sr_file_name(u) for u in good), REPORT_NAME])
+    assert sorted(p.name for p in run.output.iterdir()) == sorted(
+        [*(sr_file_name(u) for u in good), REPORT_NAME]
+    )
     for path in run.report.written:
         assert pydicom.dcmread(path).Modality == "SR"
 
 
-def test_exit_code_and_report_say_what_failed(bad_run: tuple[AppRun, dict[str, Path], list[logging.LogRecord]],
-                                              ) -> None:
+def test_exit_code_and_report_say_what_failed(
+    bad_run: tuple[AppRun, dict[str, Path], list[logging.LogRecord]],
+) -> None:
     run, bad, _ = bad_run
     assert run.report.exit_code == 1
     status, reason = _series_outcome(run, bad["no_pixels"])
@@ -145,7 +159,7 @@ def test_exit_code_and_report_say_what_failed(bad_run: tuple[AppRun, dict[str, P
 
 
 def test_logs_name_the_files_never_the_patient(
-    bad_run: tuple[AppRun, dict[str, Path], list[logging.LogRecord]]
+    bad_run: tuple[AppRun, dict[str, Path], list[logging.LogRecord]],
 ) -> None:
     run, bad, records = bad_run
     messages = [r.getMessage() for r in records]

@@ -34,8 +34,12 @@ def test_the_bundle_settings_reach_the_app(imc: IMCContext) -> None:
 
 @pytest.mark.parametrize(
     ("kwargs", "problem"),
-    [({"n_views": 0}, "n_views"), ({"max_new_tokens": 0}, "max_new_tokens"), ({"ct_preset": "liver"}, "ct_preset"),
-     ({"standing_questions": ("",)}, "standing questions")],
+    [
+        ({"n_views": 0}, "n_views"),
+        ({"max_new_tokens": 0}, "max_new_tokens"),
+        ({"ct_preset": "liver"}, "ct_preset"),
+        ({"standing_questions": ("",)}, "standing questions"),
+    ],
 )
 def test_invalid_settings_are_refused(kwargs: dict[str, object], problem: str) -> None:
     with pytest.raises(ValueError, match=problem):

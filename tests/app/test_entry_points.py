@@ -32,22 +32,41 @@ def _small_study(sample: SampleStudy, folder: Path, names: tuple[str, ...] = ("c
 
 
 def _env(**extra: str) -> dict[str, str]:
-    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HOLOSCAN_LOG_LEVEL="WARN",
-               OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    env = dict(
+        os.environ,
+        HF_HUB_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+        HOLOSCAN_LOG_LEVEL="WARN",
+        OMP_NUM_THREADS="1",
+        PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+    )
     env.update(extra)
     return env
 
 
-def test_app_package_with_holoscan_variables_and_its_exit_code(sample_study: SampleStudy, tmp_path: Path) -> None:
+def test_app_package_with_holoscan_variables_and_its_exit_code(
+    sample_study: SampleStudy, tmp_path: Path
+) -> None:
     """``python app_package`` with HOLOSCAN_INPUT_PATH / OUTPUT_PATH / MODEL_PATH (a folder holding the
     bundle, as a MAP's models folder): the good series gets its SR, the broken file makes the exit code 1."""
     study = _small_study(sample_study, tmp_path / "in", ("ct",))
     broken = study / "broken.dcm"
     broken.write_bytes(b"\0" * 128 + b"DICM" + b"\x02\x00")
     out = tmp_path / "out"
-    env = _env(HOLOSCAN_INPUT_PATH=str(study), HOLOSCAN_OUTPUT_PATH=str(out), HOLOSCAN_MODEL_PATH=str(REPO / "bundles"))
-    run = subprocess.run([sys.executable, "app_package"], cwd=REPO, env=env, capture_output=True, text=True,
-                         timeout=300, check=False)
+    env = _env(
+        HOLOSCAN_INPUT_PATH=str(study),
+        HOLOSCAN_OUTPUT_PATH=str(out),
+        HOLOSCAN_MODEL_PATH=str(REPO / "bundles"),
+    )
+    run = subprocess.run(
+        [sys.executable, "app_package"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert run.returncode == 1, run.stdout[-3000:] + run.stderr[-3000:]
     report = json.loads((out / REPORT_NAME).read_text())
     assert report["written"] == 1 and report["exit_code"] == 1
@@ -57,8 +76,9 @@ def test_app_package_with_holoscan_variables_and_its_exit_code(sample_study: Sam
     assert str(broken) in run.stdout + run.stderr  # the reason is logged, naming the file
 
 
-def test_app_package_reads_i_o_m_like_the_sdk_examples(imc: IMCContext, sample_study: SampleStudy,
-                                                       tmp_path: Path) -> None:
+def test_app_package_reads_i_o_m_like_the_sdk_examples(
+    imc: IMCContext, sample_study: SampleStudy, tmp_path: Path
+) -> None:
     """``app_package/app.py``'s IMCApp takes -i/-o/-m through the SDK's app context (in-process here)."""
     spec = importlib.util.spec_from_file_location("imc_app_package_app", REPO / "app_package" / "app.py")
     assert spec is not None and spec.loader is not None
@@ -68,8 +88,19 @@ def test_app_package_reads_i_o_m_like_the_sdk_examples(imc: IMCContext, sample_s
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level  # the SDK's app context sets up logging: put it back
     try:
-        app = module.IMCApp([sys.executable, "app_package", "-i", str(study), "-o", str(tmp_path / "out"),
-                             "-m", str(REPO / "bundles" / "monai_imc_vqa")], imc=imc)
+        app = module.IMCApp(
+            [
+                sys.executable,
+                "app_package",
+                "-i",
+                str(study),
+                "-o",
+                str(tmp_path / "out"),
+                "-m",
+                str(REPO / "bundles" / "monai_imc_vqa"),
+            ],
+            imc=imc,
+        )
         app.run()
     finally:
         root.handlers[:] = handlers
@@ -79,7 +110,9 @@ def test_app_package_reads_i_o_m_like_the_sdk_examples(imc: IMCContext, sample_s
     assert module.read_imc_section(module.CONFIG) == {"device": None, "stow_url": None}
 
 
-def test_readme_first_command_sample_study_then_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_readme_first_command_sample_study_then_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert cli.main(["sample-study", str(tmp_path / "study")]) == 0
     listing = capsys.readouterr().out
     assert "mr_motion4" in listing and "motion severity 4" in listing
@@ -107,8 +140,11 @@ def test_only_the_operators_import_the_sdk() -> None:
         if "operators" in path.relative_to(REPO / "monai_imc").parts:
             continue
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
-                [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else ([node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            )
             offenders += [f"{path.name}: {n}" for n in names if n.startswith(("holoscan", "monai.deploy"))]
     assert offenders == []
     operators = (REPO / "monai_imc" / "operators" / "application.py").read_text(encoding="utf-8")

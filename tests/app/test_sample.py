@@ -35,7 +35,10 @@ def test_noisy_series_differ_from_their_source_in_pixels_only(sample_study: Samp
     for series in noisy:
         ds = pydicom.dcmread(series.path)
         original = pydicom.dcmread(dicom_path(series.source))
-        assert ds.pixel_array.shape == original.pixel_array.shape and ds.pixel_array.dtype == original.pixel_array.dtype
+        assert (
+            ds.pixel_array.shape == original.pixel_array.shape
+            and ds.pixel_array.dtype == original.pixel_array.dtype
+        )
         assert not np.array_equal(ds.pixel_array, original.pixel_array)
         assert series.noise in ds.DerivationDescription and ds.ImageType[0] == "DERIVED"
 

@@ -44,13 +44,21 @@ def orthanc(tmp_path: Path) -> Iterator[str]:
         pytest.skip(reason)
     http = _free_port()
     config = {
-        "Name": "imc-test", "StorageDirectory": str(tmp_path / "storage"), "IndexDirectory": str(tmp_path / "index"),
-        "HttpPort": http, "DicomPort": _free_port(), "RemoteAccessAllowed": False, "AuthenticationEnabled": False,
-        "Plugins": [str(DICOMWEB_PLUGIN)], "DicomWeb": {"Enable": True, "Root": "/dicom-web/"},
+        "Name": "imc-test",
+        "StorageDirectory": str(tmp_path / "storage"),
+        "IndexDirectory": str(tmp_path / "index"),
+        "HttpPort": http,
+        "DicomPort": _free_port(),
+        "RemoteAccessAllowed": False,
+        "AuthenticationEnabled": False,
+        "Plugins": [str(DICOMWEB_PLUGIN)],
+        "DicomWeb": {"Enable": True, "Root": "/dicom-web/"},
     }
     (tmp_path / "orthanc.json").write_text(json.dumps(config))
     with open(tmp_path / "orthanc.log", "wb") as log:
-        process = subprocess.Popen([exe, str(tmp_path / "orthanc.json")], stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            [exe, str(tmp_path / "orthanc.json")], stdout=log, stderr=subprocess.STDOUT
+        )
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -61,7 +69,9 @@ def orthanc(tmp_path: Path) -> Iterator[str]:
             except OSError:
                 pass
             if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("Orthanc did not start:\n" + (tmp_path / "orthanc.log").read_text(errors="replace"))
+                pytest.fail(
+                    "Orthanc did not start:\n" + (tmp_path / "orthanc.log").read_text(errors="replace")
+                )
             time.sleep(0.3)
         yield f"http://127.0.0.1:{http}/dicom-web"
     finally:
@@ -74,13 +84,16 @@ def orthanc(tmp_path: Path) -> Iterator[str]:
 
 
 def _instances(root: str, study: str) -> list[dict[str, object]]:
-    request = urllib.request.Request(f"{root}/studies/{study}/instances", headers={"Accept": "application/dicom+json"})
+    request = urllib.request.Request(
+        f"{root}/studies/{study}/instances", headers={"Accept": "application/dicom+json"}
+    )
     with urllib.request.urlopen(request, timeout=30) as reply:
         return json.loads(reply.read())
 
 
-def test_the_app_stores_its_srs_into_the_original_study(orthanc: str, imc: IMCContext, sample_study: SampleStudy,
-                                                        tmp_path: Path) -> None:
+def test_the_app_stores_its_srs_into_the_original_study(
+    orthanc: str, imc: IMCContext, sample_study: SampleStudy, tmp_path: Path
+) -> None:
     from monai_imc.operators.application import IMCApplication
 
     folder = tmp_path / "in"
@@ -89,21 +102,26 @@ def test_the_app_stores_its_srs_into_the_original_study(orthanc: str, imc: IMCCo
         shutil.copytree(series.path.parent, folder / name)
     stored_sources = stow_files(orthanc, [next(s for s in sample_study.series if s.name == "ct").path])
     assert stored_sources[0].stored  # the PACS holds the original study
-    app = IMCApplication(["python", "tests"], imc=imc, input_folder=folder, output_folder=tmp_path / "out",
-                         stow_url=orthanc)
+    app = IMCApplication(
+        ["python", "tests"], imc=imc, input_folder=folder, output_folder=tmp_path / "out", stow_url=orthanc
+    )
     app.run()
     report = app.report
     assert report is not None and report.exit_code == 0, report.to_dict()
     assert len(report.of("stored")) == len(report.written) == 2
     sr_uids = {str(pydicom.dcmread(p).SOPInstanceUID) for p in report.written}
     instances = _instances(orthanc, sample_study.study_instance_uid)
-    in_pacs = {item["00080018"]["Value"][0]: item.get("00080060", {}).get("Value", [""])[0] for item in instances}
+    in_pacs = {
+        item["00080018"]["Value"][0]: item.get("00080060", {}).get("Value", [""])[0] for item in instances
+    }
     assert sr_uids <= set(in_pacs) and {in_pacs[u] for u in sr_uids} == {"SR"}
     saved = json.loads((tmp_path / "out" / "imc_run_report.json").read_text())
     assert saved["stored"] == 2
 
 
-def test_a_server_that_is_down_fails_the_run(imc: IMCContext, sample_study: SampleStudy, tmp_path: Path) -> None:
+def test_a_server_that_is_down_fails_the_run(
+    imc: IMCContext, sample_study: SampleStudy, tmp_path: Path
+) -> None:
     folder = tmp_path / "in"
     series = next(s for s in sample_study.series if s.name == "ct")
     shutil.copytree(series.path.parent, folder / "ct")
