@@ -7,6 +7,8 @@
     monai-imc train-reference --data ../shared/data --out DIR [--blank-images] [--minutes M] [--seed S]
     monai-imc bench --model BUNDLE|DIR|HUB_ID [--bank DIR] --dataset slake:PATH [--dataset vqa-rad:PATH] \\
         [--noises all] [--severities 3] [--methods none,pdc,sms,imc,denoise,repass,no-image] [--limit N] --out DIR
+    monai-imc sample-study OUT_DIR [--seed S]
+    monai-imc run -i IN -o OUT [--bundle DIR] [--device cpu] [--stow URL]
 
 Errors are printed as one line naming the problem, with exit code 2.
 """
@@ -209,6 +211,73 @@ def _bench_argv(args: argparse.Namespace) -> list[str]:
     return [*out, "--out", args.out]
 
 
+def _cmd_sample_study(args: argparse.Namespace) -> int:
+    from monai_imc.deploy.sample import write_sample_study
+
+    study = write_sample_study(args.out, seed=args.seed)
+    print(f"sample study {study.study_instance_uid} in {study.folder}:")
+    for series in study.series:
+        noise = f"  + {series.noise} severity {series.severity}" if series.noise else ""
+        print(f"  {series.name:14s} {series.modality:3s} from {series.source}{noise}")
+    print(f"  {study.sidecar.name}: {len(study.texts) - 2} noisy question(s) and text(s)")
+    return 0
+
+
+def _short(text: str | None, width: int = 60) -> str:
+    text = " ".join((text or "").split())
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def print_run_summary(report: object) -> None:
+    """Print a short summary of each SR of a run (read back from the files) and of what failed."""
+    from monai_imc.deploy.report import RunReport
+    from monai_imc.deploy.summary import summarize_sr
+
+    assert isinstance(report, RunReport)
+    for outcome in report.outcomes:
+        if outcome.status != "written" or not outcome.sr_path:
+            continue
+        summary = summarize_sr(outcome.sr_path)
+        print(f"SR {Path(outcome.sr_path).name} ({outcome.modality}, {summary.verification_flag})")
+        for group in summary.groups:
+            frame = f" frame {group.frame_numbers[0]}" if group.frame_numbers else ""
+            level = f" {group.severity} (level {group.level})" if group.severity else ""
+            print(f"  image ...{(group.sop_instance_uid or '')[-12:]}{frame}: artifact {group.artifact}{level}, "
+                  f"p={group.probability:.2f}; calibration {'applied' if group.calibration_applied else 'not applied'}")
+            for text in group.texts:
+                refined = "refined" if text.refined_changed else "unchanged"
+                line = f"    [{text.role}] {_short(text.original)!r} ({refined})"
+                if text.refined_changed:
+                    line += f" -> {_short(text.refined)!r}"
+                if text.answer is not None:
+                    line += f"; answer: {_short(text.answer, 40)!r}"
+                print(line)
+    for outcome in report.outcomes:
+        if outcome.status not in ("written", "stored"):
+            print(f"{outcome.status}: {outcome.what} {outcome.name}: {outcome.reason}")
+    if report.of("stored"):
+        print(f"{len(report.of('stored'))} SR(s) stored with STOW-RS ({report.of('stored')[0].reason})")
+    print(f"{len(report.of('written'))} SR(s) written to {report.output}, {len(report.of('skipped'))} skipped, "
+          f"{len(report.of('failed'))} failed; exit code {report.exit_code}")
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    import os
+
+    if not args.verbose:
+        os.environ.setdefault("HOLOSCAN_LOG_LEVEL", "WARN")
+    if not Path(args.input).is_dir():
+        raise FileNotFoundError(f"input folder {args.input} does not exist")
+    from monai_imc.operators.application import IMCApplication
+
+    app = IMCApplication([sys.executable, "monai-imc"], input_folder=args.input, output_folder=args.output,
+                         bundle=args.bundle, device=args.device, stow_url=args.stow)
+    app.run()
+    assert app.report is not None
+    print_run_summary(app.report)
+    return app.exit_code
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``monai-imc``."""
     parser = argparse.ArgumentParser(prog="monai-imc", description="Perceive and Calibrate (IMC) for medical MLLMs.")
@@ -305,17 +374,31 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--dtype", default=None)
     bench.add_argument("--out", required=True, help="results folder (resumes from its cache.jsonl)")
     bench.set_defaults(func=_cmd_bench)
+
+    sample = commands.add_parser("sample-study", help="write a sample DICOM study (pydicom's files + noisy variants)")
+    sample.add_argument("out", help="the folder to write")
+    sample.add_argument("--seed", type=int, default=0, help="seeds the UIDs and the noise")
+    sample.set_defaults(func=_cmd_sample_study)
+
+    run = commands.add_parser("run", help="run the IMC MONAI Deploy app: DICOM study in, DICOM SRs out")
+    run.add_argument("-i", "--input", required=True, help="folder of DICOM files (one or more studies)")
+    run.add_argument("-o", "--output", required=True, help="folder for the SRs and imc_run_report.json")
+    run.add_argument("--bundle", default=None, help="the MONAI bundle (default: bundles/monai_imc_vqa)")
+    run.add_argument("--device", default=None, help="override the bundle's device (cpu, cuda)")
+    run.add_argument("--stow", default=None, metavar="URL",
+                     help="also send the SRs to this DICOMweb root with STOW-RS (e.g. http://pacs:8042/dicom-web)")
+    run.set_defaults(func=_cmd_run)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``monai-imc``; returns the exit code (0 ok, 2 error)."""
+    """Run ``monai-imc``; returns the exit code (0 ok, 2 error; ``run``: 1 when anything failed)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         return int(args.func(args))
-    except (ValueError, FileNotFoundError, TypeError) as err:
+    except (ValueError, FileNotFoundError, NotADirectoryError, TypeError) as err:
         print(f"monai-imc: error: {err}", file=sys.stderr)
         return 2
 

@@ -27,7 +27,7 @@ import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
-__all__ = ["DicomFolder", "read_dicom_folder"]
+__all__ = ["DicomFileCheck", "DicomFolder", "check_complete", "read_dicom_file", "read_dicom_folder"]
 
 logger = logging.getLogger(__name__)
 
@@ -76,28 +76,17 @@ def read_dicom_folder(folder: str | os.PathLike[str], recursive: bool = True) ->
     result = DicomFolder()
     paths = sorted(p for p in (root.rglob("*") if recursive else root.iterdir()) if p.is_file())
     for path in paths:
-        try:
-            ds = pydicom.dcmread(path)
-            _check_complete(ds, path)
-        except InvalidDicomError:
-            logger.debug("skipping %s: not a DICOM file", path)
+        check = read_dicom_file(path)
+        if check.status == "skipped":
+            logger.debug("skipping %s: %s", path, check.reason)
             result.skipped.append(path)
             continue
-        except Exception as exc:  # noqa: BLE001  (malformed files raise many types; report, go on)
-            reason = f"cannot read DICOM file: {type(exc).__name__}: {exc}"
-            logger.warning("%s: %s", path, reason)
-            result.errors.append((path, reason))
+        if check.status == "error":
+            logger.warning("%s: %s", path, check.reason)
+            result.errors.append((path, check.reason))
             continue
-        if str(getattr(ds.file_meta, "MediaStorageSOPClassUID", "")) == "1.2.840.10008.1.3.10":
-            logger.debug("skipping %s: DICOMDIR", path)
-            result.skipped.append(path)
-            continue
-        missing = [kw for kw in _GROUP_KEYWORDS if not ds.get(kw)]
-        if missing:
-            reason = f"missing {', '.join(missing)}"
-            logger.warning("%s: %s", path, reason)
-            result.errors.append((path, reason))
-            continue
+        ds = check.dataset
+        assert ds is not None
         study = result.studies.setdefault(str(ds.StudyInstanceUID), {})
         study.setdefault(str(ds.SeriesInstanceUID), []).append(ds)
     logger.info(
@@ -111,9 +100,54 @@ def read_dicom_folder(folder: str | os.PathLike[str], recursive: bool = True) ->
     return result
 
 
-def _check_complete(ds: Dataset, path: Path) -> None:
-    """Raise when the file ends inside or before the end of its last element (pydicom reads such
-    truncated files without complaint, keeping a short or missing last value)."""
+@dataclass(frozen=True)
+class DicomFileCheck:
+    """What :func:`read_dicom_file` made of one file.
+
+    Attributes:
+        path: the file.
+        status: ``"ok"``, ``"skipped"`` (not DICOM, or a DICOMDIR) or ``"error"`` (claims to be DICOM
+            but is truncated, malformed or lacks the UIDs that place it in a study and series).
+        reason: why it was skipped or refused (``""`` when ok).
+        dataset: the dataset when ok.
+    """
+
+    path: Path
+    status: str
+    reason: str = ""
+    dataset: Dataset | None = field(default=None, repr=False)
+
+
+def read_dicom_file(path: str | os.PathLike[str]) -> DicomFileCheck:
+    """Read one file and say whether it is a complete DICOM instance that can join a series.
+
+    Never raises for bad content: the reason is in the result (the file is named by the caller's logs).
+    """
+    file = Path(path)
+    try:
+        ds = pydicom.dcmread(file)
+        check_complete(ds, file)
+    except InvalidDicomError:
+        return DicomFileCheck(file, "skipped", "not a DICOM file (no DICM preamble)")
+    except Exception as exc:  # noqa: BLE001  (malformed files raise many types; report, go on)
+        return DicomFileCheck(file, "error", f"cannot read DICOM file: {type(exc).__name__}: {exc}")
+    if str(getattr(ds.file_meta, "MediaStorageSOPClassUID", "")) == "1.2.840.10008.1.3.10":
+        return DicomFileCheck(file, "skipped", "DICOMDIR")
+    missing = [kw for kw in _GROUP_KEYWORDS if not ds.get(kw)]
+    if missing:
+        return DicomFileCheck(file, "error", f"missing {', '.join(missing)}")
+    return DicomFileCheck(file, "ok", "", ds)
+
+
+def check_complete(ds: Dataset, path: str | os.PathLike[str]) -> None:
+    """Raise ``ValueError`` when the file ends inside or before the end of its last element (pydicom
+    reads such truncated files without complaint, keeping a short or missing last value).
+
+    Args:
+        ds: the dataset read from ``path`` (element offsets are those of that read).
+        path: the file.
+    """
+    path = Path(path)
     if not len(ds):
         raise ValueError("no data elements after the file meta information")
     syntax = getattr(ds.file_meta, "TransferSyntaxUID", None)

@@ -121,6 +121,8 @@ class TextRecord:
         question: the question put to the model (``None`` when none).
         answer: the model's answer or draft report (``None`` when none).
         sop_instance_uid: attach the record to the group of this image only; ``None``: every group.
+        frame_number: with ``sop_instance_uid``, attach it to the group of this frame only (a multi-frame
+            image assessed at several frames); ``None``: every group of that image.
     """
 
     role: str
@@ -129,6 +131,15 @@ class TextRecord:
     question: str | None = None
     answer: str | None = None
     sop_instance_uid: str | None = None
+    frame_number: int | None = None
+
+    def applies_to(self, assessment: ImageAssessment) -> bool:
+        """Whether this record belongs in the measurement group of ``assessment``."""
+        if self.sop_instance_uid is None:
+            return True
+        if self.sop_instance_uid != str(assessment.source.SOPInstanceUID):
+            return False
+        return self.frame_number is None or self.frame_number == assessment.frame_number
 
     def __post_init__(self) -> None:
         for name in ("role", "original", "refined", "question", "answer"):
@@ -137,6 +148,8 @@ class TextRecord:
                 raise TypeError(f"TextRecord.{name} must be a str, got {type(value).__name__}")
         if not self.role.strip():
             raise ValueError("TextRecord.role is empty")
+        if self.frame_number is not None and self.sop_instance_uid is None:
+            raise ValueError(f"TextRecord {self.role!r}: a frame number needs a SOP Instance UID")
 
 
 @dataclass(frozen=True)
@@ -210,7 +223,7 @@ def build_imc_sr(
         _group(
             i,
             assessment,
-            [t for t in texts if t.sop_instance_uid in (None, str(assessment.source.SOPInstanceUID))],
+            [t for t in texts if t.applies_to(assessment)],
             algorithm,
         )
         for i, assessment in enumerate(assessments, start=1)

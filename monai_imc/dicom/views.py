@@ -44,6 +44,7 @@ __all__ = [
     "Window",
     "ct_preset_for",
     "dataset_views",
+    "is_image_object",
     "key_indices",
     "series_views",
     "window_frame",
@@ -164,6 +165,15 @@ def key_indices(count: int, n_views: int = 1) -> list[int]:
         raise ValueError(f"count and n_views must be >= 1, got count={count}, n_views={n_views}")
     n = min(n_views, count)
     return sorted({min(count - 1, int((k + 0.5) * count / n)) for k in range(n)})
+
+
+def is_image_object(ds: Dataset) -> bool:
+    """Whether ``ds`` is meant to be an image: False for SR, KO, presentation states, PDF, waveforms ...
+
+    An image object without pixel data is still an image object (a broken one): :func:`series_views`
+    raises for it, while a caller may simply skip objects for which this returns False.
+    """
+    return not str(ds.get("SOPClassUID", "")).startswith(_NON_IMAGE_SOP_PREFIXES)
 
 
 def ct_preset_for(ds: Dataset) -> str:
@@ -304,7 +314,7 @@ def _check_preset(ct_preset: str | None) -> None:
 
 def _check_image(ds: Dataset) -> None:
     sop_class = str(ds.get("SOPClassUID", ""))
-    if sop_class.startswith(_NON_IMAGE_SOP_PREFIXES):
+    if not is_image_object(ds):
         name = getattr(ds.SOPClassUID, "name", sop_class)
         raise _error(ds, f"not an image object ({name}, Modality {ds.get('Modality', '?')})")
     if not any(kw in ds for kw in _PIXEL_KEYWORDS):

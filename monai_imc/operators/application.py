@@ -1,0 +1,138 @@
+"""IMCApplication: the MONAI Deploy application graph, DICOM study in, one IMC SR per image series out.
+
+``app_package/app.py`` is this class; ``monai-imc run`` runs it in-process. Input, output and model
+folders come from the constructor, else from ``-i/-o/-m`` or ``HOLOSCAN_INPUT_PATH`` /
+``HOLOSCAN_OUTPUT_PATH`` / ``HOLOSCAN_MODEL_PATH`` (the SDK's app context), like the SDK's example apps.
+The model folder is the bundle, or a folder holding one bundle (a MAP's ``/opt/holoscan/models``).
+
+After :meth:`run`, :attr:`IMCApplication.report` holds the run report; its ``exit_code`` is the app's.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from monai.deploy.conditions import CountCondition
+from monai.deploy.core import Application
+from monai.deploy.operators.dicom_data_loader_operator import DICOMDataLoaderOperator
+from monai.deploy.operators.dicom_series_selector_operator import DICOMSeriesSelectorOperator
+
+from monai_imc.deploy.context import IMCContext, default_bundle, load_context
+from monai_imc.deploy.report import RunReport
+from monai_imc.operators.artifact_perceiver import ArtifactPerceiverOperator
+from monai_imc.operators.pdc_calibrator import PDCCalibratorOperator
+from monai_imc.operators.series_to_views import SeriesToViewsOperator
+from monai_imc.operators.sms_report_refiner import SMSReportRefinerOperator
+from monai_imc.operators.sr_writer import IMCStructuredReportWriterOperator
+from monai_imc.operators.stow_rs import STOWRSOperator
+from monai_imc.operators.vlm_report import VLMReportOperator
+
+__all__ = ["IMCApplication"]
+
+
+class IMCApplication(Application):
+    """IMC: perceive and calibrate image artifacts, refine clinical text, answer, write DICOM SR.
+
+    Args:
+        argv: command line (first item: the executable); default ``sys.argv``.
+        imc: a context built beforehand (e.g. shared by several runs); default: built from the bundle.
+        input_folder: the DICOM input; default from ``-i`` / ``HOLOSCAN_INPUT_PATH``.
+        output_folder: where SRs go; default from ``-o`` / ``HOLOSCAN_OUTPUT_PATH``.
+        bundle: the bundle (or a folder holding one); default from ``-m`` / ``HOLOSCAN_MODEL_PATH``, else
+            the source checkout's ``bundles/monai_imc_vqa``.
+        device: override the bundle config's device.
+        stow_url: a DICOMweb root to send the SRs to with STOW-RS (``None``: keep them in the output folder
+            only).
+
+    Example::
+
+        app = IMCApplication(imc=context, input_folder="study/", output_folder="out/")
+        app.run()
+        app.report.exit_code
+    """
+
+    def __init__(
+        self,
+        argv: list[str] | None = None,
+        *,
+        imc: IMCContext | None = None,
+        input_folder: str | os.PathLike[str] | None = None,
+        output_folder: str | os.PathLike[str] | None = None,
+        bundle: str | os.PathLike[str] | None = None,
+        device: str | None = None,
+        stow_url: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self._logger = logging.getLogger(f"{__name__}.{type(self).__name__}")
+        self._imc = imc
+        self._input = Path(input_folder) if input_folder is not None else None
+        self._output = Path(output_folder) if output_folder is not None else None
+        self._bundle = Path(bundle) if bundle is not None else None
+        self._device = device
+        self._stow_url = stow_url
+        self.report: RunReport | None = None
+        super().__init__(argv or [], **kwargs)
+
+    def _folders(self) -> tuple[Path, Path, Path | None]:
+        """Input, output and model folders: the constructor's, else the SDK app context's."""
+        if self._input is not None and self._output is not None:
+            return self._input, self._output, self._bundle
+        app_context = Application.init_app_context(self.argv)
+        model = self._bundle or (Path(app_context.model_path) if app_context.model_path else None)
+        return (
+            self._input or Path(app_context.input_path),
+            self._output or Path(app_context.output_path),
+            model,
+        )
+
+    def compose(self) -> None:
+        """Build the shared context once and chain the operators."""
+        input_folder, output_folder, bundle = self._folders()
+        if not input_folder.is_dir():
+            raise NotADirectoryError(f"input folder {input_folder} does not exist")
+        output_folder.mkdir(parents=True, exist_ok=True)
+        if self._imc is None:
+            if bundle is None or not bundle.exists():
+                bundle = default_bundle()
+            self._imc = load_context(bundle, device=self._device)
+        imc = self._imc
+        report = self.report = RunReport(str(input_folder), str(output_folder))
+
+        loader = DICOMDataLoaderOperator(
+            self, CountCondition(self, 1), input_folder=input_folder, must_load=False, name="dicom_loader"
+        )
+        selector = DICOMSeriesSelectorOperator(self, all_matched=True, name="series_selector")
+        views = SeriesToViewsOperator(
+            self, imc=imc, report=report, input_folder=input_folder, name="series_to_views"
+        )
+        perceiver = ArtifactPerceiverOperator(self, imc=imc, name="artifact_perceiver")
+        calibrator = PDCCalibratorOperator(self, imc=imc, name="pdc_calibrator")
+        refiner = SMSReportRefinerOperator(
+            self, imc=imc, report=report, input_folder=input_folder, name="sms_report_refiner"
+        )
+        answerer = VLMReportOperator(self, imc=imc, name="vlm_report")
+        writer = IMCStructuredReportWriterOperator(
+            self, imc=imc, report=report, output_folder=output_folder, name="imc_sr_writer"
+        )
+
+        self.add_flow(loader, selector, {("dicom_study_list", "dicom_study_list")})
+        self.add_flow(selector, views, {("study_selected_series_list", SeriesToViewsOperator.INPUT)})
+        self.add_flow(views, perceiver, {(SeriesToViewsOperator.OUTPUT, ArtifactPerceiverOperator.INPUT)})
+        self.add_flow(
+            perceiver, calibrator, {(ArtifactPerceiverOperator.OUTPUT, PDCCalibratorOperator.INPUT)}
+        )
+        self.add_flow(calibrator, refiner, {(PDCCalibratorOperator.OUTPUT, SMSReportRefinerOperator.INPUT)})
+        self.add_flow(refiner, answerer, {(SMSReportRefinerOperator.OUTPUT, VLMReportOperator.INPUT)})
+        self.add_flow(answerer, writer, {(VLMReportOperator.OUTPUT, IMCStructuredReportWriterOperator.INPUT)})
+        if self._stow_url:
+            stow = STOWRSOperator(self, report=report, url=self._stow_url, name="stow_rs")
+            self.add_flow(writer, stow, {(IMCStructuredReportWriterOperator.OUTPUT, STOWRSOperator.INPUT)})
+        self._logger.info("IMC app: %s -> %s with bundle %s", input_folder, output_folder, imc.bundle)
+
+    @property
+    def exit_code(self) -> int:
+        """The run's exit code (1 before a run)."""
+        return self.report.exit_code if self.report is not None else 1
