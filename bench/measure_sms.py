@@ -6,8 +6,10 @@ same model asked once to fix the question, its reply used as is). Also: how ofte
 question (false edits), guard violations of the final texts, and model calls per question (median,
 clean and noisy; the answer itself not counted).
 
-    python bench/measure_sms.py --model bundles/monai_imc_vqa/models/reference-vlm --data ../shared/data \\
-        --severities 3 --out results/sms
+    python bench/measure_sms.py --bundle bundles/monai_imc_vqa --data ../shared/data --severities 3 --out results/sms
+
+The refiner takes its settings (assessor threshold, reviewer margin, rounds) from the bundle's
+``configs/inference.json``; ``--model`` alone runs a checkpoint with the library defaults.
 
 Writes results.json and results.md under --out.
 """
@@ -37,19 +39,26 @@ def main(argv: list[str] | None = None) -> int:
     from monai_imc.reference.prompts import rewrite_messages, vqa_prompt
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", required=True)
+    p.add_argument("--bundle", help="a MONAI bundle: its model and its refiner settings")
+    p.add_argument("--model", help="a checkpoint folder (without --bundle)")
     p.add_argument("--data", default="../shared/data")
     p.add_argument("--datasets", default="slake,vqa_rad")
     p.add_argument("--noises", default="all")
     p.add_argument("--severities", default="3")
     p.add_argument("--limit", type=int, default=0, help="at most this many closed questions per dataset")
     p.add_argument("--seed", type=int, default=4321)
-    p.add_argument("--max-rounds", type=int, default=2)
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
+    if bool(args.bundle) == bool(args.model):
+        p.error("give --bundle or --model")
 
+    options: dict = {}
+    if args.bundle:
+        config = json.loads((Path(args.bundle) / "configs" / "inference.json").read_text())
+        options = {k: v for k, v in config["refiner"].items() if k not in ("_target_", "model")}
+        args.model = str(Path(args.bundle) / "models" / "reference-vlm")
     model = load_model(args.model, device="cpu")
-    refiner = SMSRefiner(model, max_rounds=args.max_rounds)
+    refiner = SMSRefiner(model, **options)
     noises = list_noises("text") if args.noises == "all" else args.noises.split(",")
     severities = parse_severities(args.severities)
     heldout = None
@@ -66,14 +75,16 @@ def main(argv: list[str] | None = None) -> int:
     calls: dict[str, list[int]] = defaultdict(list)
     false_edits, violations = [], 0
     features_cache: dict[str, object] = {}
+    replies: dict[tuple[str, str], str] = {}  # the same question about the same image is answered once
 
     def answer(row: object, question: str) -> float:
         key = row.image_key  # type: ignore[attr-defined]
         if key not in features_cache:
             with Image.open(row.image) as im:  # type: ignore[attr-defined]
                 features_cache[key] = model.encode_images(im.convert("RGB"))
-        reply = model.generate(features_cache[key], vqa_prompt(question), max_new_tokens=12)
-        return float(normalize_answer(reply) == normalize_answer(row.answer))  # type: ignore[attr-defined]
+        if (key, question) not in replies:
+            replies[(key, question)] = model.generate(features_cache[key], vqa_prompt(question), max_new_tokens=12)
+        return float(normalize_answer(replies[(key, question)]) == normalize_answer(row.answer))  # type: ignore[attr-defined]
 
     for i, row in enumerate(tqdm(rows, desc="questions")):
         clean_hit = answer(row, row.question)
@@ -119,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         "median_calls_clean": statistics.median(calls["clean"]) if calls["clean"] else None,
         "median_calls_noisy": statistics.median(calls["noisy"]) if calls["noisy"] else None,
         "heldout_noise": heldout,
+        "refiner": repr(refiner),
         "rows": table,
     }
     out = Path(args.out)

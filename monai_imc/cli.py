@@ -112,9 +112,10 @@ def _cmd_prototypes_build(args: argparse.Namespace) -> int:
     from monai_imc.noise.registry import parse_noise_list
     from monai_imc.prototypes import build_bank
 
-    files = dataset_images(args.images, splits=args.splits.split(","))
-    if args.limit:
-        files = files[: args.limit]
+    files = []
+    for spec in args.images:  # each source gives at most --limit images
+        found = dataset_images(spec, splits=args.splits.split(","))
+        files += found[: args.limit] if args.limit else found
     images, ids = [], []
     for path in files:
         try:
@@ -314,13 +315,14 @@ def build_parser() -> argparse.ArgumentParser:
     prototypes_commands = prototypes.add_subparsers(dest="prototypes_command", required=True)
     build = prototypes_commands.add_parser("build", help="build a prototype bank from clean reference images")
     build.add_argument("--model", required=True, help="hub id or local checkpoint directory")
-    build.add_argument("--images", required=True, help="folder of images, or slake:PATH / vqa-rad:PATH")
+    build.add_argument("--images", required=True, action="append",
+                       help="folder of images, or slake:PATH / vqa-rad:PATH (repeat for several sources)")
     build.add_argument("--splits", default="train", help="dataset splits to use (default: train)")
     build.add_argument("--noises", default="all", help="comma-separated image noises (default: all)")
     build.add_argument("--severities", default="1-5")
     build.add_argument("--seed", type=int, default=0)
     build.add_argument("--validation-fraction", type=float, default=0.25)
-    build.add_argument("--limit", type=int, default=0, help="use at most this many images")
+    build.add_argument("--limit", type=int, default=0, help="use at most this many images of each source")
     build.add_argument("--size", type=int, default=0, help="shrink images to this longest side before noise")
     build.add_argument("--device", default=None)
     build.add_argument("--dtype", default=None)

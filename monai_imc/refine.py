@@ -33,15 +33,18 @@ import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from monai_imc.guards import check_repair
+from monai_imc.lexicon import is_protected_word
 from monai_imc.models.base import Message, VisionLanguageModel
 from monai_imc.noise.metrics import edit_distance
 from monai_imc.reference import prompts as reference_prompts
+from monai_imc.text_candidates import KINDS, Candidate, Vocabulary, apply_candidates, propose
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["AgentStep", "Edit", "Refinement", "SMSPrompts", "SMSRefiner", "text_edits"]
+__all__ = ["AgentStep", "Assessment", "Edit", "Refinement", "SMSPrompts", "SMSRefiner", "calibrate", "text_edits"]
 
 
 @dataclass(frozen=True)
@@ -144,6 +147,17 @@ class Refinement:
     rejected: tuple[str, ...] = field(default=())
 
 
+_WORD_SPAN = re.compile(r"[A-Za-z]+")
+_SENTENCES = re.compile(r"(?<=[.?!])\s+(?=\S)")
+
+
+class _Accepted(NamedTuple):
+    text: str | None
+    score: float
+    calls: int
+    base: float | None = None
+
+
 _TOKENS = re.compile(r"\w+|[^\w\s]+|\s+")
 
 
@@ -160,14 +174,45 @@ def text_edits(original: str, final: str, agent: str) -> list[Edit]:
     return edits
 
 
+@dataclass(frozen=True)
+class Assessment:
+    """The assessor's verdict on one text.
+
+    Attributes:
+        noisy: whether specialists are needed.
+        kinds: the specialists to instantiate (:data:`~monai_imc.text_candidates.KINDS`, or the judge's label).
+        suspects: ``(start, end)`` character spans of the words that look wrong.
+        surprisal: per word, the model's surprisal (nats) of it, where the model gives token log-probabilities.
+        log_likelihood: the model's log-likelihood of the whole text as a user's message, where measured.
+        reply: the judge's reply (generative assessor) or a summary.
+    """
+
+    noisy: bool
+    kinds: tuple[str, ...]
+    suspects: tuple[tuple[int, int], ...] = ()
+    surprisal: tuple[tuple[str, float], ...] = ()
+    log_likelihood: float | None = None
+    reply: str = ""
+
+
 class SMSRefiner:
     """Repair noisy clinical text with agents instantiated from one model.
 
     Args:
         model: any :class:`~monai_imc.models.base.VisionLanguageModel` (local or remote).
-        prompts: the agents' prompts (default: the reference model's).
+        prompts: the chat prompts of the judge and of the generative specialist (default: the reference
+            model's).
+        vocabulary: the words the lexical specialists may write (default ``"auto"``:
+            :meth:`Vocabulary.from_model`, the model's tokenizer words plus the ``words.txt`` beside its
+            weights; ``None``, or a model without a tokenizer such as a remote server: no lexical specialists).
+        generative: also ask the model to rewrite the text (one chat call per round); default: only when
+            there are no lexical specialists.
         max_rounds: specialist rounds at most.
-        accept_probability: self-assessed probability of being clean a candidate needs.
+        suspicion: a word whose surprisal (nats) reaches this makes the text suspect (lexical assessor;
+            a known first word never counts); chosen on clean validation text (:func:`calibrate`).
+        max_suspects: at most this many of the most surprising words get specialists.
+        accept_margin: how much the model's log-likelihood of a candidate must exceed the text's (nats) for
+            the reviewer to accept it; chosen on clean validation text (:func:`calibrate`).
         max_edit_ratio: a candidate may differ from the text by at most this share of its characters
             (whole sentences may go when the kind is ``distractor``).
         max_new_tokens: longest agent reply.
@@ -177,8 +222,12 @@ class SMSRefiner:
         self,
         model: VisionLanguageModel,
         prompts: SMSPrompts | None = None,
-        max_rounds: int = 2,
-        accept_probability: float = 0.5,
+        vocabulary: Vocabulary | None | str = "auto",
+        generative: bool | None = None,
+        max_rounds: int = 1,
+        suspicion: float = 8.0,
+        max_suspects: int = 3,
+        accept_margin: float = 5.0,
         max_edit_ratio: float = 0.35,
         max_new_tokens: int = 48,
     ) -> None:
@@ -186,32 +235,99 @@ class SMSRefiner:
             raise ValueError(f"max_rounds must be at least 1, got {max_rounds}")
         self.model = model
         self.prompts = prompts or SMSPrompts.reference()
+        if isinstance(vocabulary, str):
+            if vocabulary != "auto":
+                raise ValueError(f"vocabulary must be a Vocabulary, None or 'auto', got {vocabulary!r}")
+            vocabulary = Vocabulary.from_model(model) if getattr(model, "tokenizer", None) is not None else None
+        self.vocabulary = vocabulary
+        self.generative = (vocabulary is None) if generative is None else bool(generative)
+        if self.vocabulary is None and not self.generative:
+            raise ValueError("SMS needs a vocabulary (lexical specialists) or generative=True")
         self.max_rounds = max_rounds
-        self.accept_probability = accept_probability
+        self.suspicion = float(suspicion)
+        self.max_suspects = max_suspects
+        self.accept_margin = float(accept_margin)
         self.max_edit_ratio = max_edit_ratio
         self.max_new_tokens = max_new_tokens
+        self._context = _user_turn_prefix(model)
+        self._special = _special_texts(model)
 
-    # The agents -------------------------------------------------------------------------------------
+    # The model, as the agents use it -------------------------------------------------------------------
     def _chat(self, messages: list[Message]) -> str:
         return self.model.chat(messages, max_new_tokens=self.max_new_tokens, do_sample=False).strip()
 
-    def assess(self, text: str) -> tuple[str | None, str]:
-        """Assessor: the model's judgement of ``text`` (label, raw reply)."""
+    def score(self, texts: Sequence[str]) -> tuple[list[float], int]:
+        """The model's log-likelihood of each text as a user's message, and the model calls it took.
+
+        One batched call where the model offers ``log_likelihoods`` (the local adapter), else one per text.
+        """
+        if not texts:
+            return [], 0
+        batched = getattr(self.model, "log_likelihoods", None)
+        if batched is not None:
+            return list(batched(list(texts), self._context)), 1
+        return [self.model.log_likelihood(t, context=self._context) for t in texts], len(texts)
+
+    def as_data(self, text: str) -> str:
+        """``text`` with the model's special tokens (image placeholders, turn markers) removed, one line."""
+        for token in self._special:
+            text = text.replace(token, " ")
+        return " ".join(text.split())
+
+    # The agents -------------------------------------------------------------------------------------
+    def assess(self, text: str) -> Assessment:
+        """Assessor: is ``text`` noisy, and how? One model call.
+
+        Lexical (the model gives token log-probabilities): the model's surprisal of each word; the text is
+        suspect when a word that is not protected reaches :attr:`suspicion` or when it holds several
+        sentences. The kinds follow from the suspects (unknown word: spelling and terminology; known
+        word: recognition; several sentences: distractor). Otherwise the generative judge names the kind.
+        """
+        token_logprobs = getattr(self.model, "prompt_logprobs", None)
+        if self.vocabulary is None or token_logprobs is None:
+            label, reply = self._judge(text)
+            noisy = label not in (None, self.prompts.clean_label)
+            return Assessment(noisy, (label,) if noisy and label else (), reply=reply)
+        rows = token_logprobs(self._context + text)
+        offset = len(self._context)
+        total = float(sum(lp for _t, lp, _s, e in rows if lp is not None and e > offset))
+        words = []
+        for m in _WORD_SPAN.finditer(text):
+            a, b = m.start() + offset, m.end() + offset
+            words.append((m, -float(sum(lp for _t, lp, s, e in rows if lp is not None and e > a and s < b))))
+        # The first word's surprisal is the model's doubt about what is asked, not noise: it counts only
+        # when the word is unknown.
+        ranked = sorted((w for i, w in enumerate(words) if not is_protected_word(w[0].group())
+                         and (i > 0 or w[0].group() not in self.vocabulary)), key=lambda w: -w[1])
+        suspects = [w for w in ranked[: self.max_suspects] if w[1] >= self.suspicion]
+        kinds: list[str] = []
+        for m, _s in suspects:
+            kinds += ["recognition"] if m.group() in self.vocabulary else ["spelling", "terminology"]
+        if len(_SENTENCES.split(text.strip())) > 1:
+            kinds.append("distractor")
+        kinds = [k for k in KINDS if k in kinds]
+        surprisal = tuple((m.group(), round(v, 3)) for m, v in words)
+        summary = ", ".join(f"{m.group()} {v:.1f}" for m, v in ranked[: self.max_suspects])
+        return Assessment(bool(kinds), tuple(kinds), tuple((m.start(), m.end()) for m, _ in suspects), surprisal,
+                          total, f"most surprising: {summary}")
+
+    def _judge(self, text: str) -> tuple[str | None, str]:
         reply = self._chat(self.prompts.judge(text))
         return self.prompts.parse_judgement(reply), reply
 
-    def propose(self, text: str, kind: str, feedback: str) -> str:
-        """Specialist for ``kind``: the model's minimal repair of ``text``."""
-        reply = self._chat(self.prompts.rewrite(text, kind, feedback))
-        return " ".join(reply.split())
+    def propose(self, text: str, assessment: Assessment) -> list[Candidate]:
+        """Lexical specialists: single edits of the suspect words (and the distractor cut), from the vocabulary."""
+        if self.vocabulary is None:
+            return []
+        out = []
+        for c in propose(text, self.vocabulary, [k for k in assessment.kinds if k in KINDS]):
+            if c.kind == "distractor" or any(c.start < b and c.end > a for a, b in assessment.suspects):
+                out.append(c)
+        return out
 
-    def clean_probability(self, text: str) -> float:
-        """Reviewer's self-assessment: the model's probability that the judge role calls ``text`` clean."""
-        messages = self.prompts.judge(text)
-        render = getattr(self.model, "render_chat", None)
-        context = render(messages, add_generation_prompt=True) if render else messages[-1]["content"] + "\n"
-        separator = "" if context.endswith((" ", "\n")) else " "
-        return math.exp(self.model.log_likelihood(separator + self.prompts.clean_label, context=context))
+    def rewrite(self, text: str, kind: str, feedback: str) -> str:
+        """Generative specialist for ``kind``: the model's own repair of ``text``."""
+        return " ".join(self._chat(self.prompts.rewrite(text, kind, feedback)).split())
 
     # The loop ---------------------------------------------------------------------------------------
     def refine(self, text: str) -> Refinement:
@@ -225,48 +341,108 @@ class SMSRefiner:
             raise TypeError(f"expected a string, got {type(text).__name__}")
         if not text.strip():
             raise ValueError("text is empty: nothing to refine")
+        current = self.as_data(text) or text
         trace: list[AgentStep] = []
         rejected: list[str] = []
-        kind, reply = self.assess(text)
-        calls = 1
-        trace.append(AgentStep("assessor", text, reply, kind or "unreadable"))
-        if kind == self.prompts.clean_label or kind is None:
-            return Refinement(text, text, False, kind, (), {}, calls, 0, tuple(trace))
-
-        current_kind, feedback = kind, ""
         scores: dict[str, float] = {}
-        for round_index in range(1, self.max_rounds + 1):
-            agent = f"specialist:{current_kind}"
-            candidate = self.propose(text, current_kind, feedback)
+        calls = rounds = 0
+        first_kind: str | None = None
+        feedback = ""
+        while rounds < self.max_rounds:
+            assessment = self.assess(current)
             calls += 1
-            problems = self._check(text, candidate, current_kind)
+            verdict = ", ".join(assessment.kinds) if assessment.noisy else self.prompts.clean_label
+            trace.append(AgentStep("assessor", current, assessment.reply, verdict))
+            if first_kind is None:
+                first_kind = assessment.kinds[0] if assessment.noisy else self.prompts.clean_label
+            if assessment.log_likelihood is not None:
+                scores.setdefault("original_log_likelihood", assessment.log_likelihood)
+            if not assessment.noisy:
+                break
+            rounds += 1
+            accepted = self._round(current, assessment, feedback, trace, rejected)
+            calls += accepted.calls
+            if accepted.base is not None:
+                scores.setdefault("original_log_likelihood", accepted.base)
+            if accepted.text is None:
+                feedback = "; ".join(rejected[-3:])
+                continue
+            scores["final_log_likelihood"] = accepted.score
+            current, feedback = accepted.text, ""
+        final = current if current != self.as_data(text) and not check_repair(text, current) else text
+        edits = tuple(self._edits(text, final, trace)) if final != text else ()
+        logger.debug("refined in %d round(s), %d call(s), changed=%s", rounds, calls, final != text)
+        return Refinement(text, final, final != text, first_kind, edits, scores, calls, rounds, tuple(trace),
+                          tuple(rejected))
+
+    def _round(self, text: str, assessment: Assessment, feedback: str, trace: list[AgentStep],
+               rejected: list[str]) -> _Accepted:
+        """One specialist round and its review; returns the accepted text (or ``None``) and the calls made."""
+        calls = 0
+        base = assessment.log_likelihood
+        proposals: dict[str, str] = {}
+        edits = self.propose(text, assessment)
+        if edits:  # score every single edit at once, keep those that gain the margin, compose them per kind
+            values, used = self.score([c.apply(text) for c in edits] + ([] if base is not None else [text]))
+            calls += used
+            if base is None:
+                base, values = values[-1], values[:-1]
+            gains = sorted(((v - base, c) for v, c in zip(values, edits)), key=lambda x: -x[0])
+            good = [(g, c) for g, c in gains if g >= self.accept_margin]
+            for kind in dict.fromkeys(c.kind for _g, c in good):
+                proposals[f"specialist:{kind}"] = apply_candidates(text, [c for _g, c in good if c.kind == kind])
+            if len({c.kind for _g, c in good}) > 1:
+                proposals["specialists:" + "+".join(dict.fromkeys(c.kind for _g, c in good))] = apply_candidates(
+                    text, [c for _g, c in good])
+            if not good and gains:
+                best_gain, best = gains[0]
+                reason = (f"self-assessment gain {best_gain:.2f} < margin {self.accept_margin:.2f} "
+                          f"(best edit {best.before!r} -> {best.after!r})")
+                trace.append(AgentStep(f"specialist:{best.kind}", text, best.apply(text), "rejected: " + reason))
+                rejected.append(reason)
+        if self.generative:
+            kind = assessment.kinds[0] if assessment.kinds else "typo"
+            proposals[f"specialist:rewrite:{kind}"] = self.rewrite(text, kind, feedback)
+            calls += 1
+        admissible: dict[str, str] = {}
+        for agent, candidate in proposals.items():
+            problems = self._check(text, candidate, agent)
             if problems:
                 trace.append(AgentStep(agent, text, candidate, "rejected: " + "; ".join(problems)))
                 rejected.extend(problems)
-                feedback = "; ".join(problems)
-                continue
-            p_clean = self.clean_probability(candidate)
-            calls += 1
-            if p_clean >= self.accept_probability:
-                trace.append(AgentStep(agent, text, candidate, f"accepted (p_clean {p_clean:.3f})"))
-                scores["final_p_clean"] = p_clean
-                edits = tuple(text_edits(text, candidate, agent))
-                logger.debug("refined in %d round(s), %d call(s)", round_index, calls)
-                return Refinement(text, candidate, True, kind, edits, scores, calls, round_index, tuple(trace),
-                                  tuple(rejected))
-            reason = f"self-assessment too low (p_clean {p_clean:.3f} < {self.accept_probability})"
+            else:
+                admissible[agent] = candidate
+        if not admissible:
+            return _Accepted(None, 0.0, calls, base)
+        # Reviewer: the model's self-assessment of each admissible candidate against the text (one call).
+        texts = list(dict.fromkeys(admissible.values()))
+        values, used = self.score(texts + ([] if base is not None else [text]))
+        calls += used
+        if base is None:
+            base, values = values[-1], values[:-1]
+        by_text = dict(zip(texts, values))
+        agent, candidate = max(admissible.items(), key=lambda kv: by_text[kv[1]])
+        gain = by_text[candidate] - base
+        if gain < self.accept_margin:
+            reason = f"self-assessment gain {gain:.2f} < margin {self.accept_margin:.2f}"
             trace.append(AgentStep(agent, text, candidate, "rejected: " + reason))
             rejected.append(reason)
-            feedback = reason
-        return Refinement(text, text, False, kind, (), scores, calls, self.max_rounds, tuple(trace), tuple(rejected))
+            return _Accepted(None, 0.0, calls, base)
+        trace.append(AgentStep(agent, text, candidate, f"accepted (gain {gain:.2f})"))
+        return _Accepted(candidate, by_text[candidate], calls, base)
 
-    def _check(self, original: str, candidate: str, kind: str) -> list[str]:
+    @staticmethod
+    def _edits(original: str, final: str, trace: list[AgentStep]) -> list[Edit]:
+        accepted = [s.agent for s in trace if s.verdict.startswith("accepted")]
+        return text_edits(original, final, "+".join(dict.fromkeys(accepted)) or "specialist")
+
+    def _check(self, original: str, candidate: str, agent: str) -> list[str]:
         if not candidate.strip():
             return ["empty candidate"]
         if " ".join(candidate.split()) == " ".join(original.split()):
             return ["no change"]
         problems = check_repair(original, candidate)
-        if kind != "distractor":
+        if "distractor" not in agent:
             ratio = edit_distance(original, candidate) / max(1, len(original))
             if ratio > self.max_edit_ratio:
                 problems.append(f"not a minimal edit ({ratio:.0%} of the characters changed)")
@@ -279,4 +455,78 @@ class SMSRefiner:
         return [self.refine(t) for t in texts]
 
     def __repr__(self) -> str:
-        return f"SMSRefiner(max_rounds={self.max_rounds}, accept_probability={self.accept_probability})"
+        lexical = f"{len(self.vocabulary)} words" if self.vocabulary is not None else "none"
+        return (f"SMSRefiner(vocabulary={lexical}, generative={self.generative}, max_rounds={self.max_rounds}, "
+                f"accept_margin={self.accept_margin})")
+
+
+def _user_turn_prefix(model: VisionLanguageModel) -> str:
+    """What the model's chat template puts before a user's message (text scored as a user's words)."""
+    render = getattr(model, "render_chat", None)
+    if render is None:
+        return ""
+    marker = "\x00IMC-TEXT\x00"
+    try:
+        full = render([{"role": "user", "content": marker}], add_generation_prompt=False)
+    except (ValueError, TypeError):  # a template that needs more than one message
+        return ""
+    return full[: full.index(marker)] if marker in full else ""
+
+
+def _special_texts(model: VisionLanguageModel) -> list[str]:
+    """The model's special token strings (image placeholders, turn markers), longest first."""
+    found = set()
+    tokenizer = getattr(model, "tokenizer", None)
+    for token in getattr(tokenizer, "all_special_tokens", []) or []:
+        if isinstance(token, str) and len(token) > 1:
+            found.add(token)
+    image_token = getattr(model, "image_token", None)
+    if isinstance(image_token, str) and image_token:
+        found.add(image_token)
+    return sorted(found, key=len, reverse=True)
+
+
+def calibrate(refiner: SMSRefiner, clean_texts: Sequence[str], flag_rate: float = 0.4,
+              false_edit_rate: float = 0.01) -> tuple[float, float]:
+    """Choose the assessor's ``suspicion`` and the reviewer's ``accept_margin`` on clean validation text.
+
+    ``suspicion`` is the ``1 - flag_rate`` quantile of the clean texts' highest word surprisal (so about
+    ``flag_rate`` of clean texts reach the specialists, the rest pass for one call); ``accept_margin`` is
+    the ``1 - false_edit_rate`` quantile of the best single-edit gain the specialists find on the clean
+    texts they see (so at most about ``false_edit_rate`` of clean text is edited). Use validation text,
+    never test text.
+
+    Returns:
+        ``(suspicion, accept_margin)``.
+
+    Raises:
+        ValueError: no texts, a rate outside (0, 1), or a refiner without lexical specialists.
+    """
+    if not clean_texts:
+        raise ValueError("calibrate needs clean validation texts")
+    for name, rate in (("flag_rate", flag_rate), ("false_edit_rate", false_edit_rate)):
+        if not 0.0 < rate < 1.0:
+            raise ValueError(f"{name} must be in (0, 1), got {rate}")
+    if refiner.vocabulary is None or getattr(refiner.model, "prompt_logprobs", None) is None:
+        raise ValueError("calibrate needs lexical specialists (a vocabulary and token log-probabilities)")
+    probe = SMSRefiner(refiner.model, refiner.prompts, refiner.vocabulary, generative=False, suspicion=-math.inf,
+                       max_suspects=refiner.max_suspects, max_edit_ratio=refiner.max_edit_ratio)
+    highest, best_gain = [], []
+    for raw in clean_texts:
+        text = probe.as_data(raw)
+        assessment = probe.assess(text)
+        protected = {w for w, _v in assessment.surprisal if is_protected_word(w)}
+        counted = [(w, v) for i, (w, v) in enumerate(assessment.surprisal)
+                   if w not in protected and (i > 0 or w not in refiner.vocabulary)]
+        highest.append(max((v for _w, v in counted), default=0.0))
+        edits = [c for c in probe.propose(text, assessment) if not probe._check(text, c.apply(text), c.kind)]
+        values, _calls = probe.score([c.apply(text) for c in edits])
+        base = assessment.log_likelihood or 0.0
+        best_gain.append(max((v - base for v in values), default=0.0))
+    return _quantile(highest, 1.0 - flag_rate), max(0.0, _quantile(best_gain, 1.0 - false_edit_rate)) + 1e-6
+
+
+def _quantile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))
+    return float(ordered[index])

@@ -1,8 +1,10 @@
-"""SMS refiner: the agent loop, the guards, text-as-data, calls and the kept original.
+"""SMS refiner, generative path: the agent loop, the guards, text-as-data, calls and the kept original.
 
-``ScriptedModel`` stands in for a user's instruction-following LLM (a thing we do not ship): it follows
-the judge and rewrite prompts by rule, so the loop's decisions can be checked exactly. The refiner is
-also run on a real tiny LLaVA, whose replies are arbitrary: whatever it says, the guards must hold.
+``ScriptedModel`` stands in for a user's instruction-following LLM behind a server (a thing we do not
+ship; it has no tokenizer, so the refiner runs its judge and generative specialist): it follows the judge
+and rewrite prompts by rule and scores text by its misspellings, so the loop's decisions can be checked
+exactly. The refiner is also run on a real tiny LLaVA, whose replies are arbitrary: whatever it says, the
+guards must hold. The lexical path on the bundled reference model is in ``test_refine_lexical.py``.
 """
 
 from __future__ import annotations
@@ -49,8 +51,8 @@ class ScriptedModel:
 
     def log_likelihood(self, text: str, context: str = "") -> float:
         self.calls.append("score")
-        assert text.strip() == "clean"
-        return math.log(0.1 if any(w in self._quoted(context) for w in FIXES) else 0.9)
+        assert context == "", "a model without a chat template scores text as is"
+        return -10.0 * sum(text.count(w) for w in FIXES) - 0.01 * len(text)
 
     def encode_images(self, images: Any) -> Any:  # pragma: no cover - not used by the refiner
         raise NotImplementedError
@@ -72,11 +74,12 @@ def test_noisy_text_is_repaired_with_a_recorded_edit() -> None:
     result = SMSRefiner(model).refine(text)
     assert result.changed and result.text == "Is there a pneumothorax in the left lung?"
     assert result.original == text and result.kind == "typo" and result.rounds == 1
-    assert result.calls == 3 and model.calls == ["judge", "rewrite", "score"]
+    assert result.calls == 4 and model.calls == ["judge", "rewrite", "score", "score"]
     assert [(e.before, e.after, e.agent) for e in result.edits] == [
-        ("pnuemothorax", "pneumothorax", "specialist:typo"), ("lugn", "lung", "specialist:typo")]
+        ("pnuemothorax", "pneumothorax", "specialist:rewrite:typo"), ("lugn", "lung", "specialist:rewrite:typo")]
     assert all(text[e.start : e.end] == e.before for e in result.edits)
-    assert result.scores["final_p_clean"] == pytest.approx(0.9)
+    gain = result.scores["final_log_likelihood"] - result.scores["original_log_likelihood"]
+    assert gain == pytest.approx(20.0, abs=0.1)
 
 
 def test_a_repair_that_drops_negation_is_rejected_and_the_original_kept() -> None:
@@ -85,7 +88,7 @@ def test_a_repair_that_drops_negation_is_rejected_and_the_original_kept() -> Non
     result = SMSRefiner(model, max_rounds=2).refine(text)
     assert not result.changed and result.text == text and result.rounds == 2
     assert all("negation changed" in r for r in result.rejected) and len(result.rejected) == 2
-    assert [s.verdict.split(":")[0] for s in result.trace] == ["typo", "rejected", "rejected"]
+    assert [s.verdict.split(":")[0] for s in result.trace] == ["typo", "rejected", "typo", "rejected"]
 
 
 def test_instructions_inside_the_text_are_data() -> None:
@@ -103,7 +106,7 @@ def test_instructions_inside_the_text_are_data() -> None:
 def test_low_self_assessment_is_rejected() -> None:
     model = ScriptedModel(rewrite=lambda q: q.replace("pnuemothorax", "pnuemothoraxes"))
     result = SMSRefiner(model, max_rounds=1).refine("Is there a pnuemothorax?")
-    assert not result.changed and "self-assessment too low" in result.rejected[0]
+    assert not result.changed and "self-assessment gain" in result.rejected[0]
 
 
 def test_text_edits_span_the_original() -> None:
@@ -118,6 +121,8 @@ def test_bad_input() -> None:
         SMSRefiner(ScriptedModel()).refine(None)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="max_rounds"):
         SMSRefiner(ScriptedModel(), max_rounds=0)
+    with pytest.raises(ValueError, match="vocabulary"):
+        SMSRefiner(ScriptedModel(), generative=False)
 
 
 def test_real_tiny_model_never_breaks_a_guard(tmp_path) -> None:
@@ -125,10 +130,10 @@ def test_real_tiny_model_never_breaks_a_guard(tmp_path) -> None:
     from monai_imc.models.tiny import build_tiny_checkpoint
 
     model = load_model(str(build_tiny_checkpoint("llava", tmp_path / "llava", seed=0)), device="cpu")
-    refiner = SMSRefiner(model, prompts=SMSPrompts.instructed(), max_rounds=2, accept_probability=0.0,
-                         max_new_tokens=16)
+    refiner = SMSRefiner(model, prompts=SMSPrompts.instructed(), generative=True, max_rounds=2, suspicion=0.0,
+                         accept_margin=-1e9, max_new_tokens=16)
     for seed, name in enumerate(["typo", "ocr", "abbreviation", "distractor"]):
         text = get_noise(name).apply("Is there no effusion in the left lung, 3 cm from the rib?", 4, seed)
         result = refiner.refine(text)
-        assert result.original == text and 1 <= result.calls <= 1 + 2 * 2
+        assert result.original == text and 1 <= result.calls <= 2 * (1 + 1 + 1 + 1)
         assert check_repair(text, result.text) == []

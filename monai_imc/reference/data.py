@@ -18,6 +18,8 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -128,6 +130,15 @@ def normalize_answer(text: str) -> str:
     """
     text = "".join(c if c.isalnum() or c.isspace() else " " for c in str(text).lower())
     return " ".join(w for w in text.split() if w not in {"a", "an", "the"})
+
+
+def question_words(rows: Sequence[VQARow]) -> list[str]:
+    """The distinct lower-case words of the questions, sorted: the word list of a model trained on them.
+
+    SMS's lexical specialists (:mod:`monai_imc.text_candidates`) write only words a model knows; the
+    reference model's tokenizer holds few whole words, so its folder ships this list as ``words.txt``.
+    """
+    return sorted({w.lower() for r in rows for w in re.findall(r"[A-Za-z]+", r.question)})
 
 
 def is_heldout_image(image_key: str) -> bool:

@@ -52,8 +52,10 @@ from monai_imc.reference.data import (
     image_labels,
     is_heldout_image,
     load_vqa,
+    question_words,
 )
 from monai_imc.reference.prompts import vqa_prompt
+from monai_imc.text_candidates import WORD_LIST
 
 logger = logging.getLogger(__name__)
 
@@ -449,6 +451,7 @@ def train_reference(config: TrainConfig) -> TrainResult:
     model.eval()
     model.save_pretrained(out)
     processor.save_pretrained(out)
+    (Path(out) / WORD_LIST).write_text("\n".join(question_words(rows + heldout)) + "\n", encoding="utf-8")
     arm = "no-image twin (blank images)" if config.blank_images else "real images"
     _plot_losses(history, out / "loss_curve.png", f"reference-vlm, {arm}, seed {config.seed}")
     record = asdict(config)

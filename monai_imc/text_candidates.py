@@ -1,0 +1,284 @@
+"""Candidate repairs of noisy clinical text, drawn from the words the model itself knows.
+
+The SMS specialists (:mod:`monai_imc.refine`) propose minimal edits; this module lists them. Every
+replacement word comes from the model's own vocabulary (:meth:`Vocabulary.from_tokenizer`: the whole
+words of its tokenizer) or from a site's word list, never from the noise generators, and the model's own
+likelihood decides among them (the reviewer). One edit changes one place of the text:
+
+- ``spelling`` (typos, OCR misreadings): a word the vocabulary does not know becomes a known word
+  within Damerau-Levenshtein distance 1 (words of up to 4 letters) or 2;
+- ``recognition`` (ASR mishearings, OCR splits): a known word becomes a known word within that distance
+  (``long`` -> ``lung``), two words that form a known word are joined (``pneumo thorax``), a filler
+  (``uh``, ``um``) is dropped;
+- ``terminology`` (abbreviations, shorthand): an unknown short word becomes a known word that starts with
+  its first letter and holds its letters in order (``abnl`` -> ``abnormal``, ``img`` -> ``image``);
+- ``distractor``: of several sentences, only the one question is kept.
+
+Protected words (negation, laterality, numbers and units: :func:`monai_imc.lexicon.is_protected_word`)
+are never edited, and the guards check every composed text again.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from monai_imc.lexicon import is_protected_word
+
+__all__ = ["KINDS", "WORD_LIST", "Candidate", "Vocabulary", "apply_candidates", "damerau_distance", "propose"]
+
+#: The specialists' kinds, in the order they are tried.
+KINDS: tuple[str, ...] = ("spelling", "recognition", "terminology", "distractor")
+
+#: The word list a model folder may hold beside its weights (one known word per line).
+WORD_LIST = "words.txt"
+
+#: Filler words speech recognition leaves in dictated text.
+FILLERS: frozenset[str] = frozenset({"uh", "um", "er", "erm", "hmm"})
+
+_WORD = re.compile(r"[A-Za-z]+")
+_SENTENCE_END = re.compile(r"(?<=[.?!])\s+")
+
+
+def damerau_distance(a: str, b: str, limit: int = 3) -> int:
+    """Optimal-string-alignment distance of ``a`` and ``b`` (a transposition costs 1), capped at ``limit``."""
+    if abs(len(a) - len(b)) >= limit:
+        return limit
+    prev2: list[int] = []
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, start=1):
+        cur = [i] + [0] * len(b)
+        for j, cb in enumerate(b, start=1):
+            cost = 0 if ca == cb else 1
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
+            if i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
+                cur[j] = min(cur[j], prev2[j - 2] + 1)
+        if min(cur) >= limit:
+            return limit
+        prev2, prev = prev, cur
+    return min(prev[-1], limit)
+
+
+def _deletes(word: str, depth: int) -> set[str]:
+    """Every string made from ``word`` by deleting up to ``depth`` letters (the SymSpell index keys)."""
+    out, frontier = {word}, {word}
+    for _ in range(depth):
+        frontier = {w[:i] + w[i + 1 :] for w in frontier for i in range(len(w))}
+        out |= frontier
+    return out
+
+
+class Vocabulary:
+    """Words the model knows, with an index for near-spelling and abbreviation look-ups.
+
+    Args:
+        words: known words (case is ignored; words shorter than ``min_length`` are dropped).
+        min_length: shortest word kept.
+        max_distance: the largest edit distance searched (1 or 2).
+    """
+
+    def __init__(self, words: Iterable[str], min_length: int = 1, max_distance: int = 2) -> None:
+        self.words: frozenset[str] = frozenset(w.lower() for w in words if len(w) >= min_length and w.isalpha())
+        if not self.words:
+            raise ValueError("a vocabulary needs at least one word")
+        self.max_distance = max_distance
+        self._index: dict[str, set[str]] = defaultdict(set)
+        for w in self.words:
+            for key in _deletes(w, max_distance):
+                self._index[key].add(w)
+        self._by_initial: dict[str, list[str]] = defaultdict(list)
+        for w in sorted(self.words):
+            self._by_initial[w[0]].append(w)
+
+    @classmethod
+    def from_tokenizer(cls, tokenizer: Any, extra_words: Iterable[str] = (), min_length: int = 1) -> Vocabulary:
+        """The whole words of a tokenizer's vocabulary (byte-level ``Ġword`` and SentencePiece ``▁word`` tokens).
+
+        Args:
+            tokenizer: a transformers tokenizer (anything with ``get_vocab()``).
+            extra_words: a site's own word list (e.g. its report vocabulary), added as known words.
+            min_length: shortest word kept.
+        """
+        words = set(extra_words)
+        for token in tokenizer.get_vocab():
+            word = token.lstrip("Ġ▁")
+            if word != token and word.isalpha() and word.isascii():
+                words.add(word)
+        return cls(words, min_length=min_length)
+
+    @classmethod
+    def from_model(cls, model: Any, word_list: str | Path | None = None) -> Vocabulary:
+        """The words of ``model``'s tokenizer plus a word list (one word per line).
+
+        Args:
+            model: a loaded model with a ``tokenizer`` (the local adapters).
+            word_list: a file of known words; default: ``words.txt`` in the model's folder when there is
+                one (the reference model ships the words of its training questions there).
+
+        Raises:
+            ValueError: the model has no tokenizer.
+            FileNotFoundError: ``word_list`` was given and does not exist.
+        """
+        tokenizer = getattr(model, "tokenizer", None)
+        if tokenizer is None:
+            raise ValueError(f"{type(model).__name__} has no tokenizer to take words from; pass a Vocabulary")
+        if word_list is None:
+            default = Path(str(getattr(model, "name", ""))) / WORD_LIST
+            word_list = default if default.is_file() else None
+        extra: list[str] = []
+        if word_list is not None:
+            path = Path(word_list)
+            if not path.is_file():
+                raise FileNotFoundError(f"{path}: word list not found")
+            extra = [w.strip() for w in path.read_text(encoding="utf-8").splitlines() if w.strip()]
+        return cls.from_tokenizer(tokenizer, extra_words=extra)
+
+    def __contains__(self, word: object) -> bool:
+        return isinstance(word, str) and word.lower() in self.words
+
+    def __len__(self) -> int:
+        return len(self.words)
+
+    def near(self, word: str, max_distance: int) -> list[str]:
+        """Known words within ``max_distance`` edits of ``word`` (not the word itself), sorted."""
+        lw = word.lower()
+        depth = min(max_distance, self.max_distance)
+        found: set[str] = set()
+        for key in _deletes(lw, depth):
+            found |= self._index.get(key, set())
+        return sorted(w for w in found if w != lw and damerau_distance(lw, w, depth + 1) <= depth)
+
+    def expansions(self, short: str, limit: int = 40) -> list[str]:
+        """Known words that could be ``short`` written in shorthand: same first letter, its letters in order."""
+        ls = short.lower()
+        out = []
+        for w in self._by_initial.get(ls[:1], []):
+            if len(w) > len(ls) and _is_subsequence(ls, w):
+                out.append(w)
+                if len(out) >= limit:
+                    break
+        return out
+
+
+def _is_subsequence(short: str, word: str) -> bool:
+    it = iter(word)
+    return all(ch in it for ch in short)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One proposed edit: ``text[start:end]`` (``before``) becomes ``after``.
+
+    Attributes:
+        kind: the specialist that proposes it (one of :data:`KINDS`).
+        start: character offset in the text; ``end``: end offset.
+        before: the text replaced; ``after``: its replacement.
+    """
+
+    kind: str
+    start: int
+    end: int
+    before: str
+    after: str
+
+    def apply(self, text: str) -> str:
+        """``text`` with this edit applied, spaces tidied."""
+        return " ".join((text[: self.start] + self.after + text[self.end :]).split())
+
+
+#: Prefixes that invert a word's meaning (``unhealthy``, ``abnormal``, ``nonspecific``): an edit never adds or
+#: removes one.
+POLARITY_PREFIXES: tuple[str, ...] = ("un", "non", "ab", "dis", "in", "im", "ir", "a", "anti", "de")
+
+
+def _same_polarity(a: str, b: str) -> bool:
+    """False when one word is the other with a meaning-inverting prefix (``healthy`` / ``unhealthy``)."""
+    long, short = (a, b) if len(a) >= len(b) else (b, a)
+    return not any(long == p + short for p in POLARITY_PREFIXES)
+
+
+def _case_like(source: str, word: str) -> str:
+    if source.isupper() and len(source) > 1:
+        return word.upper()
+    return word.capitalize() if source[:1].isupper() else word
+
+
+def _max_distance(word: str) -> int:
+    return 1 if len(word) <= 4 else 2
+
+
+def propose(text: str, vocabulary: Vocabulary, kinds: Sequence[str] = KINDS) -> list[Candidate]:
+    """Every single-place edit of ``text`` that the specialists of ``kinds`` would consider.
+
+    Raises:
+        ValueError: an unknown kind.
+    """
+    unknown = [k for k in kinds if k not in KINDS]
+    if unknown:
+        raise ValueError(f"unknown specialist kind(s) {unknown}; choose from {', '.join(KINDS)}")
+    out: list[Candidate] = []
+    matches = list(_WORD.finditer(text))
+    for index, m in enumerate(matches):
+        word = m.group()
+        lw = word.lower()
+        if is_protected_word(word):
+            continue
+        known = lw in vocabulary
+        # A word the model knows may only be misheard (one edit); an unknown one may be misspelt (up to two).
+        kind = "recognition" if known else "spelling"
+        if kind in kinds and len(lw) >= 2:
+            out += [Candidate(kind, m.start(), m.end(), word, _case_like(word, w))
+                    for w in vocabulary.near(lw, 1 if known else _max_distance(lw)) if _same_polarity(lw, w)]
+        if "recognition" in kinds:
+            if lw in FILLERS:
+                out.append(Candidate("recognition", m.start(), m.end(), word, ""))
+            if index + 1 < len(matches):
+                nxt = matches[index + 1]
+                joined = lw + nxt.group().lower()
+                if (text[m.end() : nxt.start()] in (" ", "-") and joined in vocabulary
+                        and not is_protected_word(nxt.group())):
+                    out.append(Candidate("recognition", m.start(), nxt.end(), text[m.start() : nxt.end()],
+                                         _case_like(word, joined)))
+        if "terminology" in kinds and 2 <= len(lw) <= 5:
+            out += [Candidate("terminology", m.start(), m.end(), word, _case_like(word, w))
+                    for w in vocabulary.expansions(lw) if len(w) >= len(lw) + 2 and _same_polarity(lw, w)]
+    if "distractor" in kinds:
+        out += _distractor_candidates(text)
+    return _dedupe(out)
+
+
+def _distractor_candidates(text: str) -> list[Candidate]:
+    stripped = text.strip()
+    sentences = [s for s in _SENTENCE_END.split(stripped) if s]
+    questions = [s for s in sentences if s.rstrip().endswith("?")]
+    if len(sentences) < 2 or len(questions) != 1:
+        return []
+    start = text.index(questions[0])
+    return [Candidate("distractor", 0, len(text), text, text[start : start + len(questions[0])])]
+
+
+def _dedupe(candidates: list[Candidate]) -> list[Candidate]:
+    seen: set[tuple[int, int, str]] = set()
+    out = []
+    for c in candidates:
+        key = (c.start, c.end, c.after)
+        if key not in seen and c.after != c.before:
+            seen.add(key)
+            out.append(c)
+    return out
+
+
+def apply_candidates(text: str, candidates: Sequence[Candidate]) -> str:
+    """``text`` with several non-overlapping edits applied (overlapping ones after the first are skipped)."""
+    chosen: list[Candidate] = []
+    for c in candidates:
+        if all(c.end <= o.start or c.start >= o.end for o in chosen):
+            chosen.append(c)
+    out = text
+    for c in sorted(chosen, key=lambda c: c.start, reverse=True):
+        out = out[: c.start] + c.after + out[c.end :]
+    return " ".join(out.split())

@@ -1,0 +1,66 @@
+"""The lexical specialists' candidate edits: distances, the vocabulary index, kinds, protected words."""
+
+from __future__ import annotations
+
+import pytest
+
+from monai_imc.guards import check_repair
+from monai_imc.text_candidates import Candidate, Vocabulary, apply_candidates, damerau_distance, propose
+
+WORDS = ["is", "there", "a", "in", "the", "left", "lung", "liver", "image", "abnormal", "normal", "organ", "organs",
+         "pneumothorax", "healthy", "unhealthy", "which", "this", "of", "ct", "effusion", "pleural"]
+
+
+@pytest.fixture(scope="module")
+def vocabulary() -> Vocabulary:
+    return Vocabulary(WORDS)
+
+
+def test_damerau_distance() -> None:
+    assert damerau_distance("lnug", "lung") == 1  # a transposition is one edit
+    assert damerau_distance("imae", "image") == 1
+    assert damerau_distance("otgaj", "organ") == 2
+    assert damerau_distance("liver", "liver") == 0
+    assert damerau_distance("a", "abnormal", limit=3) == 3  # capped
+
+
+def test_near_and_expansions(vocabulary: Vocabulary) -> None:
+    assert vocabulary.near("lnug", 2) == ["lung"]
+    assert "pneumothorax" in vocabulary.near("pnuemothorax", 2)
+    assert vocabulary.near("lung", 1) == []  # the word itself is not a neighbour
+    assert vocabulary.expansions("abnl") == ["abnormal"]
+    assert "organ" in vocabulary.expansions("org") and "liver" not in vocabulary.expansions("org")
+    assert "Lung" in vocabulary and "lnug" not in vocabulary and len(vocabulary) == len(set(WORDS))
+
+
+def test_propose_kinds(vocabulary: Vocabulary) -> None:
+    text = "Is there a pnuemothorax in the lt lnug? uh"
+    found = {(c.kind, c.before, c.after) for c in propose(text, vocabulary)}
+    assert ("spelling", "pnuemothorax", "pneumothorax") in found and ("spelling", "lnug", "lung") in found
+    assert not any(c[1] == "lt" for c in found), "laterality shorthand is protected"
+    assert ("recognition", "uh", "") in found, "a filler may go"
+    distractor = propose("The scan was late. Is there a pleural effusion? Family waits.", vocabulary, ["distractor"])
+    assert [c.after for c in distractor] == ["Is there a pleural effusion?"]
+    assert propose("Is there a lung? Is there a liver?", vocabulary, ["distractor"]) == []  # two questions
+
+
+def test_meaning_inverting_prefixes_are_never_proposed(vocabulary: Vocabulary) -> None:
+    for text in ("Is the lung unhealthy?", "Is the liver abnormal?", "Is the liver normal?"):
+        afters = {c.after.lower() for c in propose(text, vocabulary)}
+        assert not afters & {"healthy", "normal", "abnormal", "unhealthy"} - {w.lower() for w in text[:-1].split()}
+
+
+def test_apply_candidates_skips_overlaps() -> None:
+    text = "Is teh lnug ok?"
+    edits = [Candidate("spelling", 3, 6, "teh", "the"), Candidate("spelling", 7, 11, "lnug", "lung"),
+             Candidate("spelling", 3, 11, "teh lnug", "x")]
+    assert apply_candidates(text, edits) == "Is the lung ok?"
+    assert edits[0].apply(text) == "Is the lnug ok?"
+    assert check_repair(text, apply_candidates(text, edits)) == []
+
+
+def test_bad_input() -> None:
+    with pytest.raises(ValueError, match="at least one word"):
+        Vocabulary(["", "12"])
+    with pytest.raises(ValueError, match="unknown specialist"):
+        propose("Is it?", Vocabulary(WORDS), ["grammar"])
