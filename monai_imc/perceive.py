@@ -30,7 +30,12 @@ class Perception:
         p_clean: posterior probability of a clean image.
         probabilities: posterior of ``clean`` and of every noise (severities summed); sums to 1.
         confidence: the posterior of the most likely noise (or of ``clean``).
-        flagged: the gate's decision: calibrate this image (``1 - p_clean`` reached the bank's threshold).
+        flagged: the gate's decision: calibrate this image (``1 - p_clean`` reached the bank's threshold
+            and the image lies within the bank's range).
+        distance: squared Mahalanobis distance of the image's descriptor to the nearest class, per
+            dimension (about 1 for images like the bank's).
+        in_range: ``distance`` is within the bank's range (:attr:`PrototypeBank.range_threshold`); an image
+            outside it (another modality, another kind of picture) is never calibrated.
     """
 
     noise: str | None
@@ -39,6 +44,8 @@ class Perception:
     probabilities: Mapping[str, float]
     confidence: float
     flagged: bool
+    distance: float = 0.0
+    in_range: bool = True
 
     @property
     def artifact_probability(self) -> float:
@@ -72,16 +79,27 @@ class ArtifactPerceiver:
         prior[0] = 1.0 / n_types
         self._weights = self._means @ self._precision
         self._offsets = -0.5 * (self._weights * self._means).sum(dim=1) + prior.log()
+        self._mean_norms = (self._weights * self._means).sum(dim=1)
+        self.range_threshold = bank.range_threshold
 
-    def class_posteriors(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Posterior over :attr:`PrototypeBank.classes` for one image's tokens ``(n_tokens, dim)``."""
+    def standardised(self, tokens: torch.Tensor) -> torch.Tensor:
+        """One image's standardised descriptor (the perceiver's input)."""
         d = descriptor(tokens.detach().to("cpu"))
         if d.shape[0] != self._center.shape[0]:
             raise ValueError(
                 f"features of width {tokens.shape[-1]} do not fit a bank built on width {self._center.shape[0] // 2}"
             )
-        z = (d - self._center) / self._scale
-        return torch.softmax(self._weights @ z + self._offsets, dim=0)
+        return (d - self._center) / self._scale
+
+    def class_posteriors(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Posterior over :attr:`PrototypeBank.classes` for one image's tokens ``(n_tokens, dim)``."""
+        return torch.softmax(self._weights @ self.standardised(tokens) + self._offsets, dim=0)
+
+    def distance(self, tokens: torch.Tensor) -> float:
+        """Squared Mahalanobis distance (bank covariance) of the descriptor to the nearest class, per dimension."""
+        z = self.standardised(tokens)
+        squared = float(z @ self._precision @ z) + float((self._mean_norms - 2.0 * (self._weights @ z)).min())
+        return max(0.0, squared) / z.shape[0]
 
     def perceive_tokens(self, tokens: torch.Tensor) -> Perception:
         """The :class:`Perception` of one image's tokens."""
@@ -93,12 +111,14 @@ class ArtifactPerceiver:
         probabilities.update({n: float(per_noise[i].sum()) for i, n in enumerate(bank.noises)})
         p_clean = probabilities[CLEAN]
         best = max(probabilities, key=probabilities.__getitem__)
-        flagged = (1.0 - p_clean) >= self.gate_threshold
+        distance = self.distance(tokens)
+        in_range = self.range_threshold is None or distance <= self.range_threshold
+        flagged = (1.0 - p_clean) >= self.gate_threshold and in_range
         if best == CLEAN:
-            return Perception(None, None, p_clean, probabilities, p_clean, flagged)
+            return Perception(None, None, p_clean, probabilities, p_clean, flagged, distance, in_range)
         row = bank.noises.index(best)
         severity = bank.severities[int(per_noise[row].argmax())]
-        return Perception(best, severity, p_clean, probabilities, probabilities[best], flagged)
+        return Perception(best, severity, p_clean, probabilities, probabilities[best], flagged, distance, in_range)
 
     def perceive(self, features: VisionFeatures) -> list[Perception]:
         """One :class:`Perception` per image of ``features``."""

@@ -146,6 +146,15 @@ class PrototypeBank:
         """Calibrate only when the perceived probability of an artifact, 1 - p_clean, reaches this."""
         return float(self.manifest["choices"]["gate_threshold"])
 
+    @property
+    def range_threshold(self) -> float | None:
+        """The largest descriptor distance (per dimension, to the nearest class) of an image like the bank's.
+
+        Chosen on the validation images; ``None`` for a bank built before it existed (no range check).
+        """
+        value = self.manifest.get("choices", {}).get("range_threshold")
+        return None if value is None else float(value)
+
     def strength(self, noise: str, severity: int) -> float:
         """The calibration strength chosen on validation for ``noise`` at ``severity``."""
         row = self.noises.index(noise)
@@ -380,10 +389,12 @@ def build_bank(
     grid = (0.0, 0.25, 0.5, 0.75, 1.0)
     errors = torch.zeros(len(names), len(sev), len(grid), dtype=torch.float64)
     clean_scores: list[float] = []
+    distances: list[float] = []
     for index in val_idx:
         pairs = encoded(index)
         clean = pairs[0][1]
         clean_scores.append(1.0 - perceiver.perceive_tokens(clean).p_clean)
+        distances += [perceiver.distance(tokens) for _k, tokens in pairs]
         for k, tokens in pairs[1:]:
             n_i, s_i = divmod(k - 1, len(sev))
             for g, strength in enumerate(grid):
@@ -394,6 +405,8 @@ def build_bank(
     bank.tensors["strength"] = torch.tensor(grid, dtype=torch.float32)[best]
     gate = float(np.quantile(clean_scores, 1.0 - clean_false_alarm)) if clean_scores else 0.5
     gate = min(max(gate + 1e-6, 0.05), 0.999)
+    # The bank's range: 1.5 x the 99.5th percentile of the validation images' distances (clean and noisy).
+    range_threshold = 1.5 * float(np.quantile(distances, 0.995)) if distances else None
     bank.manifest = {
         "monai_imc_version": __version__,
         "fingerprint": model_fingerprint(model),
@@ -404,6 +417,8 @@ def build_bank(
         "choices": {
             "gate_threshold": gate,
             "clean_false_alarm_target": clean_false_alarm,
+            "range_threshold": range_threshold,
+            "range_rule": "1.5 x the 99.5th percentile of the validation descriptors' distance to the nearest class",
             "strength_grid": list(grid),
             "ridge_lambda": ridge_lambda,
             "shrinkage": shrinkage,

@@ -15,7 +15,8 @@ likelihood decides among them (the reviewer). One edit changes one place of the 
 - ``distractor``: of several sentences, only the one question is kept.
 
 Protected words (negation, laterality, numbers and units: :func:`monai_imc.lexicon.is_protected_word`)
-are never edited, and the guards check every composed text again.
+and acronyms the vocabulary does not know (``IMC``, a scanner's name) are never edited, and the guards
+check every composed text again.
 """
 
 from __future__ import annotations
@@ -225,9 +226,9 @@ def propose(text: str, vocabulary: Vocabulary, kinds: Sequence[str] = KINDS) -> 
     for index, m in enumerate(matches):
         word = m.group()
         lw = word.lower()
-        if is_protected_word(word):
-            continue
         known = lw in vocabulary
+        if is_protected_word(word) or (len(word) > 1 and word.isupper() and not known):
+            continue  # facts, and acronyms the model does not know (a site's or a device's name)
         # A word the model knows may only be misheard (one edit); an unknown one may be misspelt (up to two).
         kind = "recognition" if known else "spelling"
         if kind in kinds and len(lw) >= 2:

@@ -39,6 +39,7 @@ def test_propose_kinds(vocabulary: Vocabulary) -> None:
     assert ("spelling", "pnuemothorax", "pneumothorax") in found and ("spelling", "lnug", "lung") in found
     assert not any(c[1] == "lt" for c in found), "laterality shorthand is protected"
     assert ("recognition", "uh", "") in found, "a filler may go"
+    assert not any(c.before == "IMC" for c in propose("IMC sample stdy", vocabulary)), "unknown acronyms stay"
     distractor = propose("The scan was late. Is there a pleural effusion? Family waits.", vocabulary, ["distractor"])
     assert [c.after for c in distractor] == ["Is there a pleural effusion?"]
     assert propose("Is there a lung? Is there a liver?", vocabulary, ["distractor"]) == []  # two questions

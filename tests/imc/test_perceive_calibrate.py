@@ -22,7 +22,21 @@ def test_perception_is_a_distribution_over_clean_and_noises(bank: PrototypeBank,
         assert sum(p.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
         assert p.p_clean == p.probabilities["clean"]
         assert (p.noise is None) == (p.severity is None)
-        assert p.flagged == (1.0 - p.p_clean >= bank.gate_threshold)
+        assert p.flagged == (1.0 - p.p_clean >= bank.gate_threshold and p.in_range)
+
+
+def test_images_outside_the_banks_range_are_never_calibrated(bank: PrototypeBank, tiny_llava, views) -> None:
+    perceiver = ArtifactPerceiver(bank, gate_threshold=0.0)  # the gate alone would flag every image
+    assert bank.range_threshold is not None and bank.range_threshold > 0
+    inside = perceiver.perceive(tiny_llava.encode_images(views))
+    assert np.mean([p.in_range for p in inside]) >= 0.9, "the bank's own kind of image lies within its range"
+    stripes = np.zeros((64, 64, 3), dtype=np.uint8)
+    stripes[:, ::2] = 255  # a test pattern, nothing like the bank's medical views
+    far = perceiver.perceive(tiny_llava.encode_images([stripes]))[0]
+    assert far.distance > bank.range_threshold and not far.in_range and not far.flagged
+    features = tiny_llava.encode_images([stripes])
+    out, records = PDCCalibrator(bank).calibrate(features, [far])
+    assert out is features and not records[0].applied
 
 
 def test_perceiver_sees_strong_noise_more_than_clean(bank: PrototypeBank, tiny_llava, views) -> None:
