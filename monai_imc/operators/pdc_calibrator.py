@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
-from monai.deploy.core import Fragment, Operator, OperatorSpec
-
-from monai_imc.deploy.context import IMCContext
 from monai_imc.deploy.process import stage_calibrate
+from monai_imc.operators.stage import StageOperator
 
 __all__ = ["PDCCalibratorOperator"]
 
 
-class PDCCalibratorOperator(Operator):
+class PDCCalibratorOperator(StageOperator):
     """Prototype-guided calibration (PDC) of the features of views the perceiver flagged; clean views pass
     unchanged (the gate).
 
@@ -31,16 +28,6 @@ class PDCCalibratorOperator(Operator):
     INPUT = "perceived"
     OUTPUT = "calibrated"
 
-    def __init__(self, fragment: Fragment, *args: Any, imc: IMCContext, **kwargs: Any) -> None:
-        self._logger = logging.getLogger(f"{__name__}.{type(self).__name__}")
-        self._imc = imc
-        super().__init__(fragment, *args, **kwargs)
-
-    def setup(self, spec: OperatorSpec) -> None:
-        """Declare the ports."""
-        spec.input(self.INPUT)
-        spec.output(self.OUTPUT)
-
-    def compute(self, op_input: Any, op_output: Any, context: Any) -> None:
+    def process(self, items: list[Any]) -> Any:
         """Calibrate every flagged view."""
-        op_output.emit(stage_calibrate(op_input.receive(self.INPUT) or [], self._imc), self.OUTPUT)
+        return stage_calibrate(items, self._imc)

@@ -6,23 +6,18 @@ file of the input has an outcome in the run report.
 
 from __future__ import annotations
 
-import logging
-import os
-from pathlib import Path
 from typing import Any
 
-from monai.deploy.core import Fragment, Operator, OperatorSpec
-
 from monai_imc.deploy.audit import audit_input
-from monai_imc.deploy.context import IMCContext
 from monai_imc.deploy.process import stage_views
-from monai_imc.deploy.report import Outcome, RunReport
+from monai_imc.deploy.report import Outcome
 from monai_imc.deploy.work import SeriesWork, series_work
+from monai_imc.operators.stage import StageOperator
 
 __all__ = ["SeriesToViewsOperator"]
 
 
-class SeriesToViewsOperator(Operator):
+class SeriesToViewsOperator(StageOperator):
     """Key 2D views per series: single-frame CR/DX/US instances, the middle slice(s) of CT/MR volumes,
     middle frame(s) of multi-frame images, windowed for the modality.
 
@@ -42,29 +37,9 @@ class SeriesToViewsOperator(Operator):
     INPUT = "study_selected_series_list"
     OUTPUT = "series_views"
 
-    def __init__(
-        self,
-        fragment: Fragment,
-        *args: Any,
-        imc: IMCContext,
-        report: RunReport,
-        input_folder: str | os.PathLike[str] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        self._logger = logging.getLogger(f"{__name__}.{type(self).__name__}")
-        self._imc = imc
-        self._report = report
-        self._input_folder = Path(input_folder) if input_folder is not None else None
-        super().__init__(fragment, *args, **kwargs)
-
-    def setup(self, spec: OperatorSpec) -> None:
-        """Declare the ports."""
-        spec.input(self.INPUT)
-        spec.output(self.OUTPUT)
-
-    def compute(self, op_input: Any, op_output: Any, context: Any) -> None:
-        """Views of every selected series; emits the list of SeriesWork."""
-        selections = op_input.receive(self.INPUT) or []
+    def process(self, items: list[Any]) -> Any:
+        """Views of every selected series (``items``: the selector's StudySelectedSeries); a list of SeriesWork."""
+        selections = items
         works: list[SeriesWork] = []
         seen: set[str] = set()
         for selection in selections:
@@ -84,7 +59,8 @@ class SeriesToViewsOperator(Operator):
                 for ds in w.datasets
                 if isinstance(getattr(ds, "filename", None), str)
             ]
+            assert self._report is not None, "SeriesToViewsOperator needs the run report to audit the input"
             for finding in audit_input(self._input_folder, loaded, [self._imc.settings.sidecar_name]):
                 self._report.add(Outcome(finding.status, "file", str(finding.path), finding.reason))
         self._logger.info("%d series selected", len(works))
-        op_output.emit(stage_views(works, self._imc), self.OUTPUT)
+        return stage_views(works, self._imc)
