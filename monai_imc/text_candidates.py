@@ -196,10 +196,24 @@ class Candidate:
 POLARITY_PREFIXES: tuple[str, ...] = ("un", "non", "ab", "dis", "in", "im", "ir", "a", "anti", "de")
 
 
+#: Prefixes of opposite meaning (``hypoinflation`` / ``hyperinflation``): an edit never swaps one for the other.
+OPPOSING_PREFIXES: tuple[tuple[str, str], ...] = (
+    ("hypo", "hyper"), ("hypo", "hypr"), ("pre", "post"), ("intra", "extra"), ("sub", "supra"), ("in", "ex"),
+    ("endo", "exo"), ("micro", "macro"), ("hyper", "hypr"),
+)
+
+
 def _same_polarity(a: str, b: str) -> bool:
-    """False when one word is the other with a meaning-inverting prefix (``healthy`` / ``unhealthy``)."""
+    """False when one word is the other with a meaning-inverting prefix added (``healthy`` / ``unhealthy``) or
+    with an opposite prefix (``hypoinflation`` / ``hyperinflation``)."""
     long, short = (a, b) if len(a) >= len(b) else (b, a)
-    return not any(long == p + short for p in POLARITY_PREFIXES)
+    if any(long == p + short for p in POLARITY_PREFIXES):
+        return False
+    for x, y in OPPOSING_PREFIXES:
+        for one, other in ((a, b), (b, a)):
+            if one.startswith(x) and other.startswith(y) and one[len(x):][:3] == other[len(y):][:3]:
+                return False
+    return True
 
 
 def _case_like(source: str, word: str) -> str:

@@ -46,6 +46,8 @@ def test_propose_kinds(vocabulary: Vocabulary) -> None:
 
 
 def test_meaning_inverting_prefixes_are_never_proposed(vocabulary: Vocabulary) -> None:
+    hyper = Vocabulary([*WORDS, "hyperinflation", "hypoinflation"])
+    assert not any(c.after.lower() == "hyperinflation" for c in propose("Is there hypoinflation?", hyper))
     for text in ("Is the lung unhealthy?", "Is the liver abnormal?", "Is the liver normal?"):
         afters = {c.after.lower() for c in propose(text, vocabulary)}
         assert not afters & {"healthy", "normal", "abnormal", "unhealthy"} - {w.lower() for w in text[:-1].split()}
