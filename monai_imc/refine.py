@@ -365,6 +365,8 @@ class SMSRefiner:
             if accepted.base is not None:
                 scores.setdefault("original_log_likelihood", accepted.base)
             if accepted.text is None:
+                if not self.generative:
+                    break  # the lexical specialists would propose the same edits again
                 feedback = "; ".join(rejected[-3:])
                 continue
             scores["final_log_likelihood"] = accepted.score
