@@ -27,6 +27,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from monai_imc.atomic import atomic_output
+from monai_imc.bench.model_spec import bundle_settings
 from monai_imc.cli import parse_severities
 from monai_imc.guards import check_repair
 from monai_imc.models import load_model
@@ -54,9 +55,7 @@ def main(argv: list[str] | None = None) -> int:
 
     options: dict = {}
     if args.bundle:
-        config = json.loads((Path(args.bundle) / "configs" / "inference.json").read_text())
-        options = {k: v for k, v in config["refiner"].items() if k not in ("_target_", "model")}
-        args.model = str(Path(args.bundle) / "models" / "reference-vlm")
+        args.model, _bank, options = bundle_settings(args.bundle)
     model = load_model(args.model, device="cpu")
     refiner = SMSRefiner(model, **options)
     noises = list_noises("text") if args.noises == "all" else args.noises.split(",")

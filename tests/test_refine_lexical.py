@@ -7,11 +7,9 @@ scores candidates with the model. The thresholds are the bundle's, chosen on val
 
 from __future__ import annotations
 
-import json
-
 import pytest
-
 from helpers import REPO
+
 from monai_imc.guards import check_repair
 from monai_imc.refine import SMSRefiner, calibrate
 
@@ -20,11 +18,11 @@ BUNDLE = REPO / "bundles" / "monai_imc_vqa"
 
 @pytest.fixture(scope="module")
 def refiner() -> SMSRefiner:
+    from monai_imc.bench.model_spec import bundle_settings
     from monai_imc.models import load_model
 
-    options = json.loads((BUNDLE / "configs" / "inference.json").read_text())["refiner"]
-    model = load_model(str(BUNDLE / "models" / "reference-vlm"), device="cpu")
-    return SMSRefiner(model, **{k: v for k, v in options.items() if k not in ("_target_", "model")})
+    model_path, _bank, options = bundle_settings(BUNDLE)
+    return SMSRefiner(load_model(model_path, device="cpu"), **options)
 
 
 def test_lexical_specialists_are_on_by_default(refiner: SMSRefiner) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 from monai_imc.models.base import VisionLanguageModel
 from monai_imc.prototypes import PrototypeBank
 
-__all__ = ["LoadedModel", "load_bench_model"]
+__all__ = ["LoadedModel", "bundle_settings", "load_bench_model"]
 
 
 @dataclass
@@ -36,7 +36,14 @@ class LoadedModel:
     bank_path: str | None = None
 
 
-def _bundle_paths(bundle: Path) -> tuple[str, str | None, dict[str, Any]]:
+def bundle_settings(bundle: str | Path) -> tuple[str, str | None, dict[str, Any]]:
+    """A bundle's model path, bank path (``None`` if it names none) and SMS refiner options, from its
+    ``configs/inference.json``.
+
+    Raises:
+        ValueError: the config names no ``model_path``.
+    """
+    bundle = Path(bundle)
     from monai.bundle import ConfigParser
 
     config = bundle / "configs" / "inference.json"
@@ -72,7 +79,7 @@ def load_bench_model(spec: str, bank: str | None = None, device: str | None = No
     path = Path(spec)
     options: dict[str, Any] = {}
     if (path / "configs" / "inference.json").is_file():
-        model_path, bank_path, options = _bundle_paths(path)
+        model_path, bank_path, options = bundle_settings(path)
         source = "bundle"
     else:
         model_path, bank_path = spec, None
