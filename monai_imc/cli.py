@@ -149,6 +149,7 @@ def _cmd_train_reference(args: argparse.Namespace) -> int:
         minutes=args.minutes,
         vision_warmup_steps=args.vision_warmup_steps,
         aux_weight=args.aux_weight,
+        freeze_vision=args.freeze_vision,
         heldout_noise=args.heldout_noise,
         limit=args.limit,
         eval_limit=args.eval_limit,
@@ -338,6 +339,11 @@ def build_parser() -> argparse.ArgumentParser:
     ref.add_argument("--max-steps", type=int, default=1100, help="joint training steps (default 1100)")
     ref.add_argument("--vision-warmup-steps", type=int, default=200)
     ref.add_argument("--aux-weight", type=float, default=0.5, help="weight of the auxiliary vision loss")
+    ref.add_argument(
+        "--freeze-vision",
+        action="store_true",
+        help="keep the vision tower fixed after its warm-up (train the projector and language model only)",
+    )
     ref.add_argument("--heldout-noise", default="ocr", help="text noise kept out of role training")
     ref.add_argument("--limit", type=int, default=None, help="use only the first N training rows (smoke tests)")
     ref.add_argument("--eval-limit", type=int, default=None, help="evaluate on the first N rows of each test set")

@@ -11,9 +11,11 @@ One run, on CPU, seeded:
 3. Tokenizer: byte-level BPE trained on the training text (questions, answers, role prompts).
 4. Model: :func:`~monai_imc.reference.architecture.build_model`.
 5. Vision warm-up: the ViT alone, with auxiliary heads predicting each training image's modality,
-   body region, SLAKE location, organs present (``detection.json``) and their box centres.
+   body region, SLAKE location, organs present (``detection.json``) and their box centres. The tower
+   of the step with the lowest auxiliary loss on the held-out images is kept.
 6. Joint training: answer loss on image questions (shift and intensity jitter), the same auxiliary
-   vision loss, and the role loss on text-only batches; AdamW, warm-up then cosine decay.
+   vision loss, and the role loss on text-only batches; AdamW, warm-up then cosine decay. With
+   ``freeze_vision`` the tower stays as the warm-up left it (no auxiliary loss then).
 7. Save with ``save_pretrained`` (weights as safetensors, tokenizer, processor, chat template), a loss
    curve PNG, ``training_config.json`` and ``metrics.json`` from
    :func:`~monai_imc.reference.evaluate.evaluate_checkpoint` on the saved checkpoint.
@@ -81,7 +83,12 @@ class TrainConfig:
         lr: peak learning rate.
         warmup_steps: linear learning-rate warm-up of the joint phase.
         vision_warmup_steps: steps of the vision-only warm-up on the auxiliary labels.
-        aux_weight: weight of the auxiliary vision loss in the joint phase.
+        freeze_vision: keep the vision tower fixed after its warm-up, as LLaVA keeps its CLIP tower: the
+            joint phase trains the projector and the language model only, so the answer loss cannot
+            turn the tower's label-trained features into a memory of the few hundred training images.
+            (Whether frozen or not, the joint phase starts from the warm-up step with the lowest
+            auxiliary loss on the held-out images.)
+        aux_weight: weight of the auxiliary vision loss in the joint phase (unused when frozen).
         agent_weight: weight of the role loss.
         heldout_noise: the text noise kept out of role training.
         noise_variants: noisy variants per training question and noise.
@@ -103,6 +110,7 @@ class TrainConfig:
     lr: float = 1e-3
     warmup_steps: int = 100
     vision_warmup_steps: int = 200
+    freeze_vision: bool = False
     aux_weight: float = 0.5
     agent_weight: float = 1.0
     heldout_noise: str = "ocr"
@@ -385,7 +393,19 @@ def train_reference(config: TrainConfig) -> TrainResult:
     max_shift = max(1, arch.image_size // 16)
     capture = _Capture()
     hook = model.model.multi_modal_projector.register_forward_pre_hook(capture)
-    history: dict[str, list[tuple[int, float]]] = {"vision warm-up (aux)": [], "answer": [], "aux": [], "roles": []}
+    history: dict[str, list[tuple[int, float]]] = {
+        "vision warm-up (aux)": [],
+        "vision warm-up (aux, held-out images)": [],
+        "answer": [],
+        "aux": [],
+        "roles": [],
+    }
+    heldout_keys = sorted({r.image_key for r in heldout})
+    heldout_first = {}
+    for r in heldout:
+        heldout_first.setdefault(r.image_key, r)
+    heldout_pixels = _load_pixels([heldout_first[k].image for k in heldout_keys], processor, config.blank_images)
+    heldout_labels = _label_tensors([image_labels(heldout_first[k]) for k in heldout_keys])
     deadline = start + 60.0 * config.minutes
     stopped_early = False
 
@@ -394,6 +414,7 @@ def train_reference(config: TrainConfig) -> TrainResult:
     warm_params = list(vision.parameters()) + list(heads.parameters())
     warm_opt = torch.optim.AdamW(warm_params, lr=config.lr, weight_decay=0.01)
     layer = model.config.vision_feature_layer
+    best_heldout, best_vision = float("inf"), None
     for step in tqdm(range(config.vision_warmup_steps), desc="vision warm-up", mininterval=5):
         if time.monotonic() > deadline:
             stopped_early = True
@@ -409,9 +430,26 @@ def train_reference(config: TrainConfig) -> TrainResult:
         nn.utils.clip_grad_norm_(warm_params, 1.0)
         warm_opt.step()
         history["vision warm-up (aux)"].append((step - config.vision_warmup_steps, float(loss.detach())))
+        if heldout_keys and (step % 50 == 49 or step == config.vision_warmup_steps - 1):
+            with torch.no_grad():
+                hidden = vision(heldout_pixels, output_hidden_states=True).hidden_states[layer][:, 1:]
+                held = float(heads.loss(hidden, heldout_labels))
+            history["vision warm-up (aux, held-out images)"].append((step - config.vision_warmup_steps, held))
+            if held < best_heldout:
+                best_heldout = held
+                best_vision = {k: v.detach().clone() for k, v in vision.state_dict().items()}
+    if best_vision is not None:
+        # The tower from the warm-up step with the lowest auxiliary loss on the held-out images: the
+        # aux labels of a few hundred images are easy to memorise, and the joint phase should start
+        # from features that generalise.
+        vision.load_state_dict(best_vision)
 
     # ---------------------------------------------------------------- joint training
-    params = list(model.parameters()) + list(heads.parameters())
+    if config.freeze_vision:
+        vision.requires_grad_(False)
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not config.freeze_vision:
+        params += list(heads.parameters())
     opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.01)
     steps_done = 0
     bar = tqdm(range(config.max_steps), desc="train-reference", mininterval=5)
@@ -426,8 +464,11 @@ def train_reference(config: TrainConfig) -> TrainResult:
         img = torch.tensor([vqa[i][0] for i in pick])
         px = _augment(pixels[img], gen, max_shift)
         answer_loss = model(**batch, pixel_values=px).loss
-        aux_loss = heads.loss(capture.value, {k: v[img] for k, v in labels.items()})
-        total = answer_loss + config.aux_weight * aux_loss
+        total = answer_loss
+        aux_loss = torch.zeros(())
+        if not config.freeze_vision:
+            aux_loss = heads.loss(capture.value, {k: v[img] for k, v in labels.items()})
+            total = total + config.aux_weight * aux_loss
         role_loss = torch.zeros(())
         if role and config.agent_batch_size > 0:
             rpick = torch.randint(0, len(role), (config.agent_batch_size,), generator=gen).tolist()
@@ -439,10 +480,11 @@ def train_reference(config: TrainConfig) -> TrainResult:
         opt.step()
         steps_done = step + 1
         history["answer"].append((step, float(answer_loss.detach())))
-        history["aux"].append((step, float(aux_loss.detach())))
+        if not config.freeze_vision:
+            history["aux"].append((step, float(aux_loss.detach())))
         history["roles"].append((step, float(role_loss.detach())))
         if step % 20 == 0:
-            bar.set_postfix(answer=f"{history['answer'][-1][1]:.3f}", aux=f"{history['aux'][-1][1]:.3f}", roles=f"{history['roles'][-1][1]:.3f}")
+            bar.set_postfix({name: f"{history[name][-1][1]:.3f}" for name in ("answer", "aux", "roles") if history[name]})
     bar.close()
     hook.remove()
     train_seconds = time.monotonic() - start
@@ -483,6 +525,12 @@ def train_reference(config: TrainConfig) -> TrainResult:
         steps=steps_done,
         max_steps=config.max_steps,
         vision_warmup_steps=config.vision_warmup_steps,
+        freeze_vision=config.freeze_vision,
+        vision_heldout_aux_loss=(
+            history["vision warm-up (aux, held-out images)"][-1][1]
+            if history["vision warm-up (aux, held-out images)"]
+            else None
+        ),
         stopped_early=stopped_early,
         train_minutes=round(train_seconds / 60, 2),
         total_minutes=round(total_seconds / 60, 2),
