@@ -5,7 +5,8 @@
 - :func:`is_heldout_image` keeps a fixed 5% of the training images (by image name) out of training:
   their questions are the held-out, training-style questions the agent roles are evaluated on.
 - :func:`image_labels` gives the auxiliary vision targets of an image: modality, body region, SLAKE
-  location, the organs and findings of SLAKE's ``detection.json`` and their box centres.
+  location, the organs and findings of SLAKE's ``detection.json`` and their box centres, and what the
+  image's own training answers say of it (scan plane, normal or abnormal, organs present or absent).
 - :func:`agent_examples` builds the judge / rewrite pairs from questions with the text noise library.
 
 Example:
@@ -30,6 +31,8 @@ __all__ = [
     "LOCATIONS",
     "MODALITIES",
     "ORGANS",
+    "PLANES",
+    "QUESTION_ORGANS",
     "REGIONS",
     "AgentExample",
     "ImageLabels",
@@ -61,6 +64,19 @@ ORGANS: tuple[str, ...] = (
     "Pneumonia", "Pneumothorax", "Rectum", "Right Ear", "Right Eye", "Right Femoral Head", "Right Kidney",
     "Right Lung", "Right Mandible", "Right Parotid", "Right Temporal Lobe", "Small Bowel", "Spinal Cord",
     "Spleen", "Stomach", "Tooth", "Trachea",
+)
+#: Scan planes named in the training answers.
+PLANES: tuple[str, ...] = ("transverse", "coronal", "sagittal")
+#: Organs that training questions ask the presence of ("Does the picture contain the liver?").
+QUESTION_ORGANS: tuple[str, ...] = (
+    "bladder", "brain", "brain stem", "colon", "duodenum", "ears", "esophagus", "eyes", "heart", "kidney",
+    "liver", "lung", "mandible", "rectum", "small bowel", "spinal cord", "spleen", "stomach",
+)
+_ORGAN_SPELLINGS = {"brian": "brain", "spine cord": "spinal cord", "kidneys": "kidney", "lungs": "lung"}
+_PRESENCE_QUESTIONS = (
+    re.compile(r"^does the picture contain (?:the )?(?P<organ>[a-z ]+?)\??$"),
+    re.compile(r"^does (?:the )?(?P<organ>[a-z ]+?) exist in this picture\??$"),
+    re.compile(r"^is there (?:a |the )?(?P<organ>[a-z ]+?) in this (?:image|picture)\??$"),
 )
 _SLAKE_REGION = {
     "Abdomen": "abdomen", "Brain": "head", "Brain_Face": "head", "Brain_Tissue": "head",
@@ -110,6 +126,10 @@ class ImageLabels:
         location: index into :data:`LOCATIONS`, or -1.
         organs: 0/1 per :data:`ORGANS` entry; empty when the image has no ``detection.json``.
         centres: ``(x, y)`` box centre in [0, 1] per present organ (``None`` where absent).
+        plane: index into :data:`PLANES` from the image's answers, or -1.
+        abnormal: 1 if an answer says the image shows an abnormality, 0 if answers say it is normal, -1.
+        present: 1 (present), 0 (absent) or -1 (unknown) per :data:`QUESTION_ORGANS`, from the image's
+            presence questions and its ``detection.json``.
     """
 
     modality: int = -1
@@ -117,6 +137,9 @@ class ImageLabels:
     location: int = -1
     organs: tuple[int, ...] = ()
     centres: tuple[tuple[float, float] | None, ...] = field(default=())
+    plane: int = -1
+    abnormal: int = -1
+    present: tuple[int, ...] = ()
 
 
 def normalize_answer(text: str) -> str:
@@ -225,14 +248,57 @@ def load_vqa(data: str | Path, dataset: str, split: str) -> list[VQARow]:
     raise ValueError(f"Unknown dataset {dataset!r}; expected 'slake' or 'vqa_rad'.")
 
 
-def image_labels(row: VQARow) -> ImageLabels:
+def _organ_name(text: str) -> str | None:
+    name = " ".join(text.lower().split())
+    name = _ORGAN_SPELLINGS.get(name, name)
+    return name if name in QUESTION_ORGANS else None
+
+
+def answer_labels(rows: Sequence[VQARow]) -> tuple[int, int, tuple[int, ...]]:
+    """What the answers to an image's (training) questions say of the image.
+
+    Args:
+        rows: the questions of one image, with their answers (training data only).
+
+    Returns:
+        ``(plane, abnormal, present)`` as in :class:`ImageLabels`.
+    """
+    plane, abnormal = -1, -1
+    present = [-1] * len(QUESTION_ORGANS)
+    for r in rows:
+        q, a = " ".join(r.question.lower().split()), normalize_answer(r.answer)
+        if a in ("yes", "no"):
+            yes = a == "yes"
+            for pattern in _PRESENCE_QUESTIONS:
+                match = pattern.match(q)
+                organ = _organ_name(match.group("organ")) if match else None
+                if organ is not None:
+                    present[QUESTION_ORGANS.index(organ)] = int(yes)
+            if "abnormal" in q:
+                abnormal = max(abnormal, int(yes))
+            elif "healthy" in q or re.search(r"\bnormal\b", q):
+                abnormal = max(abnormal, int(not yes))
+            if yes and ("plane" in q or "section" in q):
+                named = [i for i, name in enumerate(PLANES) if name in q]
+                plane = named[0] if len(named) == 1 else plane
+        elif "plane" in q or "section" in q or "view" in q:
+            a = a.replace("axial", "transverse")
+            named = [i for i, name in enumerate(PLANES) if name in a]
+            plane = named[0] if len(named) == 1 else plane
+    return plane, abnormal, tuple(present)
+
+
+def image_labels(row: VQARow, answers: Sequence[VQARow] = ()) -> ImageLabels:
     """The auxiliary vision targets of ``row``'s image.
 
     SLAKE images get modality, region, location and, from ``detection.json`` beside the image, organ
-    presence and box centres (relative to the image size); VQA-RAD images get their region only.
+    presence and box centres (relative to the image size); VQA-RAD images get their region. ``answers``
+    (the image's training questions) add the scan plane, normal or abnormal, and which organs the
+    answers say are present or absent (an organ ``detection.json`` boxes counts as present).
 
     Args:
         row: any row of the image.
+        answers: the image's training rows (never test rows).
 
     Returns:
         The labels.
@@ -240,9 +306,12 @@ def image_labels(row: VQARow) -> ImageLabels:
     modality = MODALITIES.index(row.modality) if row.modality in MODALITIES else -1
     region = REGIONS.index(row.region) if row.region in REGIONS else -1
     location = LOCATIONS.index(row.location) if row.location in LOCATIONS else -1
+    plane, abnormal, present = answer_labels(answers)
     detection = row.image.parent / "detection.json"
     if row.dataset != "slake" or not detection.is_file():
-        return ImageLabels(modality=modality, region=region, location=location)
+        return ImageLabels(
+            modality=modality, region=region, location=location, plane=plane, abnormal=abnormal, present=present
+        )
     from PIL import Image
 
     with Image.open(row.image) as im:
@@ -257,7 +326,12 @@ def image_labels(row: VQARow) -> ImageLabels:
             organs[i] = 1
             x, y, w, h = (float(v) for v in box)
             centres[i] = ((x + w / 2) / width, (y + h / 2) / height)
-    return ImageLabels(modality, region, location, tuple(organs), tuple(centres))
+            organ = _organ_name(name.lower().removeprefix("left ").removeprefix("right "))
+            if organ is None and name.lower().endswith((" eye", " ear")):
+                organ = _organ_name(name.lower().split()[-1] + "s")
+            if organ is not None:
+                present = present[: QUESTION_ORGANS.index(organ)] + (1,) + present[QUESTION_ORGANS.index(organ) + 1 :]
+    return ImageLabels(modality, region, location, tuple(organs), tuple(centres), plane, abnormal, present)
 
 
 @dataclass(frozen=True)

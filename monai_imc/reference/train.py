@@ -11,7 +11,8 @@ One run, on CPU, seeded:
 3. Tokenizer: byte-level BPE trained on the training text (questions, answers, role prompts).
 4. Model: :func:`~monai_imc.reference.architecture.build_model`.
 5. Vision warm-up: the ViT alone, with auxiliary heads predicting each training image's modality,
-   body region, SLAKE location, organs present (``detection.json``) and their box centres. The tower
+   body region, SLAKE location, organs present (``detection.json``) and their box centres, and what the
+   image's own training answers say (scan plane, normal or abnormal, organs present or absent). The tower
    of the step with the lowest auxiliary loss on the held-out images is kept.
 6. Joint training: answer loss on image questions (shift and intensity jitter), the same auxiliary
    vision loss, and the role loss on text-only batches; AdamW, warm-up then cosine decay. With
@@ -48,6 +49,8 @@ from monai_imc.reference.data import (
     LOCATIONS,
     MODALITIES,
     ORGANS,
+    PLANES,
+    QUESTION_ORGANS,
     REGIONS,
     VQARow,
     agent_examples,
@@ -170,29 +173,34 @@ class VisionAuxHeads(nn.Module):
         self.location = nn.Linear(dim, len(LOCATIONS))
         self.organs = nn.Linear(dim, len(ORGANS))
         self.centres = nn.Linear(dim, 2 * len(ORGANS))
+        self.plane = nn.Linear(dim, len(PLANES))
+        self.abnormal = nn.Linear(dim, 1)
+        self.present = nn.Linear(dim, len(QUESTION_ORGANS))
 
     def loss(self, tokens: torch.Tensor, labels: dict[str, torch.Tensor]) -> torch.Tensor:
         """The summed auxiliary loss of a batch.
 
         Args:
             tokens: ``(batch, tokens, dim)`` projector inputs.
-            labels: ``modality``/``region``/``location`` (class index or -1), ``organs`` (0/1, -1 where
-                unknown), ``centres`` (``(batch, organs, 2)``, NaN where absent).
+            labels: ``modality``/``region``/``location``/``plane`` (class index or -1), ``organs``,
+                ``abnormal`` and ``present`` (0/1, -1 where unknown), ``centres`` (``(batch, organs, 2)``,
+                NaN where absent).
 
         Returns:
             The scalar loss.
         """
         pooled = tokens.mean(dim=1)
         total = tokens.new_zeros(())
-        for name in ("modality", "region", "location"):
+        for name in ("modality", "region", "location", "plane"):
             target = labels[name]
             if (target >= 0).any():
                 total = total + nn.functional.cross_entropy(getattr(self, name)(pooled), target, ignore_index=-1)
-        organs = labels["organs"]
-        known = organs >= 0
-        if known.any():
-            logits = self.organs(pooled)
-            total = total + nn.functional.binary_cross_entropy_with_logits(logits[known], organs[known].float())
+        for name in ("organs", "abnormal", "present"):
+            target = labels[name]
+            known = target >= 0
+            if known.any():
+                logits = getattr(self, name)(pooled)
+                total = total + nn.functional.binary_cross_entropy_with_logits(logits[known], target[known].float())
         centres = labels["centres"]
         present = ~torch.isnan(centres)
         if present.any():
@@ -260,6 +268,11 @@ def _label_tensors(labels: list[Any]) -> dict[str, torch.Tensor]:
         "location": torch.tensor([lb.location for lb in labels], dtype=torch.long),
         "organs": organs,
         "centres": centres,
+        "plane": torch.tensor([lb.plane for lb in labels], dtype=torch.long),
+        "abnormal": torch.tensor([[lb.abnormal] for lb in labels], dtype=torch.long),
+        "present": torch.tensor(
+            [list(lb.present) if lb.present else [-1] * len(QUESTION_ORGANS) for lb in labels], dtype=torch.long
+        ),
     }
 
 
@@ -365,11 +378,12 @@ def train_reference(config: TrainConfig) -> TrainResult:
     # ---------------------------------------------------------------- tensors
     keys = sorted({r.image_key for r in rows})
     key_index = {k: i for i, k in enumerate(keys)}
-    first_row = {}
+    by_image: dict[str, list[VQARow]] = {}
     for r in rows:
-        first_row.setdefault(r.image_key, r)
+        by_image.setdefault(r.image_key, []).append(r)
+    first_row = {k: v[0] for k, v in by_image.items()}
     pixels = _load_pixels([first_row[k].image for k in keys], processor, config.blank_images)
-    labels = _label_tensors([image_labels(first_row[k]) for k in keys])
+    labels = _label_tensors([image_labels(first_row[k], by_image[k]) for k in keys])
     placeholder = "<image>" * arch.image_tokens
     prompt_ids: dict[str, list[int]] = {}
     vqa: list[tuple[int, list[int], list[int]]] = []
@@ -401,11 +415,12 @@ def train_reference(config: TrainConfig) -> TrainResult:
         "roles": [],
     }
     heldout_keys = sorted({r.image_key for r in heldout})
-    heldout_first = {}
+    heldout_by_image: dict[str, list[VQARow]] = {}
     for r in heldout:
-        heldout_first.setdefault(r.image_key, r)
+        heldout_by_image.setdefault(r.image_key, []).append(r)
+    heldout_first = {k: v[0] for k, v in heldout_by_image.items()}
     heldout_pixels = _load_pixels([heldout_first[k].image for k in heldout_keys], processor, config.blank_images)
-    heldout_labels = _label_tensors([image_labels(heldout_first[k]) for k in heldout_keys])
+    heldout_labels = _label_tensors([image_labels(heldout_first[k], heldout_by_image[k]) for k in heldout_keys])
     deadline = start + 60.0 * config.minutes
     stopped_early = False
 

@@ -8,7 +8,11 @@ import pytest
 
 from monai_imc.reference.data import (
     ORGANS,
+    PLANES,
+    QUESTION_ORGANS,
+    VQARow,
     agent_examples,
+    answer_labels,
     image_labels,
     is_heldout_image,
     load_vqa,
@@ -63,6 +67,37 @@ def test_slake_image_labels_come_from_detection_json(data_dir: Path) -> None:
     assert 0 < x < 1 and 0 < y < 1  # [54, 106, 30, 31] on a 256 px image
     rad = load_vqa(data_dir, "vqa_rad", "train")[0]
     assert image_labels(rad).organs == () and image_labels(rad).region >= 0
+
+
+def _row(question: str, answer: str) -> VQARow:
+    return VQARow(Path("x.jpg"), question, answer, answer.lower() in ("yes", "no"), "slake", "train", "slake/x")
+
+
+def test_answer_labels_read_plane_normality_and_presence_from_the_answers() -> None:
+    plane, abnormal, present = answer_labels(
+        [
+            _row("Does the picture contain brian?", "Yes"),
+            _row("Does the picture contain spleen?", "No"),
+            _row("Does the kidney exist in this picture?", "Yes"),
+            _row("What is the scanning plane of this image?", "Transverse Plane"),
+            _row("Is the lung healthy?", "Yes"),
+        ]
+    )
+    assert plane == PLANES.index("transverse") and abnormal == 0
+    assert present[QUESTION_ORGANS.index("brain")] == 1 and present[QUESTION_ORGANS.index("kidney")] == 1
+    assert present[QUESTION_ORGANS.index("spleen")] == 0 and present[QUESTION_ORGANS.index("liver")] == -1
+    # one abnormal answer makes the image abnormal, whatever the order
+    assert answer_labels([_row("Is the lung healthy?", "Yes"), _row("Is the liver abnormal?", "Yes")])[1] == 1
+    assert answer_labels([_row("Is this a coronal section?", "Yes")])[0] == PLANES.index("coronal")
+    assert answer_labels([_row("Is this a coronal section?", "No")])[0] == -1
+
+
+def test_detection_boxes_count_as_present_in_the_answer_labels(data_dir: Path) -> None:
+    rows = [r for r in load_vqa(data_dir, "slake", "train") if r.image_key == "slake/xmlab1/source.jpg"]
+    labels = image_labels(rows[0], rows)
+    assert labels.present[QUESTION_ORGANS.index("liver")] == 1  # boxed in detection.json
+    assert image_labels(rows[0]).present[QUESTION_ORGANS.index("liver")] == 1
+    assert labels.modality == image_labels(rows[0]).modality
 
 
 def test_agent_examples_label_every_noisy_version() -> None:
