@@ -150,6 +150,7 @@ def _cmd_train_reference(args: argparse.Namespace) -> int:
         vision_warmup_steps=args.vision_warmup_steps,
         aux_weight=args.aux_weight,
         freeze_vision=args.freeze_vision,
+        answer_labels=args.answer_labels,
         heldout_noise=args.heldout_noise,
         limit=args.limit,
         eval_limit=args.eval_limit,
@@ -343,6 +344,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--freeze-vision",
         action="store_true",
         help="keep the vision tower fixed after its warm-up (train the projector and language model only)",
+    )
+    ref.add_argument(
+        "--answer-labels",
+        action="store_true",
+        help="also teach the vision tower what each training image's answers say (plane, normality, organs)",
     )
     ref.add_argument("--heldout-noise", default="ocr", help="text noise kept out of role training")
     ref.add_argument("--limit", type=int, default=None, help="use only the first N training rows (smoke tests)")

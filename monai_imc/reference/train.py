@@ -11,9 +11,10 @@ One run, on CPU, seeded:
 3. Tokenizer: byte-level BPE trained on the training text (questions, answers, role prompts).
 4. Model: :func:`~monai_imc.reference.architecture.build_model`.
 5. Vision warm-up: the ViT alone, with auxiliary heads predicting each training image's modality,
-   body region, SLAKE location, organs present (``detection.json``) and their box centres, and what the
-   image's own training answers say (scan plane, normal or abnormal, organs present or absent). The tower
-   of the step with the lowest auxiliary loss on the held-out images is kept.
+   body region, SLAKE location, organs present (``detection.json``) and their box centres, and (with
+   ``answer_labels``) what the image's own training answers say (scan plane, normal or abnormal, organs
+   present or absent). The tower
+   of the step with the lowest auxiliary loss on the held-out images is kept when it is frozen.
 6. Joint training: answer loss on image questions (shift and intensity jitter), the same auxiliary
    vision loss, and the role loss on text-only batches; AdamW, warm-up then cosine decay. With
    ``freeze_vision`` the tower stays as the warm-up left it (no auxiliary loss then).
@@ -89,8 +90,10 @@ class TrainConfig:
         freeze_vision: keep the vision tower fixed after its warm-up, as LLaVA keeps its CLIP tower: the
             joint phase trains the projector and the language model only, so the answer loss cannot
             turn the tower's label-trained features into a memory of the few hundred training images.
-            (Whether frozen or not, the joint phase starts from the warm-up step with the lowest
-            auxiliary loss on the held-out images.)
+            The frozen tower is the one of the warm-up step with the lowest auxiliary loss on the
+            held-out images (measured every 50 steps).
+        answer_labels: add the auxiliary labels read from each training image's own answers (scan
+            plane, normal or abnormal, organs present or absent; :func:`~monai_imc.reference.data.answer_labels`).
         aux_weight: weight of the auxiliary vision loss in the joint phase (unused when frozen).
         agent_weight: weight of the role loss.
         heldout_noise: the text noise kept out of role training.
@@ -114,6 +117,7 @@ class TrainConfig:
     warmup_steps: int = 100
     vision_warmup_steps: int = 200
     freeze_vision: bool = False
+    answer_labels: bool = False
     aux_weight: float = 0.5
     agent_weight: float = 1.0
     heldout_noise: str = "ocr"
@@ -383,7 +387,7 @@ def train_reference(config: TrainConfig) -> TrainResult:
         by_image.setdefault(r.image_key, []).append(r)
     first_row = {k: v[0] for k, v in by_image.items()}
     pixels = _load_pixels([first_row[k].image for k in keys], processor, config.blank_images)
-    labels = _label_tensors([image_labels(first_row[k], by_image[k]) for k in keys])
+    labels = _label_tensors([image_labels(first_row[k], by_image[k] if config.answer_labels else ()) for k in keys])
     placeholder = "<image>" * arch.image_tokens
     prompt_ids: dict[str, list[int]] = {}
     vqa: list[tuple[int, list[int], list[int]]] = []
@@ -420,7 +424,9 @@ def train_reference(config: TrainConfig) -> TrainResult:
         heldout_by_image.setdefault(r.image_key, []).append(r)
     heldout_first = {k: v[0] for k, v in heldout_by_image.items()}
     heldout_pixels = _load_pixels([heldout_first[k].image for k in heldout_keys], processor, config.blank_images)
-    heldout_labels = _label_tensors([image_labels(heldout_first[k], heldout_by_image[k]) for k in heldout_keys])
+    heldout_labels = _label_tensors(
+        [image_labels(heldout_first[k], heldout_by_image[k] if config.answer_labels else ()) for k in heldout_keys]
+    )
     deadline = start + 60.0 * config.minutes
     stopped_early = False
 
@@ -453,7 +459,7 @@ def train_reference(config: TrainConfig) -> TrainResult:
             if held < best_heldout:
                 best_heldout = held
                 best_vision = {k: v.detach().clone() for k, v in vision.state_dict().items()}
-    if best_vision is not None:
+    if config.freeze_vision and best_vision is not None:
         # The tower from the warm-up step with the lowest auxiliary loss on the held-out images: the
         # aux labels of a few hundred images are easy to memorise, and the joint phase should start
         # from features that generalise.
@@ -541,6 +547,7 @@ def train_reference(config: TrainConfig) -> TrainResult:
         max_steps=config.max_steps,
         vision_warmup_steps=config.vision_warmup_steps,
         freeze_vision=config.freeze_vision,
+        answer_labels=config.answer_labels,
         vision_heldout_aux_loss=(
             history["vision warm-up (aux, held-out images)"][-1][1]
             if history["vision warm-up (aux, held-out images)"]
