@@ -13,8 +13,8 @@ One run, on CPU, seeded:
 5. Vision warm-up: the ViT alone, with auxiliary heads predicting each training image's modality,
    body region, SLAKE location, organs present (``detection.json``) and their box centres, and (with
    ``answer_labels``) what the image's own training answers say (scan plane, normal or abnormal, organs
-   present or absent). The tower
-   of the step with the lowest auxiliary loss on the held-out images is kept when it is frozen.
+   present or absent). A tower to be frozen is taken from the warm-up step with the lowest auxiliary
+   loss on the held-out images.
 6. Joint training: answer loss on image questions (shift and intensity jitter), the same auxiliary
    vision loss, and the role loss on text-only batches; AdamW, warm-up then cosine decay. With
    ``freeze_vision`` the tower stays as the warm-up left it (no auxiliary loss then).
@@ -280,6 +280,20 @@ def _label_tensors(labels: list[Any]) -> dict[str, torch.Tensor]:
     }
 
 
+def _image_tensors(
+    rows: list[VQARow], processor: Any, config: TrainConfig
+) -> tuple[list[str], torch.Tensor, dict[str, torch.Tensor]]:
+    """The distinct images of ``rows`` (sorted keys), their pixels and their auxiliary labels."""
+    by_image: dict[str, list[VQARow]] = {}
+    for r in rows:
+        by_image.setdefault(r.image_key, []).append(r)
+    keys = sorted(by_image)
+    pixels = _load_pixels([by_image[k][0].image for k in keys], processor, config.blank_images)
+    answers = {k: by_image[k] if config.answer_labels else [] for k in keys}
+    labels = _label_tensors([image_labels(by_image[k][0], answers[k]) for k in keys])
+    return keys, pixels, labels
+
+
 def _chat_text(tokenizer: Any, template: str, content: list[dict[str, str]]) -> str:
     return tokenizer.apply_chat_template(
         [{"role": "user", "content": content}], chat_template=template, tokenize=False, add_generation_prompt=True
@@ -380,14 +394,8 @@ def train_reference(config: TrainConfig) -> TrainResult:
     heads = VisionAuxHeads(arch.vision_hidden)
 
     # ---------------------------------------------------------------- tensors
-    keys = sorted({r.image_key for r in rows})
+    keys, pixels, labels = _image_tensors(rows, processor, config)
     key_index = {k: i for i, k in enumerate(keys)}
-    by_image: dict[str, list[VQARow]] = {}
-    for r in rows:
-        by_image.setdefault(r.image_key, []).append(r)
-    first_row = {k: v[0] for k, v in by_image.items()}
-    pixels = _load_pixels([first_row[k].image for k in keys], processor, config.blank_images)
-    labels = _label_tensors([image_labels(first_row[k], by_image[k] if config.answer_labels else ()) for k in keys])
     placeholder = "<image>" * arch.image_tokens
     prompt_ids: dict[str, list[int]] = {}
     vqa: list[tuple[int, list[int], list[int]]] = []
@@ -418,15 +426,7 @@ def train_reference(config: TrainConfig) -> TrainResult:
         "aux": [],
         "roles": [],
     }
-    heldout_keys = sorted({r.image_key for r in heldout})
-    heldout_by_image: dict[str, list[VQARow]] = {}
-    for r in heldout:
-        heldout_by_image.setdefault(r.image_key, []).append(r)
-    heldout_first = {k: v[0] for k, v in heldout_by_image.items()}
-    heldout_pixels = _load_pixels([heldout_first[k].image for k in heldout_keys], processor, config.blank_images)
-    heldout_labels = _label_tensors(
-        [image_labels(heldout_first[k], heldout_by_image[k] if config.answer_labels else ()) for k in heldout_keys]
-    )
+    heldout_keys, heldout_pixels, heldout_labels = _image_tensors(heldout, processor, config)
     deadline = start + 60.0 * config.minutes
     stopped_early = False
 
