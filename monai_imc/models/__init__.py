@@ -101,5 +101,8 @@ def load_model(
     Raises:
         ValueError: if the family is unsupported or the config cannot be read.
     """
+    from monai_imc.models.efficientnet_lite import register
+
+    register()  # the reference model's tower type, so its stock LLaVA checkpoint loads
     cls = adapter_class_for(model_type_of(str(name_or_path)))
     return cls.from_pretrained(str(name_or_path), device=device, dtype=dtype)

@@ -1,20 +1,31 @@
-"""The reference model's architecture: a small LLaVA (CLIP-style ViT + Llama) built from configs.
+"""The reference model's architecture: a small LLaVA on a pretrained EfficientNet-Lite0 tower.
 
-It is the architecture of LLaVA-Med and HuatuoGPT-Vision (``LlavaForConditionalGeneration``), scaled
-down to train on two CPU cores: a 4-layer ViT (hidden 128) on 96 px images in 12 px patches (64 image
-tokens) and a 4-layer Llama (hidden 256).
+It is the architecture of LLaVA-Med and HuatuoGPT-Vision (``LlavaForConditionalGeneration``: vision
+tower -> two-layer projector -> Llama), scaled to train on two CPU cores:
+
+- vision tower: ImageNet EfficientNet-Lite0 (:mod:`monai_imc.models.efficientnet_lite`), frozen, at
+  224 px, inputs normalised as ``(x - 0.5) / 0.5``; the projector reads the head's 7 x 7 map
+  (``vision_feature_layer=-1``, 49 tokens of 1,280 channels), all tokens kept (``"full"``);
+- language model: a 2-layer Llama (hidden 256) with the BPE tokenizer trained on the training text.
 
 Example:
     >>> from monai_imc.reference.architecture import ArchitectureConfig, build_model
-    >>> model = build_model(ArchitectureConfig(), tokenizer)  # doctest: +SKIP
+    >>> model = build_model(ArchitectureConfig(), tokenizer, tower_state)  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-__all__ = ["ArchitectureConfig", "build_model"]
+import torch
+
+__all__ = ["ArchitectureConfig", "build_model", "build_processor"]
+
+#: The tower's input normalisation (EfficientNet-Lite's TensorFlow training: ``(x - 0.5) / 0.5``).
+TOWER_MEAN = (0.5, 0.5, 0.5)
+TOWER_STD = (0.5, 0.5, 0.5)
 
 
 @dataclass(frozen=True)
@@ -22,11 +33,9 @@ class ArchitectureConfig:
     """Sizes of the reference LLaVA.
 
     Attributes:
-        image_size: input size of the vision tower, pixels.
-        patch_size: ViT patch size; ``(image_size // patch_size) ** 2`` image tokens per image.
-        vision_hidden: ViT width.
-        vision_layers: ViT depth.
-        vision_heads: ViT attention heads.
+        image_size: input size of the vision tower, pixels (shortest-edge resize, centre crop).
+        token_stride: pixels per image token side at ``feature_layer`` (32 for the 7 x 7 head).
+        feature_layer: the tower's hidden state the projector reads (-1: head, 1,280 channels).
         text_hidden: Llama width.
         text_layers: Llama depth.
         text_heads: Llama attention heads.
@@ -35,13 +44,11 @@ class ArchitectureConfig:
         max_positions: longest sequence (tokens).
     """
 
-    image_size: int = 96
-    patch_size: int = 12
-    vision_hidden: int = 128
-    vision_layers: int = 4
-    vision_heads: int = 4
+    image_size: int = 224
+    token_stride: int = 32
+    feature_layer: int = -1
     text_hidden: int = 256
-    text_layers: int = 4
+    text_layers: int = 2
     text_heads: int = 4
     text_intermediate: int = 768
     vocab_size: int = 1200
@@ -49,43 +56,63 @@ class ArchitectureConfig:
 
     @property
     def image_tokens(self) -> int:
-        """Image tokens per image (patches; the CLS token is dropped by the select strategy)."""
-        return (self.image_size // self.patch_size) ** 2
+        """Image tokens per image."""
+        return (self.image_size // self.token_stride) ** 2
 
     def to_dict(self) -> dict[str, Any]:
         """The sizes as a plain dict (for the training config JSON)."""
         return asdict(self)
 
 
-def build_model(arch: ArchitectureConfig, tokenizer: Any) -> Any:
-    """A randomly initialised ``LlavaForConditionalGeneration`` of the given sizes for ``tokenizer``.
+def build_processor(tokenizer: Any, arch: ArchitectureConfig, chat_template: str) -> Any:
+    """The ``LlavaProcessor`` of the reference model (PIL image processor, no torchvision needed).
 
-    The projector reads the ViT's last layer (``vision_feature_layer=-1``): in a tower this shallow,
-    every layer is worth its compute.
+    Args:
+        tokenizer: the trained LLaVA tokenizer (``<image>``, ``<s>``, ``</s>``, ``<pad>``).
+        arch: the sizes.
+        chat_template: the Jinja chat template.
+
+    Returns:
+        The processor; one image becomes :attr:`ArchitectureConfig.image_tokens` image tokens.
+    """
+    from transformers import CLIPImageProcessor, LlavaProcessor
+
+    image_processor = CLIPImageProcessor(
+        size={"shortest_edge": arch.image_size},
+        crop_size={"height": arch.image_size, "width": arch.image_size},
+        image_mean=list(TOWER_MEAN),
+        image_std=list(TOWER_STD),
+    )
+    return LlavaProcessor(
+        image_processor=image_processor,
+        tokenizer=tokenizer,
+        patch_size=arch.token_stride,
+        vision_feature_select_strategy="full",
+        num_additional_image_tokens=0,
+        chat_template=chat_template,
+    )
+
+
+def build_model(arch: ArchitectureConfig, tokenizer: Any, tower_state: Mapping[str, torch.Tensor] | None) -> Any:
+    """A ``LlavaForConditionalGeneration`` with the EfficientNet-Lite0 tower and a new projector and Llama.
 
     Args:
         arch: the sizes.
-        tokenizer: the trained LLaVA tokenizer (``<image>``, ``<s>``, ``</s>``, ``<pad>``).
+        tokenizer: the trained LLaVA tokenizer.
+        tower_state: the tower's pretrained weights
+            (:func:`~monai_imc.models.efficientnet_lite.lite0_pretrained_state_dict`); ``None`` leaves
+            the tower randomly initialised (tests).
 
     Returns:
-        The model (float32, train mode), with its generation config's pad and EOS set.
-
-    Raises:
-        ValueError: if ``image_size`` is not a multiple of ``patch_size``.
+        The model (float32, train mode, tower frozen and in eval mode), with its generation config's
+        pad and EOS set.
     """
-    from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration
+    from transformers import LlamaConfig, LlavaConfig, LlavaForConditionalGeneration
 
-    if arch.image_size % arch.patch_size:
-        raise ValueError(f"image_size {arch.image_size} is not a multiple of patch_size {arch.patch_size}.")
-    vision = CLIPVisionConfig(
-        hidden_size=arch.vision_hidden,
-        intermediate_size=4 * arch.vision_hidden,
-        num_hidden_layers=arch.vision_layers,
-        num_attention_heads=arch.vision_heads,
-        image_size=arch.image_size,
-        patch_size=arch.patch_size,
-        projection_dim=arch.vision_hidden,
-    )
+    from monai_imc.models.efficientnet_lite import EfficientNetLiteVisionConfig, register
+
+    register()
+    vision = EfficientNetLiteVisionConfig(image_size=arch.image_size, patch_size=arch.token_stride)
     text = LlamaConfig(
         vocab_size=len(tokenizer),
         hidden_size=arch.text_hidden,
@@ -102,10 +129,16 @@ def build_model(arch: ArchitectureConfig, tokenizer: Any) -> Any:
         vision_config=vision,
         text_config=text,
         image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
-        vision_feature_layer=-1,
-        vision_feature_select_strategy="default",
+        vision_feature_layer=arch.feature_layer,
+        vision_feature_select_strategy="full",
+        image_seq_length=arch.image_tokens,
     )
     model = LlavaForConditionalGeneration(config)
+    tower = model.model.vision_tower
+    if tower_state is not None:
+        tower.load_state_dict(tower_state, strict=True)
+    tower.requires_grad_(False)
+    tower.eval()
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.generation_config.bos_token_id = tokenizer.bos_token_id

