@@ -138,8 +138,15 @@ def _cmd_prototypes_build(args: argparse.Namespace) -> int:
 
 
 def _cmd_train_reference(args: argparse.Namespace) -> int:
-    from monai_imc.reference.train import TrainConfig, train_reference
+    from monai_imc.reference.train import TrainConfig, evaluate_run, train_reference
 
+    if args.evaluate_only:
+        m = evaluate_run(args.out, args.data)
+        for name in ("slake_test", "vqa_rad_test"):
+            r = m[name]
+            print(f"{name:13s} closed {r['closed_acc']:6.2f} (n={r['closed_n']})  open {r['open_acc']:6.2f}  "
+                  f"recall {r['open_recall']:6.2f} (n={r['open_n']})")
+        return 0
     config = TrainConfig(
         data=args.data,
         out=args.out,
@@ -350,6 +357,8 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: the bundled model)",
     )
     ref.add_argument("--feature-cache", default=None, help="a .pt file caching the tower's features across runs")
+    ref.add_argument("--evaluate-only", action="store_true",
+                     help="evaluate the saved run in --out again (updates its metrics.json), no training")
     ref.add_argument("--heldout-noise", default="ocr", help="text noise kept out of role training")
     ref.add_argument("--limit", type=int, default=None, help="use only the first N training rows (smoke tests)")
     ref.add_argument("--eval-limit", type=int, default=None, help="evaluate on the first N rows of each test set")

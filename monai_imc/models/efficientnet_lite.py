@@ -170,14 +170,13 @@ class EfficientNetLiteVisionModel(PreTrainedModel):
         self.post_init()
 
     def _init_weights(self, module: nn.Module) -> None:
+        # Parameters only: transformers calls this after loading for modules it considers new, and the
+        # BatchNorm running statistics (buffers) of a loaded checkpoint must survive it.
         if isinstance(module, nn.Conv2d):
             nn.init.kaiming_normal_(module.weight, mode="fan_out")
         elif isinstance(module, nn.BatchNorm2d):
             nn.init.ones_(module.weight)
             nn.init.zeros_(module.bias)
-            if module.running_mean is not None:
-                module.running_mean.zero_()
-                module.running_var.fill_(1.0)
 
     def get_input_embeddings(self) -> nn.Module:
         """The stem (transformers asks every model for its input embeddings)."""

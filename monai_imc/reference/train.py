@@ -53,7 +53,7 @@ from monai_imc.text_candidates import WORD_LIST
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["TrainConfig", "TrainResult", "tower_state", "train_reference", "training_rows"]
+__all__ = ["TrainConfig", "TrainResult", "evaluate_run", "tower_state", "train_reference", "training_rows"]
 
 #: Where the recipe's bundled checkpoint lives in the repository.
 BUNDLE_MODEL_DIR = "bundles/monai_imc_vqa/models/reference-vlm"
@@ -464,3 +464,40 @@ def train_reference(config: TrainConfig) -> TrainResult:
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     logger.info("Trained %d steps in %.1f min (kept step %d); wrote %s", steps_done, train_seconds / 60, best_step, out)
     return TrainResult(out, steps_done, best_step, train_seconds, total_seconds, metrics)
+
+
+def evaluate_run(out: str | Path, data: str | Path | None = None) -> dict[str, Any]:
+    """Evaluate a saved run again (same settings as at the end of training) and update its ``metrics.json``.
+
+    Args:
+        out: the run's checkpoint directory (with ``training_config.json``).
+        data: the shared data folder (default: the one the run was trained on).
+
+    Returns:
+        The updated metrics.
+    """
+    from monai_imc.reference.evaluate import evaluate_checkpoint
+
+    out = Path(out)
+    record = json.loads((out / "training_config.json").read_text())
+    data = data or record["data"]
+    rows, heldout = training_rows(data)
+    if record.get("limit") is not None:
+        rows, heldout = rows[: record["limit"]], heldout[: max(4, record["limit"] // 8)]
+    metrics_path = out / "metrics.json"
+    metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+    metrics.update(
+        evaluate_checkpoint(
+            out,
+            data,
+            heldout,
+            blank_images=record["blank_images"],
+            trained_noises=record["trained_noises"],
+            heldout_noise=record["heldout_noise"],
+            limit=record.get("eval_limit"),
+            agent_questions=record.get("agent_eval_questions", 150),
+            train_questions={r.question for r in rows},
+        )
+    )
+    metrics_path.write_text(json.dumps(metrics, indent=2) + "\n")
+    return metrics
