@@ -52,6 +52,12 @@ def test_result_loads_and_generates(trained: Path, data_dir: Path) -> None:
     with Image.open(data_dir / "slake" / "imgs" / "xmlab1" / "source.jpg") as im:
         features = model.encode_images(im.convert("RGB"))
     assert features.num_image_tokens == (49,) and features.tokens[0].shape == (49, 1280)
+    # the loaded tower is the pretrained one, BatchNorm running statistics included
+    from monai_imc.reference.train import tower_state
+
+    source, _ = tower_state(None)
+    loaded = model.model.model.vision_tower.state_dict()
+    assert all(loaded[k].equal(v) for k, v in source.items())
     assert isinstance(model.generate(features, "Is this a CT?", max_new_tokens=4), str)
     assert isinstance(model.chat(judge_messages("Is this a CT?"), max_new_tokens=4), str)
 
