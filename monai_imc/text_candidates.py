@@ -311,7 +311,11 @@ def propose(
         word = m.group()
         lw = word.lower()
         correct = is_correct(lw, vocabulary, clinical)
-        if is_protected_word(word) or (len(word) > 1 and word.isupper() and lw not in vocabulary):
+        if (
+            is_protected_word(word)
+            or _touches_digit(text, m)
+            or (len(word) > 1 and word.isupper() and lw not in vocabulary)
+        ):
             continue  # facts, and acronyms the model does not know (a site's or a device's name)
         # A correct word may only be misheard (one edit, or a sound-alike); an unknown one may be misspelt.
         kind = "recognition" if correct else "spelling"
@@ -324,6 +328,12 @@ def propose(
                     continue
                 tier = "unknown" if not correct else "sound-alike" if sounds_alike(lw, w) else "known"
                 out.append(Candidate(kind, m.start(), m.end(), word, _case_like(word, w), tier))
+        if kind == "spelling" and "spelling" in kinds and len(lw) >= 4:  # two words run together (OCR)
+            out += [
+                Candidate("spelling", m.start(), m.end(), word, _case_like(word, lw[:i]) + " " + lw[i:])
+                for i in range(1, len(lw))
+                if lw[:i] in vocabulary and lw[i:] in vocabulary and min(i, len(lw) - i) >= 2
+            ]
         if "recognition" in kinds:
             if lw in FILLERS:
                 out.append(Candidate("recognition", m.start(), m.end(), word, "", "sound-alike"))
@@ -340,17 +350,26 @@ def propose(
     return _dedupe(out)
 
 
+def _touches_digit(text: str, m: re.Match[str]) -> bool:
+    """Whether the letters of ``m`` belong to a token that holds a digit (``1fet``, ``3cm``: protected)."""
+    return text[m.start() - 1 : m.start()].isdigit() or text[m.end() : m.end() + 1].isdigit()
+
+
 def _joins(
     text: str, matches: Sequence[re.Match[str]], index: int, vocabulary: Vocabulary
 ) -> list[Candidate]:
     """Two or three words from ``matches[index]`` on, joined into a known word they form or sound like."""
     out: list[Candidate] = []
     first = matches[index]
-    if is_protected_word(first.group()):
+    if is_protected_word(first.group()) or _touches_digit(text, first):
         return out
     joined = first.group().lower()
     for prev, nxt in zip(matches[index : index + 2], matches[index + 1 : index + 3]):
-        if text[prev.end() : nxt.start()] not in (" ", "-") or is_protected_word(nxt.group()):
+        if (
+            text[prev.end() : nxt.start()] not in (" ", "-")
+            or is_protected_word(nxt.group())
+            or _touches_digit(text, nxt)
+        ):
             break
         joined += nxt.group().lower()
         span = text[first.start() : nxt.end()]

@@ -44,7 +44,10 @@ def test_typos_are_repaired_with_edits_on_the_original(refiner: SMSRefiner) -> N
     assert {("otgaj", "organ"), ("lnug", "lung")} <= fixed
     assert all(text[e.start : e.end] == e.before for e in result.edits)
     assert 2 <= result.calls <= 3
-    assert result.scores["final_log_likelihood"] - result.scores["original_log_likelihood"] >= refiner.accept_margin
+    assert (
+        result.scores["final_log_likelihood"] - result.scores["original_log_likelihood"]
+        >= refiner.accept_margin
+    )
 
 
 def test_distractors_and_injected_instructions_are_cut(refiner: SMSRefiner) -> None:

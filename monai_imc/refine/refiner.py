@@ -28,6 +28,16 @@ _WORD_SPAN = re.compile(r"[A-Za-z]+")
 _SENTENCES = re.compile(r"(?<=[.?!])\s+(?=\S)")
 
 
+def _token_of(text: str, m: re.Match[str]) -> str:
+    """The whole token (letters and digits) that the word ``m`` belongs to (``1fet`` for ``fet``)."""
+    start, end = m.start(), m.end()
+    while start > 0 and text[start - 1].isalnum():
+        start -= 1
+    while end < len(text) and text[end].isalnum():
+        end += 1
+    return text[start:end]
+
+
 class _Accepted(NamedTuple):
     text: str | None
     score: float
@@ -174,7 +184,8 @@ class SMSRefiner:
             (
                 w
                 for i, w in enumerate(words)
-                if not is_protected_word(w[0].group()) and (i > 0 or not self.is_correct(w[0].group()))
+                if not is_protected_word(_token_of(text, w[0]))
+                and (i > 0 or not self.is_correct(w[0].group()))
             ),
             key=lambda w: -w[1],
         )
