@@ -326,7 +326,7 @@ def propose(
             for w in sorted(options):
                 if not _same_polarity(lw, w) or is_protected_word(w):
                     continue
-                tier = "unknown" if not correct else "sound-alike" if sounds_alike(lw, w) else "known"
+                tier = "unknown" if not correct else "sound-alike" if _sound_alike(lw, w) else "known"
                 out.append(Candidate(kind, m.start(), m.end(), word, _case_like(word, w), tier))
         if kind == "spelling" and "spelling" in kinds and len(lw) >= 4:  # two words run together (OCR)
             out += [
@@ -348,6 +348,13 @@ def propose(
     if "distractor" in kinds:
         out += _distractor_candidates(text)
     return _dedupe(out)
+
+
+def _sound_alike(a: str, b: str) -> bool:
+    """A sound-alike that is not the same word in another number (``nodule`` / ``nodules``: a correct word's
+    number is a fact of the text, so that edit asks the overwhelming margin)."""
+    long, short = (a, b) if len(a) >= len(b) else (b, a)
+    return not any(long == short + end for end in ("s", "es", "'s")) and sounds_alike(a, b)
 
 
 def _touches_digit(text: str, m: re.Match[str]) -> bool:

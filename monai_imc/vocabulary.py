@@ -232,6 +232,12 @@ def phonetic_keys(word: str) -> tuple[str, str]:
 
 
 def sounds_alike(a: str, b: str) -> bool:
-    """Whether ``a`` and ``b`` share a Metaphone or a NYSIIS key of at least two characters."""
-    ka, kb = phonetic_keys(a), phonetic_keys(b)
-    return any(x == y and len(x) >= 2 for x, y in zip(ka, kb))
+    """Whether ``a`` and ``b`` sound alike: both their Metaphone and NYSIIS keys agree, or one agrees and the
+    words are at most two edits apart (``waited`` / ``weighted``; not ``flat`` / ``fluid``). Keys of fewer
+    than two characters never count."""
+    import jellyfish
+
+    same = [x == y and len(x) >= 2 for x, y in zip(phonetic_keys(a), phonetic_keys(b))]
+    if all(same):
+        return True
+    return any(same) and jellyfish.damerau_levenshtein_distance(a.lower(), b.lower()) <= 2
