@@ -90,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True)
     p.add_argument("--write-bundle", action="store_true", help="store the thresholds and rates in the bundle")
+    p.add_argument("--two-fold", action="store_true", help="also choose on each half and check on the other")
+    p.add_argument("--noisy", type=int, default=60, help="texts whose noisy copies are refined for the check")
     args = p.parse_args(argv)
 
     bundle = Path(args.bundle)
@@ -115,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
 
     halves = (texts[::2], texts[1::2])
     folds = []
-    for pick, check in (halves, halves[::-1]):
+    for pick, check in (halves, halves[::-1]) if args.two_fold else ():
         chosen = calibrate(base, pick, args.flag_rate, args.false_edit_rate)
         refiner = refiner_with(chosen.options())
         results = [refiner.refine(t) for t in tqdm(check, desc="fold check")]
@@ -129,7 +131,12 @@ def main(argv: list[str] | None = None) -> int:
         )
     chosen = calibrate(base, texts, args.flag_rate, args.false_edit_rate)
     refiner = refiner_with(chosen.options())
-    clean = [refiner.refine(t) for t in tqdm(texts, desc="clean")]
+    if args.write_bundle:  # written now; the record follows with the checks
+        write_bundle(
+            bundle, chosen.options(), {"calibration": chosen.as_dict(), "settings": chosen.options()}
+        )
+    noisy_texts = texts[: args.noisy]
+    clean = [refiner.refine(t) for t in tqdm(noisy_texts, desc="clean")]
     record: dict = {
         "command": " ".join(
             ["python", "bench/calibrate_sms.py", *(argv if argv is not None else sys.argv[1:])]
@@ -143,8 +150,11 @@ def main(argv: list[str] | None = None) -> int:
         "calibration": chosen.as_dict(),
         "settings": chosen.options(),
         "two_fold": folds,
-        "two_fold_false_edit_pct": round(statistics.mean(f["false_edit_pct"] for f in folds), 2),
-        "clean": {
+        "two_fold_false_edit_pct": round(statistics.mean(f["false_edit_pct"] for f in folds), 2)
+        if folds
+        else None,
+        "check_texts": len(noisy_texts),
+        "clean_in_sample": {
             "changed_pct": round(100 * sum(r.changed for r in clean) / len(clean), 2),
             "median_calls": statistics.median(r.calls for r in clean),
         },
@@ -152,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     for n, noise in enumerate(list_noises("text")):
         rows = []
-        for j, q in enumerate(tqdm(texts, desc=noise)):
+        for j, q in enumerate(tqdm(noisy_texts, desc=noise)):
             noisy = get_noise(noise).apply(q, severity=args.severity, seed=10_000 + 1_000 * n + j)
             rows.append((q, noisy, refiner.refine(noisy)))
         record[noise] = {

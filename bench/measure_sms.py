@@ -5,7 +5,7 @@ For every closed-ended test question (SLAKE test, VQA-RAD test; ``--sample N`` d
 the SMS-refined copy, to the spell-check baseline's copy (:mod:`monai_imc.bench.spellcheck`, same
 vocabulary, no model call) and to the one-call re-pass (the model asked once to fix the question, its reply
 used as is). Also: the clean questions SMS edits (false edits, per dataset, every edit listed so that those
-fixing a real typo of the dataset can be told apart), guard violations, model calls per question (median,
+fixing a real typo of the dataset can be told apart; always over every clean closed test question), guard violations, model calls per question (median,
 clean and noisy), and SMS's wall time on clean text against a plain answer, measured in the same run
 (per question: encode + answer, then refine; ratio = (refine + answer) / answer, summed over questions).
 
@@ -72,15 +72,28 @@ def main(argv: list[str] | None = None) -> int:
     severities = parse_severities(args.severities)
 
     rows = []
+    edits: dict[str, list[dict]] = defaultdict(list)
+    all_closed: dict[str, int] = {}
     for name in args.datasets.split(","):
         closed = [r for r in load_vqa(args.data, name, "test") if r.closed]
+        # False edits: every clean closed test question of the dataset (no answer needed, so never sampled).
+        all_closed[name] = len(closed)
+        for r in tqdm(closed, desc=f"clean {name}"):
+            refined = refiner.refine(r.question)
+            if refined.changed:
+                edits[name].append(
+                    {
+                        "question": r.question,
+                        "refined": refined.text,
+                        "edits": [(e.before, e.after) for e in refined.edits],
+                    }
+                )
         if args.sample and args.sample < len(closed):
             closed = sorted(random.Random(args.seed).sample(closed, args.sample), key=lambda r: r.question)
         rows.extend((name, r) for r in closed)
 
     hits: dict[tuple[str, int, str], list[float]] = defaultdict(list)
     calls: dict[str, list[int]] = defaultdict(list)
-    edits: dict[str, list[dict]] = defaultdict(list)
     per_dataset: dict[str, int] = defaultdict(int)
     violations = 0
     seconds = {"answer": 0.0, "sms": 0.0}
@@ -168,7 +181,8 @@ def main(argv: list[str] | None = None) -> int:
         "sampled": bool(args.sample),
         "clean_closed_acc": round(clean, 2),
         "clean_closed_acc_sms": round(acc(("clean", 0, "sms")), 2),
-        "false_edit_pct": {d: round(100.0 * len(edits[d]) / per_dataset[d], 2) for d in per_dataset},
+        "clean_closed_questions": all_closed,
+        "false_edit_pct": {d: round(100.0 * len(edits[d]) / n, 2) for d, n in all_closed.items()},
         "clean_edits": dict(edits),
         "guard_violations": violations,
         "median_calls_clean": statistics.median(calls["clean"]) if calls["clean"] else None,
