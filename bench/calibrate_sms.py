@@ -1,13 +1,23 @@
-"""Choose SMS's assessor threshold and reviewer margin on clean validation questions, and check them.
+"""Choose SMS's assessor threshold and reviewer margins on held-out questions, check them, store them.
 
-The two numbers the bundle's ``configs/inference.json`` gives the refiner (``suspicion``, ``accept_margin``)
-come from here: clean SLAKE validation questions (never test), see :func:`monai_imc.refine.calibrate`.
-It then refines noisy copies of other validation questions (every text noise at the chosen severity,
-training-free seeds of its own) and reports how often the repair is exact, moves the text closer to the
-clean one, or changes a clean question, with the model calls made.
+One command (re-run it when the bundle's model changes)::
 
-    python bench/calibrate_sms.py --model bundles/monai_imc_vqa/models/reference-vlm --data ../shared/data \\
-        --calibrate 300 --check 100 --out results/sms-calibration
+    python bench/calibrate_sms.py --bundle bundles/monai_imc_vqa --data ../shared/data \\
+        --out results/sms-calibration --write-bundle
+
+Honest by construction: the texts are held-out questions (those of the images
+:func:`monai_imc.reference.train.training_rows` keeps out of training, and clinicians' rephrasings of VQA-RAD
+training questions that no training or test row asks; never test questions), and the
+vocabulary the specialists write from is the model's tokenizer words plus the words of the *training*
+questions only (not ``words.txt``, which also holds the held-out words), plus the bundle's site list: so
+the held-out questions hold words the vocabulary has not seen, as new text will. The clinical vocabulary
+(Hunspell en-US and en-med, the site list) is the one the app uses.
+
+The thresholds are chosen twice on one half of the texts and checked on the other (the two-fold false-edit
+rate is reported), then chosen on all of them; noisy copies of the texts (every text noise at
+``--severity``) show how often SMS moves a text closer to the clean one. ``--write-bundle`` writes the
+thresholds into the bundle's ``configs/inference.json`` (``refiner`` section) and the margins and rates
+into ``configs/sms_calibration.json``.
 """
 
 from __future__ import annotations
@@ -22,59 +32,169 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from monai_imc.atomic import atomic_output
+from monai_imc.bench.model_spec import bundle_settings
 from monai_imc.models import load_model
 from monai_imc.noise import get_noise, list_noises
 from monai_imc.noise.metrics import edit_distance
-from monai_imc.reference.data import load_vqa
+from monai_imc.reference.data import question_words
+from monai_imc.reference.train import training_rows
 from monai_imc.refine import SMSRefiner, calibrate
+from monai_imc.text_candidates import Vocabulary
+
+
+def heldout_questions(data: str) -> tuple[list[str], list[str]]:
+    """(held-out questions never asked verbatim in training nor in a test set, the training questions' words).
+
+    The held-out questions are those of the images :func:`training_rows` keeps out, and the clinicians'
+    rephrasings of VQA-RAD training questions (``question_rephrase`` of the public JSON, train rows only)
+    that no training or test row asks.
+    """
+    train, heldout = training_rows(data)
+    asked = {r.question.strip().lower() for r in train}
+    raw = json.loads((Path(data) / "vqa_rad" / "VQA_RAD_Dataset_Public.json").read_text(encoding="utf-8"))
+    tests = {str(x["question"]).strip().lower() for x in raw if str(x["phrase_type"]).startswith("test")}
+    rephrased = [
+        str(x["question_rephrase"]).strip()
+        for x in raw
+        if not str(x["phrase_type"]).startswith("test")
+        and x.get("question_rephrase") not in (None, "", "NULL")
+    ]
+    texts = [
+        q
+        for q in dict.fromkeys([r.question for r in heldout] + rephrased)
+        if q.strip().lower() not in asked and q.strip().lower() not in tests
+    ]
+    return texts, question_words(train)
+
+
+def write_bundle(bundle: Path, settings: dict[str, float], record: dict) -> None:
+    """The chosen thresholds into ``configs/inference.json`` (refiner section), the record beside it."""
+    config = bundle / "configs" / "inference.json"
+    data = json.loads(config.read_text())
+    data["refiner"].update(settings)
+    with atomic_output(config) as tmp:
+        tmp.write_text(json.dumps(data, indent=4) + "\n")
+    with atomic_output(bundle / "configs" / "sms_calibration.json") as tmp:
+        tmp.write_text(json.dumps(record, indent=2) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", required=True)
+    p.add_argument("--bundle", required=True, help="the bundle whose model is calibrated")
     p.add_argument("--data", default="../shared/data")
-    p.add_argument("--calibrate", type=int, default=300, help="clean validation questions for the choice")
-    p.add_argument("--check", type=int, default=100, help="other validation questions for the check")
     p.add_argument("--severity", type=int, default=3)
-    p.add_argument("--flag-rate", type=float, default=0.4)
+    p.add_argument(
+        "--flag-rate", type=float, default=0.2, help="share of clean questions sent to specialists"
+    )
     p.add_argument("--false-edit-rate", type=float, default=0.01)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True)
+    p.add_argument("--write-bundle", action="store_true", help="store the thresholds and rates in the bundle")
+    p.add_argument("--two-fold", action="store_true", help="also choose on each half and check on the other")
+    p.add_argument("--noisy", type=int, default=60, help="texts whose noisy copies are refined for the check")
     args = p.parse_args(argv)
 
-    model = load_model(args.model, device="cpu")
-    questions = list(dict.fromkeys(r.question for r in load_vqa(args.data, "slake", "validate")))
-    random.Random(args.seed).shuffle(questions)
-    pick, check = questions[: args.calibrate], questions[args.calibrate : args.calibrate + args.check]
-    suspicion, margin = calibrate(SMSRefiner(model), pick, args.flag_rate, args.false_edit_rate)
-    refiner = SMSRefiner(model, suspicion=suspicion, accept_margin=margin)
-    result: dict = {"command": " ".join(sys.argv), "suspicion": round(suspicion, 4), "accept_margin": round(margin, 4),
-                    "calibration_questions": len(pick), "check_questions": len(check), "severity": args.severity}
-    clean = [refiner.refine(q) for q in tqdm(check, desc="clean")]
-    result["clean"] = {"changed_pct": round(100 * sum(r.changed for r in clean) / len(clean), 2),
-                       "median_calls": statistics.median(r.calls for r in clean)}
-    for noise in list_noises("text"):
+    bundle = Path(args.bundle)
+    model_path, _bank, options = bundle_settings(bundle)
+    model = load_model(model_path, device="cpu")
+    site = options.get("site_words")
+    texts, train_words = heldout_questions(args.data)
+    random.Random(args.seed).shuffle(texts)
+    vocabulary = Vocabulary.from_tokenizer(model.tokenizer, extra_words=train_words)
+    unseen = sum(any(w not in vocabulary for w in question_words_of(t)) for t in texts)
+    base = SMSRefiner(
+        model, vocabulary=vocabulary, site_words=site, max_suspects=options.get("max_suspects", 3)
+    )
+
+    def refiner_with(settings: dict[str, float]) -> SMSRefiner:
+        return SMSRefiner(
+            model,
+            vocabulary=base.vocabulary,
+            clinical=base.clinical,
+            max_suspects=base.max_suspects,
+            **settings,
+        )
+
+    halves = (texts[::2], texts[1::2])
+    folds = []
+    for pick, check in (halves, halves[::-1]) if args.two_fold else ():
+        chosen = calibrate(base, pick, args.flag_rate, args.false_edit_rate)
+        refiner = refiner_with(chosen.options())
+        results = [refiner.refine(t) for t in tqdm(check, desc="fold check")]
+        folds.append(
+            {
+                "chosen": chosen.options(),
+                "check_questions": len(check),
+                "edited": [(r.original, r.text) for r in results if r.changed],
+                "false_edit_pct": round(100 * sum(r.changed for r in results) / len(results), 2),
+            }
+        )
+    chosen = calibrate(base, texts, args.flag_rate, args.false_edit_rate)
+    refiner = refiner_with(chosen.options())
+    if args.write_bundle:  # written now; the record follows with the checks
+        write_bundle(
+            bundle, chosen.options(), {"calibration": chosen.as_dict(), "settings": chosen.options()}
+        )
+    noisy_texts = texts[: args.noisy]
+    clean = [refiner.refine(t) for t in tqdm(noisy_texts, desc="clean")]
+    record: dict = {
+        "command": " ".join(
+            ["python", "bench/calibrate_sms.py", *(argv if argv is not None else sys.argv[1:])]
+        ),
+        "model": str(model_path),
+        "texts": len(texts),
+        "texts_with_unseen_words": unseen,
+        "vocabulary_words": len(base.vocabulary or ()),
+        "clinical_words": len(base.clinical or ()),
+        "clinical_sources": list(base.clinical.sources) if base.clinical is not None else [],
+        "calibration": chosen.as_dict(),
+        "settings": chosen.options(),
+        "two_fold": folds,
+        "two_fold_false_edit_pct": round(statistics.mean(f["false_edit_pct"] for f in folds), 2)
+        if folds
+        else None,
+        "check_texts": len(noisy_texts),
+        "clean_in_sample": {
+            "changed_pct": round(100 * sum(r.changed for r in clean) / len(clean), 2),
+            "median_calls": statistics.median(r.calls for r in clean),
+        },
+        "severity": args.severity,
+    }
+    for n, noise in enumerate(list_noises("text")):
         rows = []
-        for j, q in enumerate(tqdm(check, desc=noise)):
-            noisy = get_noise(noise).apply(q, severity=args.severity, seed=10_000 + args.seed * 1_000 + j)
-            r = refiner.refine(noisy)
-            rows.append((q, noisy, r))
-        result[noise] = {
+        for j, q in enumerate(tqdm(noisy_texts, desc=noise)):
+            noisy = get_noise(noise).apply(q, severity=args.severity, seed=10_000 + 1_000 * n + j)
+            rows.append((q, noisy, refiner.refine(noisy)))
+        record[noise] = {
+            "noisy_exact_pct": round(100 * sum(n_ == q for q, n_, _r in rows) / len(rows), 2),
             "exact_pct": round(100 * sum(r.text == q for q, _n, r in rows) / len(rows), 2),
-            "noisy_exact_pct": round(100 * sum(n == q for q, n, _r in rows) / len(rows), 2),
-            "closer_pct": round(100 * sum(edit_distance(r.text, q) < edit_distance(n, q) for q, n, r in rows)
-                                / len(rows), 2),
-            "farther_pct": round(100 * sum(edit_distance(r.text, q) > edit_distance(n, q) for q, n, r in rows)
-                                 / len(rows), 2),
-            "changed_pct": round(100 * sum(r.changed for _q, _n, r in rows) / len(rows), 2),
+            "closer_pct": round(
+                100 * sum(edit_distance(r.text, q) < edit_distance(n_, q) for q, n_, r in rows) / len(rows), 2
+            ),
+            "farther_pct": round(
+                100 * sum(edit_distance(r.text, q) > edit_distance(n_, q) for q, n_, r in rows) / len(rows), 2
+            ),
             "median_calls": statistics.median(r.calls for _q, _n, r in rows),
         }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     with atomic_output(out / "calibration.json") as tmp:
-        tmp.write_text(json.dumps(result, indent=2))
-    print(json.dumps(result, indent=2))
+        tmp.write_text(json.dumps(record, indent=2))
+    if args.write_bundle:
+        write_bundle(
+            bundle,
+            chosen.options(),
+            {k: v for k, v in record.items() if k != "two_fold"}
+            | {"two_fold": [{k: v for k, v in f.items() if k != "edited"} for f in folds]},
+        )
+    print(json.dumps({k: v for k, v in record.items() if k != "two_fold"}, indent=2))
     return 0
+
+
+def question_words_of(text: str) -> list[str]:
+    import re
+
+    return [w.lower() for w in re.findall(r"[A-Za-z]+", text)]
 
 
 if __name__ == "__main__":

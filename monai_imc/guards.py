@@ -1,4 +1,4 @@
-"""Deterministic guards on text repairs: negation, laterality, numbers and units, and question form.
+"""Deterministic guards on text repairs: negation, laterality, numbers, number words, units, question form.
 
 An edit of clinical text may fix spelling, transcription and shorthand; it may never change what the
 text says. :func:`check_repair` compares a candidate with the text it repairs and lists every fact that
@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Literal
 
-from monai_imc.lexicon import NEGATION, numbers
+from monai_imc.lexicon import NEGATION, UNITS, number_words, numbers
 
 __all__ = ["TextFacts", "check_repair", "question_form", "text_facts"]
 
@@ -21,13 +21,41 @@ QuestionForm = Literal["yes/no", "open", "statement", "unknown"]
 
 _TOKEN = re.compile(r"[A-Za-z]+(?:/[A-Za-z]+)?(?:'[a-z]+)?")
 _SIDES = {
-    "left": "left", "lt": "left", "l": "left", "leftmost": "left",
-    "right": "right", "rt": "right", "r": "right", "rightmost": "right",
-    "bilateral": "bilateral", "b/l": "bilateral", "both": "bilateral",
+    "left": "left",
+    "lt": "left",
+    "l": "left",
+    "leftmost": "left",
+    "right": "right",
+    "rt": "right",
+    "r": "right",
+    "rightmost": "right",
+    "bilateral": "bilateral",
+    "b/l": "bilateral",
+    "both": "bilateral",
 }
 _NEGATION_CANON = {"w/o": "without", "non": "not", "cannot": "not", "n't": "not"}
-_YES_NO = {"is", "are", "was", "were", "does", "do", "did", "can", "could", "has", "have", "had", "will",
-           "would", "should", "shall", "may", "might", "must", "am"}
+_YES_NO = {
+    "is",
+    "are",
+    "was",
+    "were",
+    "does",
+    "do",
+    "did",
+    "can",
+    "could",
+    "has",
+    "have",
+    "had",
+    "will",
+    "would",
+    "should",
+    "shall",
+    "may",
+    "might",
+    "must",
+    "am",
+}
 _PREPOSITIONS = {"in", "on", "at", "from", "for", "to", "by", "of", "with", "into", "within"}
 _OPEN = {"what", "which", "where", "how", "why", "who", "whom", "whose", "when", "describe", "name", "list"}
 
@@ -40,6 +68,8 @@ class TextFacts:
         negations: negation cues, canonical form, with counts.
         sides: laterality words as sides (``left``, ``right``, ``bilateral``), with counts.
         numbers: numbers in order (units attached are part of the number's match, see the lexicon).
+        number_words: number and counting words in order (``three``, ``second``, ``single``).
+        units: unit words standing alone (``cm`` in ``3 cm``), with counts.
         form: ``yes/no``, ``open``, ``statement`` or ``unknown``.
     """
 
@@ -47,6 +77,8 @@ class TextFacts:
     sides: tuple[tuple[str, int], ...]
     numbers: tuple[str, ...]
     form: QuestionForm
+    number_words: tuple[str, ...] = ()
+    units: tuple[tuple[str, int], ...] = ()
 
 
 def question_form(text: str) -> QuestionForm:
@@ -83,6 +115,8 @@ def text_facts(text: str) -> TextFacts:
         sides=tuple(sorted(sides.items())),
         numbers=tuple(numbers(text)),
         form=question_form(text),
+        number_words=tuple(number_words(text)),
+        units=tuple(sorted(Counter(t for t in tokens if t in UNITS and t not in _SIDES).items())),
     )
 
 
@@ -100,6 +134,10 @@ def check_repair(original: str, candidate: str) -> list[str]:
         violations.append(f"laterality changed: {dict(before.sides)} -> {dict(after.sides)}")
     if before.numbers != after.numbers:
         violations.append(f"numbers changed: {list(before.numbers)} -> {list(after.numbers)}")
+    if before.number_words != after.number_words:
+        violations.append(f"number words changed: {list(before.number_words)} -> {list(after.number_words)}")
+    if before.units != after.units:
+        violations.append(f"units changed: {dict(before.units)} -> {dict(after.units)}")
     if before.form == "unknown":
         if after.form == "statement":
             violations.append("question form changed: a question became a statement")

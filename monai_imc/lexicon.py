@@ -1,4 +1,5 @@
-"""Words a clinical question turns on: negation, laterality, numbers and units, with their usual shorthand.
+"""Words a clinical question turns on: negation, laterality, numbers (digits and number words) and units,
+with their usual shorthand.
 
 The text noises never remove or invert these facts (abbreviations keep them: ``left`` may become ``lt``),
 so every corrupted question stays answerable; the SMS guards use the same lexicon to check that a repair
@@ -9,22 +10,136 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["LATERALITY", "NEGATION", "NUMBER_PATTERN", "UNITS", "is_protected_word", "numbers"]
+__all__ = [
+    "LATERALITY",
+    "NEGATION",
+    "NUMBER_PATTERN",
+    "NUMBER_WORDS",
+    "UNITS",
+    "is_protected_word",
+    "number_words",
+    "numbers",
+]
 
 NEGATION: frozenset[str] = frozenset(
-    {"no", "not", "non", "none", "nor", "neither", "never", "without", "w/o", "absent", "negative", "denies",
-     "cannot", "isn't", "aren't", "doesn't", "don't", "didn't", "wasn't", "weren't", "n't"}
+    {
+        "no",
+        "not",
+        "non",
+        "none",
+        "nor",
+        "neither",
+        "never",
+        "without",
+        "w/o",
+        "absent",
+        "negative",
+        "denies",
+        "cannot",
+        "isn't",
+        "aren't",
+        "doesn't",
+        "don't",
+        "didn't",
+        "wasn't",
+        "weren't",
+        "n't",
+    }
 )
 """Negation cues, lower case."""
 
 LATERALITY: frozenset[str] = frozenset(
-    {"left", "right", "lt", "rt", "l", "r", "bilateral", "b/l", "unilateral", "ipsilateral", "contralateral",
-     "leftmost", "rightmost", "lateral", "medial"}
+    {
+        "left",
+        "right",
+        "lt",
+        "rt",
+        "l",
+        "r",
+        "bilateral",
+        "b/l",
+        "unilateral",
+        "ipsilateral",
+        "contralateral",
+        "leftmost",
+        "rightmost",
+        "lateral",
+        "medial",
+    }
 )
 """Laterality cues, lower case."""
 
-UNITS: frozenset[str] = frozenset({"mm", "cm", "m", "ml", "cc", "l", "mg", "g", "kg", "hu", "sec", "min", "mmhg"})
+UNITS: frozenset[str] = frozenset(
+    {"mm", "cm", "m", "ml", "cc", "l", "mg", "g", "kg", "hu", "sec", "min", "mmhg"}
+)
 """Units of measurement that follow numbers, lower case."""
+
+NUMBER_WORDS: frozenset[str] = frozenset(
+    {
+        "zero",
+        "one",
+        "two",
+        "three",
+        "four",
+        "five",
+        "six",
+        "seven",
+        "eight",
+        "nine",
+        "ten",
+        "eleven",
+        "twelve",
+        "thirteen",
+        "fourteen",
+        "fifteen",
+        "sixteen",
+        "seventeen",
+        "eighteen",
+        "nineteen",
+        "twenty",
+        "thirty",
+        "forty",
+        "fifty",
+        "sixty",
+        "seventy",
+        "eighty",
+        "ninety",
+        "hundred",
+        "thousand",
+        "first",
+        "second",
+        "third",
+        "fourth",
+        "fifth",
+        "sixth",
+        "seventh",
+        "eighth",
+        "ninth",
+        "tenth",
+        "eleventh",
+        "twelfth",
+        "once",
+        "twice",
+        "thrice",
+        "single",
+        "double",
+        "triple",
+        "quadruple",
+        "multiple",
+        "solitary",
+        "both",
+        "half",
+        "pair",
+        "dozen",
+        "singular",
+        "unilateral",
+        "bilateral",
+        "multifocal",
+        "unifocal",
+    }
+)
+"""Number words and counting words (``three``, ``second``, ``single``, ``bilateral``), lower case: a repair may
+not change how many of something a text speaks of."""
 
 NUMBER_PATTERN = re.compile(
     r"(?<![A-Za-z\d.,])\d+(?:[.,]\d+)*(?=(?:mm|cm|ml|mg|kg|cc|m|g|l|%|x)?(?![A-Za-z\d]))", re.IGNORECASE
@@ -34,9 +149,20 @@ NUMBER_PATTERN = re.compile(
 
 
 def is_protected_word(word: str) -> bool:
-    """True for a negation, laterality or unit word, or any token that holds a digit."""
+    """True for a negation, laterality, number or unit word, or any token that holds a digit."""
     lowered = word.lower()
-    return lowered in NEGATION or lowered in LATERALITY or lowered in UNITS or any(ch.isdigit() for ch in word)
+    return (
+        lowered in NEGATION
+        or lowered in LATERALITY
+        or lowered in UNITS
+        or lowered in NUMBER_WORDS
+        or any(ch.isdigit() for ch in word)
+    )
+
+
+def number_words(text: str) -> list[str]:
+    """The number words of ``text`` (:data:`NUMBER_WORDS`), lower case, in order."""
+    return [w for w in (m.lower() for m in re.findall(r"[A-Za-z]+", text)) if w in NUMBER_WORDS]
 
 
 def numbers(text: str) -> list[str]:

@@ -7,33 +7,58 @@ likelihood decides among them (the reviewer). One edit changes one place of the 
 
 - ``spelling`` (typos, OCR misreadings): a word the vocabulary does not know becomes a known word
   within Damerau-Levenshtein distance 1 (words of up to 4 letters) or 2;
-- ``recognition`` (ASR mishearings, OCR splits): a known word becomes a known word within that distance
-  (``long`` -> ``lung``), two words that form a known word are joined (``pneumo thorax``), a filler
-  (``uh``, ``um``) is dropped;
+- ``recognition`` (ASR mishearings, OCR splits): a correct word becomes a known word within distance 1 or
+  one that sounds alike (a shared Metaphone or NYSIIS key: ``plural`` -> ``pleural``, ``long`` -> ``lung``),
+  two or three words that form or sound like a known word are joined (``pneumo thorax``, ``new monia``),
+  a filler (``uh``, ``um``) is dropped;
 - ``terminology`` (abbreviations, shorthand): an unknown short word becomes a known word that starts with
   its first letter and holds its letters in order (``abnl`` -> ``abnormal``, ``img`` -> ``image``);
 - ``distractor``: of several sentences, only the one question is kept.
 
-Protected words (negation, laterality, numbers and units: :func:`monai_imc.lexicon.is_protected_word`)
-and acronyms the vocabulary does not know (``IMC``, a scanner's name) are never edited, and the guards
-check every composed text again.
+A word is *correct* when the model knows it or when it is in the clinical vocabulary
+(:class:`monai_imc.vocabulary.ClinicalVocabulary`, words of 4 letters or more). Every candidate carries a
+``tier`` that says how much evidence the reviewer must see: ``unknown`` (the word is not correct),
+``sound-alike`` (a correct word into one that sounds like it, a join, a filler dropped) or ``known`` (a
+correct word into a different word: the reviewer asks an overwhelming likelihood gain).
+
+Protected words (negation, laterality, numbers, number words and units:
+:func:`monai_imc.lexicon.is_protected_word`) and acronyms the vocabulary does not know (``IMC``, a
+scanner's name) are never edited, and the guards check every composed text again.
 """
 
 from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Container, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from monai_imc.lexicon import is_protected_word
+from monai_imc.vocabulary import phonetic_keys, sounds_alike
 
-__all__ = ["KINDS", "WORD_LIST", "Candidate", "Vocabulary", "apply_candidates", "damerau_distance", "propose"]
+__all__ = [
+    "KINDS",
+    "TIERS",
+    "WORD_LIST",
+    "Candidate",
+    "Vocabulary",
+    "apply_candidates",
+    "damerau_distance",
+    "is_correct",
+    "propose",
+]
 
 #: The specialists' kinds, in the order they are tried.
 KINDS: tuple[str, ...] = ("spelling", "recognition", "terminology", "distractor")
+
+#: How much evidence an edit needs, least first: of an unknown word, of a correct word into a sound-alike,
+#: of a correct word into another word.
+TIERS: tuple[str, ...] = ("unknown", "sound-alike", "known")
+
+#: Shortest word the clinical vocabulary vouches for (shorter ones are mostly shorthand: ``pt``, ``nl``).
+MIN_CLINICAL_LENGTH = 4
 
 #: The word list a model folder may hold beside its weights (one known word per line).
 WORD_LIST = "words.txt"
@@ -83,7 +108,9 @@ class Vocabulary:
     """
 
     def __init__(self, words: Iterable[str], min_length: int = 1, max_distance: int = 2) -> None:
-        self.words: frozenset[str] = frozenset(w.lower() for w in words if len(w) >= min_length and w.isalpha())
+        self.words: frozenset[str] = frozenset(
+            w.lower() for w in words if len(w) >= min_length and w.isalpha()
+        )
         if not self.words:
             raise ValueError("a vocabulary needs at least one word")
         self.max_distance = max_distance
@@ -94,9 +121,12 @@ class Vocabulary:
         self._by_initial: dict[str, list[str]] = defaultdict(list)
         for w in sorted(self.words):
             self._by_initial[w[0]].append(w)
+        self._by_sound: dict[str, set[str]] | None = None
 
     @classmethod
-    def from_tokenizer(cls, tokenizer: Any, extra_words: Iterable[str] = (), min_length: int = 1) -> Vocabulary:
+    def from_tokenizer(
+        cls, tokenizer: Any, extra_words: Iterable[str] = (), min_length: int = 1
+    ) -> Vocabulary:
         """The whole words of a tokenizer's vocabulary (byte-level ``Ġword`` and SentencePiece ``▁word`` tokens).
 
         Args:
@@ -153,6 +183,23 @@ class Vocabulary:
             found |= self._index.get(key, set())
         return sorted(w for w in found if w != lw and damerau_distance(lw, w, depth + 1) <= depth)
 
+    def sounds_like(self, word: str) -> list[str]:
+        """Known words of 3 letters or more that share a Metaphone or NYSIIS key with ``word``, sorted."""
+        if self._by_sound is None:
+            index: dict[str, set[str]] = defaultdict(set)
+            for w in self.words:
+                if len(w) >= 3:
+                    for tag, key in zip("mn", phonetic_keys(w)):
+                        if len(key) >= 2:
+                            index[tag + key].add(w)
+            self._by_sound = index
+        lw = word.lower()
+        found: set[str] = set()
+        for tag, key in zip("mn", phonetic_keys(lw)):
+            if len(key) >= 2:
+                found |= self._by_sound.get(tag + key, set())
+        return sorted(w for w in found if w != lw and damerau_distance(lw, w, 4) <= 3)
+
     def expansions(self, short: str, limit: int = 40) -> list[str]:
         """Known words that could be ``short`` written in shorthand: same first letter, its letters in order."""
         ls = short.lower()
@@ -178,6 +225,7 @@ class Candidate:
         kind: the specialist that proposes it (one of :data:`KINDS`).
         start: character offset in the text; ``end``: end offset.
         before: the text replaced; ``after``: its replacement.
+        tier: how much evidence it needs (one of :data:`TIERS`).
     """
 
     kind: str
@@ -185,6 +233,7 @@ class Candidate:
     end: int
     before: str
     after: str
+    tier: str = "unknown"
 
     def apply(self, text: str) -> str:
         """``text`` with this edit applied, spaces tidied."""
@@ -198,8 +247,15 @@ POLARITY_PREFIXES: tuple[str, ...] = ("un", "non", "ab", "dis", "in", "im", "ir"
 
 #: Prefixes of opposite meaning (``hypoinflation`` / ``hyperinflation``): an edit never swaps one for the other.
 OPPOSING_PREFIXES: tuple[tuple[str, str], ...] = (
-    ("hypo", "hyper"), ("hypo", "hypr"), ("pre", "post"), ("intra", "extra"), ("sub", "supra"), ("in", "ex"),
-    ("endo", "exo"), ("micro", "macro"), ("hyper", "hypr"),
+    ("hypo", "hyper"),
+    ("hypo", "hypr"),
+    ("pre", "post"),
+    ("intra", "extra"),
+    ("sub", "supra"),
+    ("in", "ex"),
+    ("endo", "exo"),
+    ("micro", "macro"),
+    ("hyper", "hypr"),
 )
 
 
@@ -211,7 +267,7 @@ def _same_polarity(a: str, b: str) -> bool:
         return False
     for x, y in OPPOSING_PREFIXES:
         for one, other in ((a, b), (b, a)):
-            if one.startswith(x) and other.startswith(y) and one[len(x):][:3] == other[len(y):][:3]:
+            if one.startswith(x) and other.startswith(y) and one[len(x) :][:3] == other[len(y) :][:3]:
                 return False
     return True
 
@@ -226,8 +282,22 @@ def _max_distance(word: str) -> int:
     return 1 if len(word) <= 4 else 2
 
 
-def propose(text: str, vocabulary: Vocabulary, kinds: Sequence[str] = KINDS) -> list[Candidate]:
+def is_correct(word: str, vocabulary: Vocabulary, clinical: Container[str] | None = None) -> bool:
+    """Whether ``word`` is a correct word: the model knows it, or the clinical vocabulary holds it (4+ letters)."""
+    lw = word.lower()
+    return lw in vocabulary or (clinical is not None and len(lw) >= MIN_CLINICAL_LENGTH and lw in clinical)
+
+
+def propose(
+    text: str, vocabulary: Vocabulary, kinds: Sequence[str] = KINDS, clinical: Container[str] | None = None
+) -> list[Candidate]:
     """Every single-place edit of ``text`` that the specialists of ``kinds`` would consider.
+
+    Args:
+        text: the text.
+        vocabulary: the words the specialists may write (the model's).
+        kinds: the specialists (of :data:`KINDS`).
+        clinical: words known to be correct beyond the model's (see :func:`is_correct`).
 
     Raises:
         ValueError: an unknown kind.
@@ -240,30 +310,86 @@ def propose(text: str, vocabulary: Vocabulary, kinds: Sequence[str] = KINDS) -> 
     for index, m in enumerate(matches):
         word = m.group()
         lw = word.lower()
-        known = lw in vocabulary
-        if is_protected_word(word) or (len(word) > 1 and word.isupper() and not known):
+        correct = is_correct(lw, vocabulary, clinical)
+        if (
+            is_protected_word(word)
+            or _touches_digit(text, m)
+            or (len(word) > 1 and word.isupper() and lw not in vocabulary)
+        ):
             continue  # facts, and acronyms the model does not know (a site's or a device's name)
-        # A word the model knows may only be misheard (one edit); an unknown one may be misspelt (up to two).
-        kind = "recognition" if known else "spelling"
+        # A correct word may only be misheard (one edit, or a sound-alike); an unknown one may be misspelt.
+        kind = "recognition" if correct else "spelling"
         if kind in kinds and len(lw) >= 2:
-            out += [Candidate(kind, m.start(), m.end(), word, _case_like(word, w))
-                    for w in vocabulary.near(lw, 1 if known else _max_distance(lw)) if _same_polarity(lw, w)]
+            options = set(vocabulary.near(lw, 1 if correct else _max_distance(lw)))
+            if len(lw) >= 3:
+                options |= set(vocabulary.sounds_like(lw))
+            for w in sorted(options):
+                if not _same_polarity(lw, w) or is_protected_word(w):
+                    continue
+                tier = "unknown" if not correct else "sound-alike" if _sound_alike(lw, w) else "known"
+                out.append(Candidate(kind, m.start(), m.end(), word, _case_like(word, w), tier))
+        if kind == "spelling" and "spelling" in kinds and len(lw) >= 4:  # two words run together (OCR)
+            out += [
+                Candidate("spelling", m.start(), m.end(), word, _case_like(word, lw[:i]) + " " + lw[i:])
+                for i in range(1, len(lw))
+                if lw[:i] in vocabulary and lw[i:] in vocabulary and min(i, len(lw) - i) >= 2
+            ]
         if "recognition" in kinds:
             if lw in FILLERS:
-                out.append(Candidate("recognition", m.start(), m.end(), word, ""))
-            if index + 1 < len(matches):
-                nxt = matches[index + 1]
-                joined = lw + nxt.group().lower()
-                if (text[m.end() : nxt.start()] in (" ", "-") and joined in vocabulary
-                        and not is_protected_word(nxt.group())):
-                    out.append(Candidate("recognition", m.start(), nxt.end(), text[m.start() : nxt.end()],
-                                         _case_like(word, joined)))
+                out.append(Candidate("recognition", m.start(), m.end(), word, "", "sound-alike"))
+            out += _joins(text, matches, index, vocabulary)
         if "terminology" in kinds and 2 <= len(lw) <= 5:
-            out += [Candidate("terminology", m.start(), m.end(), word, _case_like(word, w))
-                    for w in vocabulary.expansions(lw) if len(w) >= len(lw) + 2 and _same_polarity(lw, w)]
+            tier = "known" if correct else "unknown"
+            out += [
+                Candidate("terminology", m.start(), m.end(), word, _case_like(word, w), tier)
+                for w in vocabulary.expansions(lw)
+                if len(w) >= len(lw) + 2 and _same_polarity(lw, w) and not is_protected_word(w)
+            ]
     if "distractor" in kinds:
         out += _distractor_candidates(text)
     return _dedupe(out)
+
+
+def _sound_alike(a: str, b: str) -> bool:
+    """A sound-alike that is not the same word in another number (``nodule`` / ``nodules``: a correct word's
+    number is a fact of the text, so that edit asks the overwhelming margin)."""
+    long, short = (a, b) if len(a) >= len(b) else (b, a)
+    return not any(long == short + end for end in ("s", "es", "'s")) and sounds_alike(a, b)
+
+
+def _touches_digit(text: str, m: re.Match[str]) -> bool:
+    """Whether the letters of ``m`` belong to a token that holds a digit (``1fet``, ``3cm``: protected)."""
+    return text[m.start() - 1 : m.start()].isdigit() or text[m.end() : m.end() + 1].isdigit()
+
+
+def _joins(
+    text: str, matches: Sequence[re.Match[str]], index: int, vocabulary: Vocabulary
+) -> list[Candidate]:
+    """Two or three words from ``matches[index]`` on, joined into a known word they form or sound like."""
+    out: list[Candidate] = []
+    first = matches[index]
+    if is_protected_word(first.group()) or _touches_digit(text, first):
+        return out
+    joined = first.group().lower()
+    for prev, nxt in zip(matches[index : index + 2], matches[index + 1 : index + 3]):
+        if (
+            text[prev.end() : nxt.start()] not in (" ", "-")
+            or is_protected_word(nxt.group())
+            or _touches_digit(text, nxt)
+        ):
+            break
+        joined += nxt.group().lower()
+        span = text[first.start() : nxt.end()]
+        targets = (
+            [joined] if joined in vocabulary else [w for w in vocabulary.sounds_like(joined) if len(w) >= 5]
+        )
+        out += [
+            Candidate(
+                "recognition", first.start(), nxt.end(), span, _case_like(first.group(), w), "sound-alike"
+            )
+            for w in targets
+        ]
+    return out
 
 
 def _distractor_candidates(text: str) -> list[Candidate]:

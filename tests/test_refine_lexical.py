@@ -44,7 +44,10 @@ def test_typos_are_repaired_with_edits_on_the_original(refiner: SMSRefiner) -> N
     assert {("otgaj", "organ"), ("lnug", "lung")} <= fixed
     assert all(text[e.start : e.end] == e.before for e in result.edits)
     assert 2 <= result.calls <= 3
-    assert result.scores["final_log_likelihood"] - result.scores["original_log_likelihood"] >= refiner.accept_margin
+    assert (
+        result.scores["final_log_likelihood"] - result.scores["original_log_likelihood"]
+        >= refiner.accept_margin
+    )
 
 
 def test_distractors_and_injected_instructions_are_cut(refiner: SMSRefiner) -> None:
@@ -73,12 +76,14 @@ def test_calibrate_on_validation_questions(refiner: SMSRefiner, data_dir) -> Non
     from monai_imc.reference.data import load_vqa
 
     questions = list(dict.fromkeys(r.question for r in load_vqa(data_dir, "slake", "validate")))[:40]
-    suspicion, margin = calibrate(refiner, questions, flag_rate=0.4, false_edit_rate=0.05)
-    assert suspicion > 0.0 and margin > 0.0
-    probe = SMSRefiner(refiner.model, vocabulary=refiner.vocabulary, suspicion=suspicion, accept_margin=margin)
+    chosen = calibrate(refiner, questions, flag_rate=0.4, false_edit_rate=0.05)
+    assert chosen.suspicion > 0.0 and chosen.accept_margin > 0.0 and chosen.texts == len(questions)
+    assert chosen.known_margin >= max(chosen.accept_margin, chosen.sound_alike_margin), "overwhelming"
+    probe = SMSRefiner(refiner.model, vocabulary=refiner.vocabulary, **chosen.options())
     flagged = sum(probe.assess(q).noisy for q in questions)
     assert round(0.3 * len(questions)) <= flagged <= round(0.4 * len(questions)) + 1
+    assert abs(chosen.flagged - flagged / len(questions)) <= 0.05
     edited = sum(probe.refine(q).changed for q in questions)
-    assert edited <= 2, "at the chosen margin at most about 5% of the calibration questions are edited"
+    assert edited <= 2, "at the chosen margins at most about 5% of the calibration questions are edited"
     with pytest.raises(ValueError, match="clean validation"):
         calibrate(refiner, [])

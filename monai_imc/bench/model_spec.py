@@ -56,7 +56,7 @@ def bundle_settings(bundle: str | Path) -> tuple[str, str | None, dict[str, Any]
         raise ValueError(f"{config}: no model_path in the bundle config") from err
     bank_path = str(parser.get_parsed_content("bank_path")) if "bank_path" in parser else None
     refiner = parser.get("refiner") or {}
-    options = {k: v for k, v in refiner.items() if not k.startswith("_") and k != "model"}
+    options = {k: parser.get_parsed_content(f"refiner::{k}") for k in refiner if not k.startswith("_") and k != "model"}
     return model_path, bank_path, options
 
 

@@ -14,6 +14,7 @@ Methods:
 - ``denoise``: a classic image filter before the model (:mod:`monai_imc.bench.denoise`; the filter is
   chosen on the validation split by :meth:`BenchRunner.choose_denoiser`);
 - ``repass``: the same model asked once to fix the question, its reply used as is;
+- ``spellcheck``: a spell checker with SMS's vocabulary and guards (:mod:`monai_imc.bench.spellcheck`);
 - ``no-image``: the question alone (a black image), the text-prior baseline.
 
 No work is done twice (``memoize=True``, the default): an answer is a function of the features the model
@@ -63,7 +64,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["METHODS", "BenchRecord", "BenchRunner", "RunStats", "conditions", "item_id", "iter_groups", "project_seconds"]
 
-METHODS: tuple[str, ...] = ("none", "pdc", "sms", "imc", "denoise", "repass", "no-image")
+METHODS: tuple[str, ...] = ("none", "pdc", "sms", "imc", "denoise", "repass", "spellcheck", "no-image")
 _BANK_METHODS = ("pdc", "imc")
 
 
@@ -316,6 +317,7 @@ class BenchRunner:
         self.stats = RunStats()
         self._refined: dict[str, Refinement] = {}
         self._repassed: dict[str, str] = {}
+        self._spellcheck: Any = None
         self._questions: dict[tuple[str, str, int], str] = {}
         self._answers: dict[tuple[str, str], tuple[str, float | None]] = {}
         self._blank: VisionFeatures | None = None
@@ -490,6 +492,12 @@ class BenchRunner:
             question, calls = refinement.text, refinement.calls
         elif method == "repass":
             question, calls = self.repass(question), 1
+        elif method == "spellcheck":
+            if self._spellcheck is None:
+                from monai_imc.bench.spellcheck import SpellCheckBaseline
+
+                self._spellcheck = SpellCheckBaseline.like(self.refiner)
+            question = self._spellcheck.correct(question)
         image_noise, image_severity = (noise, severity) if _is_image_noise(noise) else ("clean", 0)
         # Without memoization every record gets its own view (its own encode) and its own answer.
         view_key = (image_noise, image_severity, row.image_key if self.memoize else f"{item_id(row)}|{noise}|{method}")

@@ -1,0 +1,173 @@
+"""SMS's clinical vocabulary, sound-alikes, per-tier margins, and the spell-check baseline.
+
+The Hunspell reader runs on a small dictionary written here; the system dictionaries (Debian
+``hunspell-en-us``, ``hunspell-en-med``, installed by ``.ci/run``) are read where present. The refiner is
+the bundled reference model's, with the bundle's settings.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from pathlib import Path
+
+import pytest
+from helpers import REPO
+
+from monai_imc.refine import SMSRefiner
+from monai_imc.text_candidates import Vocabulary, propose
+from monai_imc.vocabulary import ClinicalVocabulary, read_hunspell, read_word_list, sounds_alike, system_words
+
+BUNDLE = REPO / "bundles" / "monai_imc_vqa"
+MED = Path("/usr/share/hunspell/en_med_glut.dic")
+
+
+def test_hunspell_reader_expands_prefix_and_suffix_flags(tmp_path: Path) -> None:
+    (tmp_path / "x.aff").write_text(
+        "SET UTF-8\nPFX U Y 1\nPFX U 0 un .\n\nSFX S Y 2\nSFX S y ies [^aeiou]y\nSFX S 0 s [^y]\n"
+        "SFX D N 1\nSFX D 0 ed [^e]\n"
+    )
+    (tmp_path / "x.dic").write_text("4\nnodule/S\nopacity/S\nhealth/U\nNL\nclear/USD\n   a comment line\n")
+    words = read_hunspell(tmp_path / "x.dic", tmp_path / "x.aff")
+    assert {
+        "nodule",
+        "nodules",
+        "opacity",
+        "opacities",
+        "health",
+        "unhealth",
+        "clear",
+        "clears",
+        "cleared",
+        "unclear",
+        "unclears",
+    } <= words
+    assert "uncleared" not in words, "D does not combine with prefixes"
+    assert "nl" not in words and "NL" not in words, "acronyms are not common words"
+    with pytest.raises(FileNotFoundError, match="missing.dic"):
+        read_hunspell(tmp_path / "missing.dic")
+
+
+def test_absent_dictionaries_degrade_with_one_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    system_words.cache_clear()
+    with caplog.at_level(logging.WARNING, logger="monai_imc.vocabulary"):
+        first = system_words((str(tmp_path),), ("en_US",))
+        second = system_words((str(tmp_path),), ("en_US",))
+    assert first == second == frozenset()
+    assert sum("not found" in r.getMessage() for r in caplog.records) == 1, "logged once"
+    site = tmp_path / "site.txt"
+    site.write_text("# our terms\nGadoxetate\nhypoattenuating  # a comment\n")
+    vocab = ClinicalVocabulary.system(site, dirs=(str(tmp_path),))
+    assert "gadoxetate" in vocab and "Hypoattenuating" in vocab and len(vocab) == 2
+    assert read_word_list(site) == {"gadoxetate", "hypoattenuating"}
+
+
+@pytest.mark.skipif(
+    not MED.is_file() and os.environ.get("CI") != "true",
+    reason="hunspell-en-med is not installed (apt-get install hunspell-en-med)",
+)
+def test_system_dictionaries_know_clinical_words() -> None:
+    vocab = ClinicalVocabulary.system()
+    assert {"nerve", "flat", "wedge", "hemidiaphragms", "pneumothorax", "effusions"} <= vocab.words
+    assert "pnuemothorax" not in vocab and "verterbral" not in vocab and "brian" not in vocab
+    assert len(vocab) > 100_000 and any("en_med" in s for s in vocab.sources)
+
+
+def test_sound_alikes() -> None:
+    assert (
+        sounds_alike("plural", "pleural") and sounds_alike("long", "lung") and sounds_alike("hart", "heart")
+    )
+    assert sounds_alike("lever", "liver"), "one key and one letter"
+    assert (
+        not sounds_alike("nerve", "were")
+        and not sounds_alike("flat", "fluid")
+        and not sounds_alike("safe", "same")
+    )
+    vocab = Vocabulary(["pleural", "lung", "pneumonia", "effusion"])
+    assert "pleural" in vocab.sounds_like("plural") and "lung" in vocab.sounds_like("long")
+    found = {
+        (c.before, c.after, c.tier) for c in propose("Does the new monia spread?", vocab, ["recognition"])
+    }
+    assert ("new monia", "pneumonia", "sound-alike") in found, "split terms are joined by their sound"
+
+
+def test_protected_and_correct_words_get_the_right_candidates() -> None:
+    vocab = Vocabulary(["the", "nodules", "nerve", "were", "lung", "fat", "pleural", "effusion"])
+    clinical = {"nerve", "flat", "plural", "three"}
+    cands = propose("Are there three nodules near the nerve?", vocab, ["spelling", "recognition"], clinical)
+    assert not any(c.before.lower() == "three" for c in cands), "a number word is never edited"
+    assert not any(c.before == "nerve" and c.after == "were" for c in cands), (
+        "nerve is correct: only one edit or a sound-alike"
+    )
+    tiers = {
+        (c.before, c.after): c.tier for c in propose("Is the lesion flat?", vocab, ["recognition"], clinical)
+    }
+    assert tiers.get(("flat", "fat")) == "known", (
+        "a correct word into another word needs the overwhelming margin"
+    )
+    tiers = {
+        (c.before, c.after): c.tier
+        for c in propose("Is there a plural effusion?", vocab, ["recognition"], clinical)
+    }
+    assert tiers.get(("plural", "pleural")) == "sound-alike"
+    tiers = {
+        (c.before, c.after): c.tier for c in propose("Is the lugn clear?", vocab, ["spelling"], clinical)
+    }
+    assert tiers.get(("lugn", "lung")) == "unknown"
+
+
+@pytest.fixture(scope="module")
+def refiner() -> SMSRefiner:
+    from monai_imc.bench.model_spec import bundle_settings
+    from monai_imc.models import load_model
+
+    model_path, _bank, options = bundle_settings(BUNDLE)
+    assert Path(options["site_words"]).is_file(), "the bundle ships a site word list"
+    return SMSRefiner(load_model(model_path, device="cpu"), **options)
+
+
+def test_correct_words_the_model_lacks_are_kept(refiner: SMSRefiner) -> None:
+    assert refiner.known_margin >= max(refiner.accept_margin, refiner.sound_alike_margin)
+    for text in (
+        "Is the nerve damaged?",
+        "Is the lesion flat?",
+        "Is there a wedge-shaped opacity?",
+        "Are there three nodules?",
+        "Are both hemidiaphragms flat?",
+    ):
+        result = refiner.refine(text)
+        assert not result.changed, (text, result.text, result.trace)
+
+
+def test_overwhelming_margin_only(refiner: SMSRefiner) -> None:
+    """With every margin at zero except a correct word's, a correct word stays and an unknown one is fixed."""
+    eager = SMSRefiner(
+        refiner.model,
+        vocabulary=refiner.vocabulary,
+        clinical=refiner.clinical,
+        suspicion=-math.inf,
+        accept_margin=0.0,
+        sound_alike_margin=1e9,
+        known_margin=1e9,
+    )
+    result = eager.refine("Is the nerve in the lfet lugn damaged?")
+    assert "nerve" in result.text and "lung" in result.text, result.trace
+
+
+def test_spellcheck_baseline(refiner: SMSRefiner) -> None:
+    from monai_imc.bench.spellcheck import SpellCheckBaseline
+
+    checker = SpellCheckBaseline.like(refiner)
+    assert (
+        checker.correct("Is there a pnuemothorax in the left lugn?")
+        == "Is there a pneumothorax in the left lung?"
+    )
+    assert checker.correct("Is the nerve damaged?") == "Is the nerve damaged?", "correct words are kept"
+    assert (
+        checker.correct("Are there thre nodules in the lfet lung?")
+        == "Are there thre nodules in the lfet lung?"
+    ), "a correction that adds a number or a side is refused by the guards"
+    assert checker.correct("Is the 3cm mass in the CT?") == "Is the 3cm mass in the CT?"
