@@ -106,11 +106,11 @@ def _cmd_noise_text(args: argparse.Namespace) -> int:
 
 
 def _cmd_prototypes_build(args: argparse.Namespace) -> int:
+    from monai_imc.bank_build import build_bank
     from monai_imc.datasets import dataset_images
     from monai_imc.imageio import load_view
     from monai_imc.models import load_model
     from monai_imc.noise.registry import parse_noise_list
-    from monai_imc.prototypes import build_bank
 
     files = []
     for spec in args.images:  # each source gives at most --limit images

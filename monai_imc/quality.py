@@ -38,6 +38,7 @@ __all__ = [
     "gibbs_ringing",
     "measure_vector",
     "measures",
+    "measures_and_vector",
     "noise_sigma",
     "sharpness",
     "signal_dependent_noise",
@@ -308,8 +309,14 @@ def measures(view: ArrayLike) -> dict[str, float]:
     }
 
 
-def measure_vector(view: ArrayLike) -> np.ndarray:
-    """:func:`measures` as a float32 vector in :data:`MEASURES` order (the noise level as its log)."""
+def measures_and_vector(view: ArrayLike) -> tuple[dict[str, float], np.ndarray]:
+    """:func:`measures` and the same as a float32 vector in :data:`MEASURES` order, the descriptor's part
+    (the noise level as its log: it spans decades)."""
     values = measures(view)
-    values["noise_sigma"] = math.log(values["noise_sigma"] + 1e-4)  # noise spans decades
-    return np.array([values[name] for name in MEASURES], dtype=np.float32)
+    vector = [math.log(values[name] + 1e-4) if name == "noise_sigma" else values[name] for name in MEASURES]
+    return values, np.array(vector, dtype=np.float32)
+
+
+def measure_vector(view: ArrayLike) -> np.ndarray:
+    """The descriptor's part of :func:`measures_and_vector`."""
+    return measures_and_vector(view)[1]

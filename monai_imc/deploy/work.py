@@ -245,7 +245,7 @@ def perceive(work: SeriesWork, pipeline: IMCPipeline) -> SeriesWork:
     assessed = []
     for view in work.views:
         features = pipeline.model.encode_images([view.pixels])
-        perception = pipeline.perceiver.perceive(features)[0]
+        perception = pipeline.perceiver.perceive(features, views=[view.pixels])[0]
         assessed.append(AssessedView(view, sources[view.sop_instance_uid], features, perception))
         logger.debug(
             "series %s view %s: %s (p_clean %.3f)",
