@@ -34,6 +34,7 @@ __all__ = [
     "assessability",
     "bias_trend",
     "blockiness",
+    "anisotropy",
     "ghost_energy",
     "gibbs_ringing",
     "measure_vector",
@@ -62,6 +63,7 @@ MEASURES = (
     "gibbs_ringing",
     "truncation_cliff",
     "sharpness",
+    "anisotropy",
     "bias_trend",
     "blockiness",
     "signal_dependent_noise",
@@ -234,6 +236,14 @@ def sharpness(img: np.ndarray) -> float:
     return float(np.log10(float(power[high].sum()) / total + 1e-12))
 
 
+def anisotropy(img: np.ndarray) -> float:
+    """Smearing along one axis (k-space motion, ghosts along the phase-encoding axis): the absolute log
+    ratio of the fine gradient energy along the two axes (about 0 for an image sharp alike both ways)."""
+    gy = float(np.mean(np.diff(img, axis=0) ** 2)) + 1e-12
+    gx = float(np.mean(np.diff(img, axis=1) ** 2)) + 1e-12
+    return abs(float(np.log(gy / gx)))
+
+
 def _foreground(img: np.ndarray) -> np.ndarray:
     return img > 0.1 * float(np.quantile(img, 0.99))
 
@@ -319,6 +329,7 @@ def measures(view: ArrayLike) -> dict[str, float]:
         "gibbs_ringing": gibbs_ringing(img),
         "truncation_cliff": truncation_cliff(img, log_spec=log_spec),
         "sharpness": sharpness(img),
+        "anisotropy": anisotropy(img),
         "bias_trend": bias_trend(img),
         "blockiness": blockiness(_native_crop(native)),
         "signal_dependent_noise": signal_dependent_noise(img),
