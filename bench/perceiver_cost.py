@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     model.encode_images(views[:2])  # warm-up (lazy initialisation, allocator)
     measures_and_vector(views[0])
 
-    def timed(fn) -> tuple[float, float]:  # noqa: ANN001
+    def timed(fn) -> tuple[float, float]:
         cpu, wall = time.process_time(), time.perf_counter()
         fn()
         return time.process_time() - cpu, time.perf_counter() - wall
