@@ -4,7 +4,7 @@ One run, one process, the same images: the model's ``encode_images`` (the one vi
 needs anyway) and :func:`monai_imc.quality.measures_and_vector` on the same views, each timed over all
 images (process CPU time and wall time). The target (issue 15) is a ratio of at most 0.10 on 2 cores.
 
-    OMP_NUM_THREADS=1 python bench/perceiver_cost.py --model bundles/monai_imc_vqa/models/reference-vlm \\
+    OMP_NUM_THREADS=1 PYTHONPATH=. python bench/perceiver_cost.py --model bundles/monai_imc_vqa/models/reference-vlm \\
         --images 24 --size 256
 """
 

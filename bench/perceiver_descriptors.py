@@ -11,7 +11,7 @@ every-layer descriptors, which needed a second pass over the vision tower's hidd
 
 Usage::
 
-    python bench/perceiver_descriptors.py --model bundles/monai_imc_vqa/models/reference-vlm \\
+    PYTHONPATH=. python bench/perceiver_descriptors.py --model bundles/monai_imc_vqa/models/reference-vlm \\
         --bank-images 40 --test-images 16 --out docs/perceiver --save-bank /tmp/bank
 """
 

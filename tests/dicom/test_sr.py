@@ -318,3 +318,47 @@ def test_latin1_source_and_utf8_texts(tmp_path: Path, caplog: pytest.LogCaptureF
     assert ("IMC021", "Größe? 大小") in _text_items(group)
     assert "Müller" not in caplog.text and str(source.PatientID) not in caplog.text
     assert sr.SOPInstanceUID in caplog.text
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_summary_reads_back_what_was_written(
+    name: str, written: dict[str, tuple[Path, pydicom.Dataset]]
+) -> None:
+    from monai_imc.deploy.summary import summarize_sr
+
+    path, source = written[name]
+    case = CASES[name]
+    summary = summarize_sr(path)
+    assert summary.source_series_uids == [str(source.SeriesInstanceUID)]
+    assert summary.algorithm == f"monai-imc IMC ({ALGORITHM.model_id})"
+    (group,) = summary.groups
+    assert group.sop_instance_uid == str(source.SOPInstanceUID)
+    assert group.summary == SUMMARIES[name]
+    assert group.artifact == case.finding().meaning
+    expected_verdict = "not assessable" if case.not_assessable else ("artifact" if case.artifact else "clean")
+    assert group.verdict == expected_verdict and group.reason == case.not_assessable
+    assert group.probability == (None if case.probability is None else pytest.approx(case.probability))
+    assert group.level == case.severity and group.calibration_applied == (case.artifact is not None)
+    # each question sits with its own answer, whatever the order of the records
+    assert [(t.role, t.original, t.question, t.answer) for t in group.texts] == [
+        (r.role, r.original, r.question, r.answer) for r in TEXTS
+    ]
+
+
+def test_source_series_names_the_series_from_the_input_headers(tmp_path: Path) -> None:
+    from monai_imc.deploy.summary import source_series
+
+    ct = pydicom.dcmread(dicom_path("CT_small.dcm"))
+    ct.SeriesNumber, ct.SeriesDescription = 7, "chest, low dose"
+    (tmp_path / "study" / "ct").mkdir(parents=True)
+    ct.save_as(tmp_path / "study" / "ct" / "1.dcm")
+    (tmp_path / "study" / "notes.txt").write_text("not DICOM")
+    found = source_series(tmp_path / "study")
+    info = found[str(ct.SeriesInstanceUID)]
+    assert (info.series_number, info.description, info.modality, info.folder) == (
+        "7",
+        "chest, low dose",
+        "CT",
+        "ct",
+    )
+    assert str(info) == "series 7 'chest, low dose' (CT, ct)"
