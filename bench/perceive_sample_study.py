@@ -20,7 +20,7 @@ for folder in sorted(p for p in root.iterdir() if p.is_dir()):
     ds = [pydicom.dcmread(f) for f in sorted(folder.rglob("*")) if f.is_file()]
     try:
         views = series_views(ds, n_views=1)
-    except Exception as exc:
+    except ValueError as exc:  # UnsupportedSeriesError is a ValueError
         print(folder.name, "no view:", exc, flush=True)
         continue
     v = views[0]
