@@ -1,149 +1,205 @@
-"""Which descriptor of the model's own vision features tells the artifact best? (issue 5, what was tried)
+"""How well the perceiver names artifacts: token descriptor vs fused (tokens + physics) descriptor.
 
-For a reference model, encode training images (SLAKE train, never test) clean and under every image
-noise at severities 1, 3 and 5, keep the hidden states of every vision layer from the same pass, and fit
-the perceiver's classifier (a linear discriminant with a shared, shrunk covariance over ``clean`` and every
-(noise, severity)) on several descriptors. Report the noise-type accuracy per severity on SLAKE validation
-images, and how often a clean validation image is called clean. The perceiver ships the first descriptor
-(mean and standard deviation of the projector-input tokens); the others need every layer's output.
+Builds a prototype bank (:func:`monai_imc.bank_build.build_bank`, the product's own path) on training
+images of SLAKE and VQA-RAD, then perceives held-out TEST images of both, clean and under every image
+noise and severity, once without views (the token discriminant) and once with them (the fused one).
+Reports type accuracy per noise and severity (an image counts as right when the verdict is ``artifact``
+with the right type), severity within +-1 level, clean false alarm, not-assessable share, and writes a
+confusion matrix PNG. Test images are a fixed-seed subsample (``--test-images`` per dataset); VQA-RAD
+test images that also appear in its train split are left out. (It replaces issue 5's comparison of
+every-layer descriptors, which needed a second pass over the vision tower's hidden states.)
 
-    python bench/perceiver_descriptors.py --model bundles/monai_imc_vqa/models/reference-vlm \\
-        --data ../shared/data --train 60 --eval 25 --out results/perceiver-descriptors
+Usage::
+
+    PYTHONPATH=. python bench/perceiver_descriptors.py --model bundles/monai_imc_vqa/models/reference-vlm \\
+        --bank-images 40 --test-images 16 --out docs/perceiver --save-bank /tmp/bank
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
-import torch
-from tqdm.auto import tqdm
 
-from monai_imc.atomic import atomic_output
+from monai_imc.bank_build import build_bank
+from monai_imc.datasets import dataset_images
 from monai_imc.imageio import load_view
 from monai_imc.models import load_model
 from monai_imc.noise import list_noises
-from monai_imc.prototypes import corrupt
-from monai_imc.reference.data import load_vqa
+from monai_imc.perceive import ARTIFACT, NOT_ASSESSABLE, ArtifactPerceiver
+from monai_imc.prototypes import corrupt, variant_seed
 
-SEVERITIES = (1, 3, 5)
-
-
-def layer_statistics(hidden: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Per image, descriptors of one layer's patch tokens ``(B, 1 + N, D)`` (the class token dropped)."""
-    t = hidden[:, 1:].float()
-    b, n, d = t.shape
-    side = round(n**0.5)
-    mean, std = t.mean(1), t.std(1)
-    out = {"mean+std": torch.cat([mean, std], 1)}
-    if side * side == n:
-        grid = t.reshape(b, side, side, d)
-        dx = (grid[:, :, 1:] - grid[:, :, :-1]).abs().mean((1, 2))
-        dy = (grid[:, 1:] - grid[:, :-1]).abs().mean((1, 2))
-        z = (t - mean[:, None]) / std[:, None].clamp_min(1e-6)
-        ratio = lambda a: (a.clamp_min(1e-6) / std.clamp_min(1e-6)).log()
-        out["texture"] = torch.cat([mean, std.clamp_min(1e-6).log(), ratio(dx), ratio(dy),
-                                    (z**4).mean(1).clamp_min(1e-6).log()], 1)
-    return out
+__all__ = ["main"]
 
 
-def encode(model, tower, arrays: list[np.ndarray]) -> list[dict[str, torch.Tensor]]:
-    """Every vision layer's descriptors for a batch of images, from one pass."""
-    inputs = model.processor.image_processor(arrays, return_tensors="pt")
-    with torch.no_grad():
-        hidden = tower(inputs["pixel_values"].float(), output_hidden_states=True).hidden_states
-    return [layer_statistics(h) for h in hidden]
+def _sample(files: list[Path], n: int, seed: int) -> list[Path]:
+    if n <= 0 or n >= len(files):
+        return files
+    pick = np.random.RandomState(seed).choice(len(files), size=n, replace=False)
+    return [files[i] for i in sorted(pick.tolist())]
 
 
-def collect(model, tower, paths: list[str], size: int, seed: int) -> tuple[dict, list[tuple[str, int]]]:
-    """Descriptors of each image clean and under every noise x severity, by (layer, kind)."""
-    noises = list_noises("image")
-    store: dict[tuple[int, str], list[torch.Tensor]] = {}
-    labels: list[tuple[str, int]] = []
-    for i, path in enumerate(tqdm(paths, desc="images")):
-        clean = load_view(path, size)
-        if clean.ndim == 2:
-            clean = np.repeat(clean[..., None], 3, -1)
-        views, names = [clean], [("clean", 0)]
-        for j, noise in enumerate(noises):
-            for s in SEVERITIES:
-                views.append(corrupt(clean, noise, s, seed + 31 * i + j))
-                names.append((noise, s))
-        for layer, kinds in enumerate(encode(model, tower, views)):
-            for kind, value in kinds.items():
-                store.setdefault((layer, kind), []).append(value)
-        labels += names
-    return {k: torch.cat(v) for k, v in store.items()}, labels
-
-
-def discriminant(train: torch.Tensor, train_y: list, test: torch.Tensor, test_y: list) -> dict:
-    """The perceiver's classifier on one descriptor: type accuracy per severity, clean called clean."""
-    a, b = train.double(), test.double()
-    center, scale = a.mean(0), a.std(0).clamp_min(1e-6)
-    a, b = (a - center) / scale, (b - center) / scale
-    classes = sorted(set(train_y))
-    index = {c: k for k, c in enumerate(classes)}
-    lab = torch.tensor([index[c] for c in train_y])
-    means = torch.stack([a[lab == k].mean(0) for k in range(len(classes))])
-    within = a - means[lab]
-    cov = within.T @ within / max(1, len(a) - len(classes))
-    cov = 0.9 * cov + 0.1 * torch.trace(cov) / cov.shape[0] * torch.eye(cov.shape[0], dtype=cov.dtype)
-    w = means @ torch.linalg.inv(cov)
-    post = torch.softmax(b @ w.T - 0.5 * (w * means).sum(1), 1)
-    types = sorted({c[0] for c in classes})
-    by_type = torch.stack([post[:, [k for k, c in enumerate(classes) if c[0] == t]].sum(1) for t in types], 1)
-    predicted = [types[k] for k in by_type.argmax(1).tolist()]
-    result = {}
-    for s in SEVERITIES:
-        picked = [k for k, y in enumerate(test_y) if y[1] == s]
-        result[f"type_accuracy_severity_{s}"] = round(100 * float(np.mean([predicted[k] == test_y[k][0] for k in picked])), 1)
-    clean = [k for k, y in enumerate(test_y) if y[0] == "clean"]
-    result["clean_called_clean"] = round(100 * float(np.mean([predicted[k] == "clean" for k in clean])), 1)
-    return result
+def _images(
+    data: Path, split: str, n: int, seed: int, exclude: set[Path]
+) -> tuple[list[np.ndarray], list[str]]:
+    files: list[Path] = []
+    slake = [p for p in dataset_images(f"slake:{data / 'slake'}", splits=[split]) if p not in exclude]
+    rad = [p for p in dataset_images(f"vqa-rad:{data / 'vqa_rad'}", splits=[split]) if p not in exclude]
+    files = _sample(slake, n, seed) + _sample(rad, n, seed + 1)
+    views, ids = [], []
+    for path in files:
+        try:
+            views.append(load_view(path, 256))
+            ids.append(str(path))
+        except ValueError as err:
+            print(f"skipped: {err}", file=sys.stderr)
+    return views, ids
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", required=True)
-    p.add_argument("--data", default="../shared/data")
-    p.add_argument("--train", type=int, default=60, help="SLAKE train images to fit on")
-    p.add_argument("--eval", type=int, default=25, help="SLAKE validation images to test on")
-    p.add_argument("--size", type=int, default=256, help="longest side of the images before noise")
-    p.add_argument("--seed", type=int, default=1000)
-    p.add_argument("--out", required=True)
-    args = p.parse_args(argv)
-
-    model = load_model(args.model, device="cpu")
-    tower = model.vision_tower
-
-    def images(split: str, n: int) -> list[str]:
-        return list(dict.fromkeys(str(r.image) for r in load_vqa(args.data, "slake", split)))[:n]
-
-    train_x, train_y = collect(model, tower, images("train", args.train), args.size, args.seed)
-    test_x, test_y = collect(model, tower, images("validate", args.eval), args.size, args.seed + 7)
-    last = max(layer for layer, _ in train_x)
-    candidates = {
-        "projector input: mean + std (shipped)": [(last, "mean+std")],
-        "every layer: mean + std": [(k, "mean+std") for k in range(last + 1)],
-        "patch embedding: texture": [(0, "texture")],
-        "every layer: texture": [(k, "texture") for k in range(last + 1)],
-    }
-    results = {"command": " ".join(sys.argv), "train_images": args.train, "eval_images": args.eval,
-               "severities": list(SEVERITIES), "descriptors": {}}
-    for name, keys in candidates.items():
-        keys = [k for k in keys if k in train_x]
-        results["descriptors"][name] = discriminant(torch.cat([train_x[k] for k in keys], 1), train_y,
-                                                    torch.cat([test_x[k] for k in keys], 1), test_y)
-    out = Path(args.out)
+    """Run the measurement; print the table; write ``perceiver_report.json`` and confusion PNGs to ``--out``."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--data", default=os.environ.get("MONAI_IMC_DATA", "../shared/data"))
+    parser.add_argument(
+        "--bank-images", type=int, default=40, help="training images per dataset for the bank"
+    )
+    parser.add_argument(
+        "--test-images", type=int, default=16, help="test images per dataset (fixed-seed sample)"
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default="docs/perceiver")
+    parser.add_argument("--save-bank", default=None, help="also save the bank here")
+    args = parser.parse_args(argv)
+    data, out = Path(args.data), Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    with atomic_output(out / "results.json") as tmp:
-        tmp.write_text(json.dumps(results, indent=2))
-    print(json.dumps(results, indent=2))
+    start = time.perf_counter()
+
+    train_files = set(dataset_images(f"slake:{data / 'slake'}", ["train"])) | set(
+        dataset_images(f"vqa-rad:{data / 'vqa_rad'}", ["train"])
+    )
+    bank_views, bank_ids = _images(data, "train", args.bank_images, args.seed, set())
+    test_views, test_ids = _images(data, "test", args.test_images, args.seed + 7, train_files)
+    model = load_model(args.model, device="cpu")
+    bank = build_bank(model, bank_views, seed=args.seed, image_ids=bank_ids)
+    if args.save_bank:
+        bank.save(args.save_bank)
+    built = time.perf_counter() - start
+    perceiver = ArtifactPerceiver(bank)
+    noises = list_noises("image")
+    conditions = [("clean", 0)] + [(n, s) for n in noises for s in bank.severities]
+    rows = []  # (noise, severity, descriptor, verdict, perceived noise, perceived severity)
+    for i, view in enumerate(test_views):
+        copies = [view] + [
+            corrupt(view, n, s, variant_seed(args.seed + 99, i, noises.index(n))) for n, s in conditions[1:]
+        ]
+        copies = [c[..., 0] if c.ndim == 3 and c.shape[-1] == 1 else c for c in copies]
+        for start_b in range(0, len(copies), 8):
+            batch = copies[start_b : start_b + 8]
+            features = model.encode_images(batch)
+            for name, found in (
+                ("tokens", perceiver.perceive(features)),
+                ("fused", perceiver.perceive(features, batch)),
+            ):
+                for (noise, severity), p in zip(conditions[start_b : start_b + 8], found):
+                    rows.append((noise, severity, name, p.verdict, p.noise, p.severity))
+    elapsed = time.perf_counter() - start
+    report = {
+        "bank_images": len(bank_views),
+        "test_images": len(test_views),
+        "test_ids": test_ids,
+        "seconds": {"bank": round(built, 1), "total": round(elapsed, 1)},
+        "bank_choices": bank.manifest["choices"]["perceivers"],
+        "descriptors": {},
+    }
+    print(
+        f"bank from {len(bank_views)} train images ({built:.0f} s); {len(test_views)} test images x "
+        f"{len(conditions)} conditions; {elapsed:.0f} s in all"
+    )
+    for name in ("tokens", "fused"):
+        mine = [r for r in rows if r[2] == name]
+        clean = [r for r in mine if r[0] == "clean"]
+        result: dict[str, object] = {
+            "clean_false_alarm": float(np.mean([r[3] == ARTIFACT for r in clean])),
+            "clean_not_assessable": float(np.mean([r[3] == NOT_ASSESSABLE for r in clean])),
+        }
+        per = {}
+        for noise in noises:
+            per[noise] = {}
+            for s in bank.severities:
+                cell = [r for r in mine if r[0] == noise and r[1] == s]
+                per[noise][s] = float(np.mean([r[3] == ARTIFACT and r[4] == noise for r in cell]))
+        strong = [r for r in mine if r[0] != "clean" and r[1] >= 3]
+        typed = [r for r in mine if r[0] != "clean" and r[3] == ARTIFACT and r[4] == r[0]]
+        result["type_accuracy_severity_3_plus"] = float(
+            np.mean([np.mean([per[n][s] for s in (3, 4, 5)]) for n in noises])
+        )
+        result["type_accuracy_severity_5"] = float(np.mean([per[n][5] for n in noises]))
+        result["severity_within_1"] = float(np.mean([abs(r[5] - r[1]) <= 1 for r in typed])) if typed else 0.0
+        result["noisy_not_assessable"] = float(np.mean([r[3] == NOT_ASSESSABLE for r in strong]))
+        result["per_noise"] = per
+        labels = ["clean", *noises, NOT_ASSESSABLE]
+        matrix = Counter(
+            (r[0], r[4] if r[3] == ARTIFACT else ("clean" if r[3] != NOT_ASSESSABLE else NOT_ASSESSABLE))
+            for r in mine
+            if r[0] == "clean" or r[1] >= 3
+        )
+        result["confusion_severity_3_plus"] = {t: {p: matrix[(t, p)] for p in labels} for t in labels[:-1]}
+        report["descriptors"][name] = result
+        print(
+            f"\n{name}: clean false alarm {result['clean_false_alarm']:.3f}, type accuracy s>=3 "
+            f"{result['type_accuracy_severity_3_plus']:.3f}, s5 {result['type_accuracy_severity_5']:.3f}, "
+            f"severity within 1 {result['severity_within_1']:.3f}, noisy not assessable {result['noisy_not_assessable']:.3f}"
+        )
+        print(f"  {'noise':11s} " + " ".join(f"s{s}   " for s in bank.severities))
+        for noise in noises:
+            print(f"  {noise:11s} " + " ".join(f"{per[noise][s]:.2f} " for s in bank.severities))
+        _plot(result["confusion_severity_3_plus"], labels, out / f"perceiver_confusion_{name}.png", name)
+    (out / "perceiver_report.json").write_text(json.dumps(report, indent=2))
+    print(f"\nwrote {out / 'perceiver_report.json'}")
     return 0
 
 
+def _plot(confusion: dict[str, dict[str, int]], labels: list[str], path: Path, title: str) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:  # the [bench] extra is not installed: the JSON still has the matrix
+        return
+    rows = labels[:-1]
+    m = np.array([[confusion[t][p] for p in labels] for t in rows], dtype=float)
+    m = m / np.maximum(m.sum(1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(7, 6))
+    ax.imshow(m, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(labels)), labels, rotation=60, ha="right")
+    ax.set_yticks(range(len(rows)), rows)
+    for i in range(len(rows)):
+        for j in range(len(labels)):
+            if m[i, j] >= 0.01:
+                ax.text(
+                    j,
+                    i,
+                    f"{m[i, j]:.2f}",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if m[i, j] > 0.5 else "black",
+                )
+    ax.set_xlabel("verdict (severity >= 3)")
+    ax.set_ylabel("true condition")
+    ax.set_title(f"perceiver, {title} descriptor")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

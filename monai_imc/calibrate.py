@@ -2,7 +2,8 @@
 
 For an image the perceiver flags, the tokens the projector receives are moved toward their clean
 counterparts with the bank's map for the perceived noise, scaled by the strength chosen on validation
-for that severity and by the perceiver's confidence. An image the gate calls clean passes unchanged.
+for that severity and by the perceiver's confidence. An image the gate calls clean passes unchanged, and so does an image the perceiver cannot assess
+(degenerate, or outside the bank's range).
 
 Two variants (``docs/method.md`` compares them):
 
@@ -109,6 +110,10 @@ class PDCCalibrator:
             raise ValueError(f"{len(perceptions)} perceptions for {features.num_images} images")
         tokens, records = [], []
         for t, p in zip(features.tokens, perceptions):
+            if not p.assessable:  # degenerate, or outside the bank's range: never calibrated
+                tokens.append(t)
+                records.append(Calibration(False, None, None, 0.0, self.variant, f"not assessable: {p.reason}"))
+                continue
             if not p.flagged or p.noise is None or p.severity is None:
                 tokens.append(t)
                 records.append(Calibration(False, None, None, 0.0, self.variant, "gate: clean"))

@@ -106,11 +106,11 @@ def _cmd_noise_text(args: argparse.Namespace) -> int:
 
 
 def _cmd_prototypes_build(args: argparse.Namespace) -> int:
+    from monai_imc.bank_build import build_bank
     from monai_imc.datasets import dataset_images
     from monai_imc.imageio import load_view
     from monai_imc.models import load_model
     from monai_imc.noise.registry import parse_noise_list
-    from monai_imc.prototypes import build_bank
 
     files = []
     for spec in args.images:  # each source gives at most --limit images
@@ -243,24 +243,26 @@ def _short(text: str | None, width: int = 60) -> str:
 def print_run_summary(report: object) -> None:
     """Print a short summary of each SR of a run (read back from the files) and of what failed."""
     from monai_imc.deploy.report import RunReport
-    from monai_imc.deploy.summary import summarize_sr
+    from monai_imc.deploy.summary import source_series, summarize_sr
 
     assert isinstance(report, RunReport)
-    for outcome in report.outcomes:
-        if outcome.status != "written" or not outcome.sr_path:
-            continue
-        summary = summarize_sr(outcome.sr_path)
-        print(f"SR {Path(outcome.sr_path).name} ({outcome.modality}, {summary.verification_flag})")
+    written = [o for o in report.outcomes if o.status == "written" and o.sr_path]
+    summaries = [summarize_sr(o.sr_path) for o in written if o.sr_path]
+    uids = {uid for s in summaries for uid in s.source_series_uids}
+    named = source_series(report.input, uids) if Path(report.input).is_dir() else {}
+    for outcome, summary in zip(written, summaries):
+        sources = [str(named[u]) if u in named else f"series {u}" for u in summary.source_series_uids]
+        print(f"{', '.join(sources) or outcome.modality}: SR {Path(str(outcome.sr_path)).name} "
+              f"({summary.verification_flag})")
         for group in summary.groups:
             frame = f" frame {group.frame_numbers[0]}" if group.frame_numbers else ""
-            level = f" {group.severity} (level {group.level})" if group.severity else ""
-            print(f"  image ...{(group.sop_instance_uid or '')[-12:]}{frame}: artifact {group.artifact}{level}, "
-                  f"p={group.probability:.2f}; calibration {'applied' if group.calibration_applied else 'not applied'}")
+            calibration = "calibration applied" if group.calibration_applied else "not calibrated"
+            print(f"  image{frame}: {group.summary or group.artifact}; {calibration}")
             for text in group.texts:
                 refined = "refined" if text.refined_changed else "unchanged"
-                line = f"    [{text.role}] {_short(text.original)!r} ({refined})"
+                line = f"    [{text.role}] {_short(text.original or '')!r} ({refined})"
                 if text.refined_changed:
-                    line += f" -> {_short(text.refined)!r}"
+                    line += f" -> {_short(text.refined or '')!r}"
                 if text.answer is not None:
                     line += f"; answer: {_short(text.answer, 40)!r}"
                 print(line)

@@ -1,23 +1,40 @@
-"""ArtifactPerceiver: which artifact the model's own vision features show, and how severe.
+"""ArtifactPerceiver: is the image clean, which artifact does it carry and how badly, or can it not tell?
 
-It reads the features the answer will use (no extra vision pass): each image's descriptor (mean and
-standard deviation of its projector-input tokens) is standardised and compared with the prototype bank's
-class means under the bank's shared covariance, a linear discriminant over the classes ``clean`` and
-every (noise, severity). Summing the posterior over severities gives the noise type; its most likely
-level is the severity.
+It reads the features the answer will use (no extra vision pass) and, when it is given the view the model
+was shown, cheap physics measures of that view (:mod:`monai_imc.quality`). The fused descriptor (mean and
+standard deviation of the projector-input tokens, and the measures) is standardised and classified by the
+bank's linear discriminant over ``clean`` and every (noise, severity). Three verdicts:
+
+- ``"not assessable"``: the view is degenerate (constant, tiny, NaN, a single row ...), the features are
+  not finite, or the descriptor lies outside the bank's range (another kind of picture). It claims no
+  artifact and nothing is calibrated; the reason is kept for the SR.
+- ``"artifact"``: the probability of an artifact, ``1 - p_clean``, reached the clean gate (calibrated on
+  clean validation images); the noise type is the most likely one (severities summed), the severity its
+  posterior-mean level, the confidence that type's posterior.
+- ``"clean"``: otherwise.
+
+Without views it falls back to the bank's token-only discriminant (a bank built before the measures has
+only that one).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
-from monai_imc.models.base import VisionFeatures
+from monai_imc.discriminant import LinearDiscriminant
+from monai_imc.models.base import ImageInput, VisionFeatures
 from monai_imc.prototypes import CLEAN, PrototypeBank, descriptor
+from monai_imc.quality import MEASURES, assessability, measures_and_vector
 
-__all__ = ["ArtifactPerceiver", "Perception"]
+__all__ = ["ARTIFACT", "CLEAN_VERDICT", "NOT_ASSESSABLE", "ArtifactPerceiver", "Perception"]
+
+CLEAN_VERDICT = "clean"
+ARTIFACT = "artifact"
+NOT_ASSESSABLE = "not assessable"
 
 
 @dataclass(frozen=True)
@@ -25,17 +42,18 @@ class Perception:
     """What the perceiver saw in one image.
 
     Attributes:
-        noise: the most likely artifact, ``None`` when ``clean`` is most likely.
-        severity: its most likely level (1..5), ``None`` when clean.
-        p_clean: posterior probability of a clean image.
-        probabilities: posterior of ``clean`` and of every noise (severities summed); sums to 1.
-        confidence: the posterior of the most likely noise (or of ``clean``).
-        flagged: the gate's decision: calibrate this image (``1 - p_clean`` reached the bank's threshold
-            and the image lies within the bank's range).
-        distance: squared Mahalanobis distance of the image's descriptor to the nearest class, per
-            dimension (about 1 for images like the bank's).
-        in_range: ``distance`` is within the bank's range (:attr:`PrototypeBank.range_threshold`); an image
-            outside it (another modality, another kind of picture) is never calibrated.
+        noise: the artifact found, ``None`` unless the verdict is ``"artifact"``.
+        severity: its level (1..5), ``None`` unless the verdict is ``"artifact"``.
+        p_clean: posterior probability of a clean image (0 when not assessable).
+        probabilities: posterior of ``clean`` and of every noise (severities summed); empty when not assessable.
+        confidence: the posterior of the reported finding (the noise, or ``clean``); 0 when not assessable.
+        flagged: calibrate this image (the verdict is ``"artifact"``).
+        distance: squared Mahalanobis distance of the descriptor to the nearest class, per dimension.
+        in_range: ``distance`` is within the bank's range.
+        verdict: ``"clean"``, ``"artifact"`` or ``"not assessable"``.
+        reason: why it is not assessable (``None`` otherwise).
+        measures: the physics measures of the view, when a view was given and could be measured.
+        descriptor: ``"fused"`` (tokens and measures) or ``"tokens"``: the discriminant used.
     """
 
     noise: str | None
@@ -46,80 +64,207 @@ class Perception:
     flagged: bool
     distance: float = 0.0
     in_range: bool = True
+    verdict: str = CLEAN_VERDICT
+    reason: str | None = None
+    measures: Mapping[str, float] | None = None
+    descriptor: str = "tokens"
 
     @property
     def artifact_probability(self) -> float:
-        """``1 - p_clean``: the probability that some artifact is present."""
-        return 1.0 - self.p_clean
+        """``1 - p_clean``: the probability that some artifact is present (0 when not assessable)."""
+        return 0.0 if self.verdict == NOT_ASSESSABLE else 1.0 - self.p_clean
+
+    @property
+    def assessable(self) -> bool:
+        """Whether the perceiver could judge the image."""
+        return self.verdict != NOT_ASSESSABLE
+
+    @property
+    def summary(self) -> str:
+        """One plain line: ``no artifact detected``, ``motion artifact, severity 4 ...`` or ``not assessable: ...``."""
+        if self.verdict == NOT_ASSESSABLE:
+            return f"not assessable: {self.reason}"
+        if self.verdict == ARTIFACT:
+            return f"{self.noise} artifact, severity {self.severity} of 5 (confidence {self.confidence:.2f})"
+        return f"no artifact detected (confidence {self.confidence:.2f})"
+
+
+@dataclass(frozen=True)
+class _Discriminant:
+    name: str
+    lda: LinearDiscriminant
+    gate: float
+    range: float | None
+
+
+def _unassessable(reason: str, descriptor_name: str, distance: float = 0.0) -> Perception:
+    return Perception(
+        None, None, 0.0, {}, 0.0, False, distance, False, NOT_ASSESSABLE, reason, None, descriptor_name
+    )
 
 
 class ArtifactPerceiver:
-    """Perceive artifact type and severity from vision features with a :class:`PrototypeBank`.
+    """Perceive clean / artifact (type, severity, confidence) / not assessable with a :class:`PrototypeBank`.
 
     Args:
         bank: the model's prototype bank.
-        gate_threshold: override the bank's clean-gate threshold (``1 - p_clean`` needed to flag).
+        gate_threshold: override the bank's clean gate (``1 - p_clean`` needed to report an artifact).
 
     Example::
 
-        features = model.encode_images(images)
-        perceptions = ArtifactPerceiver(bank).perceive(features)
+        features = model.encode_images(views)
+        perceptions = ArtifactPerceiver(bank).perceive(features, views=views)
+        perceptions[0].verdict, perceptions[0].summary
     """
 
     def __init__(self, bank: PrototypeBank, gate_threshold: float | None = None) -> None:
         self.bank = bank
-        self.gate_threshold = bank.gate_threshold if gate_threshold is None else float(gate_threshold)
+        self.gate_threshold = None if gate_threshold is None else float(gate_threshold)
         t = bank.tensors
-        self._center, self._scale = t["descriptor_center"], t["descriptor_scale"]
-        self._means, self._precision = t["class_means"], t["precision"]
-        # Linear discriminant: score_k(z) = z' P m_k - m_k' P m_k / 2 + log prior_k (shared covariance).
-        # Priors: "clean" and every noise equally likely, a noise's prior split over its severities.
-        n_types, n_sev = len(bank.noises) + 1, len(bank.severities)
-        prior = torch.full((len(bank.classes),), 1.0 / (n_types * n_sev))
-        prior[0] = 1.0 / n_types
-        self._weights = self._means @ self._precision
-        self._offsets = -0.5 * (self._weights * self._means).sum(dim=1) + prior.log()
-        self._mean_norms = (self._weights * self._means).sum(dim=1)
-        self.range_threshold = bank.range_threshold
+        self._center, self._scale = t["descriptor_center"].float(), t["descriptor_scale"].float()
+        self._found: dict[str, _Discriminant] = {}
+        perceivers = bank.manifest.get("choices", {}).get("perceivers")
+        if perceivers:
+            for name, choice in perceivers.items():
+                lda = LinearDiscriminant.from_tensors(t, f"perceiver.{name}")
+                self._found[name] = _Discriminant(
+                    name, lda, float(choice["gate_threshold"]), choice.get("range_threshold")
+                )
+        else:  # a bank built before the physics measures: one token discriminant, uniform type prior
+            n_types, n_sev = len(bank.noises) + 1, len(bank.severities)
+            prior = torch.full((len(bank.classes),), 1.0 / (n_types * n_sev))
+            prior[0] = 1.0 / n_types
+            mask = torch.ones(self._center.shape[0], dtype=torch.bool)
+            lda = LinearDiscriminant(mask, t["class_means"].float(), t["precision"].float(), prior.log())
+            self._found["tokens"] = _Discriminant("tokens", lda, bank.gate_threshold, bank.range_threshold)
 
-    def standardised(self, tokens: torch.Tensor) -> torch.Tensor:
-        """One image's standardised descriptor (the perceiver's input)."""
+    @property
+    def uses_measures(self) -> bool:
+        """Whether the bank has a fused (tokens and physics measures) discriminant."""
+        return "fused" in self._found
+
+    @property
+    def range_threshold(self) -> float | None:
+        """The range of the discriminant used with views (the fused one when the bank has it)."""
+        return self._pick(True).range
+
+    def _pick(self, with_view: bool) -> _Discriminant:
+        if with_view and "fused" in self._found:
+            return self._found["fused"]
+        return self._found.get("tokens") or next(iter(self._found.values()))
+
+    def standardised(
+        self, tokens: torch.Tensor, view: ImageInput | None = None, measured: np.ndarray | None = None
+    ) -> torch.Tensor:
+        """One image's standardised descriptor ``(dim,)``: tokens, then the measures of ``view`` (or the
+        vector ``measured`` of them; zeros, the bank's mean, where neither is given: only the fused
+        discriminant reads them)."""
         d = descriptor(tokens.detach().to("cpu"))
-        if d.shape[0] != self._center.shape[0]:
+        width = self._center.shape[0]
+        n_measures = width - d.shape[0]
+        if n_measures not in (0, len(MEASURES)):
             raise ValueError(
-                f"features of width {tokens.shape[-1]} do not fit a bank built on width {self._center.shape[0] // 2}"
+                f"features of width {tokens.shape[-1]} do not fit a bank built on a descriptor of width {width}"
             )
-        return (d - self._center) / self._scale
+        z_tokens = (d - self._center[: d.shape[0]]) / self._scale[: d.shape[0]]
+        if n_measures == 0:
+            return z_tokens
+        if measured is None and view is None:
+            return torch.cat([z_tokens, torch.zeros(n_measures)])
+        if measured is None:
+            measured = measures_and_vector(np.asarray(view))[1]
+        m = torch.from_numpy(measured)
+        return torch.cat([z_tokens, (m - self._center[d.shape[0] :]) / self._scale[d.shape[0] :]])
 
-    def class_posteriors(self, tokens: torch.Tensor) -> torch.Tensor:
+    def class_posteriors(self, tokens: torch.Tensor, view: ImageInput | None = None) -> torch.Tensor:
         """Posterior over :attr:`PrototypeBank.classes` for one image's tokens ``(n_tokens, dim)``."""
-        return torch.softmax(self._weights @ self.standardised(tokens) + self._offsets, dim=0)
+        return self._pick(view is not None).lda.posteriors(self.standardised(tokens, view)[None])[0]
 
-    def distance(self, tokens: torch.Tensor) -> float:
-        """Squared Mahalanobis distance (bank covariance) of the descriptor to the nearest class, per dimension."""
-        z = self.standardised(tokens)
-        squared = float(z @ self._precision @ z) + float((self._mean_norms - 2.0 * (self._weights @ z)).min())
-        return max(0.0, squared) / z.shape[0]
+    def distance(self, tokens: torch.Tensor, view: ImageInput | None = None) -> float:
+        """Squared Mahalanobis distance of the descriptor to the nearest class, per dimension."""
+        return float(self._pick(view is not None).lda.distances(self.standardised(tokens, view)[None])[0])
 
-    def perceive_tokens(self, tokens: torch.Tensor) -> Perception:
-        """The :class:`Perception` of one image's tokens."""
-        post = self.class_posteriors(tokens)
+    def perceive_tokens(self, tokens: torch.Tensor, view: ImageInput | None = None) -> Perception:
+        """The :class:`Perception` of one image's tokens and, optionally, the view the model was shown."""
+        chosen = self._pick(view is not None)
+        if view is not None:
+            reason = assessability(np.asarray(view))
+            if reason is not None:
+                return _unassessable(f"degenerate image: {reason}", chosen.name)
+        if not bool(torch.isfinite(tokens).all()):
+            return _unassessable("the model's image features are not finite", chosen.name)
+        measures, measured = None, None
+        if view is not None and self.uses_measures:
+            measures, measured = measures_and_vector(np.asarray(view))
+        z = self.standardised(tokens, view if measured is not None else None, measured)
+        if not bool(torch.isfinite(z).all()):
+            return _unassessable("the image's measures are not finite", chosen.name)
+        distance = float(chosen.lda.distances(z[None])[0])
+        if chosen.range is not None and distance > chosen.range:
+            return _unassessable(
+                f"outside the prototype bank's range (distance {distance:.2f} > {chosen.range:.2f}): "
+                "not like the images the bank was built from",
+                chosen.name,
+                distance,
+            )
+        post = chosen.lda.posteriors(z[None])[0]
         bank = self.bank
         n_sev = len(bank.severities)
         per_noise = post[1:].reshape(len(bank.noises), n_sev)
         probabilities = {CLEAN: float(post[0])}
         probabilities.update({n: float(per_noise[i].sum()) for i, n in enumerate(bank.noises)})
         p_clean = probabilities[CLEAN]
-        best = max(probabilities, key=probabilities.__getitem__)
-        distance = self.distance(tokens)
-        in_range = self.range_threshold is None or distance <= self.range_threshold
-        flagged = (1.0 - p_clean) >= self.gate_threshold and in_range
-        if best == CLEAN:
-            return Perception(None, None, p_clean, probabilities, p_clean, flagged, distance, in_range)
-        row = bank.noises.index(best)
-        severity = bank.severities[int(per_noise[row].argmax())]
-        return Perception(best, severity, p_clean, probabilities, probabilities[best], flagged, distance, in_range)
+        gate = chosen.gate if self.gate_threshold is None else self.gate_threshold
+        if 1.0 - p_clean < gate:
+            return Perception(
+                None,
+                None,
+                p_clean,
+                probabilities,
+                p_clean,
+                False,
+                distance,
+                True,
+                CLEAN_VERDICT,
+                None,
+                measures,
+                chosen.name,
+            )
+        best = max(bank.noises, key=probabilities.__getitem__)
+        row = per_noise[bank.noises.index(best)]
+        levels = torch.tensor(bank.severities, dtype=row.dtype)
+        expected = float((row * levels).sum() / row.sum().clamp_min(1e-12))
+        severity = min(bank.severities, key=lambda s: abs(s - expected))
+        return Perception(
+            best,
+            severity,
+            p_clean,
+            probabilities,
+            probabilities[best],
+            True,
+            distance,
+            True,
+            ARTIFACT,
+            None,
+            measures,
+            chosen.name,
+        )
 
-    def perceive(self, features: VisionFeatures) -> list[Perception]:
-        """One :class:`Perception` per image of ``features``."""
-        return [self.perceive_tokens(tokens) for tokens in features.tokens]
+    def perceive(
+        self, features: VisionFeatures, views: Sequence[ImageInput | None] | None = None
+    ) -> list[Perception]:
+        """One :class:`Perception` per image of ``features``.
+
+        Args:
+            features: the model's features of the images (one vision pass).
+            views: the images exactly as given to ``encode_images`` (optional): with them the perceiver
+                adds the physics measures and tells degenerate images apart.
+
+        Raises:
+            ValueError: ``views`` does not have one entry per image.
+        """
+        if views is None:
+            return [self.perceive_tokens(tokens) for tokens in features.tokens]
+        if len(views) != features.num_images:
+            raise ValueError(f"{len(views)} views for {features.num_images} images")
+        return [self.perceive_tokens(tokens, view) for tokens, view in zip(features.tokens, views)]

@@ -76,7 +76,7 @@ class IMCPipeline:
         """Answer ``question`` about ``image``; ``pdc`` overrides the pipeline's setting for this call."""
         use_pdc = self.pdc if pdc is None else pdc
         features = self.model.encode_images([image])
-        perception = self.perceiver.perceive(features)[0]
+        perception = self.perceiver.perceive(features, views=[image])[0]
         if use_pdc:
             features, records = self.calibrator.calibrate(features, [perception])
             calibration = records[0]

@@ -17,7 +17,7 @@ from monai_imc.models import load_model
 from monai_imc.models.tiny import build_tiny_checkpoint
 from monai_imc.noise.preview import shrink
 from monai_imc.pipeline import IMCPipeline
-from monai_imc.prototypes import build_bank
+from monai_imc.bank_build import build_bank
 from monai_imc.refine import SMSRefiner
 
 BUNDLE = REPO / "bundles" / "monai_imc_vqa"

@@ -245,7 +245,7 @@ def perceive(work: SeriesWork, pipeline: IMCPipeline) -> SeriesWork:
     assessed = []
     for view in work.views:
         features = pipeline.model.encode_images([view.pixels])
-        perception = pipeline.perceiver.perceive(features)[0]
+        perception = pipeline.perceiver.perceive(features, views=[view.pixels])[0]
         assessed.append(AssessedView(view, sources[view.sop_instance_uid], features, perception))
         logger.debug(
             "series %s view %s: %s (p_clean %.3f)",
@@ -357,9 +357,10 @@ def write_sr(
             item.source,
             artifact=item.perception.noise,
             severity=item.perception.severity,
-            probability=min(1.0, max(0.0, float(item.perception.confidence))),
+            probability=min(1.0, max(0.0, float(item.perception.confidence))) if item.perception.assessable else None,
             calibration_applied=bool(item.calibration and item.calibration.applied),
             frame_number=item.view.frame_number,
+            not_assessable=None if item.perception.assessable else item.perception.reason,
         )
         for item in work.assessed
     ]

@@ -25,11 +25,14 @@ from pydicom.sr.coding import Code
 __all__ = [
     "ANSWER",
     "ARTIFACT_CODES",
+    "ASSESSMENT_SUMMARY",
     "CALIBRATION_APPLIED",
     "IMAGE_ARTIFACTS",
     "IMAGING_PROCEDURE",
     "IMC_SCHEME",
     "NO",
+    "NOT_ASSESSABLE",
+    "NOT_ASSESSABLE_REASON",
     "NO_ARTIFACT",
     "ORIGINAL_TEXT",
     "PROBABILITY",
@@ -40,6 +43,7 @@ __all__ = [
     "SEVERITY_LEVEL",
     "SEVERITY_LEVEL_UNIT",
     "SEVERITY_VALUES",
+    "TEXT_RECORD",
     "TEXT_ROLE",
     "YES",
     "artifact_code",
@@ -130,6 +134,20 @@ QUESTION = Code("IMC023", IMC_SCHEME, "Question to the model")
 
 ANSWER = Code("IMC024", IMC_SCHEME, "Model answer or draft report")
 """Private TEXT concept: the model's answer or draft report (unverified)."""
+
+NOT_ASSESSABLE = Code("IMC005", IMC_SCHEME, "Not assessable")
+"""Private value of :data:`IMAGE_ARTIFACTS` when the perceiver could not judge the image (degenerate, or
+unlike the images its prototype bank was built from): no artifact is claimed, and none is denied."""
+
+ASSESSMENT_SUMMARY = Code("IMC012", IMC_SCHEME, "IMC assessment")
+"""Private TEXT concept: the perceiver's verdict in plain words ("no artifact detected", "motion artifact,
+severity 4 of 5 ...", "not assessable: <reason>")."""
+
+NOT_ASSESSABLE_REASON = Code("IMC013", IMC_SCHEME, "Reason not assessable")
+"""Private TEXT concept: why the image could not be assessed."""
+
+TEXT_RECORD = Code("IMC025", IMC_SCHEME, "Clinical text record")
+"""Private CONTAINER concept: one clinical text with its refinement, the question asked and the answer."""
 
 IMAGING_PROCEDURE = Code("363679005", "SCT", "Imaging procedure")
 """SCT 363679005 "Imaging procedure": the default *procedure reported* of the TID 1500 root."""

@@ -9,12 +9,15 @@ Content tree (see ``docs/sr.md`` for a ``dsrdump`` of one)::
           Tracking Identifier / Tracking Unique Identifier
           Algorithm Identification (TID 4019): model id, monai-imc version, parameters (bank hash)
           Source image for measurement group (SOP instance, frame)
-          Probability (DCM 122157)                         NUM, unit {probability}
+          Probability (DCM 122157)                         NUM, unit {probability} (not when not assessable)
           IMC severity level (99IMC)                       NUM, unit {level}, when an artifact is found
-          Image artifact(s) (DCM 111207) = artifact code   CODE (None for a clean image)
+          Image artifact(s) (DCM 111207) = artifact code   CODE (None: clean; Not assessable (99IMC))
           Severity (SCT 246112005) = Mild/Moderate/Severe  CODE, when an artifact is found
           Feature calibration applied (99IMC) = Yes/No     CODE
-          Clinical text role / Original / Refined / Question / Answer   TEXT, per text record
+          IMC assessment (99IMC)                           TEXT, the verdict in plain words
+          Reason not assessable (99IMC)                    TEXT, when not assessable
+          Clinical text record (99IMC)                     CONTAINER, one per text record:
+            Clinical text role / Original / Refined / Question / Answer   TEXT
 
 The SR is marked unverified (VerificationFlag UNVERIFIED) and complete (CompletionFlag COMPLETE); its
 patient and study attributes come from the source images (highdicom copies them from the evidence), so a
@@ -45,6 +48,7 @@ from pathlib import Path
 from highdicom.sr import (
     AlgorithmIdentification,
     Comprehensive3DSR,
+    ContainerContentItem,
     DeviceObserverIdentifyingAttributes,
     Measurement,
     MeasurementReport,
@@ -59,6 +63,7 @@ from highdicom.sr import (
 )
 from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
+from pydicom.sr.coding import Code
 from pydicom.uid import generate_uid
 
 import monai_imc
@@ -80,20 +85,47 @@ class ImageAssessment:
         source: the source image's dataset (pixel data not needed; patient/study attributes and UIDs are).
         artifact: the image noise name found (``"motion"``, ``"jpeg"`` ...), ``None`` for clean.
         severity: the severity level 1..5 of the artifact, ``None`` for clean.
-        probability: the perceiver's probability of the reported finding (artifact, or clean), in [0, 1].
+        probability: the perceiver's probability of the reported finding (artifact, or clean), in [0, 1];
+            ``None`` (not written) when the image is not assessable.
         calibration_applied: whether PDC calibrated this image's features before the answer.
         frame_number: 1-based frame of a multi-frame source, ``None`` for a single-frame one.
+        not_assessable: why the perceiver could not judge the image (then no artifact, no severity, no
+            calibration); ``None`` when it could.
     """
 
     source: Dataset
     artifact: str | None
     severity: int | None
-    probability: float
+    probability: float | None
     calibration_applied: bool = False
     frame_number: int | None = None
+    not_assessable: str | None = None
+
+    @property
+    def summary(self) -> str:
+        """The verdict in plain words, as written to the SR."""
+        if self.not_assessable is not None:
+            return f"not assessable: {self.not_assessable}"
+        if self.artifact is None:
+            return f"no artifact detected (probability {float(self.probability or 0.0):.2f})"
+        assert self.severity is not None
+        return (
+            f"{self.artifact} artifact ({imc_codes.artifact_code(self.artifact).meaning}), severity "
+            f"{self.severity} of 5 ({imc_codes.severity_code(self.severity).meaning}), "
+            f"probability {float(self.probability or 0.0):.2f}"
+        )
 
     def __post_init__(self) -> None:
         uid = self.source.get("SOPInstanceUID", "(none)")
+        if self.not_assessable is not None:
+            if not self.not_assessable.strip():
+                raise ValueError(f"SOP Instance UID {uid}: a not-assessable image needs its reason")
+            if self.artifact is not None or self.severity is not None or self.calibration_applied:
+                raise ValueError(
+                    f"SOP Instance UID {uid}: a not-assessable image claims no artifact, severity or calibration"
+                )
+        elif self.probability is None:
+            raise ValueError(f"SOP Instance UID {uid}: an assessed image needs a probability")
         imc_codes.artifact_code(self.artifact)  # raises for an unknown noise name
         if self.artifact is None and self.severity is not None:
             raise ValueError(f"SOP Instance UID {uid}: a clean image has no severity, got {self.severity}")
@@ -101,7 +133,7 @@ class ImageAssessment:
             if self.severity is None:
                 raise ValueError(f"SOP Instance UID {uid}: artifact {self.artifact!r} needs a severity 1..5")
             imc_codes.severity_code(self.severity)
-        if not 0.0 <= float(self.probability) <= 1.0:
+        if self.probability is not None and not 0.0 <= float(self.probability) <= 1.0:
             raise ValueError(f"SOP Instance UID {uid}: probability must be in [0, 1], got {self.probability}")
         if self.frame_number is not None and self.frame_number < 1:
             raise ValueError(f"SOP Instance UID {uid}: frame numbers start at 1, got {self.frame_number}")
@@ -327,19 +359,28 @@ def _unique_sources(assessments: Sequence[ImageAssessment]) -> list[Dataset]:
     return list(seen.values())
 
 
+def _text(concept: Code, value: str) -> TextContentItem:
+    return TextContentItem(name=concept, value=value, relationship_type=RelationshipTypeValues.CONTAINS)
+
+
 def _group(
     index: int, assessment: ImageAssessment, texts: Sequence[TextRecord], algorithm: AlgorithmInfo
 ) -> MeasurementsAndQualitativeEvaluations:
     source = assessment.source
-    measurements = [
-        Measurement(
-            name=imc_codes.PROBABILITY,
-            value=float(assessment.probability),
-            unit=imc_codes.PROBABILITY_UNIT,
+    measurements = []
+    if assessment.probability is not None and assessment.not_assessable is None:
+        measurements.append(
+            Measurement(
+                name=imc_codes.PROBABILITY,
+                value=float(assessment.probability),
+                unit=imc_codes.PROBABILITY_UNIT,
+            )
         )
-    ]
+    finding = imc_codes.NOT_ASSESSABLE if assessment.not_assessable is not None else None
     evaluations = [
-        QualitativeEvaluation(imc_codes.IMAGE_ARTIFACTS, imc_codes.artifact_code(assessment.artifact))
+        QualitativeEvaluation(
+            imc_codes.IMAGE_ARTIFACTS, finding or imc_codes.artifact_code(assessment.artifact)
+        )
     ]
     if assessment.severity is not None:
         measurements.append(
@@ -372,17 +413,23 @@ def _group(
         ],
     )
     items = group[0].ContentSequence
-    for record in texts:
-        for concept, value in (
-            (imc_codes.TEXT_ROLE, record.role),
-            (imc_codes.ORIGINAL_TEXT, record.original),
-            (imc_codes.REFINED_TEXT, record.refined),
-            (imc_codes.QUESTION, record.question),
-            (imc_codes.ANSWER, record.answer),
-        ):
-            if not value:  # None, or "" (a TEXT item cannot be empty: TextValue is type 1)
-                continue
-            items.append(
-                TextContentItem(name=concept, value=value, relationship_type=RelationshipTypeValues.CONTAINS)
+    items.append(_text(imc_codes.ASSESSMENT_SUMMARY, assessment.summary))
+    if assessment.not_assessable is not None:
+        items.append(_text(imc_codes.NOT_ASSESSABLE_REASON, assessment.not_assessable))
+    for record in texts:  # each text with its question and answer, in a container of its own
+        container = ContainerContentItem(
+            name=imc_codes.TEXT_RECORD, relationship_type=RelationshipTypeValues.CONTAINS
+        )
+        container.ContentSequence = [
+            _text(concept, value)
+            for concept, value in (
+                (imc_codes.TEXT_ROLE, record.role),
+                (imc_codes.ORIGINAL_TEXT, record.original),
+                (imc_codes.REFINED_TEXT, record.refined),
+                (imc_codes.QUESTION, record.question),
+                (imc_codes.ANSWER, record.answer),
             )
+            if value  # None, or "" (a TEXT item cannot be empty: TextValue is type 1)
+        ]
+        items.append(container)
     return group

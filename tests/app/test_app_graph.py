@@ -92,8 +92,13 @@ def test_sr_says_what_the_library_computes(
         view.pixels, imc.settings.standing_questions[0], max_new_tokens=imc.settings.max_new_tokens
     )
     perception = expected.perception
-    assert group.artifact == codes.artifact_code(perception.noise).meaning
-    assert group.probability == pytest.approx(perception.confidence, abs=1e-6)
+    assert group.verdict == perception.verdict
+    if perception.assessable:
+        assert group.artifact == codes.artifact_code(perception.noise).meaning
+        assert group.probability == pytest.approx(perception.confidence, abs=1e-6)
+    else:  # the reason is written, no artifact and no probability are claimed
+        assert group.artifact == codes.NOT_ASSESSABLE.meaning and group.probability is None
+        assert group.reason == perception.reason and group.summary == f"not assessable: {perception.reason}"
     assert group.level == perception.severity
     assert group.calibration_applied == expected.calibration.applied
     asked = [t for t in group.texts if t.answer is not None]

@@ -25,14 +25,27 @@ class Case:
     source: str
     artifact: str | None
     severity: int | None
-    probability: float
+    probability: float | None
     frame_number: int | None = None
+    not_assessable: str | None = None
+
+    def finding(self) -> codes.Code:
+        return codes.NOT_ASSESSABLE if self.not_assessable else codes.artifact_code(self.artifact)
 
 
 CASES = {
     "CT": Case("CT_small.dcm", "low_dose", 4, 0.87),
     "MR": Case("emri_small.dcm", "ghosting", 2, 0.64, frame_number=6),
     "CR": Case("RG1_UNCI.dcm", None, None, 0.93),
+    "US": Case(
+        "US1_UNCI.dcm", None, None, None, not_assessable="degenerate image: constant image (no contrast)"
+    ),
+}
+SUMMARIES = {
+    "CT": "low_dose artifact (Quantum noise (low dose) artifact), severity 4 of 5 (Severe), probability 0.87",
+    "MR": "ghosting artifact (Ghost), severity 2 of 5 (Mild), probability 0.64",
+    "CR": "no artifact detected (probability 0.93)",
+    "US": "not assessable: degenerate image: constant image (no contrast)",
 }
 
 TEXTS = (
@@ -66,6 +79,7 @@ def written(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, p
             probability=case.probability,
             calibration_applied=case.artifact is not None,
             frame_number=case.frame_number,
+            not_assessable=case.not_assessable,
         )
         path = write_imc_sr(out / f"imc_{name}.dcm", [assessment], TEXTS, ALGORITHM)
         result[name] = (path, source)
@@ -110,7 +124,10 @@ def test_dsrdump_shows_texts_and_codes(name: str, written: dict[str, tuple[Path,
     assert run.returncode == 0, run.stderr.decode("utf-8", "replace")
     dump = run.stdout.decode("utf-8")
     case = CASES[name]
-    assert codes.artifact_code(case.artifact).meaning in dump
+    assert case.finding().meaning in dump
+    assert f'"{SUMMARIES[name]}"' in dump
+    if case.not_assessable:
+        assert "Probability" not in dump and f'"{case.not_assessable}"' in dump
     assert "Verification Flag   : UNVERIFIED" in dump
     for record in TEXTS:
         for value in (record.original, record.refined, record.question, record.answer):
@@ -120,12 +137,26 @@ def test_dsrdump_shows_texts_and_codes(name: str, written: dict[str, tuple[Path,
         assert codes.severity_code(case.severity).meaning in dump
 
 
-def _text_items(group: hd.sr.MeasurementsAndQualitativeEvaluations) -> list[tuple[str, str]]:
+def _records(group: hd.sr.MeasurementsAndQualitativeEvaluations) -> list[list[tuple[str, str]]]:
+    """Each text record's container: its (code, text) items, in order."""
     return [
-        (item.ConceptNameCodeSequence[0].CodeValue, item.TextValue)
+        [(t.ConceptNameCodeSequence[0].CodeValue, t.TextValue) for t in item.ContentSequence]
+        for item in group[0].ContentSequence
+        if item.ValueType == "CONTAINER"
+        and item.ConceptNameCodeSequence[0].CodeValue == codes.TEXT_RECORD.value
+    ]
+
+
+def _text_items(group: hd.sr.MeasurementsAndQualitativeEvaluations) -> list[tuple[str, str]]:
+    return [pair for record in _records(group) for pair in record]
+
+
+def _group_texts(group: hd.sr.MeasurementsAndQualitativeEvaluations) -> dict[str, str]:
+    return {
+        item.ConceptNameCodeSequence[0].CodeValue: item.TextValue
         for item in group[0].ContentSequence
         if item.ValueType == "TEXT" and item.ConceptNameCodeSequence[0].CodingSchemeDesignator == "99IMC"
-    ]
+    }
 
 
 @pytest.mark.parametrize("name", list(CASES))
@@ -137,11 +168,18 @@ def test_highdicom_round_trip(name: str, written: dict[str, tuple[Path, pydicom.
     assert isinstance(sr.content, hd.sr.MeasurementReport)
     (group,) = sr.content.get_image_measurement_groups()
     evaluations = {e.name.value: e.value for e in group.get_qualitative_evaluations()}
-    assert evaluations[codes.IMAGE_ARTIFACTS.value] == codes.artifact_code(case.artifact)
+    assert evaluations[codes.IMAGE_ARTIFACTS.value] == case.finding()
     assert evaluations[codes.CALIBRATION_APPLIED.value] == (codes.YES if case.artifact else codes.NO)
     measurements = {m.name.value: m for m in group.get_measurements()}
-    assert measurements[codes.PROBABILITY.value].value == pytest.approx(case.probability)
-    assert measurements[codes.PROBABILITY.value].unit == codes.PROBABILITY_UNIT
+    plain = _group_texts(group)
+    assert plain[codes.ASSESSMENT_SUMMARY.value] == SUMMARIES[name]
+    if case.not_assessable:
+        assert codes.PROBABILITY.value not in measurements
+        assert plain[codes.NOT_ASSESSABLE_REASON.value] == case.not_assessable
+    else:
+        assert codes.NOT_ASSESSABLE_REASON.value not in plain
+        assert measurements[codes.PROBABILITY.value].value == pytest.approx(case.probability)
+        assert measurements[codes.PROBABILITY.value].unit == codes.PROBABILITY_UNIT
     if case.severity is None:
         assert codes.SEVERITY.value not in evaluations and codes.SEVERITY_LEVEL.value not in measurements
     else:
@@ -153,22 +191,24 @@ def test_highdicom_round_trip(name: str, written: dict[str, tuple[Path, pydicom.
     expected_frames = None if case.frame_number is None else [case.frame_number]
     assert (image.referenced_frame_numbers or None) == expected_frames
     assert str(group.tracking_identifier) == "IMC image 1"
-    # the texts, in order, original always present, verbatim (UTF-8)
-    texts = _text_items(group)
+    # the texts, each record in its own container (question beside its answer), original always present,
+    # verbatim (UTF-8)
     expected = []
     for record in TEXTS:
-        expected += [
-            (code.value, value)
-            for code, value in (
-                (codes.TEXT_ROLE, record.role),
-                (codes.ORIGINAL_TEXT, record.original),
-                (codes.REFINED_TEXT, record.refined),
-                (codes.QUESTION, record.question),
-                (codes.ANSWER, record.answer),
-            )
-            if value
-        ]
-    assert texts == expected
+        expected.append(
+            [
+                (code.value, value)
+                for code, value in (
+                    (codes.TEXT_ROLE, record.role),
+                    (codes.ORIGINAL_TEXT, record.original),
+                    (codes.REFINED_TEXT, record.refined),
+                    (codes.QUESTION, record.question),
+                    (codes.ANSWER, record.answer),
+                )
+                if value
+            ]
+        )
+    assert _records(group) == expected
     # TID 4019: model id, bank hash, monai-imc version
     params = [
         item.TextValue
@@ -231,6 +271,12 @@ def test_invalid_input_is_refused(tmp_path: Path) -> None:
         ImageAssessment(ct, None, 3, 0.5)
     with pytest.raises(ValueError, match=r"in \[0, 1\]"):
         ImageAssessment(ct, None, None, 1.5)
+    with pytest.raises(ValueError, match="needs a probability"):
+        ImageAssessment(ct, None, None, None)
+    with pytest.raises(ValueError, match="claims no artifact"):
+        ImageAssessment(ct, "motion", 3, None, not_assessable="constant image")
+    with pytest.raises(ValueError, match="needs its reason"):
+        ImageAssessment(ct, None, None, None, not_assessable=" ")
     with pytest.raises(ValueError, match="not among the assessed images"):
         build_imc_sr(
             [ImageAssessment(ct, None, None, 0.9)],
@@ -272,3 +318,47 @@ def test_latin1_source_and_utf8_texts(tmp_path: Path, caplog: pytest.LogCaptureF
     assert ("IMC021", "Größe? 大小") in _text_items(group)
     assert "Müller" not in caplog.text and str(source.PatientID) not in caplog.text
     assert sr.SOPInstanceUID in caplog.text
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_summary_reads_back_what_was_written(
+    name: str, written: dict[str, tuple[Path, pydicom.Dataset]]
+) -> None:
+    from monai_imc.deploy.summary import summarize_sr
+
+    path, source = written[name]
+    case = CASES[name]
+    summary = summarize_sr(path)
+    assert summary.source_series_uids == [str(source.SeriesInstanceUID)]
+    assert summary.algorithm == f"monai-imc IMC ({ALGORITHM.model_id})"
+    (group,) = summary.groups
+    assert group.sop_instance_uid == str(source.SOPInstanceUID)
+    assert group.summary == SUMMARIES[name]
+    assert group.artifact == case.finding().meaning
+    expected_verdict = "not assessable" if case.not_assessable else ("artifact" if case.artifact else "clean")
+    assert group.verdict == expected_verdict and group.reason == case.not_assessable
+    assert group.probability == (None if case.probability is None else pytest.approx(case.probability))
+    assert group.level == case.severity and group.calibration_applied == (case.artifact is not None)
+    # each question sits with its own answer, whatever the order of the records
+    assert [(t.role, t.original, t.question, t.answer) for t in group.texts] == [
+        (r.role, r.original, r.question, r.answer) for r in TEXTS
+    ]
+
+
+def test_source_series_names_the_series_from_the_input_headers(tmp_path: Path) -> None:
+    from monai_imc.deploy.summary import source_series
+
+    ct = pydicom.dcmread(dicom_path("CT_small.dcm"))
+    ct.SeriesNumber, ct.SeriesDescription = 7, "chest, low dose"
+    (tmp_path / "study" / "ct").mkdir(parents=True)
+    ct.save_as(tmp_path / "study" / "ct" / "1.dcm")
+    (tmp_path / "study" / "notes.txt").write_text("not DICOM")
+    found = source_series(tmp_path / "study")
+    info = found[str(ct.SeriesInstanceUID)]
+    assert (info.series_number, info.description, info.modality, info.folder) == (
+        "7",
+        "chest, low dose",
+        "CT",
+        "ct",
+    )
+    assert str(info) == "series 7 'chest, low dose' (CT, ct)"

@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 from helpers import dicom_path
 
+from monai_imc.bank_build import build_bank
 from monai_imc.imageio import model_view, read_image
 from monai_imc.models import HFVisionLanguageModel, load_model
 from monai_imc.models.tiny import build_tiny_checkpoint
 from monai_imc.noise.preview import shrink
-from monai_imc.prototypes import PrototypeBank, build_bank
+from monai_imc.prototypes import PrototypeBank
 
 BANK_NOISES = ["rician", "blur", "motion"]
 BANK_SEVERITIES = [1, 3, 5]

@@ -15,35 +15,109 @@ from monai_imc.prototypes import PrototypeBank, corrupt, variant_seed
 
 
 def test_perception_is_a_distribution_over_clean_and_noises(bank: PrototypeBank, tiny_llava, views) -> None:
-    perceptions = ArtifactPerceiver(bank).perceive(tiny_llava.encode_images(views[:3]))
-    assert len(perceptions) == 3
-    for p in perceptions:
-        assert set(p.probabilities) == {"clean", *bank.noises}
-        assert sum(p.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
-        assert p.p_clean == p.probabilities["clean"]
-        assert (p.noise is None) == (p.severity is None)
-        assert p.flagged == (1.0 - p.p_clean >= bank.gate_threshold and p.in_range)
+    features = tiny_llava.encode_images(views[:3])
+    for with_views in (False, True):
+        perceptions = ArtifactPerceiver(bank).perceive(features, views=views[:3] if with_views else None)
+        assert len(perceptions) == 3
+        for p in perceptions:
+            assert p.descriptor == ("fused" if with_views else "tokens")
+            assert (p.measures is not None) == with_views
+            assert p.verdict in ("clean", "artifact", "not assessable")
+            if not p.assessable:
+                continue
+            assert set(p.probabilities) == {"clean", *bank.noises}
+            assert sum(p.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
+            assert p.p_clean == p.probabilities["clean"]
+            assert p.flagged == (p.verdict == "artifact") == (p.noise is not None) == (p.severity is not None)
+            name = "fused" if with_views else "tokens"
+            assert p.flagged == (
+                1.0 - p.p_clean >= bank.manifest["choices"]["perceivers"][name]["gate_threshold"]
+            )
 
 
-def test_images_outside_the_banks_range_are_never_calibrated(bank: PrototypeBank, tiny_llava, views) -> None:
+def test_images_outside_the_banks_range_are_not_assessable(bank: PrototypeBank, tiny_llava, views) -> None:
     perceiver = ArtifactPerceiver(bank, gate_threshold=0.0)  # the gate alone would flag every image
-    assert bank.range_threshold is not None and bank.range_threshold > 0
-    inside = perceiver.perceive(tiny_llava.encode_images(views))
+    assert perceiver.range_threshold is not None and perceiver.range_threshold > 0
+    inside = perceiver.perceive(tiny_llava.encode_images(views), views=views)
     assert np.mean([p.in_range for p in inside]) >= 0.9, "the bank's own kind of image lies within its range"
     stripes = np.zeros((64, 64, 3), dtype=np.uint8)
     stripes[:, ::2] = 255  # a test pattern, nothing like the bank's medical views
-    far = perceiver.perceive(tiny_llava.encode_images([stripes]))[0]
-    assert far.distance > bank.range_threshold and not far.in_range and not far.flagged
     features = tiny_llava.encode_images([stripes])
+    far = perceiver.perceive(features, views=[stripes])[0]
+    assert far.verdict == "not assessable" and "outside the prototype bank's range" in far.summary
+    assert far.distance > perceiver.range_threshold and not far.flagged and far.noise is None
     out, records = PDCCalibrator(bank).calibrate(features, [far])
+    assert out is features and not records[0].applied and records[0].reason.startswith("not assessable")
+
+
+@pytest.mark.parametrize(
+    ("view", "words"),
+    [
+        (np.full((1, 1), 128, np.uint8), "single row"),
+        (np.full((64, 64), 77, np.uint8), "constant"),
+        (np.tile(np.arange(4000) % 256, (1, 1)).astype(np.uint8), "single row"),
+        (np.tile(np.arange(8) * 30, (8, 1)).astype(np.uint8), "too small"),
+        (np.where(np.eye(64) > 0, np.nan, 0.5).astype(np.float32), "NaN"),
+    ],
+)
+def test_degenerate_images_are_not_assessable_and_never_calibrated(
+    bank: PrototypeBank, tiny_llava, view: np.ndarray, words: str
+) -> None:
+    shown = np.nan_to_num(view).astype(np.uint8) if view.dtype != np.uint8 else view
+    features = tiny_llava.encode_images([shown])
+    p = ArtifactPerceiver(bank, gate_threshold=0.0).perceive(features, views=[view])[0]
+    assert p.verdict == "not assessable" and words in (p.reason or "")
+    assert p.noise is None and p.severity is None and not p.flagged and p.artifact_probability == 0.0
+    assert p.summary.startswith("not assessable: degenerate image")
+    out, records = PDCCalibrator(bank).calibrate(features, [p])
     assert out is features and not records[0].applied
+
+
+def test_non_finite_features_are_not_assessable(bank: PrototypeBank, tiny_llava, views) -> None:
+    tokens = tiny_llava.encode_images(views[:1]).tokens[0].clone()
+    tokens[0, 0] = float("nan")
+    p = ArtifactPerceiver(bank).perceive_tokens(tokens, views[0])
+    assert p.verdict == "not assessable" and "not finite" in (p.reason or "")
+
+
+def test_summaries_say_what_was_found(bank: PrototypeBank, tiny_llava, views) -> None:
+    noisy = corrupt(views[0], "rician", 5, 7)
+    features = tiny_llava.encode_images([views[0], noisy])
+    loud = ArtifactPerceiver(bank, gate_threshold=0.0).perceive(features, views=[views[0], noisy])
+    quiet = ArtifactPerceiver(bank, gate_threshold=1.01).perceive(features, views=[views[0], noisy])
+    for p in loud:
+        if p.assessable:
+            assert p.verdict == "artifact" and p.summary.startswith(
+                f"{p.noise} artifact, severity {p.severity} of 5"
+            )
+    for p in quiet:
+        if p.assessable:
+            assert p.verdict == "clean" and p.summary.startswith("no artifact detected")
+
+
+def test_views_must_match_the_images(bank: PrototypeBank, tiny_llava, views) -> None:
+    with pytest.raises(ValueError, match="1 views for 2 images"):
+        ArtifactPerceiver(bank).perceive(tiny_llava.encode_images(views[:2]), views=views[:1])
+
+
+def test_a_bank_without_measures_still_perceives_from_tokens(tiny_llava, views) -> None:
+    from monai_imc.bank_build import build_bank
+
+    tokens_only = build_bank(tiny_llava, views[:8], ["blur"], [1, 5], seed=0, physics=False)
+    assert set(tokens_only.manifest["choices"]["perceivers"]) == {"tokens"}
+    p = ArtifactPerceiver(tokens_only).perceive(tiny_llava.encode_images(views[:1]), views=views[:1])[0]
+    assert p.descriptor == "tokens" and p.measures is None
 
 
 def test_perceiver_sees_strong_noise_more_than_clean(bank: PrototypeBank, tiny_llava, views) -> None:
     perceiver = ArtifactPerceiver(bank)
     clean = perceiver.perceive(tiny_llava.encode_images(views))
-    noisy = perceiver.perceive(tiny_llava.encode_images([corrupt(v, "rician", 5, 100 + i) for i, v in enumerate(views)]))
-    assert np.mean([p.probabilities["rician"] for p in noisy]) > np.mean([p.probabilities["rician"] for p in clean])
+    noisy = perceiver.perceive(
+        tiny_llava.encode_images([corrupt(v, "rician", 5, 100 + i) for i, v in enumerate(views)])
+    )
+    assert np.mean([p.probabilities["rician"] for p in noisy]) > np.mean(
+        [p.probabilities["rician"] for p in clean]
+    )
     assert np.mean([p.p_clean for p in clean]) > np.mean([p.p_clean for p in noisy])
 
 
@@ -52,7 +126,8 @@ def test_clean_gate_passes_features_unchanged(bank: PrototypeBank, tiny_llava, v
     perceptions = ArtifactPerceiver(bank, gate_threshold=1.01).perceive(features)  # nothing can be flagged
     out, records = PDCCalibrator(bank).calibrate(features, perceptions)
     assert out is features
-    assert [r.applied for r in records] == [False, False] and records[0].reason == "gate: clean"
+    assert [r.applied for r in records] == [False, False]
+    assert all(r.reason == "gate: clean" for r, p in zip(records, perceptions) if p.assessable)
 
 
 def test_ridge_maps_move_training_tokens_toward_clean(bank: PrototypeBank, tiny_llava, views) -> None:
@@ -62,7 +137,9 @@ def test_ridge_maps_move_training_tokens_toward_clean(bank: PrototypeBank, tiny_
         for i in train:
             clean = tiny_llava.encode_images([views[i]]).tokens[0]
             for severity in bank.severities:
-                noisy = tiny_llava.encode_images([corrupt(views[i], noise, severity, variant_seed(0, i, n_i))]).tokens[0]
+                noisy = tiny_llava.encode_images(
+                    [corrupt(views[i], noise, severity, variant_seed(0, i, n_i))]
+                ).tokens[0]
                 fixed = calibrate_tokens(bank, noisy, noise, severity, strength=1.0)
                 before += float(((noisy - clean) ** 2).sum())
                 after += float(((fixed - clean) ** 2).sum())
@@ -70,7 +147,9 @@ def test_ridge_maps_move_training_tokens_toward_clean(bank: PrototypeBank, tiny_
 
 
 def test_shift_variant_and_calibration_records(bank: PrototypeBank, tiny_llava, views) -> None:
-    forced = dataclasses.replace(bank, tensors={**bank.tensors, "strength": torch.ones_like(bank.tensors["strength"])})
+    forced = dataclasses.replace(
+        bank, tensors={**bank.tensors, "strength": torch.ones_like(bank.tensors["strength"])}
+    )
     noisy = corrupt(views[0], "rician", 5, 7)
     features = tiny_llava.encode_images([noisy])
     perception = ArtifactPerceiver(forced, gate_threshold=0.0).perceive(features)
@@ -88,7 +167,9 @@ def test_shift_variant_and_calibration_records(bank: PrototypeBank, tiny_llava, 
 
 
 def test_pipeline_uses_one_vision_pass_and_keeps_every_result(bank: PrototypeBank, tiny_llava, views) -> None:
-    forced = dataclasses.replace(bank, tensors={**bank.tensors, "strength": torch.ones_like(bank.tensors["strength"])})
+    forced = dataclasses.replace(
+        bank, tensors={**bank.tensors, "strength": torch.ones_like(bank.tensors["strength"])}
+    )
     pipeline = IMCPipeline(tiny_llava, forced)
     pipeline.perceiver.gate_threshold = 0.0  # flag everything, so calibration runs
     calls = []
@@ -99,7 +180,13 @@ def test_pipeline_uses_one_vision_pass_and_keeps_every_result(bank: PrototypeBan
         assert len(calls) == 1, "perceive, calibrate and answer share one vision pass"
         assert result.calibration.applied and result.pdc and result.perception.noise is not None
         plain = pipeline.answer(noisy, "What modality is this?", pdc=False, max_new_tokens=6)
-        expected = tiny_llava.generate(tiny_llava.encode_images([noisy]), "What modality is this?", max_new_tokens=6)
-        assert plain.answer == expected and not plain.calibration.applied and plain.calibration.reason == "disabled"
+        expected = tiny_llava.generate(
+            tiny_llava.encode_images([noisy]), "What modality is this?", max_new_tokens=6
+        )
+        assert (
+            plain.answer == expected
+            and not plain.calibration.applied
+            and plain.calibration.reason == "disabled"
+        )
     finally:
         handle.remove()

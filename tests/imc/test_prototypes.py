@@ -12,20 +12,45 @@ import torch
 
 BANK_NOISES, BANK_SEVERITIES = ["rician", "blur", "motion"], [1, 3, 5]
 
+from monai_imc.bank_build import build_bank
 from monai_imc.models import load_model
 from monai_imc.models.tiny import build_tiny_checkpoint
-from monai_imc.prototypes import BankMismatchError, PrototypeBank, build_bank, model_fingerprint
+from monai_imc.prototypes import BankMismatchError, PrototypeBank, model_fingerprint
+from monai_imc.quality import MEASURES
 
 
 def test_bank_holds_every_statistic(bank: PrototypeBank, tiny_llava) -> None:
     dim = tiny_llava.projector.linear_1.in_features
     t = bank.tensors
     assert bank.noises == BANK_NOISES and bank.severities == BANK_SEVERITIES
-    assert t["class_means"].shape == (1 + 3 * 3, 2 * dim) and t["precision"].shape == (2 * dim, 2 * dim)
+    width = 2 * dim + len(MEASURES)  # token mean and std, then the physics measures
+    assert t["descriptor_center"].shape == (width,) and t["descriptor_scale"].shape == (width,)
+    perceivers = bank.manifest["choices"]["perceivers"]
+    assert set(perceivers) == {"fused", "tokens"}, "one discriminant with views, one without"
+    assert perceivers["tokens"]["parts"] == "tokens" and perceivers["fused"]["parts"] in (
+        "physics",
+        "tokens+physics",
+    )
+    for name, choice in perceivers.items():
+        used = int(t[f"perceiver.{name}.mask"].sum())
+        assert t[f"perceiver.{name}.means"].shape == (1 + 3 * 3, used)
+        assert t[f"perceiver.{name}.precision"].shape == (used, used)
+        assert 0.0 < choice["gate_threshold"] < 1.0 and choice["range_threshold"] > 0
+        assert 0.0 <= choice["validation"]["clean_false_alarm"] <= 1.0
+    assert (
+        int(t["perceiver.tokens.mask"][: 2 * dim].sum()) == 2 * dim
+        and not t["perceiver.tokens.mask"][2 * dim :].any()
+    )
     assert t["pooled_shift"].shape == (3, 3, dim) and t["clean_prototype"].shape == (dim,)
     assert t["token_shift"].shape == (3, 3, 16, dim), "LLaVA has a fixed token grid: per-token shifts"
     assert t["ridge_maps"].shape == (3, dim + 1, dim)
-    assert t["strength"].shape == (3, 3) and set(t["strength"].flatten().tolist()) <= {0.0, 0.25, 0.5, 0.75, 1.0}
+    assert t["strength"].shape == (3, 3) and set(t["strength"].flatten().tolist()) <= {
+        0.0,
+        0.25,
+        0.5,
+        0.75,
+        1.0,
+    }
     assert 0.0 < bank.gate_threshold < 1.0
     manifest = bank.manifest
     assert len(manifest["images"]["train"]) == 12 and len(manifest["images"]["validation"]) == 4
@@ -45,7 +70,10 @@ def test_save_and_load_round_trip(bank: PrototypeBank, saved_bank: Path, tiny_ll
     assert sorted(p.name for p in saved_bank.iterdir()) == ["bank.safetensors", "manifest.json"]
     for name, tensor in bank.tensors.items():
         torch.testing.assert_close(loaded.tensors[name], tensor)
-    assert loaded.bank_hash and loaded.bank_hash == json.loads((saved_bank / "manifest.json").read_text())["bank_sha256"]
+    assert (
+        loaded.bank_hash
+        and loaded.bank_hash == json.loads((saved_bank / "manifest.json").read_text())["bank_sha256"]
+    )
     assert loaded.strength("blur", 3) == float(bank.tensors["strength"][1, 1])
 
 
@@ -93,9 +121,26 @@ def test_cli_builds_a_bank_from_a_folder(tiny_llava, views, tmp_path: Path) -> N
         Image.fromarray(view).save(folder / f"view{i}.png")
     (folder / "notes.png").write_text("not an image")
     out = tmp_path / "bank"
-    code = main(["prototypes", "build", "--model", tiny_llava.name, "--images", str(folder), "--noises", "blur",
-                 "--severities", "1,5", "--out", str(out)])
+    code = main(
+        [
+            "prototypes",
+            "build",
+            "--model",
+            tiny_llava.name,
+            "--images",
+            str(folder),
+            "--noises",
+            "blur",
+            "--severities",
+            "1,5",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     bank = PrototypeBank.load(out, model=tiny_llava)
-    assert bank.noises == ["blur"] and len(bank.manifest["images"]["train"]) + len(bank.manifest["images"]["validation"]) == 6
-    assert np.isfinite(bank.tensors["precision"].numpy()).all()
+    assert (
+        bank.noises == ["blur"]
+        and len(bank.manifest["images"]["train"]) + len(bank.manifest["images"]["validation"]) == 6
+    )
+    assert np.isfinite(bank.tensors["perceiver.fused.precision"].numpy()).all()

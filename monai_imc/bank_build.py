@@ -1,0 +1,389 @@
+"""Building a :class:`~monai_imc.prototypes.PrototypeBank`: two streaming passes over reference images.
+
+Every clean reference image is copied under every image noise x severity, each copy encoded once by the
+model, and measured (:mod:`monai_imc.quality`) on the same view. Pass 1 (training images) gathers the
+calibration statistics and the perceiver's descriptors; pass 2 (validation images) the descriptors and
+the calibration errors by strength. Then, on the validation images, the perceiver's discriminants are
+chosen (which descriptor parts, which shrinkage: :func:`fit_perceivers`), its clean gate calibrated and
+the calibration strengths picked.
+
+Usage::
+
+    from monai_imc.bank_build import build_bank
+
+    bank = build_bank(model, images, image_ids=paths, progress=True)
+    bank.save("bank/")
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from monai_imc import __version__
+from monai_imc.calibrate import calibrate_tokens
+from monai_imc.discriminant import LinearDiscriminant
+from monai_imc.models.base import ImageInput, VisionFeatures, VisionLanguageModel
+from monai_imc.noise import SEVERITIES, check_severity, get_noise, list_noises
+from monai_imc.prototypes import (
+    CLEAN,
+    PrototypeBank,
+    corrupt,
+    descriptor,
+    model_fingerprint,
+    to_hwc_uint8,
+    variant_seed,
+)
+from monai_imc.quality import MEASURES, assessability, measure_vector
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["PerceiverChoice", "build_bank", "class_log_prior", "fit_perceivers"]
+
+SHRINKAGES = (0.05, 0.2, 0.5)
+"""Covariance shrinkages tried on validation."""
+
+
+@dataclass(frozen=True)
+class PerceiverChoice:
+    """One discriminant chosen on validation, with its clean gate and range.
+
+    Attributes:
+        name: ``"fused"`` (used with views) or ``"tokens"`` (used without).
+        parts: the descriptor parts it reads (``"tokens"``, ``"physics"``, ``"tokens+physics"``).
+        lda: the discriminant.
+        shrinkage: its covariance shrinkage.
+        gate_threshold: ``1 - p_clean`` at which an artifact is reported.
+        range_threshold: the largest distance of an image like the bank's.
+        validation: its validation scores (type right and flagged at severity >= 3, clean false alarm).
+    """
+
+    name: str
+    parts: str
+    lda: LinearDiscriminant
+    shrinkage: float
+    gate_threshold: float
+    range_threshold: float
+    validation: dict[str, float]
+
+
+def class_log_prior(n_noises: int, n_severities: int) -> torch.Tensor:
+    """Log prior of ``clean`` then every (noise, severity): each type alike, a noise's share split over levels."""
+    n_types = n_noises + 1
+    prior = torch.full((1 + n_noises * n_severities,), 1.0 / (n_types * n_severities))
+    prior[0] = 1.0 / n_types
+    return prior.log()
+
+
+def _gate(clean_scores: np.ndarray, false_alarm: float) -> float:
+    # "higher": never below the target on the validation images themselves (with few images, the max)
+    gate = float(np.quantile(clean_scores, 1.0 - false_alarm, method="higher")) if clean_scores.size else 0.5
+    return min(max(gate + 1e-6, 0.05), 0.999)
+
+
+def fit_perceivers(
+    train_z: torch.Tensor,
+    train_labels: torch.Tensor,
+    val_z: torch.Tensor,
+    val_labels: torch.Tensor,
+    n_noises: int,
+    severities: Sequence[int],
+    n_measures: int,
+    clean_false_alarm: float = 0.02,
+    shrinkages: Sequence[float] = SHRINKAGES,
+) -> dict[str, PerceiverChoice]:
+    """Fit candidate discriminants on the training descriptors and choose on the validation ones.
+
+    Candidates: the token part, the physics part, both (where ``n_measures > 0``), each at every
+    ``shrinkage``. Criterion: the share of validation images at severity >= 3 that are reported with
+    the right noise type once the clean gate lets ``clean_false_alarm`` of clean validation images pass.
+
+    Args:
+        train_z: standardised descriptors ``(n, dim)``, the last ``n_measures`` dimensions the measures.
+        train_labels: class index of each (0 clean, then noise-major, severity-minor).
+        val_z: validation descriptors.
+        val_labels: their classes.
+        n_noises: number of noises.
+        severities: the severity levels.
+        n_measures: how many physics measures end the descriptor (0: none).
+        clean_false_alarm: the gate's target share of clean images reported as artifacts.
+        shrinkages: covariance shrinkages to try.
+
+    Returns:
+        ``{"tokens": ...}`` and, with measures, ``{"fused": ...}`` (the best of physics and tokens+physics).
+    """
+    n_sev, dim = len(severities), train_z.shape[1]
+    n_classes = 1 + n_noises * n_sev
+    log_prior = class_log_prior(n_noises, n_sev)
+    token_mask = torch.zeros(dim, dtype=torch.bool)
+    token_mask[: dim - n_measures] = True
+    parts = {"tokens": token_mask}
+    if n_measures:
+        parts["physics"] = ~token_mask
+        parts["tokens+physics"] = torch.ones(dim, dtype=torch.bool)
+    val_noise = torch.where(val_labels == 0, -1, (val_labels - 1) // n_sev)
+    val_sev = torch.tensor([0, *[s for _ in range(n_noises) for s in severities]])[val_labels]
+    strong, clean = (val_labels > 0) & (val_sev >= 3), val_labels == 0
+    candidates: dict[str, list[PerceiverChoice]] = {"tokens": [], "fused": []}
+    for part, mask in parts.items():
+        for shrinkage in shrinkages:
+            lda = LinearDiscriminant.fit(train_z, train_labels, n_classes, shrinkage, log_prior, mask)
+            post = lda.posteriors(val_z)
+            artifact = 1.0 - post[:, 0]
+            gate = _gate(artifact[clean].numpy(), clean_false_alarm)
+            typed = post[:, 1:].reshape(-1, n_noises, n_sev).sum(2).argmax(1)
+            right = (artifact >= gate) & (typed == val_noise)
+            distances = lda.distances(val_z).numpy()
+            choice = PerceiverChoice(
+                "tokens" if part == "tokens" else "fused",
+                part,
+                lda,
+                shrinkage,
+                gate,
+                1.5 * float(np.quantile(distances, 0.995)),
+                {
+                    "type_right_severity_3_plus": float(right[strong].float().mean()),
+                    "clean_false_alarm": float((artifact[clean] >= gate).float().mean()),
+                },
+            )
+            candidates[choice.name].append(choice)
+    chosen = {}
+    for name, options in candidates.items():
+        if options:
+            chosen[name] = max(options, key=lambda c: c.validation["type_right_severity_3_plus"])
+    return chosen
+
+
+class _Calibration:
+    """Streaming sums of the calibration statistics (no feature tensor of the whole set is kept)."""
+
+    def __init__(self, n_noises: int, n_sev: int, clean: torch.Tensor) -> None:
+        dim = clean.shape[1]
+        self.pooled_clean = torch.zeros(dim, dtype=torch.float64)
+        self.pooled_shift = torch.zeros(n_noises, n_sev, dim, dtype=torch.float64)
+        self.token_count: int | None = clean.shape[0]
+        self.token_shift: torch.Tensor | None = torch.zeros(
+            n_noises, n_sev, clean.shape[0], dim, dtype=torch.float64
+        )
+        self.xtx = torch.zeros(n_noises, dim + 1, dim + 1, dtype=torch.float64)
+        self.xty = torch.zeros(n_noises, dim + 1, dim, dtype=torch.float64)
+        self.n_images = 0
+
+    def add(self, pairs: Sequence[tuple[int, torch.Tensor]], n_sev: int) -> None:
+        clean = pairs[0][1]
+        self.n_images += 1
+        self.pooled_clean += clean.mean(0).double()
+        if self.token_shift is not None and clean.shape[0] != self.token_count:
+            self.token_shift = None  # the token grid is not fixed
+        for k, tokens in pairs[1:]:
+            n_i, s_i = divmod(k - 1, n_sev)
+            delta = (tokens - clean).double()
+            self.pooled_shift[n_i, s_i] += delta.mean(0)
+            if self.token_shift is not None:
+                self.token_shift[n_i, s_i] += delta
+            x = torch.cat([tokens.double(), torch.ones(tokens.shape[0], 1, dtype=torch.float64)], dim=1)
+            self.xtx[n_i] += x.T @ x
+            self.xty[n_i] -= x.T @ delta  # the map predicts clean - noisy
+
+    def ridge_maps(self, ridge_lambda: float) -> torch.Tensor:
+        """Per noise, the ridge map (residual form: clean - noisy from noisy tokens, plus a bias)."""
+        n_noises, dim = self.xty.shape[0], self.xty.shape[2]
+        maps = torch.zeros(n_noises, dim + 1, dim, dtype=torch.float64)
+        for i in range(n_noises):
+            mean_energy = torch.trace(self.xtx[i][:dim, :dim]) / dim  # the average eigenvalue of X'X
+            reg = ridge_lambda * float(mean_energy) * torch.eye(dim + 1, dtype=torch.float64)
+            reg[dim, dim] = 1e-9  # the bias is not shrunk
+            maps[i] = torch.linalg.solve(self.xtx[i] + reg, self.xty[i])
+        return maps
+
+
+def build_bank(
+    model: VisionLanguageModel,
+    images: Sequence[ImageInput],
+    noises: Sequence[str] | None = None,
+    severities: Sequence[int] = SEVERITIES,
+    seed: int = 0,
+    validation_fraction: float = 0.25,
+    ridge_lambda: float = 0.05,
+    clean_false_alarm: float = 0.02,
+    image_ids: Sequence[str] | None = None,
+    batch_size: int = 8,
+    progress: bool = False,
+    physics: bool = True,
+) -> PrototypeBank:
+    """Build a :class:`PrototypeBank` for ``model`` from clean reference images.
+
+    Every image is encoded clean and under every ``noise`` x ``severity`` (one vision pass each). A
+    ``validation_fraction`` of the images (chosen by ``seed``) is held out of the statistics and used to
+    choose the perceiver's discriminants and clean gate and the calibration strengths.
+
+    Args:
+        model: the model whose own vision features the bank describes.
+        images: clean reference images (PIL, or (H, W[, C]) arrays; never test images). Images that are
+            not assessable (constant, tiny ...) are left out, with a warning.
+        noises: image noises of the registry (default: all).
+        severities: levels to build (default 1..5).
+        seed: seed of the noises and of the split.
+        validation_fraction: share of images for the choices (at least one image).
+        ridge_lambda: ridge penalty of the noisy -> clean token maps, relative to the average eigenvalue of
+            the tokens' Gram matrix.
+        clean_false_alarm: the gate lets at most this share of clean validation images be reported.
+        image_ids: names of the images for the manifest (default: their index).
+        batch_size: images per ``encode_images`` call.
+        progress: show a progress bar.
+        physics: add the physics measures to the descriptor (a fused discriminant).
+
+    Raises:
+        ValueError: fewer than 2 assessable images, an unknown or non-image noise, a bad severity.
+    """
+    names = list(noises) if noises is not None else list_noises("image")
+    for name in names:
+        if get_noise(name).modality != "image":
+            raise ValueError(f"noise {name!r} is a text noise; a prototype bank needs image noises")
+    sev = [check_severity(s) for s in severities]
+    all_ids = [str(i) for i in (image_ids or range(len(images)))]
+    arrays, ids = [], []
+    for image, name in zip(images, all_ids):
+        array = to_hwc_uint8(image) if assessability(np.asarray(image)) is None else None
+        reason = "" if array is not None else assessability(np.asarray(image))
+        if array is None:
+            logger.warning("prototype bank: image %s left out: %s", name, reason)
+            continue
+        arrays.append(array)
+        ids.append(name)
+    if len(arrays) < 2:
+        raise ValueError(f"a prototype bank needs at least 2 assessable reference images, got {len(arrays)}")
+    order = np.random.RandomState(seed).permutation(len(arrays))
+    n_val = min(len(arrays) - 1, max(1, round(validation_fraction * len(arrays))))
+    val_idx, train_idx = sorted(order[:n_val].tolist()), sorted(order[n_val:].tolist())
+    classes = [(CLEAN, 0)] + [(n, s) for n in names for s in sev]
+    n_measures = len(MEASURES) if physics else 0
+    bar = tqdm(total=len(arrays) * len(classes), desc="prototype bank", disable=not progress, unit="view")
+
+    def encoded(index: int) -> list[tuple[int, torch.Tensor, torch.Tensor]]:
+        """(class, tokens, raw descriptor) of one image's clean view and every noisy copy."""
+        views = [arrays[index]] + [
+            corrupt(arrays[index], n, s, variant_seed(seed, index, names.index(n))) for n, s in classes[1:]
+        ]
+        out = []
+        for start in range(0, len(views), batch_size):
+            batch = views[start : start + batch_size]
+            features: VisionFeatures = model.encode_images(list(batch))
+            for offset, (view, tokens) in enumerate(zip(batch, features.tokens)):
+                tokens = tokens.detach().to("cpu", torch.float32)
+                d = descriptor(tokens).double()
+                if physics:
+                    d = torch.cat([d, torch.from_numpy(measure_vector(view)).double()])
+                out.append((start + offset, tokens, d))
+            bar.update(len(batch))
+        return out
+
+    # Pass 1: calibration statistics and descriptors of the training images.
+    calibration: _Calibration | None = None
+    train_desc, train_labels = [], []
+    for index in train_idx:
+        triples = encoded(index)
+        if calibration is None:
+            calibration = _Calibration(len(names), len(sev), triples[0][1])
+        calibration.add([(k, t) for k, t, _ in triples], len(sev))
+        train_desc += [d for _, _, d in triples]
+        train_labels += [k for k, _, _ in triples]
+    assert calibration is not None
+    n = calibration.n_images
+    tensors: dict[str, torch.Tensor] = {
+        "clean_prototype": (calibration.pooled_clean / n).float(),
+        "pooled_shift": (calibration.pooled_shift / n).float(),
+        "ridge_maps": calibration.ridge_maps(ridge_lambda).float(),
+        "strength": torch.ones(len(names), len(sev)),
+    }
+    if calibration.token_shift is not None:
+        tensors["token_shift"] = (calibration.token_shift / n).float()
+    bank = PrototypeBank(noises=names, severities=sev, tensors=tensors)
+
+    # Pass 2: descriptors and calibration errors by strength on the validation images.
+    grid = (0.0, 0.25, 0.5, 0.75, 1.0)
+    errors = torch.zeros(len(names), len(sev), len(grid), dtype=torch.float64)
+    val_desc, val_labels = [], []
+    for index in val_idx:
+        triples = encoded(index)
+        clean = triples[0][1]
+        val_desc += [d for _, _, d in triples]
+        val_labels += [k for k, _, _ in triples]
+        for k, tokens, _ in triples[1:]:
+            n_i, s_i = divmod(k - 1, len(sev))
+            for g, strength in enumerate(grid):
+                out = calibrate_tokens(bank, tokens, names[n_i], sev[s_i], strength)
+                errors[n_i, s_i, g] += float(((out - clean) ** 2).mean())
+    bar.close()
+    bank.tensors["strength"] = torch.tensor(grid, dtype=torch.float32)[errors.argmin(dim=2)]
+
+    # The perceiver: standardise on the training descriptors, choose the discriminants on validation.
+    all_train = torch.stack(train_desc)
+    center, scale = all_train.mean(0), all_train.std(0).clamp_min(1e-6)
+    train_z = ((all_train - center) / scale).float()
+    val_z = ((torch.stack(val_desc) - center) / scale).float()
+    chosen = fit_perceivers(
+        train_z,
+        torch.tensor(train_labels),
+        val_z,
+        torch.tensor(val_labels),
+        len(names),
+        sev,
+        n_measures,
+        clean_false_alarm,
+    )
+    bank.tensors["descriptor_center"] = center.float()
+    bank.tensors["descriptor_scale"] = scale.float()
+    perceivers = {}
+    for name, choice in chosen.items():
+        bank.tensors.update(choice.lda.to_tensors(f"perceiver.{name}"))
+        perceivers[name] = {
+            "parts": choice.parts,
+            "shrinkage": choice.shrinkage,
+            "gate_threshold": choice.gate_threshold,
+            "range_threshold": choice.range_threshold,
+            "validation": choice.validation,
+        }
+    main = chosen.get("fused") or chosen["tokens"]
+    bank.manifest = {
+        "monai_imc_version": __version__,
+        "bank_format": 2,
+        "fingerprint": model_fingerprint(model),
+        "model_name": getattr(model, "name", ""),
+        "noise_parameters": {name: [dict(p) for p in get_noise(name).levels] for name in names},
+        "seed": seed,
+        "images": {"train": [ids[i] for i in train_idx], "validation": [ids[i] for i in val_idx]},
+        "choices": {
+            "gate_threshold": main.gate_threshold,
+            "range_threshold": main.range_threshold,
+            "clean_false_alarm_target": clean_false_alarm,
+            "perceivers": perceivers,
+            "range_rule": "1.5 x the 99.5th percentile of the validation descriptors' distance to the nearest class",
+            "gate_rule": f"the {100 * (1 - clean_false_alarm):g}th percentile of 1 - p_clean on clean validation images",
+            "selection": "descriptor parts and shrinkage with the most validation images at severity >= 3 "
+            "reported with the right noise type",
+            "strength_grid": list(grid),
+            "ridge_lambda": ridge_lambda,
+            "criterion": "token MSE to the clean features on the validation images",
+        },
+        "descriptor": "mean and std of the projector-input tokens over the token axis"
+        + (f", then the physics measures {list(MEASURES)}" if physics else "")
+        + "; standardised",
+        "measures": list(MEASURES) if physics else [],
+        "token_grid": calibration.token_count if "token_shift" in tensors else None,
+    }
+    logger.info(
+        "Built a prototype bank: %d noises x %d severities from %d + %d images; perceiver %s (validation %s)",
+        len(names),
+        len(sev),
+        len(train_idx),
+        len(val_idx),
+        main.parts,
+        main.validation,
+    )
+    return bank

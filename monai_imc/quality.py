@@ -1,0 +1,349 @@
+"""Physics measures of image artifacts, computed on the view the model is shown.
+
+Each measure looks at what an artifact is made of, whatever the model's features show: thermal noise,
+a k-space spike, ghost replicas along the phase-encoding axis, k-space truncation and ringing, lost
+sharpness, a smooth intensity trend, 8 x 8 compression blocks, noise that grows with the signal. They
+are cheap (a few FFTs and filters of an image of at most :data:`WORK_SIZE` pixels a side) and use numpy
+and scipy (``scipy.fft``, ``scipy.ndimage``) only. MRIQC's image-quality metrics are the reference.
+
+:func:`assessability` says why an image cannot be assessed at all (constant, tiny, NaN, one row ...);
+:func:`measures` returns the named measures of an assessable one, in :data:`MEASURES` order.
+
+Usage::
+
+    from monai_imc.quality import assessability, measure_vector, measures
+
+    reason = assessability(view)        # None, or "constant image (no contrast)" ...
+    if reason is None:
+        m = measures(view)              # {"noise_sigma": 0.012, "spike_score": 1.4, ...}
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numpy.typing import ArrayLike
+from scipy import fft as sfft
+from scipy import ndimage
+
+__all__ = [
+    "MEASURES",
+    "MIN_SIDE",
+    "WORK_SIZE",
+    "anisotropy",
+    "assessability",
+    "bias_trend",
+    "blockiness",
+    "ghost_energy",
+    "gibbs_ringing",
+    "measure_vector",
+    "measures",
+    "measures_and_vector",
+    "noise_sigma",
+    "sharpness",
+    "signal_dependent_noise",
+    "spike_score",
+    "truncation_cliff",
+]
+
+MIN_SIDE = 16
+"""Smallest side (pixels) of an assessable image."""
+
+MAX_ASPECT = 8.0
+"""Largest ratio of the long to the short side of an assessable image."""
+
+WORK_SIZE = 256
+"""Measures other than blockiness run on the view shrunk (by area) to at most this many pixels a side."""
+
+MEASURES = (
+    "noise_sigma",
+    "spike_score",
+    "ghost_energy",
+    "gibbs_ringing",
+    "truncation_cliff",
+    "sharpness",
+    "anisotropy",
+    "bias_trend",
+    "blockiness",
+    "signal_dependent_noise",
+)
+"""The names of :func:`measures`, in the order of :func:`measure_vector`."""
+
+
+def _gray(view: ArrayLike) -> np.ndarray:
+    """A float64 ``(H, W)`` copy of a ``(H, W)`` or ``(H, W, C)`` view (channels averaged)."""
+    arr = np.asarray(view)
+    if arr.ndim == 3:
+        arr = arr.mean(axis=-1)
+    if arr.ndim != 2:
+        raise ValueError(f"expected an (H, W) or (H, W, C) view, got shape {arr.shape}")
+    return arr.astype(np.float64)
+
+
+def assessability(view: ArrayLike) -> str | None:
+    """Why ``view`` cannot be assessed, or ``None`` when it can.
+
+    Reasons: not a 2-D image, NaN or infinite pixels, a single row or column, a side under
+    :data:`MIN_SIDE` pixels, a long side over :data:`MAX_ASPECT` times the short one, constant pixels.
+    """
+    arr = np.asarray(view)
+    if arr.ndim == 3 and arr.shape[-1] in (1, 3, 4):
+        pass
+    elif arr.ndim != 2:
+        return f"not a 2-D image (shape {arr.shape})"
+    h, w = int(arr.shape[0]), int(arr.shape[1])
+    if h == 0 or w == 0:
+        return f"empty image ({h} x {w} pixels)"
+    if np.issubdtype(arr.dtype, np.floating) and not np.isfinite(arr).all():
+        return "NaN or infinite pixel values"
+    if min(h, w) == 1:
+        return f"a single {'row' if h == 1 else 'column'} of pixels ({h} x {w})"
+    if min(h, w) < MIN_SIDE:
+        return f"too small to assess ({h} x {w} pixels; at least {MIN_SIDE} a side needed)"
+    if max(h, w) / min(h, w) > MAX_ASPECT:
+        return f"extreme aspect ratio ({h} x {w} pixels)"
+    if float(np.ptp(arr)) == 0.0:
+        return "constant image (no contrast)"
+    return None
+
+
+def _unit(img: np.ndarray) -> np.ndarray:
+    """Scale to [0, 1] by the 0.5 / 99.5 percentiles' span (values outside are kept, not clipped)."""
+    low, high = np.percentile(img, (0.5, 99.5))
+    if high - low <= 1e-12:
+        low, high = float(img.min()), float(img.max())
+    return (img - low) / max(high - low, 1e-12)
+
+
+def _shrink(img: np.ndarray, size: int = WORK_SIZE) -> np.ndarray:
+    """Area-average ``img`` by an integer factor so that its longest side is at most ``size``."""
+    factor = math.ceil(max(img.shape) / size)
+    if factor <= 1:
+        return img
+    h, w = (img.shape[0] // factor) * factor, (img.shape[1] // factor) * factor
+    return img[:h, :w].reshape(h // factor, factor, w // factor, factor).mean(axis=(1, 3))
+
+
+def _second_difference(img: np.ndarray) -> np.ndarray:
+    """Immerkaer's 3 x 3 kernel ``[1 -2 1] x [1 -2 1]`` (separable): cancels locally linear signal."""
+    kernel = np.array([1.0, -2.0, 1.0])
+    return ndimage.correlate1d(
+        ndimage.correlate1d(img, kernel, axis=0, mode="reflect"), kernel, axis=1, mode="reflect"
+    )
+
+
+def noise_sigma(img: np.ndarray) -> float:
+    """Immerkaer's estimate of the standard deviation of additive white noise (fast, edge-robust).
+
+    A 3 x 3 kernel that cancels any locally linear signal leaves the noise; its mean absolute response
+    times ``sqrt(pi / 2) / (6 (H - 2) (W - 2))`` estimates sigma (Immerkaer 1996).
+    """
+    response = _second_difference(img)[1:-1, 1:-1]
+    return float(math.sqrt(math.pi / 2.0) * np.abs(response).mean() / 6.0)
+
+
+def _log_spectrum(img: np.ndarray) -> np.ndarray:
+    """Centred log magnitude spectrum of ``img`` minus its mean (Hann-windowed against edge leakage)."""
+    window = np.outer(np.hanning(img.shape[0]), np.hanning(img.shape[1]))
+    spectrum = np.abs(sfft.fftshift(sfft.fft2((img - img.mean()) * window)))
+    return np.log(spectrum + 1e-9)
+
+
+def spike_score(
+    img: np.ndarray, reach: float = 0.15, exclude: int = 2, size: int = 5, log_spec: np.ndarray | None = None
+) -> float:
+    """k-space spike: the largest peak of the log spectrum over its local median (within ``reach`` of the
+    centre, the DC neighbourhood of ``exclude`` bins left out). A spike is one outstanding k-space sample.
+    ``log_spec``: :func:`_log_spectrum` of ``img`` when already computed."""
+    log_spec = _log_spectrum(img) if log_spec is None else log_spec
+    cy, cx = log_spec.shape[0] // 2, log_spec.shape[1] // 2
+    ry, rx = max(size, int(reach * log_spec.shape[0])), max(size, int(reach * log_spec.shape[1]))
+    crop = log_spec[max(0, cy - ry) : cy + ry + 1, max(0, cx - rx) : cx + rx + 1]
+    excess = crop - ndimage.median_filter(crop, size=size, mode="reflect")
+    oy, ox = cy - max(0, cy - ry), cx - max(0, cx - rx)
+    excess[max(0, oy - exclude) : oy + exclude + 1, :] = 0.0  # the DC row and column carry edge energy
+    excess[:, max(0, ox - exclude) : ox + exclude + 1] = 0.0
+    return float(excess.max())
+
+
+def ghost_energy(img: np.ndarray, periods: tuple[int, ...] = (2, 3, 4, 5, 6, 7, 8)) -> float:
+    """Ghost replicas along a phase-encoding axis: every p-th k-space line scaled down makes p ghost copies.
+
+    Per axis, the log energy of each k-space line minus its running median; the score is the largest
+    drop of the lines of one phase of one period ``p`` below the other lines' mean (both axes tried: the
+    phase-encoding axis is not known).
+    """
+    power = np.abs(sfft.fftshift(sfft.fft2(img - img.mean()))) ** 2
+    best = 0.0
+    for axis in (0, 1):
+        energy = np.log(power.sum(axis=1 - axis) + 1e-12)
+        residual = energy - ndimage.median_filter(energy, size=9, mode="reflect")
+        for p in periods:
+            if residual.shape[0] < 4 * p:
+                continue
+            for phase in range(p):
+                picked = np.zeros(residual.shape[0], dtype=bool)
+                picked[phase::p] = True
+                best = max(best, float(residual[~picked].mean() - residual[picked].mean()))
+    return best
+
+
+def _within(mask: np.ndarray, reach: int) -> np.ndarray:
+    """Pixels within ``reach`` (chessboard distance) of ``mask``: a box dilation, by a separable filter."""
+    return ndimage.uniform_filter(mask.astype(np.float32), size=2 * reach + 1, mode="constant") > 1e-6
+
+
+def gibbs_ringing(img: np.ndarray) -> float:
+    """Ringing next to strong edges: the band-pass (difference of Gaussians) response 3 to 8 pixels from the
+    strongest edges, less the same response away from edges (noise and texture are everywhere; ringing is
+    where edges are), over the edges' own gradient (so it does not grow with the contrast)."""
+    smooth = ndimage.gaussian_filter(img, 1.0)
+    magnitude = np.hypot(ndimage.sobel(smooth, axis=0), ndimage.sobel(smooth, axis=1))
+    edges = magnitude >= np.quantile(magnitude, 0.97)
+    near = _within(edges, 8) & ~_within(edges, 2)
+    far = ~_within(edges, 12)
+    if not edges.any() or not near.any() or not far.any():
+        return 0.0
+    band = np.abs(ndimage.gaussian_filter(img, 0.7) - ndimage.gaussian_filter(img, 1.5))
+    return float((band[near].mean() - band[far].mean()) / (magnitude[edges].mean() + 1e-6))
+
+
+def truncation_cliff(img: np.ndarray, log_spec: np.ndarray | None = None) -> float:
+    """k-space truncation: the steepest drop of the log power profile along either k axis in the outer
+    half of k-space (truncated sampling cuts the spectrum; blur makes it roll off smoothly)."""
+    log_spec = _log_spectrum(img) if log_spec is None else log_spec
+    best = 0.0
+    for axis in (0, 1):
+        profile = log_spec.mean(axis=1 - axis)
+        n, c = profile.shape[0], profile.shape[0] // 2
+        half = 0.5 * (profile[c:][: n - c] + profile[: c + 1][::-1][: n - c])  # fold +k and -k
+        half = ndimage.uniform_filter1d(half, 3)
+        start = max(2, len(half) // 6)
+        drops = half[start:-3] - half[start + 3 :]
+        if drops.size:
+            best = max(best, float(drops.max()))
+    return best
+
+
+def sharpness(img: np.ndarray) -> float:
+    """High-frequency energy: the share (log10) of the spectrum's energy above half the Nyquist frequency."""
+    power = np.abs(sfft.fft2(img - img.mean())) ** 2
+    fy = np.abs(sfft.fftfreq(img.shape[0]))[:, None]
+    fx = np.abs(sfft.fftfreq(img.shape[1]))[None, :]
+    high = np.maximum(fy, fx) > 0.25
+    total = float(power.sum()) or 1e-12
+    return float(np.log10(float(power[high].sum()) / total + 1e-12))
+
+
+def anisotropy(img: np.ndarray) -> float:
+    """Smearing along one axis (k-space motion, ghosts along the phase-encoding axis): the absolute log
+    ratio of the fine gradient energy along the two axes (about 0 for an image sharp alike both ways)."""
+    gy = float(np.mean(np.diff(img, axis=0) ** 2)) + 1e-12
+    gx = float(np.mean(np.diff(img, axis=1) ** 2)) + 1e-12
+    return abs(float(np.log(gy / gx)))
+
+
+def _foreground(img: np.ndarray) -> np.ndarray:
+    return img > 0.1 * float(np.quantile(img, 0.99))
+
+
+def bias_trend(img: np.ndarray, order: int = 2) -> float:
+    """Low-frequency intensity trend (bias field): the standard deviation of a degree-``order`` polynomial
+    fitted to the log intensity of the foreground, on a coarse grid (anatomy averages out, shading does not)."""
+    coarse = _shrink(np.clip(img, 0.0, None), 32)
+    mask = _foreground(coarse)
+    if mask.sum() < 10:
+        return 0.0
+    yy, xx = np.mgrid[0 : coarse.shape[0], 0 : coarse.shape[1]]
+    y, x = (yy[mask] / coarse.shape[0] - 0.5), (xx[mask] / coarse.shape[1] - 0.5)
+    terms = [y**i * x**j for i in range(order + 1) for j in range(order + 1 - i)]
+    design = np.stack(terms, axis=1)
+    target = np.log(coarse[mask] + 0.05)
+    coef, *_ = np.linalg.lstsq(design, target, rcond=None)
+    return float((design[:, 1:] @ coef[1:]).std())
+
+
+def blockiness(img: np.ndarray, block: int = 8) -> float:
+    """8 x 8 block boundaries (JPEG): the mean absolute step across the most prominent block phase over
+    the mean step at the other phases, both axes (log). Run at native resolution (a central crop)."""
+    steps = []
+    for axis in (0, 1):
+        diff = np.abs(np.diff(img, axis=axis))
+        per = diff.mean(axis=1 - axis)
+        n = (per.shape[0] // block) * block
+        if n < 2 * block:
+            return 0.0
+        phases = per[:n].reshape(-1, block).mean(axis=0)
+        top = int(phases.argmax())
+        others = np.delete(phases, top).mean()
+        steps.append(np.log((phases[top] + 1e-6) / (others + 1e-6)))
+    return float(np.mean(steps))
+
+
+def signal_dependent_noise(img: np.ndarray) -> float:
+    """Noise that grows with the signal (quantum noise of low dose): log ratio of the local noise (robust
+    spread of a fine high-pass residual) in the brightest foreground quartile to that in the darkest one."""
+    residual = _second_difference(img)
+    level = ndimage.gaussian_filter(img, 2.0)
+    mask = _foreground(img)
+    if mask.sum() < 64:
+        return 0.0
+    q1, q3 = np.quantile(level[mask], (0.25, 0.75))
+    dark, bright = residual[mask & (level <= q1)], residual[mask & (level >= q3)]
+    if dark.size < 16 or bright.size < 16:
+        return 0.0
+
+    def spread(x: np.ndarray) -> float:
+        return float(np.median(np.abs(x - np.median(x)))) + 1e-4
+
+    return float(np.log(spread(bright) / spread(dark)))
+
+
+def _native_crop(img: np.ndarray, size: int = 2 * WORK_SIZE) -> np.ndarray:
+    """A central crop of at most ``size`` pixels a side whose origin keeps the 8 x 8 grid."""
+    h, w = img.shape
+    y0, x0 = max(0, (h - size) // 2) // 8 * 8, max(0, (w - size) // 2) // 8 * 8
+    return img[y0 : y0 + size, x0 : x0 + size]
+
+
+def measures(view: ArrayLike) -> dict[str, float]:
+    """The physics measures of one assessable view, by name (see :data:`MEASURES`).
+
+    Args:
+        view: the model's view, ``(H, W)`` or ``(H, W, C)``, any numeric dtype.
+
+    Raises:
+        ValueError: the view is not assessable (see :func:`assessability`).
+    """
+    reason = assessability(view)
+    if reason is not None:
+        raise ValueError(f"view cannot be measured: {reason}")
+    native = _unit(_gray(view))
+    img = _shrink(native)
+    log_spec = _log_spectrum(img)
+    return {
+        "noise_sigma": noise_sigma(img),
+        "spike_score": spike_score(img, log_spec=log_spec),
+        "ghost_energy": ghost_energy(img),
+        "gibbs_ringing": gibbs_ringing(img),
+        "truncation_cliff": truncation_cliff(img, log_spec=log_spec),
+        "sharpness": sharpness(img),
+        "anisotropy": anisotropy(img),
+        "bias_trend": bias_trend(img),
+        "blockiness": blockiness(_native_crop(native)),
+        "signal_dependent_noise": signal_dependent_noise(img),
+    }
+
+
+def measures_and_vector(view: ArrayLike) -> tuple[dict[str, float], np.ndarray]:
+    """:func:`measures` and the same as a float32 vector in :data:`MEASURES` order, the descriptor's part
+    (the noise level as its log: it spans decades)."""
+    values = measures(view)
+    vector = [math.log(values[name] + 1e-4) if name == "noise_sigma" else values[name] for name in MEASURES]
+    return values, np.array(vector, dtype=np.float32)
+
+
+def measure_vector(view: ArrayLike) -> np.ndarray:
+    """The descriptor's part of :func:`measures_and_vector`."""
+    return measures_and_vector(view)[1]
