@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 from monai_imc.atomic import atomic_output
 from monai_imc.calibrate import PDCCalibrator
 from monai_imc.cli import parse_severities
-from monai_imc.imageio import load_view
+from monai_imc.data import load_view
 from monai_imc.models import load_model
 from monai_imc.perceive import ArtifactPerceiver
 from monai_imc.prototypes import PrototypeBank, corrupt, variant_seed

@@ -23,7 +23,7 @@ import torch
 from tqdm.auto import tqdm
 
 from monai_imc.atomic import atomic_output
-from monai_imc.imageio import load_view
+from monai_imc.data import load_view
 from monai_imc.models import load_model
 from monai_imc.noise import list_noises
 from monai_imc.prototypes import corrupt

@@ -106,8 +106,7 @@ def _cmd_noise_text(args: argparse.Namespace) -> int:
 
 
 def _cmd_prototypes_build(args: argparse.Namespace) -> int:
-    from monai_imc.datasets import dataset_images
-    from monai_imc.imageio import load_view
+    from monai_imc.data import dataset_images, load_view
     from monai_imc.models import load_model
     from monai_imc.noise.registry import parse_noise_list
     from monai_imc.prototypes import build_bank
@@ -138,6 +137,9 @@ def _cmd_prototypes_build(args: argparse.Namespace) -> int:
 
 
 def _cmd_train_reference(args: argparse.Namespace) -> int:
+    from monai_imc.optional import require
+
+    require("matplotlib", extra="bench", purpose="train-reference (its training-curve plot)")
     from monai_imc.reference.train import TrainConfig, train_reference
 
     config = TrainConfig(
@@ -168,6 +170,9 @@ def _cmd_train_reference(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
+    from monai_imc.optional import require
+
+    require("matplotlib", extra="bench", purpose="monai-imc bench (its plots)")
     from monai_imc.bench.benchmark import BenchSettings, run_benchmark
     from monai_imc.noise.registry import parse_noise_list
 
@@ -413,6 +418,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except (ValueError, FileNotFoundError, NotADirectoryError, TypeError) as err:
+        print(f"monai-imc: error: {err}", file=sys.stderr)
+        return 2
+    except ImportError as err:  # an optional dependency (monai_imc.optional.require): the install hint
         print(f"monai-imc: error: {err}", file=sys.stderr)
         return 2
 

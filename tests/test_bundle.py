@@ -12,7 +12,8 @@ import numpy as np
 from helpers import REPO, dicom_path
 from monai.bundle import ConfigParser
 
-from monai_imc.imageio import model_view, read_image
+from monai_imc.data.views import model_view
+from monai_imc.imageio import read_image
 from monai_imc.models import load_model
 from monai_imc.models.tiny import build_tiny_checkpoint
 from monai_imc.noise.preview import shrink

@@ -18,13 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from monai_imc.atomic import atomic_output
-from monai_imc.bench.datasets import load_dataset, stratified_subset
+from monai_imc.bench.datasets import stratified_subset
 from monai_imc.bench.model_spec import load_bench_model
 from monai_imc.bench.report import write_report
 from monai_imc.bench.runner import METHODS, BenchRecord, BenchRunner, RunStats, project_seconds
+from monai_imc.data import VQARow, load_dataset
 from monai_imc.models.remote import RemoteModel
 from monai_imc.noise import get_noise
-from monai_imc.reference.data import VQARow
+from monai_imc.optional import require
 from monai_imc.refine import SMSPrompts, SMSRefiner
 
 logger = logging.getLogger(__name__)
@@ -148,12 +149,14 @@ def run_benchmark(settings: BenchSettings, progress: bool = False) -> BenchResul
         ValueError: unknown methods, noises or datasets; methods needing a bank without one; a cache made
             with other settings; ``denoise`` with no validation split and no ``denoiser``.
         FileNotFoundError: a dataset or bank is missing.
+        OptionalImportError: matplotlib (the ``bench`` extra) is not installed; raised before any work.
     """
     unknown = [m for m in settings.methods if m not in METHODS]
     if unknown:
         raise ValueError(f"unknown method(s) {unknown}; choose from {', '.join(METHODS)}")
     if not settings.noises:
         raise ValueError("no noises to run")
+    require("matplotlib", extra="bench", purpose="the benchmark's plots")
     if settings.threads:
         import torch
 

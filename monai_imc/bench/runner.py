@@ -46,17 +46,16 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from monai_imc.answers import normalize_answer, token_recall
 from monai_imc.atomic import atomic_output
 from monai_imc.bench.denoise import DENOISERS, RULE, DenoiseChoice, apply_denoiser, choose_denoiser
 from monai_imc.calibrate import PDCCalibrator
-from monai_imc.imageio import load_view
+from monai_imc.data import VQARow, load_view
 from monai_imc.models.base import VisionFeatures, VisionLanguageModel
 from monai_imc.noise import check_severity, get_noise
 from monai_imc.perceive import ArtifactPerceiver
+from monai_imc.prompts import rewrite_messages, vqa_prompt
 from monai_imc.prototypes import PrototypeBank
-from monai_imc.reference.data import VQARow, normalize_answer
-from monai_imc.reference.evaluate import token_recall
-from monai_imc.reference.prompts import rewrite_messages, vqa_prompt
 from monai_imc.refine import Refinement, SMSRefiner
 
 logger = logging.getLogger(__name__)

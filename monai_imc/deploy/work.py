@@ -36,7 +36,7 @@ from monai_imc.dicom.views import SeriesView, UnsupportedSeriesError, is_image_o
 from monai_imc.models.base import VisionFeatures
 from monai_imc.perceive import Perception
 from monai_imc.pipeline import IMCPipeline
-from monai_imc.reference.prompts import vqa_prompt
+from monai_imc.prompts import vqa_prompt
 from monai_imc.refine import Refinement, SMSRefiner
 
 __all__ = [

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from helpers import REPO
 
-from monai_imc.bench.datasets import load_dataset, read_jsonl, stratified_subset
+from monai_imc.bench.datasets import stratified_subset
+from monai_imc.data import load_dataset, read_jsonl
 from monai_imc.bench.denoise import DENOISERS, apply_denoiser, choose_denoiser
 from monai_imc.bench.report import summarize
 from monai_imc.bench.runner import METHODS, BenchRecord, BenchRunner, RunStats, conditions, project_seconds
