@@ -32,7 +32,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["BenchResult", "BenchSettings", "run_benchmark"]
 
-#: The validation split each dataset reader calls its own (JSONL files have none).
+#: The validation split (:mod:`monai_imc.data`: the images training held out; JSONL files have none).
 VALIDATION_SPLIT = "validate"
 
 
