@@ -26,7 +26,7 @@ from monai_imc.data import VQARow, load_dataset
 from monai_imc.models.remote import RemoteModel
 from monai_imc.noise import get_noise
 from monai_imc.optional import require
-from monai_imc.refine import SMSPrompts, SMSRefiner
+from monai_imc.refine import SMSPrompts
 
 logger = logging.getLogger(__name__)
 
@@ -168,7 +168,7 @@ def run_benchmark(settings: BenchSettings, progress: bool = False) -> BenchResul
         raise ValueError(f"unknown SMS prompts {prompts_name!r}; use reference or instructed")
     prompts = SMSPrompts.reference() if prompts_name == "reference" else SMSPrompts.instructed()
     text_model = RemoteModel(settings.text_server) if settings.text_server else loaded.model
-    refiner = SMSRefiner(text_model, prompts=prompts, **loaded.refiner_options)
+    refiner = loaded.refiner(text_model, prompts)
     runner = BenchRunner(loaded.model, loaded.bank, refiner=refiner, methods=settings.methods, seed=settings.seed,
                          image_size=settings.image_size, max_new_tokens=settings.max_new_tokens,
                          cache=Path(settings.out) / "cache.jsonl", batch_size=settings.batch_size,
