@@ -51,7 +51,7 @@ from monai_imc.atomic import atomic_output
 from monai_imc.bench.denoise import DENOISERS, RULE, DenoiseChoice, apply_denoiser, choose_denoiser
 from monai_imc.calibrate import PDCCalibrator
 from monai_imc.data import VQARow, load_view
-from monai_imc.models.base import VisionFeatures, VisionLanguageModel
+from monai_imc.models.base import Capabilities, VisionFeatures, VisionLanguageModel
 from monai_imc.noise import check_severity, get_noise
 from monai_imc.perceive import ArtifactPerceiver
 from monai_imc.prompts import rewrite_messages, vqa_prompt
@@ -310,6 +310,8 @@ class BenchRunner:
         self.text_model = text_model or model
         self.answer_suffix = answer_suffix
         self.memoize = memoize
+        self.capabilities = Capabilities.of(model)
+        self.text_capabilities = Capabilities.of(self.text_model)
         self.perceiver = ArtifactPerceiver(bank) if bank is not None else None
         self.calibrator = PDCCalibrator(bank) if bank is not None else None
         self.stats = RunStats()
@@ -367,15 +369,15 @@ class BenchRunner:
     def repass_many(self, questions: Sequence[str]) -> None:
         """Repass the questions not yet repassed, in batches where the text model has ``chat_batch``."""
         todo = [q for q in dict.fromkeys(questions) if q not in self._repassed]
-        batched = getattr(self.text_model, "chat_batch", None)
-        if batched is None or self.batch_size == 1:
+        if not self.text_capabilities.batch_chat or self.batch_size == 1:
             for q in todo:
                 self.repass(q)
             return
         for first in range(0, len(todo), self.batch_size):
             chunk = todo[first:first + self.batch_size]
             start = time.perf_counter()
-            replies = batched([rewrite_messages(q) for q in chunk], max_new_tokens=48)
+            replies = self.text_model.chat_batch(  # type: ignore[attr-defined]
+                [rewrite_messages(q) for q in chunk], max_new_tokens=48)
             self.stats.add_time("repass", time.perf_counter() - start)
             self.stats.repass_calls += len(chunk)
             for q, reply in zip(chunk, replies):
@@ -409,7 +411,7 @@ class BenchRunner:
 
     def cache_identity(self) -> dict[str, Any]:
         """What the cached answers depend on besides the question (a resume must match it)."""
-        return {"model": getattr(self.model, "name", type(self.model).__name__),
+        return {"model": self.model.name,
                 "bank": self.bank.bank_hash if self.bank is not None else None,
                 "seed": self.seed, "image_size": self.image_size, "max_new_tokens": self.max_new_tokens,
                 "answer_suffix": self.answer_suffix,
@@ -519,7 +521,7 @@ class BenchRunner:
             else:
                 missing[job.answer_key] = job.features
         items = list(missing.items())
-        batched = getattr(self.model, "generate_batch", None)
+        batched = self.model.generate_batch if self.capabilities.batch_generate else None  # type: ignore[attr-defined]
         start = time.perf_counter()
         for first in range(0, len(items), self.batch_size):
             chunk = items[first:first + self.batch_size]

@@ -33,7 +33,7 @@ from monai_imc.deploy.texts import ClinicalText, Sidecar, collect_texts
 from monai_imc.dicom.read import check_complete
 from monai_imc.dicom.sr import AlgorithmInfo, ImageAssessment, TextRecord, write_imc_sr
 from monai_imc.dicom.views import SeriesView, UnsupportedSeriesError, is_image_object, series_views
-from monai_imc.models.base import VisionFeatures
+from monai_imc.models.base import VisionFeatures, image_token_of
 from monai_imc.perceive import Perception
 from monai_imc.pipeline import IMCPipeline
 from monai_imc.prompts import vqa_prompt
@@ -290,7 +290,7 @@ def refine_texts(
         cache: refinements by text, shared across the series of a run (a study's texts repeat).
     """
     cache = {} if cache is None else cache
-    image_token = getattr(refiner.model, "image_token", None)
+    image_token = image_token_of(refiner.model)
     texts = collect_texts(work.datasets[0], standing_questions, text_fields, sidecars)
     refined = []
     for text in texts:
@@ -327,7 +327,7 @@ def as_question(text: str, image_token: str | None) -> str:
 
 def answer(work: SeriesWork, pipeline: IMCPipeline, max_new_tokens: int = 24) -> SeriesWork:
     """Answer every asked text about every view, from the (calibrated) features."""
-    image_token = getattr(pipeline.model, "image_token", None)
+    image_token = image_token_of(pipeline.model)
     answers = []
     for item in work.assessed:
         for index, text in enumerate(work.refined):
