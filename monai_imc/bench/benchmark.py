@@ -172,7 +172,8 @@ def run_benchmark(settings: BenchSettings, progress: bool = False) -> BenchResul
     runner = BenchRunner(loaded.model, loaded.bank, refiner=refiner, methods=settings.methods, seed=settings.seed,
                          image_size=settings.image_size, max_new_tokens=settings.max_new_tokens,
                          cache=Path(settings.out) / "cache.jsonl", batch_size=settings.batch_size,
-                         text_model=text_model, answer_suffix=settings.answer_suffix)
+                         text_model=text_model, answer_suffix=settings.answer_suffix,
+                         pipeline=loaded.pipeline(refiner))
     denoise = _choose_denoiser(runner, settings, progress) if "denoise" in settings.methods else None
     runner.stats = RunStats()  # the run's own cost, without the denoise choice
     records = runner.run(rows, settings.noises, settings.severities, progress=progress)

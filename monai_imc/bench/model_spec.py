@@ -15,6 +15,7 @@ from typing import Any
 
 from monai_imc.bundle import CONFIG, bundle_parser, parsed
 from monai_imc.models.base import VisionLanguageModel
+from monai_imc.pipeline import IMCPipeline
 from monai_imc.prototypes import PrototypeBank
 from monai_imc.refine import SMSPrompts, SMSRefiner
 
@@ -56,6 +57,23 @@ class LoadedModel:
         if not isinstance(refiner, SMSRefiner):
             raise TypeError(f"the bundle's 'refiner' must build an SMSRefiner, got {type(refiner).__name__}")
         return refiner
+
+
+    def pipeline(self, refiner: SMSRefiner) -> IMCPipeline:
+        """The IMC pipeline over this model, bank and ``refiner``: a bundle's ``pipeline`` component (its
+        calibration settings), else a default :class:`~monai_imc.pipeline.IMCPipeline`.
+
+        Raises:
+            TypeError: the bundle's ``pipeline`` builds something else.
+        """
+        if self.parser is None or "pipeline" not in self.parser:
+            return IMCPipeline(self.model, self.bank, check_bank=False, refiner=refiner)
+        for key, value in (("model", self.model), ("bank", self.bank), ("refiner", refiner)):
+            self.parser[f"pipeline#{key}"] = value  # the parts already built: nothing is loaded twice
+        pipeline = self.parser.get_parsed_content("pipeline")
+        if not isinstance(pipeline, IMCPipeline):
+            raise TypeError(f"the bundle's 'pipeline' must build an IMCPipeline, got {type(pipeline).__name__}")
+        return pipeline
 
 
 def bundle_settings(bundle: str | Path) -> tuple[str, str | None, dict[str, Any]]:

@@ -244,8 +244,8 @@ def perceive(work: SeriesWork, pipeline: IMCPipeline) -> SeriesWork:
     sources = {str(ds.SOPInstanceUID): ds for ds in work.datasets}
     assessed = []
     for view in work.views:
-        features = pipeline.model.encode_images([view.pixels])
-        perception = pipeline.perceiver.perceive(features)[0]
+        features = pipeline.encode([view.pixels])
+        perception = pipeline.perceive(features)[0]
         assessed.append(AssessedView(view, sources[view.sop_instance_uid], features, perception))
         logger.debug(
             "series %s view %s: %s (p_clean %.3f)",
@@ -261,13 +261,8 @@ def calibrate(work: SeriesWork, pipeline: IMCPipeline) -> SeriesWork:
     """Calibrate the features of flagged views with PDC (when the pipeline has PDC on)."""
     out = []
     for item in work.assessed:
-        if pipeline.pdc:
-            features, records = pipeline.calibrator.calibrate(item.features, [item.perception])
-            record = records[0]
-        else:
-            features = item.features
-            record = Calibration(False, None, None, 0.0, pipeline.calibrator.variant, "disabled")
-        out.append(dataclasses.replace(item, features=features, calibration=record))
+        features, records = pipeline.calibrate(item.features, [item.perception])
+        out.append(dataclasses.replace(item, features=features, calibration=records[0]))
     return dataclasses.replace(work, assessed=tuple(out))
 
 
@@ -334,9 +329,7 @@ def answer(work: SeriesWork, pipeline: IMCPipeline, max_new_tokens: int = 24) ->
             if not text.source.ask:
                 continue
             question = as_question(text.text, image_token)
-            reply = pipeline.model.generate(
-                item.features, question, max_new_tokens=max_new_tokens, do_sample=False
-            )
+            reply = pipeline.generate(item.features, question, max_new_tokens=max_new_tokens, do_sample=False)
             answers.append(Answer(item.view.sop_instance_uid, item.view.frame_number, index, question, reply))
     return dataclasses.replace(work, answers=tuple(answers))
 
