@@ -35,7 +35,6 @@ __all__ = [
     "default_bundle",
     "find_bundle",
     "load_context",
-    "run_folder",
 ]
 
 logger = logging.getLogger(__name__)
@@ -194,29 +193,6 @@ def load_context(path: str | os.PathLike[str], device: str | None = None) -> IMC
         context.algorithm.bank_hash[:19],
     )
     return context
-
-
-def run_folder(
-    input_dir: str | os.PathLike[str] | None, output_dir: str | os.PathLike[str] | None, context: IMCContext
-) -> int:
-    """Process a folder of DICOM studies as ``monai-imc run`` does (without Holoscan): the ``run`` id of
-    ``inference.json``, so ``python -m monai.bundle run --bundle_root B --config_file
-    B/configs/inference.json --input_dir IN --output_dir OUT`` works.
-
-    Returns:
-        The run report's exit code: 0 when SRs were written and nothing failed, else 1 (as ``monai-imc run``).
-
-    Raises:
-        ValueError: no input or output folder was given.
-        NotADirectoryError: the input folder does not exist.
-    """
-    if not input_dir or not output_dir:
-        raise ValueError("set the folders: --input_dir IN --output_dir OUT")
-    from monai_imc.deploy.process import process_folder
-
-    report = process_folder(input_dir, output_dir, context, progress=False)
-    print(f"monai-imc: {len(report.written)} SRs written to {output_dir}, {len(report.of('failed'))} failed")
-    return report.exit_code
 
 
 def _get(parser: Any, key: str, default: Any) -> Any:
