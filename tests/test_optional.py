@@ -27,7 +27,15 @@ def test_commands_stop_before_work_without_matplotlib(
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     out = tmp_path / "out"
     argv = {
-        "bench": ["bench", "--model", str(tmp_path / "no-model"), "--dataset", "slake:/nowhere", "--out", str(out)],
+        "bench": [
+            "bench",
+            "--model",
+            str(tmp_path / "no-model"),
+            "--dataset",
+            "slake:/nowhere",
+            "--out",
+            str(out),
+        ],
         "train-reference": ["train-reference", "--data", "/nowhere", "--out", str(out)],
     }[command]
     assert main(argv) == 2

@@ -58,7 +58,6 @@ class LoadedModel:
             raise TypeError(f"the bundle's 'refiner' must build an SMSRefiner, got {type(refiner).__name__}")
         return refiner
 
-
     def pipeline(self, refiner: SMSRefiner) -> IMCPipeline:
         """The IMC pipeline over this model, bank and ``refiner``: a bundle's ``pipeline`` component (its
         calibration settings), else a default :class:`~monai_imc.pipeline.IMCPipeline`.
@@ -72,7 +71,9 @@ class LoadedModel:
             self.parser[f"pipeline#{key}"] = value  # the parts already built: nothing is loaded twice
         pipeline = self.parser.get_parsed_content("pipeline")
         if not isinstance(pipeline, IMCPipeline):
-            raise TypeError(f"the bundle's 'pipeline' must build an IMCPipeline, got {type(pipeline).__name__}")
+            raise TypeError(
+                f"the bundle's 'pipeline' must build an IMCPipeline, got {type(pipeline).__name__}"
+            )
         return pipeline
 
 
@@ -126,12 +127,19 @@ def load_bench_model(
             raise FileNotFoundError(f"{bank_path}: prototype bank folder not found")
         model = parser.get_parsed_content("model")
         loaded_bank = parsed(parser, "bank")
-        if not isinstance(model, VisionLanguageModel) or not isinstance(loaded_bank, (PrototypeBank, type(None))):
+        if not isinstance(model, VisionLanguageModel) or not isinstance(
+            loaded_bank, (PrototypeBank, type(None))
+        ):
             raise TypeError(f"{path / CONFIG}: 'model' and 'bank' must build a model and a PrototypeBank")
         model_path = str(parsed(parser, "model_path", model.name))
         return LoadedModel(
-            model, loaded_bank, _refiner_options(parser), "bundle", model_path,
-            None if bank_path is None else str(bank_path), parser,
+            model,
+            loaded_bank,
+            _refiner_options(parser),
+            "bundle",
+            model_path,
+            None if bank_path is None else str(bank_path),
+            parser,
         )
     model = load_model(spec, device=device, dtype=dtype)
     loaded_bank = PrototypeBank.load(bank, model=model) if bank else None

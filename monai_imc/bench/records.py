@@ -99,11 +99,15 @@ class RunStats:
         out["timing"] = {k: round(v, 2) for k, v in self.timing.items()}
         out["seconds"] = round(self.seconds, 2)
         out["cpu_seconds"] = round(self.cpu_seconds, 2)
-        out["seconds_per_new_record"] = round(self.seconds / self.records_new, 5) if self.records_new else None
+        out["seconds_per_new_record"] = (
+            round(self.seconds / self.records_new, 5) if self.records_new else None
+        )
         return out
 
 
-def project_seconds(stats: RunStats, questions: int, images: int, full_questions: int, full_images: int) -> float:
+def project_seconds(
+    stats: RunStats, questions: int, images: int, full_questions: int, full_images: int
+) -> float:
     """Wall seconds a run on ``full_questions`` questions about ``full_images`` images would take, from a
     smaller run's cost (same conditions and methods).
 
@@ -147,7 +151,9 @@ def is_image_noise(noise: str) -> bool:
     return noise != "clean" and get_noise(noise).modality == "image"
 
 
-def iter_groups(records: Sequence[BenchRecord]) -> Iterator[tuple[tuple[str, str, int, str], list[BenchRecord]]]:
+def iter_groups(
+    records: Sequence[BenchRecord],
+) -> Iterator[tuple[tuple[str, str, int, str], list[BenchRecord]]]:
     """Records grouped by (dataset, noise, severity, method), in a stable order."""
     groups: dict[tuple[str, str, int, str], list[BenchRecord]] = {}
     for r in records:

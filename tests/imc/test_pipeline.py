@@ -13,7 +13,9 @@ from monai_imc.refine import SMSRefiner
 
 
 def test_run_is_the_steps_in_order_with_refine(bank: PrototypeBank, tiny_llava, views) -> None:
-    forced = dataclasses.replace(bank, tensors={**bank.tensors, "strength": torch.ones_like(bank.tensors["strength"])})
+    forced = dataclasses.replace(
+        bank, tensors={**bank.tensors, "strength": torch.ones_like(bank.tensors["strength"])}
+    )
     refiner = SMSRefiner(tiny_llava, max_rounds=1)
     pipeline = IMCPipeline(tiny_llava, forced, refiner=refiner)
     pipeline.perceiver.gate_threshold = 0.0  # flag everything, so calibration runs
@@ -30,7 +32,7 @@ def test_run_is_the_steps_in_order_with_refine(bank: PrototypeBank, tiny_llava, 
     assert torch.equal(result.features.tokens[0], calibrated.tokens[0])
     assert result.answer == pipeline.generate(calibrated, refinement.text, max_new_tokens=6)
     # the batched answer step agrees with the single one
-    (batched, probability), = pipeline.generate_many([calibrated], [refinement.text], max_new_tokens=6)
+    ((batched, probability),) = pipeline.generate_many([calibrated], [refinement.text], max_new_tokens=6)
     assert batched == result.answer and 0.0 <= probability <= 1.0
 
     plain = pipeline.run(noisy, text, pdc=False, refine=False, max_new_tokens=6)
