@@ -324,7 +324,9 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--model", required=True, help="hub id or local checkpoint directory")
     build.add_argument("--images", required=True, action="append",
                        help="folder of images, or slake:PATH / vqa-rad:PATH (repeat for several sources)")
-    build.add_argument("--splits", default="train", help="dataset splits to use (default: train)")
+    build.add_argument("--splits", default="train",
+                       help="dataset splits (monai_imc.data): train (default; the training images less the "
+                       "held-out ones), validate (the held-out images), test")
     build.add_argument("--noises", default="all", help="comma-separated image noises (default: all)")
     build.add_argument("--severities", default="1-5")
     build.add_argument("--seed", type=int, default=0)
