@@ -27,17 +27,16 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from monai_imc.atomic import atomic_output
-from monai_imc.calibrate import PDCCalibrator
 from monai_imc.cli import parse_severities
-from monai_imc.imageio import load_view
+from monai_imc.data import load_view
 from monai_imc.models import load_model
-from monai_imc.perceive import ArtifactPerceiver
+from monai_imc.pipeline import IMCPipeline
 from monai_imc.prototypes import PrototypeBank, corrupt, variant_seed
 
 
 def load_rows(data: str, datasets: list[str], limit: int) -> list:
     """Test rows of the datasets, grouped so that each image's questions are consecutive."""
-    from monai_imc.reference.data import load_vqa
+    from monai_imc.data import load_vqa
 
     rows = []
     for name in datasets:
@@ -47,8 +46,8 @@ def load_rows(data: str, datasets: list[str], limit: int) -> list:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from monai_imc.reference.data import normalize_answer
-    from monai_imc.reference.prompts import vqa_prompt
+    from monai_imc.answers import normalize_answer
+    from monai_imc.prompts import vqa_prompt
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True)
@@ -68,9 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     model = load_model(args.model, device="cpu")
     bank = PrototypeBank.load(args.bank, model=model)
     variants_ = args.variants.split(",")
-    perceiver = ArtifactPerceiver(bank)
-    calibrators = {v: PDCCalibrator(bank, variant=v) for v in variants_}
-    calibrator = calibrators[variants_[0]]
+    # the method's steps are IMCPipeline's: one pipeline per calibration variant (the first is the default)
+    pipelines = {v: IMCPipeline(model, bank, variant=v, check_bank=False) for v in variants_}
+    pipeline = pipelines[variants_[0]]
     extra = [n for n in args.extra_noises.split(",") if n]
     noises = list(bank.noises) + [n for n in extra if n not in bank.noises]
     severities = parse_severities(args.severities)
@@ -91,21 +90,21 @@ def main(argv: list[str] | None = None) -> int:
                 variants.append((noise, s, corrupt(clean, noise, s, variant_seed(args.seed, i, n_i))))
         for noise, severity, image in variants:
             t0 = time.perf_counter()
-            features = model.encode_images([image])
+            features = pipeline.encode([image])
             t1 = time.perf_counter()
-            perception = perceiver.perceive(features)[0]
-            calibrated, _ = calibrator.calibrate(features, [perception])
+            perception = pipeline.perceive(features)[0]
+            calibrated, _ = pipeline.calibrate(features, [perception])
             t2 = time.perf_counter()
             perceived[(noise, severity)].append(perception.noise or "clean")
             flagged[(noise, severity)].append(perception.flagged)
             methods = {"none": features, "pdc": calibrated}
             for v in variants_[1:]:
-                methods[f"pdc:{v}"], _ = calibrators[v].calibrate(features, [perception])
+                methods[f"pdc:{v}"], _ = pipelines[v].calibrate(features, [perception])
             if noise in bank.noises:
                 forced = dataclasses.replace(perception, noise=noise, severity=severity, confidence=1.0, flagged=True)
-                methods["oracle"], _ = calibrator.calibrate(features, [forced])
+                methods["oracle"], _ = pipeline.calibrate(features, [forced])
                 for v in variants_[1:]:
-                    methods[f"oracle:{v}"], _ = calibrators[v].calibrate(features, [forced])
+                    methods[f"oracle:{v}"], _ = pipelines[v].calibrate(features, [forced])
             for row in questions:
                 if not row.closed:
                     continue
@@ -113,8 +112,8 @@ def main(argv: list[str] | None = None) -> int:
                 for method, feats in methods.items():
                     t3 = time.perf_counter()
                     if id(feats) not in answers:
-                        answers[id(feats)] = model.generate(feats, vqa_prompt(row.question),
-                                                            max_new_tokens=args.max_new_tokens)
+                        answers[id(feats)] = pipeline.generate(feats, vqa_prompt(row.question),
+                                                               max_new_tokens=args.max_new_tokens)
                     answer = answers[id(feats)]
                     if method == "none":
                         t_plain += time.perf_counter() - t3

@@ -16,8 +16,7 @@ import os
 import time
 from pathlib import Path
 
-from monai_imc.datasets import dataset_images
-from monai_imc.imageio import load_view
+from monai_imc.data import dataset_images, load_view
 from monai_imc.models import load_model
 from monai_imc.quality import measures_and_vector
 

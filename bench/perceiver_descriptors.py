@@ -28,8 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from monai_imc.bank_build import build_bank
-from monai_imc.datasets import dataset_images
-from monai_imc.imageio import load_view
+from monai_imc.data import dataset_images, load_view
 from monai_imc.models import load_model
 from monai_imc.noise import list_noises
 from monai_imc.perceive import ARTIFACT, NOT_ASSESSABLE, ArtifactPerceiver

@@ -107,8 +107,7 @@ def _cmd_noise_text(args: argparse.Namespace) -> int:
 
 def _cmd_prototypes_build(args: argparse.Namespace) -> int:
     from monai_imc.bank_build import build_bank
-    from monai_imc.datasets import dataset_images
-    from monai_imc.imageio import load_view
+    from monai_imc.data import dataset_images, load_view
     from monai_imc.models import load_model
     from monai_imc.noise.registry import parse_noise_list
 
@@ -138,6 +137,9 @@ def _cmd_prototypes_build(args: argparse.Namespace) -> int:
 
 
 def _cmd_train_reference(args: argparse.Namespace) -> int:
+    from monai_imc.optional import require
+
+    require("matplotlib", extra="bench", purpose="train-reference (its training-curve plot)")
     from monai_imc.reference.train import TrainConfig, evaluate_run, train_reference
 
     if args.evaluate_only:
@@ -177,6 +179,9 @@ def _cmd_train_reference(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
+    from monai_imc.optional import require
+
+    require("matplotlib", extra="bench", purpose="monai-imc bench (its plots)")
     from monai_imc.bench.benchmark import BenchSettings, run_benchmark
     from monai_imc.noise.registry import parse_noise_list
 
@@ -330,7 +335,9 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--model", required=True, help="hub id or local checkpoint directory")
     build.add_argument("--images", required=True, action="append",
                        help="folder of images, or slake:PATH / vqa-rad:PATH (repeat for several sources)")
-    build.add_argument("--splits", default="train", help="dataset splits to use (default: train)")
+    build.add_argument("--splits", default="train",
+                       help="dataset splits (monai_imc.data): train (default; the training images less the "
+                       "held-out ones), validate (the held-out images), test")
     build.add_argument("--noises", default="all", help="comma-separated image noises (default: all)")
     build.add_argument("--severities", default="1-5")
     build.add_argument("--seed", type=int, default=0)
@@ -424,6 +431,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except (ValueError, FileNotFoundError, NotADirectoryError, TypeError) as err:
+        print(f"monai-imc: error: {err}", file=sys.stderr)
+        return 2
+    except ImportError as err:  # an optional dependency (monai_imc.optional.require): the install hint
         print(f"monai-imc: error: {err}", file=sys.stderr)
         return 2
 

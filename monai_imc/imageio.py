@@ -1,23 +1,25 @@
 """Read one image file (DICOM, PNG or JPEG) as a channel-first array, and make a display view of it.
 
-This is the single-file reader of the CLI and the benchmark. Series and studies (windowing per
-modality, key views of volumes) are the job of :mod:`monai_imc.dicom` in the app.
+The raw reader (values after the modality LUT, for the noise preview and the noise metrics) and the array
+helpers. The picture a model is shown comes from :func:`monai_imc.data.load_view`, which windows DICOM as
+the app does (:mod:`monai_imc.dicom.views`).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pydicom
+import torch
+from monai.transforms import Resize
 from PIL import Image, UnidentifiedImageError
 from pydicom.errors import InvalidDicomError
 from pydicom.pixels import apply_modality_lut
 
-__all__ = ["LoadedImage", "display_view", "read_image"]
+__all__ = ["LoadedImage", "display_view", "read_image", "shrink"]
 
 
 @dataclass(frozen=True)
@@ -62,7 +64,9 @@ def read_image(path: str | os.PathLike[str]) -> LoadedImage:
 def _read_dicom(file: Path, ds: pydicom.Dataset) -> LoadedImage:
     if "PixelData" not in ds:
         sop = getattr(ds.get("SOPClassUID"), "name", ds.get("SOPClassUID", "unknown"))
-        raise ValueError(f"{file}: DICOM object has no pixel data (SOP Class {sop}, Modality {ds.get('Modality')})")
+        raise ValueError(
+            f"{file}: DICOM object has no pixel data (SOP Class {sop}, Modality {ds.get('Modality')})"
+        )
     try:
         pixels = apply_modality_lut(ds.pixel_array, ds)
     except Exception as err:
@@ -132,30 +136,21 @@ def display_view(
     return out[0] if out.shape[0] == 1 else np.moveaxis(out[:3], 0, -1)
 
 
-def model_view(image: LoadedImage) -> np.ndarray:
-    """The 8-bit picture a multimodal LLM is shown: ``(H, W)`` or ``(H, W, 3)`` uint8.
+def shrink(array: np.ndarray, max_size: int) -> np.ndarray:
+    """Downsample a channel-first image so its longest in-plane side is at most ``max_size`` (area mode).
 
-    DICOM is windowed (its own window, else the 0.5-99.5 percentiles; the middle frame of a volume);
-    8-bit PNG and JPEG pass as stored.
+    Args:
+        array: ``(C, H, W)`` or ``(C, H, W, D)`` (the depth is kept).
+        max_size: the longest in-plane side allowed.
+
+    Returns:
+        float32, the same array when it is small enough already.
     """
-    if image.modality is None and image.array.min() >= 0 and image.array.max() <= 255:
-        view = np.rint(image.array).astype(np.uint8)
-        return view[0] if view.shape[0] == 1 else np.moveaxis(view[:3], 0, -1)
-    return display_view(image.array, image.window, image.invert)
-
-
-def load_view(path: str | os.PathLike[str], max_size: int = 0) -> np.ndarray:
-    """Read an image file and return the 8-bit view a model is shown (see :func:`model_view`), its longest
-    side shrunk to ``max_size`` first (0: as stored). The one path from a file to a model's input, used
-    alike by the prototype bank, the benchmark and the measurements.
-
-    Raises:
-        FileNotFoundError: no such file.
-        ValueError: the file is not a readable image.
-    """
-    image = read_image(path)
-    if max_size and max(image.array.shape[1:3]) > max_size:
-        from monai_imc.noise.preview import shrink
-
-        image = dataclasses.replace(image, array=shrink(image.array, max_size))
-    return model_view(image)
+    longest = max(array.shape[1:3])
+    if longest <= max_size:
+        return array
+    size = [max(1, round(s * max_size / longest)) for s in array.shape[1:3]]
+    if array.ndim == 4:
+        size.append(array.shape[3])
+    out = Resize(spatial_size=size, mode="area")(torch.from_numpy(np.ascontiguousarray(array)))
+    return np.asarray(torch.as_tensor(out).numpy(), dtype=np.float32)

@@ -1,28 +1,40 @@
-"""IMCPipeline: image + question -> answer, with perception and calibration in between, all kept.
+"""IMCPipeline, the method: encode, perceive, calibrate, refine, answer; every intermediate result kept.
 
-One vision pass per image: the features from ``encode_images`` feed the perceiver, the calibrator and
-the answer. With PDC off, the answer is the plain model's.
+One vision pass per image: the features from :meth:`IMCPipeline.encode` feed the perceiver, the calibrator
+and the answer. With PDC off, the answer is the plain model's. The app (``monai_imc.deploy.work``), the
+benchmark (``monai_imc.bench.runner``) and the measurements call these steps; :meth:`IMCPipeline.run` runs
+them all on one image and one text.
+
+Example::
+
+    pipeline = IMCPipeline(load_model(path), PrototypeBank.load(bank_dir), refiner=SMSRefiner(model))
+    result = pipeline.run(image, "Is there a plueral efusion?")
+    result.refinement.text, result.perception.noise, result.calibration.applied, result.answer
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from monai_imc.calibrate import Calibration, PDCCalibrator, Variant
-from monai_imc.models.base import ImageInput, VisionLanguageModel
+from monai_imc.models.base import Capabilities, ImageInput, VisionFeatures, VisionLanguageModel
 from monai_imc.perceive import ArtifactPerceiver, Perception
 from monai_imc.prototypes import PrototypeBank
 
+if TYPE_CHECKING:
+    from monai_imc.refine import Refinement, SMSRefiner
+
 logger = logging.getLogger(__name__)
 
-__all__ = ["IMCAnswer", "IMCPipeline"]
+__all__ = ["IMCAnswer", "IMCPipeline", "IMCRun"]
 
 
 @dataclass(frozen=True)
 class IMCAnswer:
-    """An answer and everything that led to it.
+    """An answer and everything that led to it (perception and calibration; see :class:`IMCRun` for refine).
 
     Attributes:
         question: the question asked.
@@ -39,50 +51,157 @@ class IMCAnswer:
     pdc: bool
 
 
+@dataclass(frozen=True)
+class IMCRun:
+    """Every intermediate result of :meth:`IMCPipeline.run`.
+
+    Attributes:
+        text: the text as given.
+        refinement: what SMS did to it (``None`` when refine was off); ``refinement.text`` was asked.
+        question: the text asked.
+        features: the vision features the answer came from (calibrated where PDC changed them).
+        perception: what the perceiver saw.
+        calibration: what the calibrator did.
+        answer: the model's answer.
+        pdc: whether calibration was enabled.
+    """
+
+    text: str
+    refinement: Refinement | None
+    question: str
+    features: VisionFeatures
+    perception: Perception
+    calibration: Calibration
+    answer: str
+    pdc: bool
+
+
 class IMCPipeline:
-    """Perceive, calibrate and answer with one model and its prototype bank.
+    """Perceive, calibrate, refine and answer with one model, its prototype bank and its SMS refiner.
 
     Args:
         model: the multimodal LLM.
-        bank: its prototype bank (checked against the model's fingerprint).
+        bank: its prototype bank (checked against the model's fingerprint); ``None``: a pipeline without
+            the image half (perceive and calibrate raise).
         pdc: calibrate flagged images (default on).
         variant: the calibration variant.
         check_bank: verify that the bank was built with ``model``.
-
-    Example::
-
-        pipeline = IMCPipeline(load_model(path), PrototypeBank.load(bank_dir))
-        result = pipeline.answer(image, "Is there a pleural effusion?")
-        result.answer, result.perception.noise, result.calibration.applied
+        refiner: the SMS refiner of the text half (``None``: refine raises, :meth:`run` does not refine).
     """
 
     def __init__(
         self,
         model: VisionLanguageModel,
-        bank: PrototypeBank,
+        bank: PrototypeBank | None,
         pdc: bool = True,
         variant: Variant = "ridge",
         check_bank: bool = True,
+        refiner: SMSRefiner | None = None,
     ) -> None:
-        if check_bank:
+        if bank is not None and check_bank:
             bank.check_model(model)
         self.model = model
         self.bank = bank
         self.pdc = pdc
-        self.perceiver = ArtifactPerceiver(bank)
-        self.calibrator = PDCCalibrator(bank, variant=variant)
+        self.refiner = refiner
+        self.capabilities = Capabilities.of(model)
+        self.perceiver = ArtifactPerceiver(bank) if bank is not None else None
+        self.calibrator = PDCCalibrator(bank, variant=variant) if bank is not None else None
+        self.variant = variant
 
-    def answer(self, image: ImageInput, question: str, pdc: bool | None = None, **gen: Any) -> IMCAnswer:
-        """Answer ``question`` about ``image``; ``pdc`` overrides the pipeline's setting for this call."""
+    # ------------------------------------------------------------------ steps
+    def encode(self, images: ImageInput | Sequence[ImageInput]) -> VisionFeatures:
+        """One vision pass over the images (:meth:`VisionLanguageModel.encode_images`)."""
+        return self.model.encode_images(images)
+
+    def perceive(self, features: VisionFeatures, views: Sequence[ImageInput] | None = None) -> list[Perception]:
+        """One perception per image of ``features``; ``views`` (the images the model saw, in order) add the
+        physics measures and the not-assessable checks of the fused perceiver.
+
+        Raises:
+            RuntimeError: the pipeline has no bank.
+        """
+        if self.perceiver is None:
+            raise RuntimeError("perceive needs a prototype bank; this pipeline has none")
+        return self.perceiver.perceive(features, views=None if views is None else list(views))
+
+    def calibrate(
+        self, features: VisionFeatures, perceptions: Sequence[Perception], pdc: bool | None = None
+    ) -> tuple[VisionFeatures, list[Calibration]]:
+        """PDC on the flagged images; with ``pdc`` off (the argument, else the pipeline's setting) the
+        features unchanged and a ``"disabled"`` record per image.
+
+        Raises:
+            RuntimeError: PDC is on and the pipeline has no bank.
+        """
         use_pdc = self.pdc if pdc is None else pdc
-        features = self.model.encode_images([image])
-        perception = self.perceiver.perceive(features, views=[image])[0]
-        if use_pdc:
-            features, records = self.calibrator.calibrate(features, [perception])
-            calibration = records[0]
-        else:
-            calibration = Calibration(False, None, None, 0.0, self.calibrator.variant, "disabled")
-        text = self.model.generate(features, question, **gen)
-        logger.debug("perceived %s (p_clean %.3f); %s", perception.noise or "clean", perception.p_clean,
-                     calibration.reason)
-        return IMCAnswer(question, text, perception, calibration, use_pdc)
+        if not use_pdc:
+            off = Calibration(False, None, None, 0.0, self.variant, "disabled")
+            return features, [off] * len(perceptions)
+        if self.calibrator is None:
+            raise RuntimeError("calibrate needs a prototype bank; this pipeline has none")
+        features, records = self.calibrator.calibrate(features, list(perceptions))
+        return features, list(records)
+
+    def refine(self, text: str) -> Refinement:
+        """The SMS refinement of a text (the original is kept in the result).
+
+        Raises:
+            RuntimeError: the pipeline has no refiner.
+        """
+        if self.refiner is None:
+            raise RuntimeError("refine needs an SMS refiner; this pipeline has none")
+        return self.refiner.refine(text)
+
+    def generate(self, features: VisionFeatures, question: str, **gen: Any) -> str:
+        """The model's answer to ``question`` about the images behind ``features`` (no vision pass)."""
+        return self.model.generate(features, question, **gen)
+
+    def generate_many(
+        self, features: Sequence[VisionFeatures], questions: Sequence[str], **gen: Any
+    ) -> list[tuple[str, float | None]]:
+        """Answers, each about its own features, in one batched call where the model can
+        (:class:`~monai_imc.models.base.BatchGenerator`, which also gives each answer's probability), else one
+        by one (probability ``None``)."""
+        if self.capabilities.batch_generate:
+            out = self.model.generate_batch(list(features), list(questions), **gen)  # type: ignore[attr-defined]
+            return [(g.text, g.probability) for g in out]
+        return [(self.model.generate(f, q, **gen), None) for f, q in zip(features, questions)]
+
+    # ------------------------------------------------------------------ the method
+    def answer(self, image: ImageInput, question: str, pdc: bool | None = None, **gen: Any) -> IMCAnswer:
+        """Perceive, calibrate and answer ``question`` about ``image`` (no refine; see :meth:`run`);
+        ``pdc`` overrides the pipeline's setting for this call."""
+        result = self.run(image, question, pdc=pdc, refine=False, **gen)
+        return IMCAnswer(result.question, result.answer, result.perception, result.calibration, result.pdc)
+
+    def run(
+        self, image: ImageInput, text: str, pdc: bool | None = None, refine: bool | None = None, **gen: Any
+    ) -> IMCRun:
+        """The whole method on one image and one text: encode, perceive, calibrate, refine, answer.
+
+        Args:
+            image: the image.
+            text: the question (or clinical text) as given.
+            pdc: calibrate flagged images (default: the pipeline's setting).
+            refine: refine the text with SMS (default: when the pipeline has a refiner).
+            **gen: generation options (``max_new_tokens`` ...).
+
+        Returns:
+            Every intermediate result.
+        """
+        use_pdc = self.pdc if pdc is None else pdc
+        use_refine = self.refiner is not None if refine is None else refine
+        features = self.encode([image])
+        perception = self.perceive(features, views=[image])[0]
+        features, records = self.calibrate(features, [perception], pdc=use_pdc)
+        refinement = self.refine(text) if use_refine else None
+        question = refinement.text if refinement is not None else text
+        answer = self.generate(features, question, **gen)
+        logger.debug(
+            "perceived %s (p_clean %.3f); %s",
+            perception.noise or "clean",
+            perception.p_clean,
+            records[0].reason,
+        )
+        return IMCRun(text, refinement, question, features, perception, records[0], answer, use_pdc)

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 import pytest
-from helpers import require_data
+from helpers import REPO, require_data
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -33,3 +33,12 @@ def real_questions(data_dir: Path) -> list[str]:
             rows = [json.loads(line) for line in fh]
         questions.extend(r["question"] for r in rows[::25])
     return questions
+
+
+@pytest.fixture(scope="session")
+def bundled():
+    """The bundle's model, bank, pipeline and refiner (``IMCContext``), loaded once for the whole session:
+    the app, benchmark and refiner tests share it instead of loading the model again."""
+    from monai_imc.deploy.context import load_context
+
+    return load_context(REPO / "bundles" / "monai_imc_vqa", device="cpu")

@@ -17,12 +17,9 @@ BUNDLE = REPO / "bundles" / "monai_imc_vqa"
 
 
 @pytest.fixture(scope="module")
-def refiner() -> SMSRefiner:
-    from monai_imc.bench.model_spec import bundle_settings
-    from monai_imc.models import load_model
-
-    model_path, _bank, options = bundle_settings(BUNDLE)
-    return SMSRefiner(load_model(model_path, device="cpu"), **options)
+def refiner(bundled) -> SMSRefiner:
+    """The bundle's SMS refiner (its config's settings), on the session's bundled model."""
+    return bundled.refiner
 
 
 def test_lexical_specialists_are_on_by_default(refiner: SMSRefiner) -> None:

@@ -18,20 +18,21 @@ from pathlib import Path
 from typing import Any
 
 from monai_imc.atomic import atomic_output
-from monai_imc.bench.datasets import load_dataset, stratified_subset
+from monai_imc.bench.datasets import stratified_subset
 from monai_imc.bench.model_spec import load_bench_model
 from monai_imc.bench.report import write_report
 from monai_imc.bench.runner import METHODS, BenchRecord, BenchRunner, RunStats, project_seconds
+from monai_imc.data import VQARow, load_dataset
 from monai_imc.models.remote import RemoteModel
 from monai_imc.noise import get_noise
-from monai_imc.reference.data import VQARow
-from monai_imc.refine import SMSPrompts, SMSRefiner
+from monai_imc.optional import require
+from monai_imc.refine import SMSPrompts
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["BenchResult", "BenchSettings", "run_benchmark"]
 
-#: The validation split each dataset reader calls its own (JSONL files have none).
+#: The validation split (:mod:`monai_imc.data`: the images training held out; JSONL files have none).
 VALIDATION_SPLIT = "validate"
 
 
@@ -148,12 +149,14 @@ def run_benchmark(settings: BenchSettings, progress: bool = False) -> BenchResul
         ValueError: unknown methods, noises or datasets; methods needing a bank without one; a cache made
             with other settings; ``denoise`` with no validation split and no ``denoiser``.
         FileNotFoundError: a dataset or bank is missing.
+        OptionalImportError: matplotlib (the ``bench`` extra) is not installed; raised before any work.
     """
     unknown = [m for m in settings.methods if m not in METHODS]
     if unknown:
         raise ValueError(f"unknown method(s) {unknown}; choose from {', '.join(METHODS)}")
     if not settings.noises:
         raise ValueError("no noises to run")
+    require("matplotlib", extra="bench", purpose="the benchmark's plots")
     if settings.threads:
         import torch
 
@@ -165,11 +168,12 @@ def run_benchmark(settings: BenchSettings, progress: bool = False) -> BenchResul
         raise ValueError(f"unknown SMS prompts {prompts_name!r}; use reference or instructed")
     prompts = SMSPrompts.reference() if prompts_name == "reference" else SMSPrompts.instructed()
     text_model = RemoteModel(settings.text_server) if settings.text_server else loaded.model
-    refiner = SMSRefiner(text_model, prompts=prompts, **loaded.refiner_options)
+    refiner = loaded.refiner(text_model, prompts)
     runner = BenchRunner(loaded.model, loaded.bank, refiner=refiner, methods=settings.methods, seed=settings.seed,
                          image_size=settings.image_size, max_new_tokens=settings.max_new_tokens,
                          cache=Path(settings.out) / "cache.jsonl", batch_size=settings.batch_size,
-                         text_model=text_model, answer_suffix=settings.answer_suffix)
+                         text_model=text_model, answer_suffix=settings.answer_suffix,
+                         pipeline=loaded.pipeline(refiner))
     denoise = _choose_denoiser(runner, settings, progress) if "denoise" in settings.methods else None
     runner.stats = RunStats()  # the run's own cost, without the denoise choice
     records = runner.run(rows, settings.noises, settings.severities, progress=progress)

@@ -35,154 +35,43 @@ where it stopped; ``cache_config.json`` beside it refuses a resume with another 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
 
+from monai_imc.answers import normalize_answer, token_recall
 from monai_imc.atomic import atomic_output
 from monai_imc.bench.denoise import DENOISERS, RULE, DenoiseChoice, apply_denoiser, choose_denoiser
-from monai_imc.calibrate import PDCCalibrator
-from monai_imc.imageio import load_view
-from monai_imc.models.base import VisionFeatures, VisionLanguageModel
-from monai_imc.noise import check_severity, get_noise
-from monai_imc.perceive import ArtifactPerceiver
+from monai_imc.bench.records import (
+    BANK_METHODS,
+    METHODS,
+    BenchRecord,
+    RunStats,
+    conditions,
+    is_image_noise,
+    item_id,
+    iter_groups,
+    noise_seed,
+    project_seconds,
+)
+from monai_imc.data import VQARow, load_view
+from monai_imc.models.base import Capabilities, VisionFeatures, VisionLanguageModel
+from monai_imc.noise import get_noise
+from monai_imc.pipeline import IMCPipeline
+from monai_imc.prompts import rewrite_messages, vqa_prompt
 from monai_imc.prototypes import PrototypeBank
-from monai_imc.reference.data import VQARow, normalize_answer
-from monai_imc.reference.evaluate import token_recall
-from monai_imc.reference.prompts import rewrite_messages, vqa_prompt
 from monai_imc.refine import Refinement, SMSRefiner
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["METHODS", "BenchRecord", "BenchRunner", "RunStats", "conditions", "item_id", "iter_groups", "project_seconds"]
-
-METHODS: tuple[str, ...] = ("none", "pdc", "sms", "imc", "denoise", "repass", "spellcheck", "no-image")
-_BANK_METHODS = ("pdc", "imc")
-
-
-@dataclass(frozen=True)
-class BenchRecord:
-    """One answer of the benchmark.
-
-    Attributes:
-        item: ``dataset/image/question-hash``, stable across runs.
-        dataset: the dataset name.
-        closed: closed-ended question.
-        noise: ``clean`` or the noise name; ``severity``: 0 for clean.
-        method: one of :data:`METHODS`.
-        question: the question the model was asked (after noise and any repair).
-        answer: the model's answer; ``reference``: the dataset's answer.
-        correct: exact match after normalisation; ``recall``: share of the reference's words answered.
-        perceived: the perceiver's noise (``clean``), where the method perceives; ``calls``: text-agent calls.
-        confidence: the probability the model's decoder gave its answer, where the model reports it.
-        calibrated: whether PDC changed the features (the gate flagged the image), for ``pdc`` / ``imc``.
-    """
-
-    item: str
-    dataset: str
-    closed: bool
-    noise: str
-    severity: int
-    method: str
-    question: str
-    answer: str
-    reference: str
-    correct: bool
-    recall: float
-    perceived: str | None = None
-    calls: int = 0
-    confidence: float | None = None
-    calibrated: bool | None = None
-
-    @property
-    def key(self) -> tuple[str, str, int, str]:
-        """What identifies a record in the cache."""
-        return (self.item, self.noise, self.severity, self.method)
-
-
-@dataclass
-class RunStats:
-    """What a run cost: records produced and reused, answers generated, model calls, seconds.
-
-    ``answers_generated / records_new`` is the share of records that needed their own generation;
-    ``seconds / records_new`` the wall time per new record; ``cpu_seconds`` the process's CPU time over
-    the same span (on a shared machine the wall time also counts other processes' turns).
-    """
-
-    records_new: int = 0
-    records_cached: int = 0
-    answers_generated: int = 0
-    answers_reused: int = 0
-    refinements: int = 0
-    repass_calls: int = 0
-    encodes: int = 0
-    seconds: float = 0.0
-    cpu_seconds: float = 0.0
-    timing: dict[str, float] = field(default_factory=dict)
-
-    def add_time(self, part: str, seconds: float) -> None:
-        """Add ``seconds`` to the time spent on ``part`` (encode, refine, generate ...)."""
-        self.timing[part] = self.timing.get(part, 0.0) + seconds
-
-    def as_dict(self) -> dict[str, Any]:
-        """A JSON-ready copy, with the per-record cost."""
-        out = asdict(self)
-        out["timing"] = {k: round(v, 2) for k, v in self.timing.items()}
-        out["seconds"] = round(self.seconds, 2)
-        out["cpu_seconds"] = round(self.cpu_seconds, 2)
-        out["seconds_per_new_record"] = round(self.seconds / self.records_new, 5) if self.records_new else None
-        return out
-
-
-def project_seconds(stats: RunStats, questions: int, images: int, full_questions: int, full_images: int) -> float:
-    """Wall seconds a run on ``full_questions`` questions about ``full_images`` images would take, from a
-    smaller run's cost (same conditions and methods).
-
-    Text work (SMS, repass) and answer generation grow with the questions; the rest (loading, noise,
-    encoding, perceiving, filtering) with the images. Timings are the run's own wall times; scale by
-    ``cpu_seconds / seconds`` for a machine the run has to itself.
-
-    Raises:
-        ValueError: the smaller run has no questions or images.
-    """
-    if questions <= 0 or images <= 0:
-        raise ValueError(f"cannot project from a run of {questions} questions on {images} images")
-    per_question = sum(stats.timing.get(k, 0.0) for k in ("sms", "repass", "generate"))
-    rest = max(stats.seconds - per_question, 0.0)
-    return per_question * full_questions / questions + rest * full_images / images
-
-
-def conditions(noises: Sequence[str], severities: Sequence[int]) -> list[tuple[str, int]]:
-    """``("clean", 0)`` and every ``(noise, severity)``.
-
-    Raises:
-        ValueError: an unknown noise or a severity outside 1..5.
-    """
-    for n in noises:
-        get_noise(n)
-    return [("clean", 0)] + [(n, check_severity(s)) for n in noises for s in severities]
-
-
-def _seed(*parts: str) -> int:
-    return int(hashlib.sha256("|".join(parts).encode()).hexdigest()[:8], 16) % (2**31 - 1)
-
-
-def item_id(row: VQARow) -> str:
-    """A stable id of a question: dataset, image and a hash of the question text."""
-    return f"{row.image_key}#{hashlib.sha256(row.question.encode()).hexdigest()[:10]}"
-
-
-def _is_image_noise(noise: str) -> bool:
-    return noise != "clean" and get_noise(noise).modality == "image"
-
 
 class _View:
     """One image under one image condition: its features, computed once, and what was done to them."""
@@ -208,10 +97,10 @@ class _View:
         """Calibrated features, their identity (the raw one when the gate passes the image), the perceived noise."""
         if self._pdc is None:
             raw, raw_key = self.raw()
-            assert self.runner.perceiver is not None and self.runner.calibrator is not None
+            pipeline = self.runner.pipeline
             start = time.perf_counter()
-            perception = self.runner.perceiver.perceive(raw)[0]
-            calibrated, records = self.runner.calibrator.calibrate(raw, [perception])
+            perception = pipeline.perceive(raw)[0]
+            calibrated, records = pipeline.calibrate(raw, [perception], pdc=True)
             self.runner.stats.add_time("perceive+calibrate", time.perf_counter() - start)
             if records[0].applied:
                 self._pdc = (calibrated, f"{self.tag}|pdc", perception.noise or "clean")
@@ -267,9 +156,13 @@ class BenchRunner:
             phrase." for large chat models); the default (none) is what the reference model was trained on.
         memoize: reuse answers, features and refinements (see the module docstring); ``False`` computes
             every record on its own (for checking that memoization changes nothing).
+        pipeline: the :class:`~monai_imc.pipeline.IMCPipeline` whose steps the runner calls (encode,
+            perceive, calibrate, refine, answer); default: one over ``model``, ``bank`` and the refiner.
+            A bundle's pipeline carries its calibration variant.
 
     Raises:
-        ValueError: an unknown method or denoiser, or ``pdc`` / ``imc`` without a bank.
+        ValueError: an unknown method or denoiser, ``pdc`` / ``imc`` without a bank, or a pipeline over
+            another model or bank.
     """
 
     def __init__(
@@ -287,11 +180,12 @@ class BenchRunner:
         text_model: VisionLanguageModel | None = None,
         answer_suffix: str = "",
         memoize: bool = True,
+        pipeline: IMCPipeline | None = None,
     ) -> None:
         unknown = [m for m in methods if m not in METHODS]
         if unknown:
             raise ValueError(f"unknown method(s) {unknown}; choose from {', '.join(METHODS)}")
-        needing = [m for m in methods if m in _BANK_METHODS]
+        needing = [m for m in methods if m in BANK_METHODS]
         if bank is None and needing:
             raise ValueError(f"method(s) {', '.join(needing)} need a prototype bank of the model "
                              "(pass --bank DIR, or a bundle as --model)")
@@ -301,7 +195,7 @@ class BenchRunner:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         self.model = model
         self.bank = bank
-        self.refiner = refiner or SMSRefiner(model)
+        self.refiner = refiner or (pipeline.refiner if pipeline is not None else None) or SMSRefiner(model)
         self.methods = list(methods)
         self.seed = seed
         self.image_size = image_size
@@ -312,8 +206,11 @@ class BenchRunner:
         self.text_model = text_model or model
         self.answer_suffix = answer_suffix
         self.memoize = memoize
-        self.perceiver = ArtifactPerceiver(bank) if bank is not None else None
-        self.calibrator = PDCCalibrator(bank) if bank is not None else None
+        self.text_capabilities = Capabilities.of(self.text_model)
+        # the method's steps (encode, perceive, calibrate, refine, answer) are the pipeline's
+        self.pipeline = pipeline or IMCPipeline(model, bank, check_bank=False, refiner=self.refiner)
+        if self.pipeline.model is not model or self.pipeline.bank is not bank:
+            raise ValueError("the pipeline must hold the runner's model and bank")
         self.stats = RunStats()
         self._refined: dict[str, Refinement] = {}
         self._repassed: dict[str, str] = {}
@@ -328,10 +225,10 @@ class BenchRunner:
         arr = load_view(row.image, self.image_size)
         if arr.ndim == 2:
             arr = arr[..., None]
-        if not _is_image_noise(noise):
+        if not is_image_noise(noise):
             return arr
         noisy = get_noise(noise).apply(np.ascontiguousarray(np.moveaxis(arr, -1, 0)), severity=severity,
-                                       seed=_seed(str(self.seed), row.image_key, noise))
+                                       seed=noise_seed(str(self.seed), row.image_key, noise))
         return np.ascontiguousarray(np.moveaxis(noisy, 0, -1))
 
     def question(self, row: VQARow, noise: str, severity: int) -> str:
@@ -341,13 +238,13 @@ class BenchRunner:
         key = (item_id(row), noise, severity)
         if key not in self._questions:
             self._questions[key] = get_noise(noise).apply(row.question, severity=severity,
-                                                          seed=_seed(str(self.seed), item_id(row), noise))
+                                                          seed=noise_seed(str(self.seed), item_id(row), noise))
         return self._questions[key]
 
     def encode(self, image: np.ndarray) -> VisionFeatures:
         """One vision pass (counted and timed)."""
         start = time.perf_counter()
-        features = self.model.encode_images([image])
+        features = self.pipeline.encode([image])
         self.stats.add_time("encode", time.perf_counter() - start)
         self.stats.encodes += 1
         return features
@@ -362,7 +259,7 @@ class BenchRunner:
         """The SMS refinement of a question (kept by text)."""
         if question not in self._refined or not self.memoize:
             start = time.perf_counter()
-            self._refined[question] = self.refiner.refine(question)
+            self._refined[question] = self.pipeline.refine(question)
             self.stats.add_time("sms", time.perf_counter() - start)
             self.stats.refinements += 1
         return self._refined[question]
@@ -370,15 +267,15 @@ class BenchRunner:
     def repass_many(self, questions: Sequence[str]) -> None:
         """Repass the questions not yet repassed, in batches where the text model has ``chat_batch``."""
         todo = [q for q in dict.fromkeys(questions) if q not in self._repassed]
-        batched = getattr(self.text_model, "chat_batch", None)
-        if batched is None or self.batch_size == 1:
+        if not self.text_capabilities.batch_chat or self.batch_size == 1:
             for q in todo:
                 self.repass(q)
             return
         for first in range(0, len(todo), self.batch_size):
             chunk = todo[first:first + self.batch_size]
             start = time.perf_counter()
-            replies = batched([rewrite_messages(q) for q in chunk], max_new_tokens=48)
+            replies = self.text_model.chat_batch(  # type: ignore[attr-defined]
+                [rewrite_messages(q) for q in chunk], max_new_tokens=48)
             self.stats.add_time("repass", time.perf_counter() - start)
             self.stats.repass_calls += len(chunk)
             for q, reply in zip(chunk, replies):
@@ -412,7 +309,7 @@ class BenchRunner:
 
     def cache_identity(self) -> dict[str, Any]:
         """What the cached answers depend on besides the question (a resume must match it)."""
-        return {"model": getattr(self.model, "name", type(self.model).__name__),
+        return {"model": self.model.name,
                 "bank": self.bank.bank_hash if self.bank is not None else None,
                 "seed": self.seed, "image_size": self.image_size, "max_new_tokens": self.max_new_tokens,
                 "answer_suffix": self.answer_suffix,
@@ -498,7 +395,7 @@ class BenchRunner:
 
                 self._spellcheck = SpellCheckBaseline.like(self.refiner)
             question = self._spellcheck.correct(question)
-        image_noise, image_severity = (noise, severity) if _is_image_noise(noise) else ("clean", 0)
+        image_noise, image_severity = (noise, severity) if is_image_noise(noise) else ("clean", 0)
         # Without memoization every record gets its own view (its own encode) and its own answer.
         view_key = (image_noise, image_severity, row.image_key if self.memoize else f"{item_id(row)}|{noise}|{method}")
         if view_key not in views:
@@ -508,7 +405,7 @@ class BenchRunner:
         perceived, calibrated = None, None
         if method == "no-image":
             features, fkey = self.blank(), "blank"
-        elif method in _BANK_METHODS:
+        elif method in BANK_METHODS:
             features, fkey, perceived = view.calibrated()
             calibrated = fkey.endswith("|pdc")
         elif method == "denoise":
@@ -528,15 +425,11 @@ class BenchRunner:
             else:
                 missing[job.answer_key] = job.features
         items = list(missing.items())
-        batched = getattr(self.model, "generate_batch", None)
         start = time.perf_counter()
         for first in range(0, len(items), self.batch_size):
             chunk = items[first:first + self.batch_size]
-            if batched is not None:
-                out = batched([f for _, f in chunk], [k[1] for k, _ in chunk], max_new_tokens=self.max_new_tokens)
-                answers = [(g.text, g.probability) for g in out]
-            else:
-                answers = [(self.model.generate(f, k[1], max_new_tokens=self.max_new_tokens), None) for k, f in chunk]
+            answers = self.pipeline.generate_many([f for _, f in chunk], [k[1] for k, _ in chunk],
+                                                  max_new_tokens=self.max_new_tokens)
             for (key, _), answer in zip(chunk, answers):
                 self._answers[key] = answer
         self.stats.add_time("generate", time.perf_counter() - start)
@@ -570,7 +463,7 @@ class BenchRunner:
             ValueError: no closed question in ``rows``, or no image noise to choose for.
         """
         closed = [r for r in rows if r.closed]
-        image_noises = [n for n in noises if _is_image_noise(n)]
+        image_noises = [n for n in noises if is_image_noise(n)]
         if not closed:
             raise ValueError("no closed validation question to choose a denoiser on")
         if not image_noises:
@@ -607,11 +500,3 @@ class BenchRunner:
         self.denoiser = choose_denoiser({n: scores[n] for n in DENOISERS}, scores["unfiltered"]["clean"])
         splits = tuple(sorted({f"{r.dataset}:{r.split}" for r in closed}))
         return DenoiseChoice(self.denoiser, RULE, scores, len(closed), splits)
-
-
-def iter_groups(records: Sequence[BenchRecord]) -> Iterator[tuple[tuple[str, str, int, str], list[BenchRecord]]]:
-    """Records grouped by (dataset, noise, severity, method), in a stable order."""
-    groups: dict[tuple[str, str, int, str], list[BenchRecord]] = {}
-    for r in records:
-        groups.setdefault((r.dataset, r.noise, r.severity, r.method), []).append(r)
-    yield from sorted(groups.items())

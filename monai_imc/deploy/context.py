@@ -21,17 +21,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from monai_imc.bundle import CONFIG, bundle_parser, find_bundle, parsed
 from monai_imc.dicom.sr import AlgorithmInfo
 from monai_imc.dicom.views import CT_PRESETS
 from monai_imc.pipeline import IMCPipeline
 from monai_imc.refine import SMSRefiner
 
-__all__ = ["AppSettings", "IMCContext", "default_bundle", "find_bundle", "load_context"]
+__all__ = [
+    "CONFIG",
+    "AppSettings",
+    "IMCContext",
+    "build_context",
+    "default_bundle",
+    "find_bundle",
+    "load_context",
+]
 
 logger = logging.getLogger(__name__)
-
-CONFIG = Path("configs") / "inference.json"
-"""Where a bundle keeps its inference config, relative to the bundle root."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +62,9 @@ class AppSettings:
     ct_preset: str | None = None
 
     def __post_init__(self) -> None:
+        # a bundle config gives JSON lists: keep tuples, so settings stay immutable and comparable
+        object.__setattr__(self, "standing_questions", tuple(self.standing_questions))
+        object.__setattr__(self, "text_fields", tuple(self.text_fields))
         if self.n_views < 1:
             raise ValueError(f"n_views must be at least 1, got {self.n_views}")
         if self.max_new_tokens < 1:
@@ -102,29 +111,40 @@ def default_bundle() -> Path:
     return bundle
 
 
-def find_bundle(path: str | os.PathLike[str]) -> Path:
-    """The bundle folder at ``path``: ``path`` itself, or the one sub-folder holding a bundle.
+def build_context(
+    pipeline: IMCPipeline,
+    refiner: SMSRefiner,
+    settings: AppSettings,
+    model_id: str | None = None,
+    bundle: str | os.PathLike[str] | None = None,
+) -> IMCContext:
+    """The app's context from its parts (the ``context`` id of ``inference.json`` names this function).
 
-    The second form is a MAP's model folder (``/opt/holoscan/models/<bundle>/``) or ``-m MODELS``.
+    Args:
+        pipeline: the IMC pipeline.
+        refiner: the SMS refiner (the same model as ``pipeline``).
+        settings: the app's settings.
+        model_id: what the SRs record as the model (default: the model's folder name).
+        bundle: the bundle folder the parts came from.
 
     Raises:
-        FileNotFoundError: no bundle there, or several.
+        TypeError: ``pipeline`` or ``refiner`` is something else.
+        ValueError: the two do not share one model.
     """
-    root = Path(path)
-    if (root / CONFIG).is_file():
-        return root
-    if not root.is_dir():
-        raise FileNotFoundError(f"bundle folder {root} does not exist")
-    found = sorted(p for p in root.iterdir() if (p / CONFIG).is_file())
-    if len(found) == 1:
-        return found[0]
-    if not found:
-        raise FileNotFoundError(f"no MONAI bundle ({CONFIG}) in {root} or its sub-folders")
-    raise FileNotFoundError(f"{len(found)} bundles in {root} ({', '.join(p.name for p in found)}); name one")
+    if not isinstance(pipeline, IMCPipeline) or not isinstance(refiner, SMSRefiner):
+        raise TypeError(
+            f"'pipeline' must build an IMCPipeline and 'refiner' an SMSRefiner, got "
+            f"{type(pipeline).__name__} and {type(refiner).__name__}"
+        )
+    model_id = model_id or Path(str(pipeline.model.name)).name
+    algorithm = AlgorithmInfo(model_id=str(model_id), bank_hash=f"sha256:{pipeline.bank.bank_hash}")
+    return IMCContext(pipeline, refiner, settings, algorithm, Path(bundle) if bundle else None)
 
 
 def load_context(path: str | os.PathLike[str], device: str | None = None) -> IMCContext:
-    """Build the model, bank, pipeline and refiner of a bundle once, with MONAI's ConfigParser.
+    """Build the model, bank, pipeline and refiner of a bundle once, with MONAI's ConfigParser
+    (:func:`monai_imc.bundle.bundle_parser`): the ``context`` id, or for a config without one, the ids
+    ``pipeline``, ``refiner`` and the settings' own ids.
 
     Args:
         path: the bundle folder, or a folder holding exactly one bundle.
@@ -138,38 +158,39 @@ def load_context(path: str | os.PathLike[str], device: str | None = None) -> IMC
         ValueError: a part is missing or the settings are invalid; the message names the config file.
         TypeError: ``pipeline`` or ``refiner`` builds something else.
     """
-    from monai.bundle import ConfigParser
-
     bundle = find_bundle(path).resolve()
     config_file = bundle / CONFIG
-    parser = ConfigParser()
-    parser.read_config(str(config_file))
-    parser["bundle_root"] = str(bundle)
-    if device:
-        parser["device"] = device
+    parser = bundle_parser(bundle, {"device": device})
     try:
-        pipeline = parser.get_parsed_content("pipeline")
-        refiner = parser.get_parsed_content("refiner")
-        settings = AppSettings(
-            standing_questions=tuple(_get(parser, "standing_questions", [])),
-            text_fields=tuple(_get(parser, "text_fields", [])),
-            n_views=int(_get(parser, "n_views", 1)),
-            max_new_tokens=int(_get(parser, "max_new_tokens", 24)),
-            sidecar_name=str(_get(parser, "sidecar_name", "imc_questions.json")),
-            ct_preset=_get(parser, "ct_preset", None),
-        )
-    except (KeyError, TypeError, ValueError) as exc:
+        if "context" in parser:
+            context = parser.get_parsed_content("context")
+        else:
+            settings = AppSettings(
+                standing_questions=tuple(_get(parser, "standing_questions", [])),
+                text_fields=tuple(_get(parser, "text_fields", [])),
+                n_views=int(_get(parser, "n_views", 1)),
+                max_new_tokens=int(_get(parser, "max_new_tokens", 24)),
+                sidecar_name=str(_get(parser, "sidecar_name", "imc_questions.json")),
+                ct_preset=_get(parser, "ct_preset", None),
+            )
+            context = build_context(
+                parser.get_parsed_content("pipeline"),
+                parser.get_parsed_content("refiner"),
+                settings,
+                _get(parser, "model_id", None),
+                bundle,
+            )
+    except TypeError as exc:
+        raise TypeError(f"{config_file}: {exc}") from exc
+    except (KeyError, ValueError) as exc:
         raise ValueError(f"{config_file}: {type(exc).__name__}: {exc}") from exc
-    if not isinstance(pipeline, IMCPipeline) or not isinstance(refiner, SMSRefiner):
-        raise TypeError(
-            f"{config_file}: 'pipeline' must build an IMCPipeline and 'refiner' an SMSRefiner, got "
-            f"{type(pipeline).__name__} and {type(refiner).__name__}"
-        )
-    model_id = _get(parser, "model_id", None) or Path(str(pipeline.model.name)).name
-    algorithm = AlgorithmInfo(model_id=str(model_id), bank_hash=f"sha256:{pipeline.bank.bank_hash}")
-    context = IMCContext(pipeline, refiner, settings, algorithm, bundle)
+    if not isinstance(context, IMCContext):
+        raise TypeError(f"{config_file}: 'context' must build an IMCContext, got {type(context).__name__}")
     logger.info(
-        "loaded bundle %s: model %s, bank %s", _bundle_name(bundle), model_id, algorithm.bank_hash[:19]
+        "loaded bundle %s: model %s, bank %s",
+        _bundle_name(bundle),
+        context.algorithm.model_id,
+        context.algorithm.bank_hash[:19],
     )
     return context
 
@@ -177,7 +198,7 @@ def load_context(path: str | os.PathLike[str], device: str | None = None) -> IMC
 def _get(parser: Any, key: str, default: Any) -> Any:
     """A parsed config value, or ``default`` when the config has no such key."""
     try:
-        return parser.get_parsed_content(key)
+        return parsed(parser, key, default)
     except KeyError:
         return default
 

@@ -33,10 +33,10 @@ from monai_imc.deploy.texts import ClinicalText, Sidecar, collect_texts
 from monai_imc.dicom.read import check_complete
 from monai_imc.dicom.sr import AlgorithmInfo, ImageAssessment, TextRecord, write_imc_sr
 from monai_imc.dicom.views import SeriesView, UnsupportedSeriesError, is_image_object, series_views
-from monai_imc.models.base import VisionFeatures
+from monai_imc.models.base import VisionFeatures, image_token_of
 from monai_imc.perceive import Perception
 from monai_imc.pipeline import IMCPipeline
-from monai_imc.reference.prompts import vqa_prompt
+from monai_imc.prompts import vqa_prompt
 from monai_imc.refine import Refinement, SMSRefiner
 
 __all__ = [
@@ -244,8 +244,8 @@ def perceive(work: SeriesWork, pipeline: IMCPipeline) -> SeriesWork:
     sources = {str(ds.SOPInstanceUID): ds for ds in work.datasets}
     assessed = []
     for view in work.views:
-        features = pipeline.model.encode_images([view.pixels])
-        perception = pipeline.perceiver.perceive(features, views=[view.pixels])[0]
+        features = pipeline.encode([view.pixels])
+        perception = pipeline.perceive(features, views=[view.pixels])[0]
         assessed.append(AssessedView(view, sources[view.sop_instance_uid], features, perception))
         logger.debug(
             "series %s view %s: %s (p_clean %.3f)",
@@ -261,13 +261,8 @@ def calibrate(work: SeriesWork, pipeline: IMCPipeline) -> SeriesWork:
     """Calibrate the features of flagged views with PDC (when the pipeline has PDC on)."""
     out = []
     for item in work.assessed:
-        if pipeline.pdc:
-            features, records = pipeline.calibrator.calibrate(item.features, [item.perception])
-            record = records[0]
-        else:
-            features = item.features
-            record = Calibration(False, None, None, 0.0, pipeline.calibrator.variant, "disabled")
-        out.append(dataclasses.replace(item, features=features, calibration=record))
+        features, records = pipeline.calibrate(item.features, [item.perception])
+        out.append(dataclasses.replace(item, features=features, calibration=records[0]))
     return dataclasses.replace(work, assessed=tuple(out))
 
 
@@ -290,7 +285,7 @@ def refine_texts(
         cache: refinements by text, shared across the series of a run (a study's texts repeat).
     """
     cache = {} if cache is None else cache
-    image_token = getattr(refiner.model, "image_token", None)
+    image_token = image_token_of(refiner.model)
     texts = collect_texts(work.datasets[0], standing_questions, text_fields, sidecars)
     refined = []
     for text in texts:
@@ -327,16 +322,14 @@ def as_question(text: str, image_token: str | None) -> str:
 
 def answer(work: SeriesWork, pipeline: IMCPipeline, max_new_tokens: int = 24) -> SeriesWork:
     """Answer every asked text about every view, from the (calibrated) features."""
-    image_token = getattr(pipeline.model, "image_token", None)
+    image_token = image_token_of(pipeline.model)
     answers = []
     for item in work.assessed:
         for index, text in enumerate(work.refined):
             if not text.source.ask:
                 continue
             question = as_question(text.text, image_token)
-            reply = pipeline.model.generate(
-                item.features, question, max_new_tokens=max_new_tokens, do_sample=False
-            )
+            reply = pipeline.generate(item.features, question, max_new_tokens=max_new_tokens, do_sample=False)
             answers.append(Answer(item.view.sop_instance_uid, item.view.frame_number, index, question, reply))
     return dataclasses.replace(work, answers=tuple(answers))
 

@@ -23,7 +23,19 @@ if TYPE_CHECKING:
     import torch
     from PIL import Image
 
-__all__ = ["ImageInput", "Message", "VisionFeatures", "VisionLanguageModel"]
+__all__ = [
+    "BatchChat",
+    "BatchGenerator",
+    "Capabilities",
+    "ChatRenderer",
+    "Fingerprintable",
+    "ImageInput",
+    "Message",
+    "TokenScorer",
+    "VisionFeatures",
+    "VisionLanguageModel",
+    "image_token_of",
+]
 
 #: One image: a PIL image, or a numpy array (H, W), (H, W, C) or (C, H, W), preferably uint8.
 ImageInput = Union["Image.Image", np.ndarray]
@@ -187,3 +199,98 @@ class VisionLanguageModel(Protocol):
             The assistant's reply.
         """
         ...
+
+
+# --- optional capabilities: declared here, checked once (Capabilities.of), never probed with getattr ---
+
+
+@runtime_checkable
+class TokenScorer(Protocol):
+    """Scores many continuations in one pass, and gives the log-probability of every prompt token.
+
+    :class:`~monai_imc.models.hf.HFVisionLanguageModel` has it; SMS's lexical specialists need it.
+    """
+
+    def log_likelihoods(self, texts: Sequence[str], context: str = "", batch_size: int = 64) -> list[float]:
+        """:meth:`VisionLanguageModel.log_likelihood` of each of ``texts`` after one ``context``."""
+        ...
+
+    def prompt_logprobs(self, prompt: str) -> list[tuple[str, float | None, int, int]]:
+        """``(token, log-probability or None for the first, start, end)`` per token of ``prompt``."""
+        ...
+
+
+@runtime_checkable
+class BatchGenerator(Protocol):
+    """Answers several prompts, each about its own features, in one call."""
+
+    def generate_batch(
+        self, features: Sequence[VisionFeatures], prompts: Sequence[str], **gen: Any
+    ) -> list[Any]:
+        """One result per prompt, each with ``text`` and ``probability`` (see ``hf.Generation``)."""
+        ...
+
+
+@runtime_checkable
+class BatchChat(Protocol):
+    """Runs several text-only chat turns in one call."""
+
+    def chat_batch(self, conversations: Sequence[Sequence[Message]], **gen: Any) -> list[str]:
+        """One reply per conversation."""
+        ...
+
+
+@runtime_checkable
+class ChatRenderer(Protocol):
+    """Renders a chat with the model's own template; knows its tokenizer and its image placeholder."""
+
+    tokenizer: Any
+    image_token: str
+
+    def render_chat(self, messages: Sequence[Message], add_generation_prompt: bool = True) -> str:
+        """The prompt text the model would see for ``messages``."""
+        ...
+
+
+@runtime_checkable
+class Fingerprintable(Protocol):
+    """Exposes the weights a prototype bank is tied to: the HF model (its config) and its vision tower."""
+
+    model: Any
+    vision_tower: Any
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """Which optional capabilities a model has, checked once.
+
+    Attributes:
+        token_scores: :class:`TokenScorer`.
+        batch_generate: :class:`BatchGenerator`.
+        batch_chat: :class:`BatchChat`.
+        chat_rendering: :class:`ChatRenderer`.
+        fingerprint: :class:`Fingerprintable`.
+    """
+
+    token_scores: bool
+    batch_generate: bool
+    batch_chat: bool
+    chat_rendering: bool
+    fingerprint: bool
+
+    @classmethod
+    def of(cls, model: object) -> Capabilities:
+        """The capabilities of ``model`` (an isinstance check per protocol)."""
+        return cls(
+            token_scores=isinstance(model, TokenScorer),
+            batch_generate=isinstance(model, BatchGenerator),
+            batch_chat=isinstance(model, BatchChat),
+            chat_rendering=isinstance(model, ChatRenderer),
+            fingerprint=isinstance(model, Fingerprintable),
+        )
+
+
+def image_token_of(model: object) -> str | None:
+    """The model's image placeholder token where it renders its own chats (:class:`ChatRenderer`), else
+    ``None`` (a text-only or remote model has none)."""
+    return model.image_token if isinstance(model, ChatRenderer) else None

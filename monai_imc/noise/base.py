@@ -28,7 +28,7 @@ def check_severity(severity: int) -> int:
         ValueError: the severity is not an integer in 1..5 (the message names it).
     """
     if isinstance(severity, bool) or not isinstance(severity, (int, np.integer)):
-        raise ValueError(f"severity must be an integer in 1..5, got {severity!r}")
+        raise ValueError(f"severity must be an integer in 1..5, got {severity!r}")  # noqa: TRY004 (one error type)
     if int(severity) not in SEVERITIES:
         raise ValueError(f"severity {severity} is outside 1..5")
     return int(severity)

@@ -6,12 +6,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import torch
-from monai.transforms import Resize
 from PIL import Image, ImageDraw, ImageFont
 from tqdm.auto import tqdm
 
-from monai_imc.imageio import display_view
+from monai_imc.imageio import display_view, shrink
 from monai_imc.noise.base import SEVERITIES, check_severity
 from monai_imc.noise.metrics import edit_distance, psnr
 from monai_imc.noise.registry import get_noise
@@ -32,18 +30,6 @@ class NoiseGrid:
     image: Image.Image
     psnr: dict[str, list[float]]
     severities: tuple[int, ...]
-
-
-def shrink(array: np.ndarray, max_size: int) -> np.ndarray:
-    """Downsample a channel-first image so its longest in-plane side is at most ``max_size`` (area mode)."""
-    longest = max(array.shape[1:3])
-    if longest <= max_size:
-        return array
-    size = [max(1, round(s * max_size / longest)) for s in array.shape[1:3]]
-    if array.ndim == 4:
-        size.append(array.shape[3])
-    out = Resize(spatial_size=size, mode="area")(torch.from_numpy(np.ascontiguousarray(array)))
-    return np.asarray(torch.as_tensor(out).numpy(), dtype=np.float32)
 
 
 def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:

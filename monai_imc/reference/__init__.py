@@ -1,7 +1,7 @@
 """The reference model: a small LLaVA trained here on SLAKE and VQA-RAD, bundled so the app needs no download.
 
-- :mod:`~monai_imc.reference.prompts`: the role prompts (answer, judge, rewrite) SMS reuses verbatim.
-- :mod:`~monai_imc.reference.data`: the data, the held-out slice, auxiliary labels, role pairs.
+- :mod:`~monai_imc.reference.data`: auxiliary labels and role pairs (the rows, the held-out slice and the
+  prompts are the library's: :mod:`monai_imc.data`, :mod:`monai_imc.prompts`).
 - :mod:`~monai_imc.reference.architecture`: the model sizes.
 - :mod:`~monai_imc.reference.train`: the recipe (``monai-imc train-reference``).
 - :mod:`~monai_imc.reference.evaluate`: the metrics.

@@ -1,9 +1,9 @@
 """Training and evaluation data of the reference model: SLAKE and VQA-RAD rows, images, labels, roles.
 
-- :func:`load_vqa` reads SLAKE English (``train``/``validate``/``test``) and VQA-RAD (``train``/``test``)
-  from the shared data folder (never copied into the repository).
-- :func:`is_heldout_image` keeps a fixed 5% of the training images (by image name) out of training:
-  their questions are the held-out, training-style questions the agent roles are evaluated on.
+- :func:`load_vqa`, :class:`VQARow` and :func:`is_heldout_image` come from the one data layer
+  (:mod:`monai_imc.data`, re-exported here): the source splits of SLAKE and VQA-RAD, and the fixed 5% of
+  training images (by canonical image key) kept out of training, which every consumer's ``validate``
+  split is.
 - :func:`image_labels` gives the auxiliary vision targets of an image: modality, body region, SLAKE
   location, the organs and findings of SLAKE's ``detection.json`` and their box centres, and what the
   image's own training answers say of it (scan plane, normal or abnormal, organs present or absent).
@@ -16,15 +16,15 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from monai_imc.reference.prompts import CLEAN_LABEL, judge_prompt, rewrite_prompt
+from monai_imc.answers import normalize_answer
+from monai_imc.data import HELDOUT_PERCENT, VQARow, is_heldout_image, load_vqa
+from monai_imc.prompts import CLEAN_LABEL, judge_prompt, rewrite_prompt
 
 __all__ = [
     "HELDOUT_PERCENT",
@@ -44,8 +44,6 @@ __all__ = [
     "normalize_answer",
 ]
 
-#: Percent of training images (by name) kept out of training for the held-out role evaluation.
-HELDOUT_PERCENT = 5
 #: Modalities (SLAKE ``modality``).
 MODALITIES: tuple[str, ...] = ("CT", "MRI", "X-Ray")
 #: Coarse body regions, shared by SLAKE ``location`` and VQA-RAD ``image_organ``.
@@ -78,42 +76,6 @@ _PRESENCE_QUESTIONS = (
     re.compile(r"^does (?:the )?(?P<organ>[a-z ]+?) exist in this picture\??$"),
     re.compile(r"^is there (?:a |the )?(?P<organ>[a-z ]+?) in this (?:image|picture)\??$"),
 )
-_SLAKE_REGION = {
-    "Abdomen": "abdomen", "Brain": "head", "Brain_Face": "head", "Brain_Tissue": "head",
-    "Chest_heart": "chest", "Chest_lung": "chest", "Chest_mediastinal": "chest", "Lung": "chest",
-    "Neck": "neck", "Pelvic Cavity": "pelvis",
-}
-_VQARAD_REGION = {"HEAD": "head", "CHEST": "chest", "ABD": "abdomen"}
-_SLAKE_FILES = {"train": "train.json", "validate": "validate.json", "test": "test.json"}
-
-
-@dataclass(frozen=True)
-class VQARow:
-    """One question about one image.
-
-    Attributes:
-        image: path of the image file.
-        question: the question.
-        answer: the reference answer.
-        closed: whether the question is closed-ended (yes/no or a choice).
-        dataset: ``"slake"`` or ``"vqa_rad"``.
-        split: the split it comes from.
-        image_key: ``dataset/relative image path``, unique per image.
-        modality: SLAKE modality (``""`` for VQA-RAD).
-        location: SLAKE location (``""`` for VQA-RAD).
-        region: coarse region (:data:`REGIONS`) or ``""``.
-    """
-
-    image: Path
-    question: str
-    answer: str
-    closed: bool
-    dataset: str
-    split: str
-    image_key: str
-    modality: str = ""
-    location: str = ""
-    region: str = ""
 
 
 @dataclass(frozen=True)
@@ -142,19 +104,6 @@ class ImageLabels:
     present: tuple[int, ...] = ()
 
 
-def normalize_answer(text: str) -> str:
-    """Normalise an answer for exact match: lower case, punctuation and articles removed, spaces collapsed.
-
-    Args:
-        text: the answer.
-
-    Returns:
-        The normalised answer.
-    """
-    text = "".join(c if c.isalnum() or c.isspace() else " " for c in str(text).lower())
-    return " ".join(w for w in text.split() if w not in {"a", "an", "the"})
-
-
 def question_words(rows: Sequence[VQARow]) -> list[str]:
     """The distinct lower-case words of the questions, sorted: the word list of a model trained on them.
 
@@ -162,90 +111,6 @@ def question_words(rows: Sequence[VQARow]) -> list[str]:
     reference model's tokenizer holds few whole words, so its folder ships this list as ``words.txt``.
     """
     return sorted({w.lower() for r in rows for w in re.findall(r"[A-Za-z]+", r.question)})
-
-
-def is_heldout_image(image_key: str) -> bool:
-    """Whether a training image belongs to the fixed held-out slice (about :data:`HELDOUT_PERCENT` %).
-
-    The slice depends only on the image's key (a hash), not on any seed, so every run keeps out the same
-    images.
-
-    Args:
-        image_key: :attr:`VQARow.image_key`.
-
-    Returns:
-        ``True`` for held-out images.
-    """
-    digest = hashlib.sha1(image_key.encode("utf-8")).hexdigest()
-    return int(digest[:8], 16) % 100 < HELDOUT_PERCENT
-
-
-def load_vqa(data: str | Path, dataset: str, split: str) -> list[VQARow]:
-    """Read the English QA rows of one split.
-
-    Args:
-        data: the shared data folder (holding ``slake/`` and ``vqa_rad/``).
-        dataset: ``"slake"`` or ``"vqa_rad"``.
-        split: SLAKE: ``"train"``, ``"validate"`` or ``"test"``; VQA-RAD: ``"train"`` or ``"test"``.
-
-    Returns:
-        The rows, in file order.
-
-    Raises:
-        ValueError: for an unknown dataset or split.
-        FileNotFoundError: if the data folder lacks the files.
-    """
-    root = Path(data)
-    rows: list[VQARow] = []
-    if dataset == "slake":
-        if split not in _SLAKE_FILES:
-            raise ValueError(f"Unknown SLAKE split {split!r}; expected one of {sorted(_SLAKE_FILES)}.")
-        path = root / "slake" / _SLAKE_FILES[split]
-        if not path.is_file():
-            raise FileNotFoundError(f"SLAKE split file not found: {path}")
-        for r in json.loads(path.read_text(encoding="utf-8")):
-            if r.get("q_lang", "en") != "en":
-                continue
-            rows.append(
-                VQARow(
-                    image=root / "slake" / "imgs" / r["img_name"],
-                    question=str(r["question"]).strip(),
-                    answer=str(r["answer"]).strip(),
-                    closed=str(r["answer_type"]).strip().upper() == "CLOSED",
-                    dataset="slake",
-                    split=split,
-                    image_key=f"slake/{r['img_name']}",
-                    modality=str(r.get("modality", "")),
-                    location=str(r.get("location", "")),
-                    region=_SLAKE_REGION.get(str(r.get("location", "")), ""),
-                )
-            )
-        return rows
-    if dataset == "vqa_rad":
-        if split not in ("train", "test"):
-            raise ValueError(f"Unknown VQA-RAD split {split!r}; expected 'train' or 'test'.")
-        path = root / "vqa_rad" / "qa.jsonl"
-        if not path.is_file():
-            raise FileNotFoundError(f"VQA-RAD file not found: {path}")
-        with open(path, encoding="utf-8") as fh:
-            for line in fh:
-                r = json.loads(line)
-                if r["split"] != split:
-                    continue
-                rows.append(
-                    VQARow(
-                        image=root / "vqa_rad" / r["image"],
-                        question=str(r["question"]).strip(),
-                        answer=str(r["answer"]).strip(),
-                        closed=str(r["answer_type"]).strip().upper() == "CLOSED",
-                        dataset="vqa_rad",
-                        split=split,
-                        image_key=f"vqa_rad/{r['image']}",
-                        region=_VQARAD_REGION.get(str(r.get("image_organ", "")).strip().upper(), ""),
-                    )
-                )
-        return rows
-    raise ValueError(f"Unknown dataset {dataset!r}; expected 'slake' or 'vqa_rad'.")
 
 
 def _organ_name(text: str) -> str | None:
@@ -340,7 +205,7 @@ class AgentExample:
 
     Attributes:
         role: ``"judge"`` or ``"rewrite"``.
-        prompt: the role's prompt (:mod:`monai_imc.reference.prompts`).
+        prompt: the role's prompt (:mod:`monai_imc.prompts`).
         target: the expected reply.
         noise: the noise applied (``"clean"`` for none).
         clean: the clean question.

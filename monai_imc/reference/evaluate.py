@@ -1,7 +1,7 @@
 """Evaluation of the reference model through the same path as any checkpoint (:func:`load_model`).
 
 - VQA (:func:`evaluate_vqa`): greedy answers; closed-ended accuracy, open-ended accuracy (exact match
-  after :func:`~monai_imc.reference.data.normalize_answer`) and open-ended token recall (share of the
+  after :func:`~monai_imc.answers.normalize_answer`) and open-ended token recall (share of the
   reference answer's words found in the prediction).
 - Agent roles (:func:`evaluate_roles`): judge accuracy (the exact label), noisy/clean detection accuracy
   and rewrite exact match, per noise, on held-out questions (images kept out of training) corrupted
@@ -21,14 +21,16 @@ from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
-from monai_imc.reference.data import VQARow, agent_examples, load_vqa, normalize_answer
-from monai_imc.reference.prompts import (
+from monai_imc.answers import normalize_answer, token_recall
+from monai_imc.data import VQARow, load_vqa
+from monai_imc.prompts import (
     CLEAN_LABEL,
     judge_messages,
     parse_judgement,
     rewrite_messages,
     vqa_prompt,
 )
+from monai_imc.reference.data import agent_examples
 
 logger = logging.getLogger(__name__)
 
@@ -46,23 +48,6 @@ __all__ = [
 
 #: Seed of the evaluation's noisy questions (training runs use small seeds: 0, 1, ...).
 EVAL_NOISE_SEED = 990_001
-
-
-def token_recall(prediction: str, reference: str) -> float:
-    """Share of the reference answer's (normalised) words that the prediction contains.
-
-    Args:
-        prediction: the model's answer.
-        reference: the reference answer.
-
-    Returns:
-        A value in [0, 1] (1 for an empty reference).
-    """
-    ref = normalize_answer(reference).split()
-    if not ref:
-        return 1.0
-    pred = set(normalize_answer(prediction).split())
-    return sum(1 for w in ref if w in pred) / len(ref)
 
 
 def closed_majority_accuracy(rows: Sequence[VQARow]) -> float:

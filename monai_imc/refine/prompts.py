@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from monai_imc import prompts as reference_prompts
 from monai_imc.models.base import Message
-from monai_imc.reference import prompts as reference_prompts
 
 __all__ = ["SMSPrompts"]
 

@@ -12,7 +12,7 @@ import pytest
 from app_helpers import AppRun, run_app
 from helpers import REPO
 
-from monai_imc.deploy.context import IMCContext, load_context
+from monai_imc.deploy.context import IMCContext
 from monai_imc.deploy.sample import SampleStudy, write_sample_study
 
 BUNDLE = REPO / "bundles" / "monai_imc_vqa"
@@ -21,9 +21,9 @@ os.environ.setdefault("HOLOSCAN_LOG_LEVEL", "WARN")
 
 
 @pytest.fixture(scope="session")
-def imc() -> IMCContext:
-    """The bundle's model, bank, pipeline and refiner, built once for every app test."""
-    return load_context(BUNDLE, device="cpu")
+def imc(bundled: IMCContext) -> IMCContext:
+    """The bundle's model, bank, pipeline and refiner, built once for every test (the shared ``bundled``)."""
+    return bundled
 
 
 @pytest.fixture(scope="session")

@@ -10,22 +10,20 @@ import numpy as np
 import pytest
 from helpers import REPO
 
-from monai_imc.bench.datasets import load_dataset, read_jsonl, stratified_subset
+from monai_imc.bench.datasets import stratified_subset
 from monai_imc.bench.denoise import DENOISERS, apply_denoiser, choose_denoiser
 from monai_imc.bench.report import summarize
 from monai_imc.bench.runner import METHODS, BenchRecord, BenchRunner, RunStats, conditions, project_seconds
-from monai_imc.models import load_model
-from monai_imc.prototypes import PrototypeBank
+from monai_imc.data import load_dataset, read_jsonl
 
 BUNDLE = REPO / "bundles" / "monai_imc_vqa"
 NOISES = ["blur", "gibbs", "typo"]
 
 
 @pytest.fixture(scope="module")
-def reference():
-    """The bundled reference model and its prototype bank."""
-    model = load_model(str(BUNDLE / "models" / "reference-vlm"), device="cpu")
-    return model, PrototypeBank.load(BUNDLE / "models" / "prototype-bank", model=model)
+def reference(bundled):
+    """The bundled reference model and its prototype bank (loaded once per session)."""
+    return bundled.pipeline.model, bundled.pipeline.bank
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,8 @@ import pytest
 from helpers import dicom_path
 
 from monai_imc.bank_build import build_bank
-from monai_imc.imageio import model_view, read_image
+from monai_imc.data.views import model_view
+from monai_imc.imageio import read_image
 from monai_imc.models import HFVisionLanguageModel, load_model
 from monai_imc.models.tiny import build_tiny_checkpoint
 from monai_imc.noise.preview import shrink
