@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from monai_imc.dicom.sr import AlgorithmInfo
+from monai_imc.dicom.frames import DEFAULT_MAX_PIXELS
 from monai_imc.dicom.views import CT_PRESETS
 from monai_imc.pipeline import IMCPipeline
 from monai_imc.refine import SMSRefiner
@@ -46,6 +47,8 @@ class AppSettings:
         max_new_tokens: longest answer.
         sidecar_name: file name of the per-study JSON sidecar of questions and texts.
         ct_preset: force a CT window preset where a file has none (``None``: from BodyPartExamined).
+        max_pixels: the decode budget per frame: larger images are read reduced, or refused with a
+            reason when compressed (``monai_imc.dicom.frames``).
     """
 
     standing_questions: tuple[str, ...] = ()
@@ -54,8 +57,11 @@ class AppSettings:
     max_new_tokens: int = 24
     sidecar_name: str = "imc_questions.json"
     ct_preset: str | None = None
+    max_pixels: int = DEFAULT_MAX_PIXELS
 
     def __post_init__(self) -> None:
+        if self.max_pixels < 1:
+            raise ValueError(f"max_pixels must be at least 1, got {self.max_pixels}")
         if self.n_views < 1:
             raise ValueError(f"n_views must be at least 1, got {self.n_views}")
         if self.max_new_tokens < 1:
@@ -157,6 +163,7 @@ def load_context(path: str | os.PathLike[str], device: str | None = None) -> IMC
             max_new_tokens=int(_get(parser, "max_new_tokens", 24)),
             sidecar_name=str(_get(parser, "sidecar_name", "imc_questions.json")),
             ct_preset=_get(parser, "ct_preset", None),
+            max_pixels=int(_get(parser, "max_pixels", DEFAULT_MAX_PIXELS)),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"{config_file}: {type(exc).__name__}: {exc}") from exc
