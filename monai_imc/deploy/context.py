@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from monai_imc.dicom.sr import AlgorithmInfo
 from monai_imc.dicom.frames import DEFAULT_MAX_PIXELS
+from monai_imc.dicom.sr import AlgorithmInfo
 from monai_imc.dicom.views import CT_PRESETS
 from monai_imc.pipeline import IMCPipeline
 from monai_imc.refine import SMSRefiner

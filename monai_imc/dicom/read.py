@@ -139,9 +139,12 @@ def read_dicom_files(
             assert ds is not None
             key = (str(ds.StudyInstanceUID), str(ds.SeriesInstanceUID))
             by_series.setdefault(key, []).append(check)
-    complete = {
-        str(c.dataset.SOPInstanceUID): c.path for checks in by_series.values() for c in checks if c.dataset
-    }
+    complete: dict[str, Path] = {}
+    for (study, series), checks in by_series.items():
+        kept, dropped = dedupe_instances([c.dataset for c in checks if c.dataset is not None])
+        result.studies.setdefault(study, {})[series] = kept
+        result.skipped_files.extend((Path(p), r) for p, r in dropped)
+        complete.update((str(ds.SOPInstanceUID), Path(_file_name(ds))) for ds in kept)
     for check in incomplete:
         assert check.dataset is not None
         uid = str(check.dataset.SOPInstanceUID)
@@ -150,10 +153,6 @@ def read_dicom_files(
             result.skipped_files.append((check.path, reason))
         else:
             result.errors.append((check.path, check.reason))
-    for (study, series), checks in by_series.items():
-        kept, dropped = dedupe_instances([c.dataset for c in checks if c.dataset is not None])
-        result.studies.setdefault(study, {})[series] = kept
-        result.skipped_files.extend((Path(p), r) for p, r in dropped)
     result.errors.sort()
     result.skipped_files.sort()
     if log:
@@ -293,6 +292,8 @@ def check_complete(ds: Dataset, path: str | os.PathLike[str]) -> None:
     if not len(ds):
         raise ValueError("no data elements after the file meta information")
     syntax = getattr(ds.file_meta, "TransferSyntaxUID", None)
+    if syntax is not None and not syntax.is_transfer_syntax:
+        raise ValueError(f"unknown transfer syntax {syntax} in the file meta information")
     if syntax is not None and syntax.is_deflated:
         return  # offsets refer to the inflated stream
     raw = ds.get_item(max(ds.keys()))

@@ -183,8 +183,8 @@ def is_image_object(ds: Dataset) -> bool:
     waveforms, segmentations and every other SOP class whose standard name is not an image storage.
 
     An image object without pixel data is still an image object (a broken one): :func:`series_views`
-    raises for it, while a caller may simply skip objects for which this returns False. An object of an
-    unknown (private) SOP class counts as an image when it has pixel data.
+    raises for it, while a caller may simply skip objects for which this returns False. An object of a
+    SOP class pydicom does not know (a private one) is not one: the SR could not reference it.
     """
     return sop_class_kind(ds)[0]
 
@@ -205,7 +205,7 @@ def sop_class_kind(ds: Dataset) -> tuple[bool, str]:
         return False, name
     if uid in UID_dictionary:
         return any(w in name for w in _IMAGE_NAME_WORDS), name
-    return any(kw in ds for kw in _PIXEL_KEYWORDS), name
+    return False, f"{name}, a SOP class the app does not know"
 
 
 def ct_preset_for(ds: Dataset) -> str:

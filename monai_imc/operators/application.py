@@ -15,6 +15,7 @@ import os
 import signal
 import sys
 import threading
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -163,11 +164,18 @@ class IMCApplication(Application):
             for signum in (signal.SIGTERM, signal.SIGINT):
                 handlers[signum] = signal.signal(signum, self._interrupted)
         noise = _SDKNoise()
-        logging.getLogger().addFilter(noise)
+        quiet = [logging.getLogger(), logging.getLogger("pydicom")]
+        for logger in quiet:
+            logger.addFilter(noise)
         try:
-            result = super().run(*args, **kwargs)
+            with warnings.catch_warnings():
+                # pydicom and highdicom warn about each value that breaks its VR, as they read it; the app
+                # reports what matters once (monai_imc.dicom.vr keeps the originals in the SR)
+                warnings.simplefilter("ignore", UserWarning)
+                result = super().run(*args, **kwargs)
         finally:
-            logging.getLogger().removeFilter(noise)
+            for logger in quiet:
+                logger.removeFilter(noise)
             for signum, handler in handlers.items():
                 signal.signal(signum, handler)
         if self.report is not None:
@@ -197,7 +205,10 @@ class IMCApplication(Application):
 
 class _SDKNoise(logging.Filter):
     """Drops the SDK series selector's notice on the root logger that no selection rules are given
-    (selecting every series is this app's design, not a problem)."""
+    (selecting every series is this app's design, not a problem) and pydicom's warnings about values it
+    tolerates (the app reports the files and series that matter, once)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.name == "pydicom":
+            return record.levelno > logging.WARNING
         return not (record.name == "root" and record.getMessage().startswith("No selection rules given"))

@@ -55,12 +55,20 @@ class IMCDicomLoaderOperator(DICOMDataLoaderOperator):
         for study_uid, series_map in sorted(folder.studies.items()):
             study = DICOMStudy(study_uid)
             for series_uid, datasets in sorted(series_map.items()):
-                if not study.get_all_series():
-                    self.populate_study_attributes(study, datasets[0])
                 series = DICOMSeries(series_uid)
-                self.populate_series_attributes(series, datasets[0])
+                if not study.get_all_series():
+                    self._describe(self.populate_study_attributes, study, datasets[0])
+                self._describe(self.populate_series_attributes, series, datasets[0])
                 for ds in datasets:
                     series.add_sop_instance(ds)
                 study.add_series(series)
             studies.append(study)
         return studies
+
+    def _describe(self, populate: Any, target: Any, ds: Any) -> None:
+        """Copy the SDK's descriptive attributes; a malformed value leaves them out (the datasets are what
+        the app reads), it does not stop the run as in the SDK's loader."""
+        try:
+            populate(target, ds)
+        except Exception as exc:  # noqa: BLE001  (the SDK converts values without checking them)
+            self._logger.debug("%s: descriptive attributes left out: %s", ds.get("SOPInstanceUID", "?"), exc)
