@@ -12,7 +12,7 @@ from pathlib import Path
 import pydicom
 import pytest
 from app_helpers import AppRun, run_app
-from corpus import PATIENT, Kind, build_corpus
+from dicom_corpus import PATIENT, Kind, build_corpus
 from helpers import require_tool
 
 from monai_imc.atomic import TEMPORARY_NAME
