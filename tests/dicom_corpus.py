@@ -224,8 +224,7 @@ def build_corpus(folder: Path) -> dict[str, Kind]:
         path.write_bytes(path.read_bytes()[:-1000])
         return [path]
 
-    kind = add("truncated_pixels", "failed", "no readable instance", truncated)
-    kind.extra = [(kind.files[0], "failed", "truncated")]
+    add("truncated_pixels", "failed", "truncated", truncated, level="file")
 
     def no_pixels() -> Dataset:
         ds = _read("CT_small.dcm")

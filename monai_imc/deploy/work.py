@@ -33,7 +33,13 @@ from monai_imc.deploy.texts import ClinicalText, Sidecar, collect_texts
 from monai_imc.dicom.frames import DEFAULT_MAX_PIXELS
 from monai_imc.dicom.read import check_complete
 from monai_imc.dicom.sr import AlgorithmInfo, ImageAssessment, TextRecord, write_imc_sr
-from monai_imc.dicom.views import SeriesView, UnsupportedSeriesError, is_image_object, series_views
+from monai_imc.dicom.views import (
+    SeriesView,
+    UnsupportedSeriesError,
+    is_image_object,
+    series_views,
+    sop_class_kind,
+)
 from monai_imc.models.base import VisionFeatures
 from monai_imc.perceive import Perception
 from monai_imc.pipeline import IMCPipeline
@@ -218,7 +224,7 @@ def make_views(
     images = [ds for ds in work.datasets if is_image_object(ds)]
     if not images:
         ds = work.datasets[0]
-        name = getattr(ds.get("SOPClassUID"), "name", str(ds.get("SOPClassUID", "(none)")))
+        _, name = sop_class_kind(ds)
         return work.skip(f"not an image object ({name}, Modality {ds.get('Modality', '?')})")
     kept, problems = [], list(work.file_problems)
     for ds in images:
