@@ -88,6 +88,7 @@ class IMCApplication(Application):
         self._device = device
         self._stow_url = stow_url
         self._skip_existing = skip_existing
+        self._graph_started = threading.Event()
         self.report: RunReport | None = None
         super().__init__(argv or [], **kwargs)
 
@@ -120,6 +121,7 @@ class IMCApplication(Application):
             CountCondition(self, 1),
             report=report,
             ignore_names=(imc.settings.sidecar_name,),
+            on_start=self._graph_started.set,
             input_folder=input_folder,
             must_load=False,
             name="dicom_loader",
@@ -158,21 +160,31 @@ class IMCApplication(Application):
 
     def run(self, *args: Any, **kwargs: Any) -> Any:
         """Run the graph; SIGTERM / SIGINT complete the run report (``interrupted``) before the process
-        ends, and the report is marked ``complete`` when the graph is done."""
-        handlers: dict[int, Any] = {}
-        if threading.current_thread() is threading.main_thread():
-            for signum in (signal.SIGTERM, signal.SIGINT):
-                handlers[signum] = signal.signal(signum, self._interrupted)
+        ends, and the report is marked ``complete`` when the graph is done.
+
+        Holoscan runs the graph in a thread of its own and installs its own SIGTERM / SIGINT handler, which
+        stops the graph and, when an operator is busy, exits after 3 s with the report unfinished. So the
+        graph runs in a worker thread, the main thread waits in Python, and this app takes the signals back
+        once the graph has started (the loader's first call).
+        """
         noise = _SDKNoise()
         quiet = [logging.getLogger(), logging.getLogger("pydicom")]
         for logger in quiet:
             logger.addFilter(noise)
+        handlers: dict[int, Any] = {}
+        main = threading.current_thread() is threading.main_thread()
         try:
             with warnings.catch_warnings():
                 # pydicom and highdicom warn about each value that breaks its VR, as they read it; the app
                 # reports what matters once (monai_imc.dicom.vr keeps the originals in the SR)
                 warnings.simplefilter("ignore", UserWarning)
-                result = super().run(*args, **kwargs)
+                if not main:
+                    result = super().run(*args, **kwargs)
+                else:
+                    handlers = {
+                        s: signal.signal(s, self._interrupted) for s in (signal.SIGTERM, signal.SIGINT)
+                    }
+                    result = self._run_in_worker(*args, **kwargs)
         finally:
             for logger in quiet:
                 logger.removeFilter(noise)
@@ -181,6 +193,28 @@ class IMCApplication(Application):
         if self.report is not None:
             self.report.finish()
         return result
+
+    def _run_in_worker(self, *args: Any, **kwargs: Any) -> Any:
+        outcome: dict[str, Any] = {}
+
+        def target() -> None:
+            try:
+                outcome["result"] = Application.run(self, *args, **kwargs)
+            except BaseException as exc:  # noqa: BLE001  (re-raised in the main thread)
+                outcome["error"] = exc
+
+        worker = threading.Thread(target=target, name="imc-app-graph", daemon=True)
+        worker.start()
+        taken = False
+        while worker.is_alive():
+            worker.join(0.2)
+            if not taken and self._graph_started.is_set():
+                for signum in (signal.SIGTERM, signal.SIGINT):
+                    signal.signal(signum, self._interrupted)  # back from Holoscan's handler
+                taken = True
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome.get("result")
 
     def _interrupted(self, signum: int, frame: Any) -> None:
         name = signal.Signals(signum).name

@@ -11,6 +11,7 @@ used, whatever the order.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,18 +35,28 @@ class IMCDicomLoaderOperator(DICOMDataLoaderOperator):
         fragment: the application.
         report: the run report, which gets the outcome of every file not put into a series.
         ignore_names: file names that belong to the input and need no outcome (the JSON sidecar).
+        on_start: called when the loader starts reading (the graph is running).
         **kwargs: passed to ``DICOMDataLoaderOperator`` (``input_folder``, ``must_load``, ``name``).
     """
 
     def __init__(
-        self, fragment: Any, *args: Any, report: RunReport, ignore_names: tuple[str, ...] = (), **kwargs: Any
+        self,
+        fragment: Any,
+        *args: Any,
+        report: RunReport,
+        ignore_names: tuple[str, ...] = (),
+        on_start: Callable[[], None] | None = None,
+        **kwargs: Any,
     ):
         self._report = report
         self._ignore_names = tuple(ignore_names)
+        self._on_start = on_start
         super().__init__(fragment, *args, **kwargs)
 
     def _load_data(self, files: list[str]) -> list[DICOMStudy]:
         """The studies of ``files``; one outcome per file that is not in a series."""
+        if self._on_start is not None:
+            self._on_start()
         folder = read_dicom_files([Path(f) for f in files], ignore_names=self._ignore_names)
         for path, reason in folder.errors:
             self._report.add(Outcome("failed", "file", str(path), reason))

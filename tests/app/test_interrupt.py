@@ -19,7 +19,7 @@ from monai_imc.deploy.report import REPORT_NAME
 from monai_imc.deploy.sample import SampleStudy
 from monai_imc.deploy.work import sr_file_name
 
-START_LIMIT = 300.0  # seconds until the first SR (Holoscan and the model load first; the machine is shared)
+START_LIMIT = 600.0  # seconds until the first SR (Holoscan and the model load first; the machine is shared)
 
 
 def _start(input_folder: Path, output_folder: Path, *extra: str) -> subprocess.Popen[str]:
