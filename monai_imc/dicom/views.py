@@ -444,7 +444,7 @@ def _make_view(
         raise _error(ds, f"cannot decode pixel data: {_describe(exc)}") from exc
     notes: list[str] = []
     if step > 1:
-        notes.append(f"read reduced: every {step}th row and column (decode budget {max_pixels} pixels)")
+        notes.append(f"read reduced: 1 of every {step} rows and columns (decode budget {max_pixels} pixels)")
     if frame.dtype.kind == "f":
         finite = np.isfinite(frame)
         bad = int(frame.size - np.count_nonzero(finite))
