@@ -185,6 +185,11 @@ class IMCApplication(Application):
                         s: signal.signal(s, self._interrupted) for s in (signal.SIGTERM, signal.SIGINT)
                     }
                     result = self._run_in_worker(*args, **kwargs)
+        except Exception as exc:
+            if self.report is not None:
+                self.report.notes.append(f"the run stopped: {type(exc).__name__}: {exc}")
+                self.report.finish("interrupted")
+            raise
         finally:
             for logger in quiet:
                 logger.removeFilter(noise)
