@@ -25,19 +25,9 @@ BUNDLE = REPO / "bundles" / "monai_imc_vqa"
 
 def test_metadata_has_the_fields_monai_bundles_require() -> None:
     meta = json.loads((BUNDLE / "configs" / "metadata.json").read_text())
-    for key in (
-        "version",
-        "changelog",
-        "monai_version",
-        "pytorch_version",
-        "numpy_version",
-        "required_packages_version",
-        "task",
-        "description",
-        "authors",
-        "copyright",
-        "network_data_format",
-    ):
+    for key in ("version", "changelog", "monai_version", "pytorch_version", "numpy_version",
+                "required_packages_version", "task", "description", "authors", "copyright",
+                "network_data_format"):
         assert key in meta, key
     assert meta["version"] in meta["changelog"]
     assert {"inputs", "outputs"} <= set(meta["network_data_format"])
@@ -50,9 +40,7 @@ def test_inference_config_builds_every_part(tmp_path: Path) -> None:
     views = []
     for name in ("CT_small.dcm", "MR_small.dcm", "693_UNCI.dcm", "MR2_UNCI.dcm"):
         image = read_image(dicom_path(name))
-        views.append(
-            model_view(type(image)(shrink(image.array, 64), image.source, image.modality, image.window))
-        )
+        views.append(model_view(type(image)(shrink(image.array, 64), image.source, image.modality, image.window)))
     build_bank(model, views, ["blur"], [1, 5], seed=0).save(tmp_path / "bank")
 
     parser = ConfigParser()
@@ -67,8 +55,5 @@ def test_inference_config_builds_every_part(tmp_path: Path) -> None:
     assert pipeline.model is refiner.model, "one model, loaded once, shared by every part"
     result = pipeline.answer(np.asarray(views[0]), parser["standing_questions"][0], max_new_tokens=4)
     assert result.question == parser["standing_questions"][0] and isinstance(result.answer, str)
-    assert parser["text_fields"] == [
-        "ReasonForTheRequestedProcedure",
-        "RequestedProcedureDescription",
-        "StudyDescription",
-    ]
+    assert parser["text_fields"] == ["ReasonForTheRequestedProcedure", "RequestedProcedureDescription",
+                                     "StudyDescription"]

@@ -18,11 +18,7 @@ from monai_imc.cli import main
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "monai_imc.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+        [sys.executable, "-m", "monai_imc.cli", *args], capture_output=True, text=True, timeout=300, check=False
     )
 
 
@@ -33,26 +29,13 @@ def test_console_script_is_installed() -> None:
 
 def test_preview_writes_a_grid_of_noise_by_severity(tmp_path: Path) -> None:
     out = tmp_path / "grid.png"
-    result = run_cli(
-        "noise",
-        "preview",
-        "--image",
-        str(dicom_path("CT_small.dcm")),
-        "--noises",
-        "blur,motion",
-        "--tile",
-        "100",
-        "--out",
-        str(out),
-    )
+    result = run_cli("noise", "preview", "--image", str(dicom_path("CT_small.dcm")), "--noises", "blur,motion",
+                     "--tile", "100", "--out", str(out))
     assert result.returncode == 0, result.stderr
     grid = Image.open(out)
     assert grid.size == (120 + 6 * 104, 26 + 2 * (100 + 20 + 4))
-    rows = {
-        line.split()[0]: [float(v) for v in line.split()[1:]]
-        for line in result.stdout.splitlines()
-        if line.split() and line.split()[0] in ("blur", "motion")
-    }
+    rows = {line.split()[0]: [float(v) for v in line.split()[1:]] for line in result.stdout.splitlines()
+            if line.split() and line.split()[0] in ("blur", "motion")}
     for name, values in rows.items():
         assert len(values) == 5 and all(a > b for a, b in itertools.pairwise(values)), (name, values)
     pixels = np.asarray(grid.convert("L"))
@@ -63,18 +46,10 @@ def test_preview_writes_a_grid_of_noise_by_severity(tmp_path: Path) -> None:
 def test_preview_on_the_default_image_and_a_jpeg(
     tmp_path: Path, data_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert (
-        main(
-            ["noise", "preview", "--noises", "spike", "--severities", "1,5", "--out", str(tmp_path / "a.png")]
-        )
-        == 0
-    )
+    assert main(["noise", "preview", "--noises", "spike", "--severities", "1,5", "--out", str(tmp_path / "a.png")]) == 0
     assert "MR2_UNCI.dcm" in capsys.readouterr().out and (tmp_path / "a.png").is_file()
     jpeg = data_dir / "slake/imgs/xmlab1/source.jpg"
-    assert (
-        main(["noise", "preview", "--image", str(jpeg), "--noises", "jpeg", "--out", str(tmp_path / "b.png")])
-        == 0
-    )
+    assert main(["noise", "preview", "--image", str(jpeg), "--noises", "jpeg", "--out", str(tmp_path / "b.png")]) == 0
 
 
 def test_text_prints_every_variant() -> None:
@@ -101,10 +76,7 @@ def test_errors_name_the_problem(tmp_path: Path, capsys: pytest.CaptureFixture[s
     cases = [
         (("noise", "preview", "--image", str(bad), "--out", str(tmp_path / "x.png")), "report.txt"),
         (("noise", "preview", "--noises", "fog", "--out", str(tmp_path / "x.png")), "unknown noise 'fog'"),
-        (
-            ("noise", "preview", "--severities", "7", "--noises", "blur", "--out", str(tmp_path / "x.png")),
-            "severity 7",
-        ),
+        (("noise", "preview", "--severities", "7", "--noises", "blur", "--out", str(tmp_path / "x.png")), "severity 7"),
         (("noise", "text", "  "), "empty"),
         (("noise", "text", "Is it?", "--noises", "blur"), "'blur' is an image noise"),
     ]

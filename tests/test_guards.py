@@ -9,20 +9,11 @@ from monai_imc.noise import get_noise, list_noises
 
 
 def test_spelling_repairs_pass() -> None:
-    assert check_repair(
-        "Is there a pnuemothorax in the lft lung?", "Is there a pneumothorax in the left lung?"
-    ) == ["laterality changed: {} -> {'left': 1}"], "a side the noisy text does not name is a new fact"
-    assert (
-        check_repair("Is there a pnuemothorax in the left lung?", "Is there a pneumothorax in the left lung?")
-        == []
-    )
-    assert (
-        check_repair(
-            "Is the mass in the lt kidney w/o contrast, 3cm?",
-            "Is the mass in the left kidney without contrast, 3 cm?",
-        )
-        == []
-    )
+    assert check_repair("Is there a pnuemothorax in the lft lung?", "Is there a pneumothorax in the left lung?") == [
+        "laterality changed: {} -> {'left': 1}"
+    ], "a side the noisy text does not name is a new fact"
+    assert check_repair("Is there a pnuemothorax in the left lung?", "Is there a pneumothorax in the left lung?") == []
+    assert check_repair("Is the mass in the lt kidney w/o contrast, 3cm?", "Is the mass in the left kidney without contrast, 3 cm?") == []
 
 
 @pytest.mark.parametrize(
@@ -58,17 +49,11 @@ def test_facts_of_text() -> None:
 
 @pytest.mark.parametrize("name", list_noises("text"))
 def test_text_noise_never_trips_the_guards(name: str) -> None:
-    questions = [
-        "Is there no effusion in the left lung, 3 cm above the rt kidney?",
-        "Which side is the 2 cm nodule on, left or right?",
-        "Does the liver look normal?",
-    ]
+    questions = ["Is there no effusion in the left lung, 3 cm above the rt kidney?",
+                 "Which side is the 2 cm nodule on, left or right?", "Does the liver look normal?"]
     for q in questions:
         for seed in range(8):
             noisy = get_noise(name).apply(q, severity=5, seed=seed)
             facts, noisy_facts = text_facts(q), text_facts(noisy)
             assert (facts.negations, facts.sides, facts.numbers) == (
-                noisy_facts.negations,
-                noisy_facts.sides,
-                noisy_facts.numbers,
-            ), (q, noisy)
+                noisy_facts.negations, noisy_facts.sides, noisy_facts.numbers), (q, noisy)

@@ -36,7 +36,7 @@ def test_window_from_dicom_is_kept() -> None:
 
 
 def test_png_and_jpeg(tmp_path: Path) -> None:
-    gray16 = np.arange(64 * 48, dtype=np.uint16).reshape(48, 64) * 7
+    gray16 = (np.arange(64 * 48, dtype=np.uint16).reshape(48, 64) * 7)
     Image.fromarray(gray16).save(tmp_path / "gray16.png")
     assert np.array_equal(read_image(tmp_path / "gray16.png").array[0], gray16.astype(np.float32))
     rgb = np.zeros((20, 30, 3), dtype=np.uint8)

@@ -64,9 +64,7 @@ class ScriptedModel:
 def test_clean_text_passes_unchanged_for_one_call() -> None:
     model = ScriptedModel()
     result = SMSRefiner(model).refine("Is there a pneumothorax in the left lung?")
-    assert (
-        not result.changed and result.text == result.original == "Is there a pneumothorax in the left lung?"
-    )
+    assert not result.changed and result.text == result.original == "Is there a pneumothorax in the left lung?"
     assert result.calls == 1 == len(model.calls) and result.kind == "clean" and result.edits == ()
 
 
@@ -78,9 +76,7 @@ def test_noisy_text_is_repaired_with_a_recorded_edit() -> None:
     assert result.original == text and result.kind == "typo" and result.rounds == 1
     assert result.calls == 4 and model.calls == ["judge", "rewrite", "score", "score"]
     assert [(e.before, e.after, e.agent) for e in result.edits] == [
-        ("pnuemothorax", "pneumothorax", "specialist:rewrite:typo"),
-        ("lugn", "lung", "specialist:rewrite:typo"),
-    ]
+        ("pnuemothorax", "pneumothorax", "specialist:rewrite:typo"), ("lugn", "lung", "specialist:rewrite:typo")]
     assert all(text[e.start : e.end] == e.before for e in result.edits)
     gain = result.scores["final_log_likelihood"] - result.scores["original_log_likelihood"]
     assert gain == pytest.approx(20.0, abs=0.1)
@@ -134,15 +130,8 @@ def test_real_tiny_model_never_breaks_a_guard(tmp_path) -> None:
     from monai_imc.models.tiny import build_tiny_checkpoint
 
     model = load_model(str(build_tiny_checkpoint("llava", tmp_path / "llava", seed=0)), device="cpu")
-    refiner = SMSRefiner(
-        model,
-        prompts=SMSPrompts.instructed(),
-        generative=True,
-        max_rounds=2,
-        suspicion=0.0,
-        accept_margin=-1e9,
-        max_new_tokens=16,
-    )
+    refiner = SMSRefiner(model, prompts=SMSPrompts.instructed(), generative=True, max_rounds=2, suspicion=0.0,
+                         accept_margin=-1e9, max_new_tokens=16)
     for seed, name in enumerate(["typo", "ocr", "abbreviation", "distractor"]):
         text = get_noise(name).apply("Is there no effusion in the left lung, 3 cm from the rib?", 4, seed)
         result = refiner.refine(text)

@@ -44,10 +44,7 @@ def test_typos_are_repaired_with_edits_on_the_original(refiner: SMSRefiner) -> N
     assert {("otgaj", "organ"), ("lnug", "lung")} <= fixed
     assert all(text[e.start : e.end] == e.before for e in result.edits)
     assert 2 <= result.calls <= 3
-    assert (
-        result.scores["final_log_likelihood"] - result.scores["original_log_likelihood"]
-        >= refiner.accept_margin
-    )
+    assert result.scores["final_log_likelihood"] - result.scores["original_log_likelihood"] >= refiner.accept_margin
 
 
 def test_distractors_and_injected_instructions_are_cut(refiner: SMSRefiner) -> None:
@@ -78,9 +75,7 @@ def test_calibrate_on_validation_questions(refiner: SMSRefiner, data_dir) -> Non
     questions = list(dict.fromkeys(r.question for r in load_vqa(data_dir, "slake", "validate")))[:40]
     suspicion, margin = calibrate(refiner, questions, flag_rate=0.4, false_edit_rate=0.05)
     assert suspicion > 0.0 and margin > 0.0
-    probe = SMSRefiner(
-        refiner.model, vocabulary=refiner.vocabulary, suspicion=suspicion, accept_margin=margin
-    )
+    probe = SMSRefiner(refiner.model, vocabulary=refiner.vocabulary, suspicion=suspicion, accept_margin=margin)
     flagged = sum(probe.assess(q).noisy for q in questions)
     assert round(0.3 * len(questions)) <= flagged <= round(0.4 * len(questions)) + 1
     edited = sum(probe.refine(q).changed for q in questions)

@@ -7,30 +7,8 @@ import pytest
 from monai_imc.guards import check_repair
 from monai_imc.text_candidates import Candidate, Vocabulary, apply_candidates, damerau_distance, propose
 
-WORDS = [
-    "is",
-    "there",
-    "a",
-    "in",
-    "the",
-    "left",
-    "lung",
-    "liver",
-    "image",
-    "abnormal",
-    "normal",
-    "organ",
-    "organs",
-    "pneumothorax",
-    "healthy",
-    "unhealthy",
-    "which",
-    "this",
-    "of",
-    "ct",
-    "effusion",
-    "pleural",
-]
+WORDS = ["is", "there", "a", "in", "the", "left", "lung", "liver", "image", "abnormal", "normal", "organ", "organs",
+         "pneumothorax", "healthy", "unhealthy", "which", "this", "of", "ct", "effusion", "pleural"]
 
 
 @pytest.fixture(scope="module")
@@ -62,9 +40,7 @@ def test_propose_kinds(vocabulary: Vocabulary) -> None:
     assert not any(c[1] == "lt" for c in found), "laterality shorthand is protected"
     assert ("recognition", "uh", "") in found, "a filler may go"
     assert not any(c.before == "IMC" for c in propose("IMC sample stdy", vocabulary)), "unknown acronyms stay"
-    distractor = propose(
-        "The scan was late. Is there a pleural effusion? Family waits.", vocabulary, ["distractor"]
-    )
+    distractor = propose("The scan was late. Is there a pleural effusion? Family waits.", vocabulary, ["distractor"])
     assert [c.after for c in distractor] == ["Is there a pleural effusion?"]
     assert propose("Is there a lung? Is there a liver?", vocabulary, ["distractor"]) == []  # two questions
 
@@ -74,18 +50,13 @@ def test_meaning_inverting_prefixes_are_never_proposed(vocabulary: Vocabulary) -
     assert not any(c.after.lower() == "hyperinflation" for c in propose("Is there hypoinflation?", hyper))
     for text in ("Is the lung unhealthy?", "Is the liver abnormal?", "Is the liver normal?"):
         afters = {c.after.lower() for c in propose(text, vocabulary)}
-        assert not afters & {"healthy", "normal", "abnormal", "unhealthy"} - {
-            w.lower() for w in text[:-1].split()
-        }
+        assert not afters & {"healthy", "normal", "abnormal", "unhealthy"} - {w.lower() for w in text[:-1].split()}
 
 
 def test_apply_candidates_skips_overlaps() -> None:
     text = "Is teh lnug ok?"
-    edits = [
-        Candidate("spelling", 3, 6, "teh", "the"),
-        Candidate("spelling", 7, 11, "lnug", "lung"),
-        Candidate("spelling", 3, 11, "teh lnug", "x"),
-    ]
+    edits = [Candidate("spelling", 3, 6, "teh", "the"), Candidate("spelling", 7, 11, "lnug", "lung"),
+             Candidate("spelling", 3, 11, "teh lnug", "x")]
     assert apply_candidates(text, edits) == "Is the lung ok?"
     assert edits[0].apply(text) == "Is the lnug ok?"
     assert check_repair(text, apply_candidates(text, edits)) == []

@@ -44,9 +44,7 @@ def test_readers_give_the_official_splits(data_dir: Path) -> None:
     assert all(r.image.is_file() for r in slake[:20] + rad[:20])
     val = load_dataset(f"vqa-rad:{data_dir / 'vqa_rad'}", "validate")
     train = load_dataset(f"vqa-rad:{data_dir / 'vqa_rad'}", "train")
-    assert val and not {r.image_key for r in val} & {r.image_key for r in train}, (
-        "validate is a held-out image slice"
-    )
+    assert val and not {r.image_key for r in val} & {r.image_key for r in train}, "validate is a held-out image slice"
     with pytest.raises(ValueError, match="unknown dataset spec"):
         load_dataset("pathvqa:/x")
     with pytest.raises(ValueError, match="no split 'dev'"):
@@ -66,16 +64,11 @@ def test_jsonl_reader(tmp_path: Path, data_dir: Path) -> None:
     src = load_dataset(f"vqa-rad:{data_dir / 'vqa_rad'}", "test")[0]
     (tmp_path / "imgs").mkdir()
     (tmp_path / "imgs" / "a.jpg").write_bytes(src.image.read_bytes())
-    lines = [
-        {"image": "imgs/a.jpg", "question": " Is it normal? ", "answer": "yes", "answer_type": "CLOSED"},
-        {"image": "imgs/a.jpg", "question": "What organ?", "answer": "liver"},
-    ]
+    lines = [{"image": "imgs/a.jpg", "question": " Is it normal? ", "answer": "yes", "answer_type": "CLOSED"},
+             {"image": "imgs/a.jpg", "question": "What organ?", "answer": "liver"}]
     (tmp_path / "site.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + "\n\n")
     rows = load_dataset(f"jsonl:{tmp_path / 'site.jsonl'}")
-    assert [(r.question, r.closed, r.dataset) for r in rows] == [
-        ("Is it normal?", True, "site"),
-        ("What organ?", False, "site"),
-    ]
+    assert [(r.question, r.closed, r.dataset) for r in rows] == [("Is it normal?", True, "site"), ("What organ?", False, "site")]
     assert rows[0].image == tmp_path / "imgs" / "a.jpg" and rows[0].image.is_file()
     (tmp_path / "bad.jsonl").write_text(json.dumps(lines[0]) + '\n{"image": 1}\n')
     with pytest.raises(ValueError, match=r"bad\.jsonl:2"):
@@ -84,13 +77,7 @@ def test_jsonl_reader(tmp_path: Path, data_dir: Path) -> None:
 
 def test_conditions_and_refusals(reference) -> None:
     model, bank = reference
-    assert conditions(["blur", "typo"], [1, 3]) == [
-        ("clean", 0),
-        ("blur", 1),
-        ("blur", 3),
-        ("typo", 1),
-        ("typo", 3),
-    ]
+    assert conditions(["blur", "typo"], [1, 3]) == [("clean", 0), ("blur", 1), ("blur", 3), ("typo", 1), ("typo", 3)]
     with pytest.raises(ValueError, match="unknown noise"):
         conditions(["fog"], [1])
     with pytest.raises(ValueError, match="pdc, imc need a prototype bank"):
@@ -113,15 +100,9 @@ def test_denoisers_filter_noise_and_the_rule() -> None:
         assert out.shape == grey.shape and out.dtype == np.uint8
         assert np.abs(out[..., 0].astype(float) - clean).mean() < np.abs(noisy.astype(float) - clean).mean()
         assert (out[..., 0] == out[..., 2]).all()
-    scores = {
-        "median3": {"clean": 60.0, "noisy": 40.0},
-        "gaussian1": {"clean": 55.0, "noisy": 50.0},
-        "diffusion": {"clean": 59.0, "noisy": 45.0},
-        "median5": {"clean": 50.0, "noisy": 55.0},
-    }
-    assert choose_denoiser(scores, clean_reference=60.0) == "diffusion", (
-        "gaussian1/median5 cost clean > 2 points"
-    )
+    scores = {"median3": {"clean": 60.0, "noisy": 40.0}, "gaussian1": {"clean": 55.0, "noisy": 50.0},
+              "diffusion": {"clean": 59.0, "noisy": 45.0}, "median5": {"clean": 50.0, "noisy": 55.0}}
+    assert choose_denoiser(scores, clean_reference=60.0) == "diffusion", "gaussian1/median5 cost clean > 2 points"
     assert choose_denoiser(scores, clean_reference=80.0) == "median3", "none allowed: the one costing least"
 
 
@@ -142,15 +123,12 @@ def test_memoization_changes_no_answer(reference, tiny_rows) -> None:
     assert slow.stats.answers_generated == len(b) and slow.stats.answers_reused == 0
     assert fast.stats.encodes < slow.stats.encodes
     # batching gives the same answers as one by one
-    batched = _records(
-        BenchRunner(model, bank, methods=METHODS, denoiser="median3", batch_size=16), rows, ["blur", "typo"]
-    )
+    batched = _records(BenchRunner(model, bank, methods=METHODS, denoiser="median3", batch_size=16), rows,
+                       ["blur", "typo"])
     assert [r.answer for r in batched] == [r.answer for r in a]
     assert all(r.confidence is not None and 0 < r.confidence <= 1 for r in a)
     typo = [r for r in a if r.noise == "typo" and r.method == "none"]
-    assert all(r.question != row.question for r, row in zip(typo, rows)), (
-        "the text noise reached the question"
-    )
+    assert all(r.question != row.question for r, row in zip(typo, rows)), "the text noise reached the question"
     assert all(r.perceived is not None for r in a if r.method in ("pdc", "imc"))
     assert all(r.perceived is None and r.calibrated is None for r in a if r.method not in ("pdc", "imc"))
     for r in a:  # an image the gate passes reuses the plain answer
@@ -175,9 +153,8 @@ def test_resume_and_two_runs_agree(reference, tiny_rows, tmp_path: Path) -> None
     fresh = _records(BenchRunner(model, bank, methods=methods), rows, ["blur", "typo"])
     assert [asdict(r) for r in fresh] == [asdict(r) for r in first], "seeded: two runs agree"
     other_seed = _records(BenchRunner(model, bank, methods=["none"], seed=1), rows, ["typo"])
-    assert [r.question for r in other_seed if r.noise == "typo"] != [
-        r.question for r in first if r.noise == "typo" and r.method == "none"
-    ]
+    assert [r.question for r in other_seed if r.noise == "typo"] != [r.question for r in first
+                                                                    if r.noise == "typo" and r.method == "none"]
     with pytest.raises(ValueError, match="other settings"):
         BenchRunner(model, bank, methods=methods, cache=cache, seed=7).run(rows, ["blur", "typo"], [3])
 
@@ -190,35 +167,21 @@ def test_summary_metrics(reference, tiny_rows, tmp_path: Path) -> None:
         group = [r for r in records if (r.dataset, r.noise, r.method) == (dataset, noise, method)]
         closed = [r for r in group if r.closed]
         if closed:
-            assert row["closed_acc"] == pytest.approx(
-                100 * sum(r.correct for r in closed) / len(closed), abs=0.01
-            )
+            assert row["closed_acc"] == pytest.approx(100 * sum(r.correct for r in closed) / len(closed), abs=0.01)
             conf = 100 * sum(r.confidence for r in closed) / len(closed)
             assert row["calibration_gap"] == pytest.approx(conf - row["closed_acc"], abs=0.02)
         if method == "pdc":
             expected = noise if noise in ("blur", "gibbs") else "clean"
             assert row["perceiver_right"] == pytest.approx(
-                100 * sum(r.perceived == expected for r in group) / len(group), abs=0.01
-            )
+                100 * sum(r.perceived == expected for r in group) / len(group), abs=0.01)
         else:
             assert row["perceiver_right"] is None
-
     # recovery against hand-made records: clean 100 %, noisy 0 %, the method half way back
     def rec(noise: str, method: str, correct: bool, item: str) -> BenchRecord:
-        return BenchRecord(
-            item, "d", True, noise, 0 if noise == "clean" else 3, method, "q", "a", "a", correct, 1.0
-        )
-
-    made = [
-        rec("clean", "none", True, "1"),
-        rec("clean", "none", True, "2"),
-        rec("blur", "none", False, "1"),
-        rec("blur", "none", False, "2"),
-        rec("blur", "pdc", True, "1"),
-        rec("blur", "pdc", False, "2"),
-        rec("clean", "pdc", True, "1"),
-        rec("clean", "pdc", True, "2"),
-    ]
+        return BenchRecord(item, "d", True, noise, 0 if noise == "clean" else 3, method, "q", "a", "a", correct, 1.0)
+    made = [rec("clean", "none", True, "1"), rec("clean", "none", True, "2"), rec("blur", "none", False, "1"),
+            rec("blur", "none", False, "2"), rec("blur", "pdc", True, "1"), rec("blur", "pdc", False, "2"),
+            rec("clean", "pdc", True, "1"), rec("clean", "pdc", True, "2")]
     by = {(r["noise"], r["method"]): r for r in summarize(made)}
     assert by[("blur", "pdc")]["recovery"] == 0.5 and by[("blur", "none")]["relative_drop"] == 1.0
     assert by[("blur", "pdc")]["relative_drop"] == 0.5 and by[("clean", "pdc")]["recovery"] is None
@@ -228,49 +191,24 @@ def test_bench_command_end_to_end(data_dir: Path, tmp_path: Path, capsys: pytest
     from monai_imc.cli import main
 
     out = tmp_path / "r"
-    argv = [
-        "bench",
-        "--model",
-        str(BUNDLE),
-        "--dataset",
-        f"slake:{data_dir / 'slake'}",
-        "--dataset",
-        f"vqa-rad:{data_dir / 'vqa_rad'}",
-        "--limit",
-        "2",
-        "--noises",
-        "blur,typo",
-        "--severities",
-        "3",
-        "--methods",
-        "none,pdc,sms,imc,denoise,repass,no-image",
-        "--denoise-questions",
-        "2",
-        "--out",
-        str(out),
-    ]
+    argv = ["bench", "--model", str(BUNDLE), "--dataset", f"slake:{data_dir / 'slake'}",
+            "--dataset", f"vqa-rad:{data_dir / 'vqa_rad'}", "--limit", "2", "--noises", "blur,typo",
+            "--severities", "3", "--methods", "none,pdc,sms,imc,denoise,repass,no-image",
+            "--denoise-questions", "2", "--out", str(out)]
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert "## slake" in printed and "## vqa_rad" in printed and "| blur | 3 |" in printed
     result = json.loads((out / "results.json").read_text())
     config = result["config"]
-    assert (
-        config["methods"] == list(METHODS) and config["questions"] == 4 and config["model_source"] == "bundle"
-    )
-    assert config["denoise"]["name"] in DENOISERS and set(config["denoise"]["scores"]) == {
-        "unfiltered",
-        *DENOISERS,
-    }
+    assert config["methods"] == list(METHODS) and config["questions"] == 4 and config["model_source"] == "bundle"
+    assert config["denoise"]["name"] in DENOISERS and set(config["denoise"]["scores"]) == {"unfiltered", *DENOISERS}
     assert config["denoise"]["splits"] == ["slake:validate", "vqa_rad:validate"]
     assert config["cost"]["records_new"] == 4 * 3 * 7
     assert config["projection"]["questions"] == 1061 + 451 and config["projection"]["minutes"] > 0
     assert {r["method"] for r in result["rows"]} == set(METHODS)
     assert (out / "results.csv").read_text().startswith("dataset,noise,severity,method,closed_acc")
     md = (out / "results.md").read_text()
-    assert (
-        "Denoise filter:" in md
-        and "| noise | sev | none | pdc | sms | imc | denoise | repass | no-image |" in md
-    )
+    assert "Denoise filter:" in md and "| noise | sev | none | pdc | sms | imc | denoise | repass | no-image |" in md
     for png in ("accuracy_vs_severity.png", "methods.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     before = (out / "cache.jsonl").read_text()
@@ -288,20 +226,11 @@ def test_bench_command_refusals(data_dir: Path, tmp_path: Path, capsys: pytest.C
     assert "need a prototype bank" in capsys.readouterr().err
     site = tmp_path / "site.jsonl"
     src = load_dataset(f"slake:{data_dir / 'slake'}", "test")[0]
-    site.write_text(
-        json.dumps(
-            {"image": str(src.image), "question": src.question, "answer": src.answer, "answer_type": "CLOSED"}
-        )
-        + "\n"
-    )
+    site.write_text(json.dumps({"image": str(src.image), "question": src.question, "answer": src.answer,
+                                "answer_type": "CLOSED"}) + "\n")
     assert main([*base, "--dataset", f"jsonl:{site}", "--methods", "denoise"]) == 2
     assert "--denoise-filter" in capsys.readouterr().err
-    assert (
-        main(
-            [*base, "--dataset", f"jsonl:{site}", "--methods", "none,denoise", "--denoise-filter", "median3"]
-        )
-        == 0
-    )
+    assert main([*base, "--dataset", f"jsonl:{site}", "--methods", "none,denoise", "--denoise-filter", "median3"]) == 0
     assert "## site" in capsys.readouterr().out
 
 

@@ -25,14 +25,7 @@ def real_views() -> list[np.ndarray]:
     for z in range(volume.array.shape[-1]):
         frame = volume.array[..., z]
         views.append(model_view(type(volume)(frame, volume.source, volume.modality, volume.window)))
-    for name in (
-        "CT_small.dcm",
-        "MR_small.dcm",
-        "693_UNCI.dcm",
-        "MR2_UNCI.dcm",
-        "RG3_UNCI.dcm",
-        "eCT_Supplemental.dcm",
-    ):
+    for name in ("CT_small.dcm", "MR_small.dcm", "693_UNCI.dcm", "MR2_UNCI.dcm", "RG3_UNCI.dcm", "eCT_Supplemental.dcm"):
         image = read_image(dicom_path(name))
         small = shrink(image.array, 64)
         views.append(model_view(type(image)(small, image.source, image.modality, image.window, image.invert)))

@@ -42,12 +42,8 @@ def test_images_outside_the_banks_range_are_never_calibrated(bank: PrototypeBank
 def test_perceiver_sees_strong_noise_more_than_clean(bank: PrototypeBank, tiny_llava, views) -> None:
     perceiver = ArtifactPerceiver(bank)
     clean = perceiver.perceive(tiny_llava.encode_images(views))
-    noisy = perceiver.perceive(
-        tiny_llava.encode_images([corrupt(v, "rician", 5, 100 + i) for i, v in enumerate(views)])
-    )
-    assert np.mean([p.probabilities["rician"] for p in noisy]) > np.mean(
-        [p.probabilities["rician"] for p in clean]
-    )
+    noisy = perceiver.perceive(tiny_llava.encode_images([corrupt(v, "rician", 5, 100 + i) for i, v in enumerate(views)]))
+    assert np.mean([p.probabilities["rician"] for p in noisy]) > np.mean([p.probabilities["rician"] for p in clean])
     assert np.mean([p.p_clean for p in clean]) > np.mean([p.p_clean for p in noisy])
 
 
@@ -66,9 +62,7 @@ def test_ridge_maps_move_training_tokens_toward_clean(bank: PrototypeBank, tiny_
         for i in train:
             clean = tiny_llava.encode_images([views[i]]).tokens[0]
             for severity in bank.severities:
-                noisy = tiny_llava.encode_images(
-                    [corrupt(views[i], noise, severity, variant_seed(0, i, n_i))]
-                ).tokens[0]
+                noisy = tiny_llava.encode_images([corrupt(views[i], noise, severity, variant_seed(0, i, n_i))]).tokens[0]
                 fixed = calibrate_tokens(bank, noisy, noise, severity, strength=1.0)
                 before += float(((noisy - clean) ** 2).sum())
                 after += float(((fixed - clean) ** 2).sum())
@@ -76,9 +70,7 @@ def test_ridge_maps_move_training_tokens_toward_clean(bank: PrototypeBank, tiny_
 
 
 def test_shift_variant_and_calibration_records(bank: PrototypeBank, tiny_llava, views) -> None:
-    forced = dataclasses.replace(
-        bank, tensors={**bank.tensors, "strength": torch.ones_like(bank.tensors["strength"])}
-    )
+    forced = dataclasses.replace(bank, tensors={**bank.tensors, "strength": torch.ones_like(bank.tensors["strength"])})
     noisy = corrupt(views[0], "rician", 5, 7)
     features = tiny_llava.encode_images([noisy])
     perception = ArtifactPerceiver(forced, gate_threshold=0.0).perceive(features)
@@ -96,9 +88,7 @@ def test_shift_variant_and_calibration_records(bank: PrototypeBank, tiny_llava, 
 
 
 def test_pipeline_uses_one_vision_pass_and_keeps_every_result(bank: PrototypeBank, tiny_llava, views) -> None:
-    forced = dataclasses.replace(
-        bank, tensors={**bank.tensors, "strength": torch.ones_like(bank.tensors["strength"])}
-    )
+    forced = dataclasses.replace(bank, tensors={**bank.tensors, "strength": torch.ones_like(bank.tensors["strength"])})
     pipeline = IMCPipeline(tiny_llava, forced)
     pipeline.perceiver.gate_threshold = 0.0  # flag everything, so calibration runs
     calls = []
@@ -109,13 +99,7 @@ def test_pipeline_uses_one_vision_pass_and_keeps_every_result(bank: PrototypeBan
         assert len(calls) == 1, "perceive, calibrate and answer share one vision pass"
         assert result.calibration.applied and result.pdc and result.perception.noise is not None
         plain = pipeline.answer(noisy, "What modality is this?", pdc=False, max_new_tokens=6)
-        expected = tiny_llava.generate(
-            tiny_llava.encode_images([noisy]), "What modality is this?", max_new_tokens=6
-        )
-        assert (
-            plain.answer == expected
-            and not plain.calibration.applied
-            and plain.calibration.reason == "disabled"
-        )
+        expected = tiny_llava.generate(tiny_llava.encode_images([noisy]), "What modality is this?", max_new_tokens=6)
+        assert plain.answer == expected and not plain.calibration.applied and plain.calibration.reason == "disabled"
     finally:
         handle.remove()

@@ -25,13 +25,7 @@ def test_bank_holds_every_statistic(bank: PrototypeBank, tiny_llava) -> None:
     assert t["pooled_shift"].shape == (3, 3, dim) and t["clean_prototype"].shape == (dim,)
     assert t["token_shift"].shape == (3, 3, 16, dim), "LLaVA has a fixed token grid: per-token shifts"
     assert t["ridge_maps"].shape == (3, dim + 1, dim)
-    assert t["strength"].shape == (3, 3) and set(t["strength"].flatten().tolist()) <= {
-        0.0,
-        0.25,
-        0.5,
-        0.75,
-        1.0,
-    }
+    assert t["strength"].shape == (3, 3) and set(t["strength"].flatten().tolist()) <= {0.0, 0.25, 0.5, 0.75, 1.0}
     assert 0.0 < bank.gate_threshold < 1.0
     manifest = bank.manifest
     assert len(manifest["images"]["train"]) == 12 and len(manifest["images"]["validation"]) == 4
@@ -51,10 +45,7 @@ def test_save_and_load_round_trip(bank: PrototypeBank, saved_bank: Path, tiny_ll
     assert sorted(p.name for p in saved_bank.iterdir()) == ["bank.safetensors", "manifest.json"]
     for name, tensor in bank.tensors.items():
         torch.testing.assert_close(loaded.tensors[name], tensor)
-    assert (
-        loaded.bank_hash
-        and loaded.bank_hash == json.loads((saved_bank / "manifest.json").read_text())["bank_sha256"]
-    )
+    assert loaded.bank_hash and loaded.bank_hash == json.loads((saved_bank / "manifest.json").read_text())["bank_sha256"]
     assert loaded.strength("blur", 3) == float(bank.tensors["strength"][1, 1])
 
 
@@ -102,26 +93,9 @@ def test_cli_builds_a_bank_from_a_folder(tiny_llava, views, tmp_path: Path) -> N
         Image.fromarray(view).save(folder / f"view{i}.png")
     (folder / "notes.png").write_text("not an image")
     out = tmp_path / "bank"
-    code = main(
-        [
-            "prototypes",
-            "build",
-            "--model",
-            tiny_llava.name,
-            "--images",
-            str(folder),
-            "--noises",
-            "blur",
-            "--severities",
-            "1,5",
-            "--out",
-            str(out),
-        ]
-    )
+    code = main(["prototypes", "build", "--model", tiny_llava.name, "--images", str(folder), "--noises", "blur",
+                 "--severities", "1,5", "--out", str(out)])
     assert code == 0
     bank = PrototypeBank.load(out, model=tiny_llava)
-    assert (
-        bank.noises == ["blur"]
-        and len(bank.manifest["images"]["train"]) + len(bank.manifest["images"]["validation"]) == 6
-    )
+    assert bank.noises == ["blur"] and len(bank.manifest["images"]["train"]) + len(bank.manifest["images"]["validation"]) == 6
     assert np.isfinite(bank.tensors["precision"].numpy()).all()

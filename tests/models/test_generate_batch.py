@@ -14,11 +14,8 @@ PROMPTS = ["What is shown?", "Is there an abnormality in the left lung of this i
 
 
 def test_batch_equals_one_by_one(tiny_model: HFVisionLanguageModel, images) -> None:
-    features = [
-        tiny_model.encode_images(images[0]),
-        tiny_model.encode_images(images[1]),
-        tiny_model.encode_images(images[0]),
-    ]
+    features = [tiny_model.encode_images(images[0]), tiny_model.encode_images(images[1]),
+                tiny_model.encode_images(images[0])]
     batched = tiny_model.generate_batch(features, PROMPTS, **GEN)
     single = [tiny_model.generate(f, p, **GEN) for f, p in zip(features, PROMPTS)]
     assert [g.text for g in batched] == single
@@ -35,13 +32,10 @@ def test_probability_is_the_product_of_token_probabilities(tiny_models, images) 
 
     full = torch.cat([inputs["input_ids"], ids[None]], dim=1)
     with torch.no_grad():
-        logits = model.model(
-            input_ids=full,
-            attention_mask=torch.ones_like(full),
-            mm_encoder_outputs={"image": BaseModelOutputWithPooling(pooler_output=model._project(features))},
-        ).logits
+        logits = model.model(input_ids=full, attention_mask=torch.ones_like(full), mm_encoder_outputs={
+            "image": BaseModelOutputWithPooling(pooler_output=model._project(features))}).logits
     start = inputs["input_ids"].shape[1]
-    logp = torch.log_softmax(logits[0, start - 1 : -1].float(), dim=-1).gather(-1, ids[:, None])[:, 0]
+    logp = torch.log_softmax(logits[0, start - 1:-1].float(), dim=-1).gather(-1, ids[:, None])[:, 0]
     eos = model.model.generation_config.eos_token_id
     stop = next((i + 1 for i, t in enumerate(ids.tolist()) if t == eos), len(ids))
     assert generation.probability == pytest.approx(math.exp(float(logp[:stop].sum())), rel=1e-4)

@@ -196,19 +196,12 @@ def test_sms_runs_on_the_remote_backend_as_on_the_local_model(remote: RemoteMode
 
     text = "Is there no efusion in the lft lung, 3 cm below the rib?"
     # The generative path (judge, rewrite, review) on both; the reviewer accepts whatever passes the guards.
-    options = {
-        "prompts": SMSPrompts.instructed(),
-        "vocabulary": None,
-        "max_rounds": 2,
-        "accept_margin": -1e9,
-        "max_new_tokens": 12,
-    }
+    options = {"prompts": SMSPrompts.instructed(), "vocabulary": None, "max_rounds": 2, "accept_margin": -1e9,
+               "max_new_tokens": 12}
     remote_result = SMSRefiner(remote, **options).refine(text)
     local_result = SMSRefiner(tiny_models["llava"], **options).refine(text)
     assert remote_result.original == text and check_repair(text, remote_result.text) == []
-    assert [(s.agent, s.output) for s in remote_result.trace] == [
-        (s.agent, s.output) for s in local_result.trace
-    ]
+    assert [(s.agent, s.output) for s in remote_result.trace] == [(s.agent, s.output) for s in local_result.trace]
     assert remote_result.text == local_result.text
     # The local adapter scores the reviewer's texts in one batched call, the server one request each.
     assert remote_result.calls >= local_result.calls

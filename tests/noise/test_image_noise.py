@@ -113,12 +113,8 @@ def test_psnr_falls_strictly_with_severity_on_bundled_dicom(name: str) -> None:
 
 @pytest.mark.parametrize("name", IMAGE_NOISES)
 def test_psnr_falls_strictly_with_severity_on_dataset_images(name: str, data_dir) -> None:
-    files = [
-        "slake/imgs/xmlab1/source.jpg",
-        "slake/imgs/xmlab102/source.jpg",
-        "vqa_rad/images/synpic54610.jpg",
-        "vqa_rad/images/synpic29265.jpg",
-    ]
+    files = ["slake/imgs/xmlab1/source.jpg", "slake/imgs/xmlab102/source.jpg", "vqa_rad/images/synpic54610.jpg",
+             "vqa_rad/images/synpic29265.jpg"]
     for rel in files:
         img = np.asarray(Image.open(data_dir / rel).convert("L"))[None]  # uint8, as stored
         values = [psnr(img, get_noise(name).apply(img, severity=s, seed=0)) for s in range(1, 6)]

@@ -22,9 +22,7 @@ def test_each_entry_describes_itself(name: str) -> None:
     assert spec.name == name and spec.modality in ("image", "text")
     assert spec.cause and "\n" not in spec.cause and len(spec.cause) < 140
     assert len(spec.levels) == 5
-    assert all(set(level) == set(spec.levels[0]) for level in spec.levels), (
-        "every level has the same parameters"
-    )
+    assert all(set(level) == set(spec.levels[0]) for level in spec.levels), "every level has the same parameters"
     assert spec.parameters(3) == dict(spec.levels[2])
     assert type(spec.make(severity=2, seed=0)).__name__ == spec.transform.__name__
 

@@ -43,12 +43,8 @@ def _facts(text: str) -> tuple[list[str], int, list[str]]:
 
 @pytest.mark.parametrize("name", TEXT_NOISES)
 def test_negation_laterality_and_numbers_survive_every_level(name: str) -> None:
-    texts = [
-        QUESTION,
-        "Is the right kidney not enlarged? 2 cysts, no hydronephrosis.",
-        "No mass in the left lobe?",
-        "Is the 2.5cm lesion in the rt lobe or the 12mm one?",
-    ]
+    texts = [QUESTION, "Is the right kidney not enlarged? 2 cysts, no hydronephrosis.", "No mass in the left lobe?",
+             "Is the 2.5cm lesion in the rt lobe or the 12mm one?"]
     for text in texts:
         for seed in range(10):
             noisy = get_noise(name).apply(text, severity=5, seed=seed)
@@ -78,8 +74,7 @@ def test_examples_look_like_the_cause() -> None:
 def test_edit_distance_grows_with_severity_on_real_questions(name: str, real_questions: list[str]) -> None:
     spec = get_noise(name)
     per_question = [
-        [edit_distance(q, spec.apply(q, severity=s, seed=i)) for s in range(1, 6)]
-        for i, q in enumerate(real_questions)
+        [edit_distance(q, spec.apply(q, severity=s, seed=i)) for s in range(1, 6)] for i, q in enumerate(real_questions)
     ]
     for q, distances in zip(real_questions, per_question):
         assert all(a <= b for a, b in itertools.pairwise(distances)), f"{name}: {q!r} -> {distances}"

@@ -18,9 +18,7 @@ BUNDLE = bundled_model_path()
 @pytest.fixture(scope="module")
 def model():
     if not (BUNDLE / "model.safetensors").is_file():
-        pytest.skip(
-            f"the reference weights are not in the bundle yet ({BUNDLE}); train them with monai-imc train-reference"
-        )
+        pytest.skip(f"the reference weights are not in the bundle yet ({BUNDLE}); train them with monai-imc train-reference")
     from monai_imc.models import load_model
 
     return load_model(str(BUNDLE), device="cpu")
@@ -38,15 +36,9 @@ def test_beats_majority_answer_on_slake_test_closed_questions(model, data_dir: P
     # A fixed subset: every 6th closed question of SLAKE test (70 questions), greedy decoding.
     closed = [r for r in load_vqa(data_dir, "slake", "test") if r.closed][::6]
     answers = predict_answers(model, closed)
-    accuracy = (
-        100.0
-        * sum(normalize_answer(a) == normalize_answer(r.answer) for a, r in zip(answers, closed))
-        / len(closed)
-    )
+    accuracy = 100.0 * sum(normalize_answer(a) == normalize_answer(r.answer) for a, r in zip(answers, closed)) / len(closed)
     baseline = closed_majority_accuracy(closed)
-    assert accuracy > baseline, (
-        f"accuracy {accuracy:.1f} <= majority baseline {baseline:.1f} on {len(closed)}"
-    )
+    assert accuracy > baseline, f"accuracy {accuracy:.1f} <= majority baseline {baseline:.1f} on {len(closed)}"
     assert answers[:10] == predict_answers(model, closed[:10])  # greedy decoding is deterministic
 
 

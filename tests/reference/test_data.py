@@ -70,9 +70,7 @@ def test_slake_image_labels_come_from_detection_json(data_dir: Path) -> None:
 
 
 def _row(question: str, answer: str) -> VQARow:
-    return VQARow(
-        Path("x.jpg"), question, answer, answer.lower() in ("yes", "no"), "slake", "train", "slake/x"
-    )
+    return VQARow(Path("x.jpg"), question, answer, answer.lower() in ("yes", "no"), "slake", "train", "slake/x")
 
 
 def test_answer_labels_read_plane_normality_and_presence_from_the_answers() -> None:
@@ -103,10 +101,7 @@ def test_detection_boxes_count_as_present_in_the_answer_labels(data_dir: Path) -
 
 
 def test_agent_examples_label_every_noisy_version() -> None:
-    questions = [
-        "Does the picture contain the liver on the left side?",
-        "What modality is used to take this image?",
-    ]
+    questions = ["Does the picture contain the liver on the left side?", "What modality is used to take this image?"]
     examples = agent_examples(questions, ["typo", "distractor"], seed=3, variants=2)
     assert {e.noise for e in examples} == {"clean", "typo", "distractor"}
     for e in examples:

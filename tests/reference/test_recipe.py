@@ -17,23 +17,9 @@ def trained(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("reference") / "reference-vlm"
     code = main(
         [
-            "train-reference",
-            "--data",
-            str(data_dir),
-            "--out",
-            str(out),
-            "--seed",
-            "0",
-            "--limit",
-            "48",
-            "--max-steps",
-            "2",
-            "--vision-warmup-steps",
-            "2",
-            "--eval-limit",
-            "6",
-            "--agent-eval-questions",
-            "2",
+            "train-reference", "--data", str(data_dir), "--out", str(out), "--seed", "0",
+            "--limit", "48", "--max-steps", "2", "--vision-warmup-steps", "2",
+            "--eval-limit", "6", "--agent-eval-questions", "2",
         ]
     )
     assert code == 0
@@ -41,15 +27,8 @@ def trained(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_recipe_writes_every_artifact(trained: Path) -> None:
-    for name in (
-        "config.json",
-        "model.safetensors",
-        "tokenizer.json",
-        "processor_config.json",
-        "loss_curve.png",
-        "metrics.json",
-        "training_config.json",
-    ):
+    for name in ("config.json", "model.safetensors", "tokenizer.json", "processor_config.json",
+                 "loss_curve.png", "metrics.json", "training_config.json"):
         assert (trained / name).is_file(), name
     assert (trained / "loss_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     metrics = json.loads((trained / "metrics.json").read_text())
@@ -60,12 +39,7 @@ def test_recipe_writes_every_artifact(trained: Path) -> None:
         assert metrics[name]["closed_n"] + metrics[name]["open_n"] == 6
     assert set(metrics["roles"]["by_noise"]) <= {"clean", "abbreviation", "asr", "distractor", "ocr", "typo"}
     config = json.loads((trained / "training_config.json").read_text())
-    assert config["heldout_noise"] == "ocr" and config["trained_noises"] == [
-        "abbreviation",
-        "asr",
-        "distractor",
-        "typo",
-    ]
+    assert config["heldout_noise"] == "ocr" and config["trained_noises"] == ["abbreviation", "asr", "distractor", "typo"]
 
 
 def test_result_loads_and_generates(trained: Path, data_dir: Path) -> None:
@@ -87,16 +61,8 @@ def test_recipe_is_deterministic(trained: Path, data_dir: Path, tmp_path: Path) 
     from monai_imc.reference.train import TrainConfig, train_reference
 
     again = train_reference(
-        TrainConfig(
-            data=str(data_dir),
-            out=str(tmp_path / "again"),
-            seed=0,
-            limit=48,
-            max_steps=2,
-            vision_warmup_steps=2,
-            eval_limit=0,
-            agent_eval_questions=0,
-        )
+        TrainConfig(data=str(data_dir), out=str(tmp_path / "again"), seed=0, limit=48, max_steps=2,
+                    vision_warmup_steps=2, eval_limit=0, agent_eval_questions=0)
     )
     first, second = load_file(trained / "model.safetensors"), load_file(again.out / "model.safetensors")
     assert first.keys() == second.keys()
@@ -110,18 +76,9 @@ def test_freeze_vision_keeps_the_warmed_up_tower(data_dir: Path, tmp_path: Path)
 
     def run(name: str, steps: int, freeze: bool) -> dict:
         result = train_reference(
-            TrainConfig(
-                data=str(data_dir),
-                out=str(tmp_path / name),
-                seed=0,
-                limit=48,
-                max_steps=steps,
-                vision_warmup_steps=2,
-                freeze_vision=freeze,
-                answer_labels=True,
-                eval_limit=0,
-                agent_eval_questions=0,
-            )
+            TrainConfig(data=str(data_dir), out=str(tmp_path / name), seed=0, limit=48, max_steps=steps,
+                        vision_warmup_steps=2, freeze_vision=freeze, answer_labels=True, eval_limit=0,
+                        agent_eval_questions=0)
         )
         assert result.metrics["freeze_vision"] is freeze and result.metrics["answer_labels"] is True
         return load_file(result.out / "model.safetensors")
