@@ -42,12 +42,17 @@ def _start(input_folder: Path, output_folder: Path, *extra: str) -> subprocess.P
 def _stop_at_first_sr(process: subprocess.Popen[str], output_folder: Path, signum: int) -> None:
     """Send ``signum`` as soon as the first SR is in place."""
     deadline = time.monotonic() + START_LIMIT
-    while not list(output_folder.glob("IMC_SR_*.dcm")):
-        assert process.poll() is None, process.communicate()
-        assert time.monotonic() < deadline, "no SR within the start limit"
-        time.sleep(0.01)
-    process.send_signal(signum)
-    process.communicate(timeout=120)
+    try:
+        while not list(output_folder.glob("IMC_SR_*.dcm")):
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "no SR within the start limit"
+            time.sleep(0.01)
+        process.send_signal(signum)
+        process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:  # the test failed: leave no run behind
+            process.kill()
+            process.communicate()
 
 
 def _report(output_folder: Path) -> dict:
@@ -68,7 +73,12 @@ def test_kill_9_then_rerun_completes(sample_study: SampleStudy, tmp_path: Path) 
     leftover.write_bytes(b"half an SR")
 
     rerun = _start(sample_study.folder, out, "--skip-existing")
-    _, stderr = rerun.communicate(timeout=600)
+    try:
+        _, stderr = rerun.communicate(timeout=900)
+    finally:
+        if rerun.poll() is None:
+            rerun.kill()
+            rerun.communicate()
     assert rerun.returncode == 0, stderr[-3000:]
     after = _report(out)
     assert after["state"] == "complete" and after["exit_code"] == 0
