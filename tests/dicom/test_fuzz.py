@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import io
+import json
 import os
 import shutil
 import signal
@@ -212,6 +213,15 @@ def test_generated_files_give_views_or_a_reason(
                 continue
             ds = candidate
         data = _write(ds)
+    COUNTS["examples"] += 1
+    try:
+        _check(folder, data, harm)
+    finally:
+        _dump_counts()
+
+
+def _check(folder: Path, data: bytes, harm: tuple) -> None:
+    """Damage ``data`` as ``harm`` says, then read it, make its views and write its SR."""
     mode, where, flip = harm
     if mode == "truncate":
         data = data[: int(len(data) * where)]
@@ -262,6 +272,14 @@ def _dciodvfy(path: Path) -> None:
     run = subprocess.run([tool, str(path)], check=False, capture_output=True, text=True, timeout=60)
     errors = [line for line in (run.stdout + run.stderr).splitlines() if line.startswith("Error")]
     assert not errors, errors
+
+
+def _dump_counts() -> None:
+    """With ``MONAI_IMC_FUZZ_COUNTS=FILE``, the counts so far are written there after each example (a long
+    run by hand can be read while it goes)."""
+    target = os.environ.get("MONAI_IMC_FUZZ_COUNTS")
+    if target:
+        Path(target).write_text(json.dumps(dict(sorted(COUNTS.items()))) + "\n")
 
 
 def teardown_module() -> None:
