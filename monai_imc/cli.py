@@ -8,7 +8,7 @@
     monai-imc bench --model BUNDLE|DIR|HUB_ID [--bank DIR] --dataset slake:PATH [--dataset vqa-rad:PATH] \\
         [--noises all] [--severities 3] [--methods none,pdc,sms,imc,denoise,repass,no-image] [--limit N] --out DIR
     monai-imc sample-study OUT_DIR [--seed S]
-    monai-imc run -i IN -o OUT [--bundle DIR] [--device cpu] [--stow URL]
+    monai-imc run -i IN -o OUT [--bundle DIR] [--device cpu] [--stow URL] [--skip-existing]
 
 Errors are printed as one line naming the problem, with exit code 2.
 """
@@ -282,15 +282,19 @@ def print_run_summary(report: object) -> None:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     import os
+    import warnings
 
+    from monai_imc.deploy.checks import check_run_arguments
+
+    check_run_arguments(args.input, args.output, args.bundle, args.stow, args.device)  # before anything heavy
     if not args.verbose:
-        os.environ.setdefault("HOLOSCAN_LOG_LEVEL", "WARN")
-    if not Path(args.input).is_dir():
-        raise FileNotFoundError(f"input folder {args.input} does not exist")
+        os.environ.setdefault("HOLOSCAN_LOG_LEVEL", "ERROR")
+        warnings.filterwarnings("ignore", message="Current stack size", category=RuntimeWarning)
     from monai_imc.operators.application import IMCApplication
 
     app = IMCApplication([sys.executable, "monai-imc"], input_folder=args.input, output_folder=args.output,
-                         bundle=args.bundle, device=args.device, stow_url=args.stow)
+                         bundle=args.bundle, device=args.device, stow_url=args.stow,
+                         skip_existing=args.skip_existing)
     app.run()
     assert app.report is not None
     print_run_summary(app.report)
@@ -419,6 +423,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--device", default=None, help="override the bundle's device (cpu, cuda)")
     run.add_argument("--stow", default=None, metavar="URL",
                      help="also send the SRs to this DICOMweb root with STOW-RS (e.g. http://pacs:8042/dicom-web)")
+    run.add_argument("--skip-existing", action="store_true",
+                     help="keep the SRs already in the output folder that are current (same model and bank, "
+                          "newer than their source files) instead of redoing their series")
     run.set_defaults(func=_cmd_run)
     return parser
 

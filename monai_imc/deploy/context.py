@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from monai_imc.bundle import CONFIG, bundle_parser, find_bundle, parsed
+from monai_imc.dicom.frames import DEFAULT_MAX_PIXELS
 from monai_imc.dicom.sr import AlgorithmInfo
 from monai_imc.dicom.views import CT_PRESETS
 from monai_imc.pipeline import IMCPipeline
@@ -52,6 +53,8 @@ class AppSettings:
         max_new_tokens: longest answer.
         sidecar_name: file name of the per-study JSON sidecar of questions and texts.
         ct_preset: force a CT window preset where a file has none (``None``: from BodyPartExamined).
+        max_pixels: the decode budget per frame: larger images are read reduced, or refused with a
+            reason when compressed (``monai_imc.dicom.frames``).
     """
 
     standing_questions: tuple[str, ...] = ()
@@ -60,11 +63,14 @@ class AppSettings:
     max_new_tokens: int = 24
     sidecar_name: str = "imc_questions.json"
     ct_preset: str | None = None
+    max_pixels: int = DEFAULT_MAX_PIXELS
 
     def __post_init__(self) -> None:
         # a bundle config gives JSON lists: keep tuples, so settings stay immutable and comparable
         object.__setattr__(self, "standing_questions", tuple(self.standing_questions))
         object.__setattr__(self, "text_fields", tuple(self.text_fields))
+        if self.max_pixels < 1:
+            raise ValueError(f"max_pixels must be at least 1, got {self.max_pixels}")
         if self.n_views < 1:
             raise ValueError(f"n_views must be at least 1, got {self.n_views}")
         if self.max_new_tokens < 1:
@@ -172,6 +178,7 @@ def load_context(path: str | os.PathLike[str], device: str | None = None) -> IMC
                 max_new_tokens=int(_get(parser, "max_new_tokens", 24)),
                 sidecar_name=str(_get(parser, "sidecar_name", "imc_questions.json")),
                 ct_preset=_get(parser, "ct_preset", None),
+                max_pixels=int(_get(parser, "max_pixels", DEFAULT_MAX_PIXELS)),
             )
             context = build_context(
                 parser.get_parsed_content("pipeline"),

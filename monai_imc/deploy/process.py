@@ -1,7 +1,7 @@
 """The app's stages over the series of a run, and the whole chain without Holoscan.
 
 Each ``stage_*`` function is what one MONAI Deploy operator does in ``compute`` (the operators stay thin);
-:func:`process_folder` runs them in order on a folder read by :func:`~monai_imc.dicom.read.read_dicom_folder`
+:func:`process_folder` runs them in order on a folder read by :func:`~monai_imc.dicom.read.read_dicom_files`
 instead of the SDK's loader, for tests and notebooks.
 
 Usage::
@@ -15,11 +15,18 @@ Usage::
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
-from collections.abc import MutableMapping, Sequence
+from collections.abc import Iterator, MutableMapping, Sequence
 from pathlib import Path
 
+import pydicom
+import pydicom.errors
+from pydicom.dataset import Dataset
+from tqdm.auto import tqdm
+
+from monai_imc.atomic import sweep_temporary
 from monai_imc.deploy.context import IMCContext
 from monai_imc.deploy.report import Outcome, RunReport
 from monai_imc.deploy.stow import StowResult, public_url, stow_files
@@ -33,14 +40,18 @@ from monai_imc.deploy.work import (
     refine_texts,
     run_step,
     series_work,
+    sr_file_name,
     write_sr,
 )
-from monai_imc.dicom.read import read_dicom_folder
+from monai_imc.dicom.read import DicomFolder, read_dicom_files
+from monai_imc.dicom.sr import AlgorithmInfo
 from monai_imc.refine import Refinement
 
 __all__ = [
     "SR_SERIES_NUMBER",
+    "current_sr",
     "process_folder",
+    "read_dicom_folder_once",
     "record_outcomes",
     "stage_answer",
     "stage_calibrate",
@@ -49,6 +60,7 @@ __all__ = [
     "stage_stow",
     "stage_views",
     "stage_write",
+    "start_report",
 ]
 
 logger = logging.getLogger(__name__)
@@ -57,10 +69,80 @@ SR_SERIES_NUMBER = 900
 """SeriesNumber of the first SR series; the next ones count up."""
 
 
-def stage_views(works: Sequence[SeriesWork], context: IMCContext, progress: bool = True) -> list[SeriesWork]:
-    """SeriesToViews: key 2D views of every series (non-image series skipped, broken ones failed)."""
+def stage_views(
+    works: Sequence[SeriesWork],
+    context: IMCContext,
+    progress: bool = True,
+    keep_current_in: str | os.PathLike[str] | None = None,
+) -> list[SeriesWork]:
+    """SeriesToViews: key 2D views of every series (non-image series skipped, broken ones failed).
+
+    Args:
+        works: the series.
+        context: the shared context (settings ``n_views``, ``ct_preset``, ``max_pixels``).
+        progress: show a progress bar.
+        keep_current_in: an output folder: a series whose SR there is current (:func:`current_sr`) is not
+            processed again; it keeps that SR (``--skip-existing``).
+    """
     settings = context.settings
-    return run_step(works, "views", lambda w: make_views(w, settings.n_views, settings.ct_preset), progress)
+    if keep_current_in is not None:
+        works = [_keep_if_current(w, keep_current_in, context) for w in works]
+    return run_step(
+        works,
+        "views",
+        lambda w: make_views(w, settings.n_views, settings.ct_preset, settings.max_pixels),
+        progress,
+    )
+
+
+def current_sr(work: SeriesWork, folder: str | os.PathLike[str], algorithm: AlgorithmInfo) -> Path | None:
+    """The series' SR in ``folder`` when it is current: readable, newer than every file of the series,
+    made by the same algorithm (model, prototype bank, monai-imc version) and referring only to instances
+    the series still has; else ``None``."""
+    path = Path(folder) / sr_file_name(work.series_uid)
+    try:
+        made = path.stat().st_mtime
+        sr = pydicom.dcmread(path, stop_before_pixels=True)
+        sources = [
+            Path(str(ds.filename)) for ds in work.datasets if isinstance(getattr(ds, "filename", None), str)
+        ]
+        if not sources or any(src.stat().st_mtime > made for src in sources):
+            return None
+        referenced = {
+            str(item.ReferencedSOPInstanceUID)
+            for study in sr.get("CurrentRequestedProcedureEvidenceSequence", [])
+            for series in study.get("ReferencedSeriesSequence", [])
+            for item in series.get("ReferencedSOPSequence", [])
+        }
+        texts = set(_text_values(sr))
+    except (OSError, ValueError, AttributeError, TypeError, pydicom.errors.InvalidDicomError):
+        return None
+    uids = {str(ds.get("SOPInstanceUID", "")) for ds in work.datasets}
+    wanted = {
+        f"model={algorithm.model_id}",
+        f"prototype_bank={algorithm.bank_hash}",
+        f"monai_imc={algorithm.version}",
+    }
+    if not referenced or not referenced <= uids or not wanted <= texts:
+        return None
+    return path
+
+
+def _text_values(ds: Dataset) -> Iterator[str]:
+    for item in ds.get("ContentSequence", []):
+        if "TextValue" in item:
+            yield str(item.TextValue)
+        yield from _text_values(item)
+
+
+def _keep_if_current(work: SeriesWork, folder: str | os.PathLike[str], context: IMCContext) -> SeriesWork:
+    if not work.active:
+        return work
+    path = current_sr(work, folder, context.algorithm)
+    if path is None:
+        return work
+    logger.info("series %s: its SR %s is current; kept", work.series_uid, path.name)
+    return dataclasses.replace(work.skip(f"its SR {path.name} is already there and current"), sr_path=path)
 
 
 def stage_perceive(
@@ -124,13 +206,17 @@ def stage_write(
     """IMCStructuredReportWriter: one SR per assessed series, then every outcome into ``report``, which is
     saved in the output folder."""
     numbers = {w.series_uid: SR_SERIES_NUMBER + i for i, w in enumerate(works)}
-    done = run_step(
-        works,
-        "write SR",
-        lambda w: write_sr(w, output_folder, context.algorithm, numbers[w.series_uid]),
-        progress,
-    )
-    record_outcomes(done, report)
+    done = []
+    for work in tqdm(works, desc="IMC write SR", unit="series", disable=not progress, leave=False):
+        (finished,) = run_step(
+            [work],
+            "write SR",
+            lambda w: write_sr(w, output_folder, context.algorithm, numbers[w.series_uid]),
+            False,
+        )
+        record_outcomes([finished], report, check_input=False)  # saved as each series finishes
+        done.append(finished)
+    record_outcomes([], report, check_input=True, all_works=done)
     path = report.save(output_folder)
     logger.info(
         "run report %s: %d written, %d skipped, %d failed",
@@ -162,14 +248,23 @@ def stage_stow(paths: Sequence[str | os.PathLike[str]], url: str, report: RunRep
     return results
 
 
-def record_outcomes(works: Sequence[SeriesWork], report: RunReport) -> None:
-    """Add each series' outcome and its left-out files to ``report``; an input with no image series at
-    all is a failure."""
+def record_outcomes(
+    works: Sequence[SeriesWork],
+    report: RunReport,
+    check_input: bool = True,
+    all_works: Sequence[SeriesWork] | None = None,
+) -> None:
+    """Add each series' outcome and its left-out files to ``report``; with ``check_input``, an input with
+    no image series at all (among ``all_works``, default ``works``) is a failure."""
     for work in works:
         for path, reason in work.file_problems:
             report.add(Outcome("failed", "file", path, reason, modality=work.modality))
         if work.status == "written":
             report.add(Outcome("written", "series", work.series_uid, "", str(work.sr_path), work.modality))
+        elif work.status == "skipped" and work.sr_path is not None:
+            report.add(
+                Outcome("kept", "series", work.series_uid, work.reason, str(work.sr_path), work.modality)
+            )
         elif work.status in ("failed", "skipped"):
             report.add(Outcome(work.status, "series", work.series_uid, work.reason, modality=work.modality))
         else:
@@ -178,10 +273,27 @@ def record_outcomes(works: Sequence[SeriesWork], report: RunReport) -> None:
                     "failed", "series", work.series_uid, "not processed to the end", modality=work.modality
                 )
             )
-    if not any(w.status in ("written", "failed") for w in works):
+    every = works if all_works is None else all_works
+    if check_input and not any(w.status in ("written", "failed") or w.sr_path is not None for w in every):
         reason = "no image series found in the input"
         logger.warning("%s: %s", report.input, reason)
         report.add(Outcome("failed", "input", report.input, reason))
+
+
+def start_report(report: RunReport) -> RunReport:
+    """Prepare the output folder of a run: note an interrupted earlier run, remove the temporary files it
+    left (each an outcome ``removed``), and save the report (state ``running``); returns ``report``."""
+    previous = report.previous_state()
+    if previous in ("running", "interrupted"):
+        report.notes.append(f"the previous run in this folder did not finish (its report said {previous!r})")
+    for path in sweep_temporary(report.output):
+        logger.warning("%s: removed, a temporary file left by an interrupted run", path)
+        report.outcomes.append(
+            Outcome("removed", "file", str(path), "a temporary file left by an interrupted run; removed")
+        )
+    report.autosave = True
+    report.save()
+    return report
 
 
 def process_folder(
@@ -189,25 +301,42 @@ def process_folder(
     output_folder: str | os.PathLike[str],
     context: IMCContext,
     progress: bool = True,
+    skip_existing: bool = False,
 ) -> RunReport:
     """Run the app's chain on a folder without Holoscan; returns the run report (also saved in
-    ``output_folder``).
+    ``output_folder``, as the run goes).
+
+    Args:
+        input_folder: the DICOM input.
+        output_folder: where the SRs and the report go.
+        context: the shared context.
+        progress: show progress bars.
+        skip_existing: keep the SRs already in ``output_folder`` that are current (:func:`current_sr`).
 
     Raises:
         NotADirectoryError: ``input_folder`` is not a folder.
     """
-    folder = read_dicom_folder(input_folder)
-    report = RunReport(str(input_folder), str(output_folder))
+    if not Path(input_folder).is_dir():
+        raise NotADirectoryError(f"not a folder: {input_folder}")
+    report = start_report(RunReport(str(input_folder), str(output_folder)))
+    folder = read_dicom_folder_once(input_folder, context.settings.sidecar_name)
     for path, reason in folder.errors:
         report.add(Outcome("failed", "file", str(path), reason))
-    for path in folder.skipped:
-        if Path(path).name != context.settings.sidecar_name:
-            report.add(Outcome("skipped", "file", str(path), "not a DICOM file, or a DICOMDIR"))
+    for path, reason in folder.skipped_files:
+        report.add(Outcome("skipped", "file", str(path), reason))
     works = [series_work(study, series, datasets) for study, series, datasets in folder.series()]
-    works = stage_views(works, context, progress)
+    works = stage_views(works, context, progress, keep_current_in=output_folder if skip_existing else None)
     works = stage_perceive(works, context, progress)
     works = stage_calibrate(works, context, progress)
     works = stage_refine(works, context, input_folder, report, progress)
     works = stage_answer(works, context, progress)
     stage_write(works, context, output_folder, report, progress)
+    report.finish()
     return report
+
+
+def read_dicom_folder_once(folder: str | os.PathLike[str], sidecar_name: str) -> DicomFolder:
+    """Every file under ``folder`` read once (:func:`~monai_imc.dicom.read.read_dicom_files`), the
+    sidecar left to :func:`~monai_imc.deploy.texts.load_sidecars`."""
+    paths = [p for p in Path(folder).rglob("*") if p.is_file()]
+    return read_dicom_files(paths, ignore_names=[sidecar_name])

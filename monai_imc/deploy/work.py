@@ -30,9 +30,16 @@ from tqdm.auto import tqdm
 
 from monai_imc.calibrate import Calibration
 from monai_imc.deploy.texts import ClinicalText, Sidecar, collect_texts
+from monai_imc.dicom.frames import DEFAULT_MAX_PIXELS
 from monai_imc.dicom.read import check_complete
 from monai_imc.dicom.sr import AlgorithmInfo, ImageAssessment, TextRecord, write_imc_sr
-from monai_imc.dicom.views import SeriesView, UnsupportedSeriesError, is_image_object, series_views
+from monai_imc.dicom.views import (
+    SeriesView,
+    UnsupportedSeriesError,
+    is_image_object,
+    series_views,
+    sop_class_kind,
+)
 from monai_imc.models.base import VisionFeatures, image_token_of
 from monai_imc.perceive import Perception
 from monai_imc.pipeline import IMCPipeline
@@ -208,14 +215,16 @@ def run_step(
     return out
 
 
-def make_views(work: SeriesWork, n_views: int = 1, ct_preset: str | None = None) -> SeriesWork:
+def make_views(
+    work: SeriesWork, n_views: int = 1, ct_preset: str | None = None, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> SeriesWork:
     """Key 2D views of the series; non-image series are skipped, truncated files left out and reported."""
     if not work.datasets:
         return work.fail("the series has no instances")
     images = [ds for ds in work.datasets if is_image_object(ds)]
     if not images:
         ds = work.datasets[0]
-        name = getattr(ds.get("SOPClassUID"), "name", str(ds.get("SOPClassUID", "(none)")))
+        _, name = sop_class_kind(ds)
         return work.skip(f"not an image object ({name}, Modality {ds.get('Modality', '?')})")
     kept, problems = [], list(work.file_problems)
     for ds in images:
@@ -233,7 +242,7 @@ def make_views(work: SeriesWork, n_views: int = 1, ct_preset: str | None = None)
         detail = f"{problems[-1][0]}: {problems[-1][1]}" if problems else "none"
         return work.fail(f"no readable instance ({detail})")
     try:
-        views = series_views(kept, n_views=n_views, ct_preset=ct_preset)
+        views = series_views(kept, n_views=n_views, ct_preset=ct_preset, max_pixels=max_pixels)
     except UnsupportedSeriesError as exc:
         return work.fail(str(exc))
     return dataclasses.replace(work, views=tuple(views))

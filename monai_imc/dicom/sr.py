@@ -39,12 +39,14 @@ Usage::
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import pydicom
 from highdicom.sr import (
     AlgorithmIdentification,
     Comprehensive3DSR,
@@ -69,6 +71,7 @@ from pydicom.uid import generate_uid
 import monai_imc
 from monai_imc.atomic import atomic_output
 from monai_imc.dicom import codes as imc_codes
+from monai_imc.dicom import vr
 
 __all__ = ["AlgorithmInfo", "ImageAssessment", "TextRecord", "build_imc_sr", "write_imc_sr"]
 
@@ -240,6 +243,10 @@ def build_imc_sr(
     """
     if not assessments:
         raise ValueError("no image assessment given: an SR needs at least one source image")
+    assessments, header_texts = _conformed(
+        assessments
+    )  # source values that break their VR (monai_imc.dicom.vr)
+    texts = [*texts, *header_texts]
     studies = {str(a.source.StudyInstanceUID) for a in assessments}
     if len(studies) > 1:
         raise ValueError(f"assessments span {len(studies)} studies; one SR belongs to one study")
@@ -337,8 +344,13 @@ def write_imc_sr(
         institution_name=institution_name,
     )
     target = Path(path)
+    vr.clean_text_values(sr)
+    found = vr.problems(sr)
+    if found:
+        raise ValueError(f"the SR would break the DICOM standard: {'; '.join(found[:5])}")
     with atomic_output(target) as tmp:
         sr.save_as(tmp, enforce_file_format=True)
+        pydicom.dcmread(tmp, stop_before_pixels=True)  # reads back before it is renamed into place
     logger.info(
         "wrote IMC SR %s (SOP Instance UID %s, %d groups) to %s",
         sr.SOPClassUID.name,
@@ -350,6 +362,19 @@ def write_imc_sr(
 
 
 # --- internals ----------------------------------------------------------------------------------------
+
+
+def _conformed(assessments: Sequence[ImageAssessment]) -> tuple[list[ImageAssessment], list[TextRecord]]:
+    """The assessments with header copies of their sources whose values fit their VRs, and one text record
+    per changed value keeping the original in full."""
+    out, records = [], {}
+    for assessment in assessments:
+        header, changes = vr.conform_source(assessment.source)
+        out.append(dataclasses.replace(assessment, source=header))
+        for c in changes:
+            role = f"{c.keyword} of the source ({c.vr}; {c.reason})"
+            records.setdefault((c.keyword, c.original), TextRecord(role, c.original))
+    return out, list(records.values())
 
 
 def _unique_sources(assessments: Sequence[ImageAssessment]) -> list[Dataset]:

@@ -31,14 +31,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 from pydicom.dataset import Dataset
-from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi
+from pydicom.pixels import apply_color_lut, apply_voi
+from pydicom.uid import UID, UID_dictionary
+
+from monai_imc.dicom.frames import DEFAULT_MAX_PIXELS, FrameError, read_frame
+from monai_imc.dicom.window import apply_window, lut_max, modality_lut, to_uint8, voi_source
 
 __all__ = [
     "CT_PRESETS",
+    "DEFAULT_MAX_PIXELS",
     "SeriesView",
     "UnsupportedSeriesError",
     "Window",
@@ -47,6 +51,7 @@ __all__ = [
     "is_image_object",
     "key_indices",
     "series_views",
+    "sop_class_kind",
     "window_frame",
 ]
 
@@ -68,14 +73,18 @@ _CT_BODY_PARTS: tuple[tuple[tuple[str, ...], str], ...] = (
 
 _PERCENTILES = (0.5, 99.5)
 
+
 # Objects that are never images, even when a modality is set (SR, KO, PR, ...): SOP Class UID prefixes.
 _NON_IMAGE_SOP_PREFIXES = (
     "1.2.840.10008.5.1.4.1.1.88.",  # Structured Report family, Key Object Selection (.88.59)
     "1.2.840.10008.5.1.4.1.1.11.",  # Presentation States
-    "1.2.840.10008.5.1.4.1.1.66",  # Raw Data, Spatial Registration, Segmentation-free fiducials
-    "1.2.840.10008.5.1.4.1.1.104.",  # Encapsulated PDF / CDA
+    "1.2.840.10008.5.1.4.1.1.66",  # Raw Data, Spatial Registration, Segmentation, fiducials
+    "1.2.840.10008.5.1.4.1.1.104.",  # Encapsulated PDF / CDA / STL
     "1.2.840.10008.5.1.4.1.1.9.",  # Waveforms
+    "1.2.840.10008.5.1.4.1.1.481.",  # Radiotherapy objects (RT Image, .481.1, is an image: see below)
 )
+_IMAGE_SOP_CLASSES = ("1.2.840.10008.5.1.4.1.1.481.1",)  # RT Image Storage
+_IMAGE_NAME_WORDS = ("Image Storage", "Volume Storage")
 _PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 
 
@@ -132,6 +141,7 @@ class SeriesView:
         study_instance_uid: the study it belongs to.
         position: index of the slice / frame in the sorted series (0-based).
         count: number of slices / frames it was chosen from.
+        notes: what was done to read it that a reader should know (read reduced, NaN values shown black).
     """
 
     pixels: np.ndarray = field(repr=False)
@@ -144,6 +154,7 @@ class SeriesView:
     study_instance_uid: str
     position: int = 0
     count: int = 1
+    notes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.pixels.dtype != np.uint8 or self.pixels.ndim not in (2, 3):
@@ -168,12 +179,33 @@ def key_indices(count: int, n_views: int = 1) -> list[int]:
 
 
 def is_image_object(ds: Dataset) -> bool:
-    """Whether ``ds`` is meant to be an image: False for SR, KO, presentation states, PDF, waveforms ...
+    """Whether ``ds`` is meant to be an image: False for SR, KO, presentation states, RT plans, PDF,
+    waveforms, segmentations and every other SOP class whose standard name is not an image storage.
 
     An image object without pixel data is still an image object (a broken one): :func:`series_views`
-    raises for it, while a caller may simply skip objects for which this returns False.
+    raises for it, while a caller may simply skip objects for which this returns False. An object of a
+    SOP class pydicom does not know (a private one) is not one: the SR could not reference it.
     """
-    return not str(ds.get("SOPClassUID", "")).startswith(_NON_IMAGE_SOP_PREFIXES)
+    return sop_class_kind(ds)[0]
+
+
+def sop_class_kind(ds: Dataset) -> tuple[bool, str]:
+    """``(is_image, name)`` of ``ds``'s SOP class: see :func:`is_image_object`; ``name`` is the standard
+    name (or the UID itself when pydicom does not know it, ``"(none)"`` when absent)."""
+    try:
+        uid = UID(str(ds.get("SOPClassUID", "") or "").strip())
+    except Exception:  # noqa: BLE001  (a malformed value)
+        uid = UID("")
+    if not uid:
+        return True, "(none)"
+    name = uid.name if uid.name != str(uid) else str(uid)
+    if str(uid) in _IMAGE_SOP_CLASSES:
+        return True, name
+    if str(uid).startswith(_NON_IMAGE_SOP_PREFIXES):
+        return False, name
+    if uid in UID_dictionary:
+        return any(w in name for w in _IMAGE_NAME_WORDS), name
+    return False, f"{name}, a SOP class the app does not know"
 
 
 def ct_preset_for(ds: Dataset) -> str:
@@ -186,7 +218,10 @@ def ct_preset_for(ds: Dataset) -> str:
 
 
 def series_views(
-    datasets: Sequence[Dataset], n_views: int = 1, ct_preset: str | None = None
+    datasets: Sequence[Dataset],
+    n_views: int = 1,
+    ct_preset: str | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> list[SeriesView]:
     """Key 2D views of one series.
 
@@ -195,6 +230,7 @@ def series_views(
         n_views: views per volume or multi-frame instance (evenly spaced; 1 gives the middle one).
         ct_preset: force a :data:`CT_PRESETS` window for CT where the file has none
             (default: chosen from BodyPartExamined).
+        max_pixels: the decode budget per frame (see :data:`DEFAULT_MAX_PIXELS`).
 
     Returns:
         The views: for a volume, ``n_views`` slices in slice order; otherwise the views of each instance in
@@ -218,17 +254,20 @@ def series_views(
     volume = _as_volume(datasets)
     if volume is not None:
         return [
-            _make_view(volume[i], None, ct_preset, position=i, count=len(volume))
+            _make_view(volume[i], None, ct_preset, position=i, count=len(volume), max_pixels=max_pixels)
             for i in key_indices(len(volume), n_views)
         ]
     views: list[SeriesView] = []
     for ds in sorted(datasets, key=_instance_number):
-        views.extend(dataset_views(ds, n_views=n_views, ct_preset=ct_preset))
+        views.extend(dataset_views(ds, n_views=n_views, ct_preset=ct_preset, max_pixels=max_pixels))
     return views
 
 
-def dataset_views(ds: Dataset, n_views: int = 1, ct_preset: str | None = None) -> list[SeriesView]:
-    """Views of one instance: its only frame, or ``n_views`` evenly spaced frames of a multi-frame one.
+def dataset_views(
+    ds: Dataset, n_views: int = 1, ct_preset: str | None = None, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> list[SeriesView]:
+    """Views of one instance: its only frame, or ``n_views`` evenly spaced frames of a multi-frame one
+    (only those frames are decoded).
 
     Raises:
         UnsupportedSeriesError: the instance has no usable pixel data.
@@ -237,8 +276,11 @@ def dataset_views(ds: Dataset, n_views: int = 1, ct_preset: str | None = None) -
     _check_image(ds)
     frames = _number_of_frames(ds)
     if frames <= 1:
-        return [_make_view(ds, None, ct_preset)]
-    return [_make_view(ds, i, ct_preset, position=i, count=frames) for i in key_indices(frames, n_views)]
+        return [_make_view(ds, None, ct_preset, max_pixels=max_pixels)]
+    return [
+        _make_view(ds, i, ct_preset, position=i, count=frames, max_pixels=max_pixels)
+        for i in key_indices(frames, n_views)
+    ]
 
 
 def window_frame(
@@ -258,16 +300,16 @@ def window_frame(
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
     if photometric == "PALETTE COLOR":
         rgb = apply_color_lut(frame, ds)
-        return _to_uint8(rgb, _lut_max(rgb)), None
+        return to_uint8(rgb, lut_max(rgb)), None
     if frame.ndim == 3:
         bits = int(ds.get("BitsStored", 8) or 8)
-        return _to_uint8(frame, float(2**bits - 1)), None
+        return to_uint8(frame, float(2**bits - 1)), None
     modality = str(ds.get("Modality", "")).upper()
-    values = _modality_lut(ds, frame, frame_index)
-    voi = _voi_source(ds, frame_index)
+    values = modality_lut(ds, frame, frame_index)
+    voi = voi_source(ds, frame_index)
     if isinstance(voi, Dataset):  # the dataset (or frame VOI item) holding a VOI LUT Sequence
         out = apply_voi(np.rint(values).astype(np.int64), voi)
-        view = _to_uint8(out, float(2 ** int(voi.VOILUTSequence[0].LUTDescriptor[2]) - 1))
+        view = to_uint8(out, float(2 ** int(voi.VOILUTSequence[0].LUTDescriptor[2]) - 1))
         window: Window = Window(None, None, "file_voi_lut")
     else:
         if voi is not None:
@@ -283,7 +325,7 @@ def window_frame(
             lo, hi = np.percentile(values, _PERCENTILES)
             center, width = float(lo + hi) / 2.0, max(float(hi - lo), 1.0)
             function, source = "LINEAR", "percentile"
-        view = _apply_window(values, center, width, function)
+        view = apply_window(values, center, width, function)
         window = Window(center, width, source, function)
     if photometric == "MONOCHROME1":
         view = 255 - view
@@ -314,11 +356,15 @@ def _check_preset(ct_preset: str | None) -> None:
 
 def _check_image(ds: Dataset) -> None:
     sop_class = str(ds.get("SOPClassUID", ""))
-    if not is_image_object(ds):
-        name = getattr(ds.SOPClassUID, "name", sop_class)
+    image, name = sop_class_kind(ds)
+    if not image:
         raise _error(ds, f"not an image object ({name}, Modality {ds.get('Modality', '?')})")
-    if not any(kw in ds for kw in _PIXEL_KEYWORDS):
+    present = [kw for kw in _PIXEL_KEYWORDS if kw in ds]
+    if not present:
         raise _error(ds, f"no pixel data (SOP Class {sop_class or '(none)'})")
+    if ds[present[0]].is_empty:
+        raise _error(ds, f"the pixel data element is empty (SOP Class {sop_class or '(none)'})")
+    _number_of_frames(ds)
 
 
 def _instance_number(ds: Dataset) -> tuple[int, str]:
@@ -330,10 +376,16 @@ def _instance_number(ds: Dataset) -> tuple[int, str]:
 
 
 def _number_of_frames(ds: Dataset) -> int:
+    if "NumberOfFrames" not in ds:
+        return 1
+    value = ds.get("NumberOfFrames")
     try:
-        return int(ds.get("NumberOfFrames", 1) or 1)
+        frames = int(value) if value not in (None, "") else 1
     except (TypeError, ValueError) as exc:
-        raise _error(ds, f"invalid NumberOfFrames {ds.get('NumberOfFrames')!r}") from exc
+        raise _error(ds, f"invalid NumberOfFrames {value!r}") from exc
+    if frames < 1:
+        raise _error(ds, f"NumberOfFrames is {frames}: the object holds no frame")
+    return frames
 
 
 def _as_volume(datasets: Sequence[Dataset]) -> list[Dataset] | None:
@@ -377,18 +429,35 @@ def _geometry(ds: Dataset) -> tuple[np.ndarray, np.ndarray] | None:
 
 
 def _make_view(
-    ds: Dataset, frame_index: int | None, ct_preset: str | None, position: int = 0, count: int = 1
+    ds: Dataset,
+    frame_index: int | None,
+    ct_preset: str | None,
+    position: int = 0,
+    count: int = 1,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> SeriesView:
     try:
-        frame = _frame(ds, frame_index)
-    except UnsupportedSeriesError:
-        raise
+        frame, step = read_frame(ds, frame_index, max_pixels)
+    except FrameError as exc:
+        raise _error(ds, str(exc)) from exc
     except Exception as exc:  # pixel decoders raise many types; all mean the same here
-        raise _error(ds, f"cannot decode pixel data: {type(exc).__name__}: {exc}") from exc
+        raise _error(ds, f"cannot decode pixel data: {_describe(exc)}") from exc
+    notes: list[str] = []
+    if step > 1:
+        notes.append(f"read reduced: 1 of every {step} rows and columns (decode budget {max_pixels} pixels)")
+    if frame.dtype.kind == "f":
+        finite = np.isfinite(frame)
+        bad = int(frame.size - np.count_nonzero(finite))
+        if bad == frame.size:
+            raise _error(ds, "the pixel data holds no finite value (all NaN or infinite)")
+        if bad:
+            notes.append(f"{bad} of {frame.size} pixel values are NaN or infinite (shown black)")
+            frame = np.where(finite, frame, np.nanmin(np.where(finite, frame, np.nan)))
     try:
-        view, window = window_frame(ds, frame, frame_index, ct_preset)
+        with np.errstate(all="ignore"):
+            view, window = window_frame(ds, frame, frame_index, ct_preset)
     except Exception as exc:  # malformed LUTs or window attributes
-        raise _error(ds, f"cannot window pixel data: {type(exc).__name__}: {exc}") from exc
+        raise _error(ds, f"cannot window pixel data: {_describe(exc)}") from exc
     logger.debug("view of %s frame %s: shape %s window %s", _uid(ds), frame_index, view.shape, window)
     return SeriesView(
         pixels=view,
@@ -401,96 +470,10 @@ def _make_view(
         study_instance_uid=str(ds.get("StudyInstanceUID", "")),
         position=position,
         count=count,
+        notes=tuple(notes),
     )
 
 
-def _frame(ds: Dataset, frame_index: int | None) -> np.ndarray:
-    if "SOPInstanceUID" not in ds or "SOPClassUID" not in ds:
-        raise _error(ds, "missing SOPClassUID or SOPInstanceUID")
-    if frame_index is None:
-        arr = ds.pixel_array
-    else:
-        arr = ds.pixel_array[frame_index]  # pydicom 3 decodes all frames; series here are small
-    arr = np.asarray(arr)
-    samples = int(ds.get("SamplesPerPixel", 1) or 1)
-    if (samples == 1 and arr.ndim != 2) or (samples == 3 and (arr.ndim != 3 or arr.shape[-1] != 3)):
-        raise _error(ds, f"unexpected pixel array shape {arr.shape} for SamplesPerPixel {samples}")
-    return arr
-
-
-def _functional_item(ds: Dataset, frame_index: int | None, sequence: str) -> Dataset | None:
-    """The first item of a functional-group macro for a frame: per-frame first, then shared."""
-    groups: list[Any] = []
-    if frame_index is not None and "PerFrameFunctionalGroupsSequence" in ds:
-        per_frame = ds.PerFrameFunctionalGroupsSequence
-        if frame_index < len(per_frame):
-            groups.append(per_frame[frame_index])
-    if "SharedFunctionalGroupsSequence" in ds and len(ds.SharedFunctionalGroupsSequence):
-        groups.append(ds.SharedFunctionalGroupsSequence[0])
-    for group in groups:
-        seq = group.get(sequence)
-        if seq:
-            return seq[0]
-    return None
-
-
-def _modality_lut(ds: Dataset, frame: np.ndarray, frame_index: int | None) -> np.ndarray:
-    if "ModalityLUTSequence" in ds:
-        return np.asarray(apply_modality_lut(frame, ds), dtype=np.float64)
-    source: Dataset = ds
-    if "RescaleSlope" not in ds and "RescaleIntercept" not in ds:
-        item = _functional_item(ds, frame_index, "PixelValueTransformationSequence")
-        if item is not None:
-            source = item
-    slope = float(source.get("RescaleSlope", 1.0) or 1.0)
-    intercept = float(source.get("RescaleIntercept", 0.0) or 0.0)
-    return frame.astype(np.float64) * slope + intercept
-
-
-def _first(value: Any) -> float:
-    if isinstance(value, (list, tuple)) or hasattr(value, "__getitem__") and not isinstance(value, str):
-        value = value[0]
-    return float(value)
-
-
-def _voi_source(ds: Dataset, frame_index: int | None) -> Dataset | tuple[float, float, str] | None:
-    """The file's VOI: the dataset holding a VOI LUT Sequence, or (center, width, function), or ``None``."""
-    for source in (ds, _functional_item(ds, frame_index, "FrameVOILUTSequence")):
-        if source is None:
-            continue
-        if "VOILUTSequence" in source and len(source.VOILUTSequence):
-            return source
-        center, width = source.get("WindowCenter"), source.get("WindowWidth")
-        if center is not None and width is not None:
-            try:
-                c, w = _first(center), _first(width)
-            except (TypeError, ValueError, IndexError):
-                continue
-            function = str(source.get("VOILUTFunction", "LINEAR") or "LINEAR").upper()
-            if w > 0:
-                return c, w, function
-    return None
-
-
-def _apply_window(values: np.ndarray, center: float, width: float, function: str) -> np.ndarray:
-    """The VOI window of PS3.3 C.11.2.1.2 mapped to 0..255."""
-    if function == "SIGMOID":
-        out = 255.0 / (1.0 + np.exp(-4.0 * (values - center) / width))
-    elif function == "LINEAR_EXACT":
-        out = ((values - center) / width + 0.5) * 255.0
-    elif width <= 1.0:  # LINEAR with the smallest width: a threshold
-        out = np.where(values > center - 0.5, 255.0, 0.0)
-    else:  # LINEAR
-        out = ((values - (center - 0.5)) / (width - 1.0) + 0.5) * 255.0
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
-
-
-def _lut_max(arr: np.ndarray) -> float:
-    return 255.0 if arr.dtype == np.uint8 else 65535.0
-
-
-def _to_uint8(arr: np.ndarray, maximum: float) -> np.ndarray:
-    if arr.dtype == np.uint8:
-        return np.array(arr, copy=True)  # never the dataset's cached pixel array: views get frozen
-    scaled = np.asarray(arr, dtype=np.float64) * (255.0 / max(maximum, 1.0))
-    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+def _describe(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text[:297] + '...' if len(text) > 300 else text}"

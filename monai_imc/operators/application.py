@@ -12,17 +12,24 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import sys
+import threading
+import warnings
 from pathlib import Path
 from typing import Any
 
 from monai.deploy.conditions import CountCondition
 from monai.deploy.core import Application
-from monai.deploy.operators.dicom_data_loader_operator import DICOMDataLoaderOperator
 from monai.deploy.operators.dicom_series_selector_operator import DICOMSeriesSelectorOperator
 
+from monai_imc.atomic import remove_pending
+from monai_imc.deploy.checks import check_run_arguments
 from monai_imc.deploy.context import IMCContext, default_bundle, load_context
+from monai_imc.deploy.process import start_report
 from monai_imc.deploy.report import RunReport
 from monai_imc.operators.artifact_perceiver import ArtifactPerceiverOperator
+from monai_imc.operators.dicom_loader import IMCDicomLoaderOperator
 from monai_imc.operators.pdc_calibrator import PDCCalibratorOperator
 from monai_imc.operators.series_to_views import SeriesToViewsOperator
 from monai_imc.operators.sms_report_refiner import SMSReportRefinerOperator
@@ -46,6 +53,12 @@ class IMCApplication(Application):
         device: override the bundle config's device.
         stow_url: a DICOMweb root to send the SRs to with STOW-RS (``None``: keep them in the output folder
             only).
+        skip_existing: keep the SRs already in the output folder that are current (same algorithm, newer
+            than their source files) instead of redoing their series.
+
+    The run report is saved as the run goes; SIGTERM and SIGINT end the run with the report completed
+    (state ``interrupted``) and this run's temporary files removed (exit code 128 + the signal number).
+    Temporary files a killed run left in the output folder are removed at start and reported.
 
     Example::
 
@@ -64,6 +77,7 @@ class IMCApplication(Application):
         bundle: str | os.PathLike[str] | None = None,
         device: str | None = None,
         stow_url: str | None = None,
+        skip_existing: bool = False,
         **kwargs: Any,
     ) -> None:
         self._logger = logging.getLogger(f"{__name__}.{type(self).__name__}")
@@ -73,6 +87,8 @@ class IMCApplication(Application):
         self._bundle = Path(bundle) if bundle is not None else None
         self._device = device
         self._stow_url = stow_url
+        self._skip_existing = skip_existing
+        self._graph_started = threading.Event()
         self.report: RunReport | None = None
         super().__init__(argv or [], **kwargs)
 
@@ -91,22 +107,32 @@ class IMCApplication(Application):
     def compose(self) -> None:
         """Build the shared context once and chain the operators."""
         input_folder, output_folder, bundle = self._folders()
-        if not input_folder.is_dir():
-            raise NotADirectoryError(f"input folder {input_folder} does not exist")
+        check_run_arguments(
+            input_folder, output_folder, bundle, self._stow_url, self._device, allow_empty=True
+        )
         output_folder.mkdir(parents=True, exist_ok=True)
         if self._imc is None:
-            if bundle is None or not bundle.exists():
-                bundle = default_bundle()
-            self._imc = load_context(bundle, device=self._device)
+            self._imc = load_context(bundle if bundle is not None else default_bundle(), device=self._device)
         imc = self._imc
-        report = self.report = RunReport(str(input_folder), str(output_folder))
+        report = self.report = start_report(RunReport(str(input_folder), str(output_folder)))
 
-        loader = DICOMDataLoaderOperator(
-            self, CountCondition(self, 1), input_folder=input_folder, must_load=False, name="dicom_loader"
+        loader = IMCDicomLoaderOperator(
+            self,
+            CountCondition(self, 1),
+            report=report,
+            ignore_names=(imc.settings.sidecar_name,),
+            on_start=self._graph_started.set,
+            input_folder=input_folder,
+            must_load=False,
+            name="dicom_loader",
         )
         selector = DICOMSeriesSelectorOperator(self, all_matched=True, name="series_selector")
         views = SeriesToViewsOperator(
-            self, imc=imc, report=report, input_folder=input_folder, name="series_to_views"
+            self,
+            imc=imc,
+            report=report,
+            keep_current_in=output_folder if self._skip_existing else None,
+            name="series_to_views",
         )
         perceiver = ArtifactPerceiverOperator(self, imc=imc, name="artifact_perceiver")
         calibrator = PDCCalibratorOperator(self, imc=imc, name="pdc_calibrator")
@@ -132,7 +158,96 @@ class IMCApplication(Application):
             self.add_flow(writer, stow, {(IMCStructuredReportWriterOperator.OUTPUT, STOWRSOperator.INPUT)})
         self._logger.info("IMC app: %s -> %s with bundle %s", input_folder, output_folder, imc.bundle)
 
+    def run(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the graph; SIGTERM / SIGINT complete the run report (``interrupted``) before the process
+        ends, and the report is marked ``complete`` when the graph is done.
+
+        Holoscan runs the graph in a thread of its own and installs its own SIGTERM / SIGINT handler, which
+        stops the graph and, when an operator is busy, exits after 3 s with the report unfinished. So the
+        graph runs in a worker thread, the main thread waits in Python, and this app takes the signals back
+        once the graph has started (the loader's first call).
+        """
+        noise = _SDKNoise()
+        quiet = [logging.getLogger(), logging.getLogger("pydicom")]
+        for logger in quiet:
+            logger.addFilter(noise)
+        handlers: dict[int, Any] = {}
+        main = threading.current_thread() is threading.main_thread()
+        try:
+            with warnings.catch_warnings():
+                # pydicom and highdicom warn about each value that breaks its VR, as they read it; the app
+                # reports what matters once (monai_imc.dicom.vr keeps the originals in the SR)
+                warnings.simplefilter("ignore", UserWarning)
+                if not main:
+                    result = super().run(*args, **kwargs)
+                else:
+                    handlers = {
+                        s: signal.signal(s, self._interrupted) for s in (signal.SIGTERM, signal.SIGINT)
+                    }
+                    result = self._run_in_worker(*args, **kwargs)
+        except Exception as exc:
+            if self.report is not None:
+                self.report.notes.append(f"the run stopped: {type(exc).__name__}: {exc}")
+                self.report.finish("interrupted")
+            raise
+        finally:
+            for logger in quiet:
+                logger.removeFilter(noise)
+            for signum, handler in handlers.items():
+                signal.signal(signum, handler)
+        if self.report is not None:
+            self.report.finish()
+        return result
+
+    def _run_in_worker(self, *args: Any, **kwargs: Any) -> Any:
+        outcome: dict[str, Any] = {}
+
+        def target() -> None:
+            try:
+                outcome["result"] = Application.run(self, *args, **kwargs)
+            except BaseException as exc:  # noqa: BLE001  (re-raised in the main thread)
+                outcome["error"] = exc
+
+        worker = threading.Thread(target=target, name="imc-app-graph", daemon=True)
+        worker.start()
+        taken = False
+        while worker.is_alive():
+            worker.join(0.2)
+            if not taken and self._graph_started.is_set():
+                for signum in (signal.SIGTERM, signal.SIGINT):
+                    signal.signal(signum, self._interrupted)  # back from Holoscan's handler
+                taken = True
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome.get("result")
+
+    def _interrupted(self, signum: int, frame: Any) -> None:
+        name = signal.Signals(signum).name
+        removed = remove_pending()
+        if self.report is not None:
+            self.report.autosave = False
+            self.report.notes.append(
+                f"interrupted by {name} ({len(self.report.of('written'))} SR(s) written before; "
+                f"{len(removed)} temporary file(s) of this run removed)"
+            )
+            self.report.finish("interrupted")
+        self._logger.warning("interrupted by %s; run report completed", name)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(128 + signum)
+
     @property
     def exit_code(self) -> int:
         """The run's exit code (1 before a run)."""
         return self.report.exit_code if self.report is not None else 1
+
+
+class _SDKNoise(logging.Filter):
+    """Drops the SDK series selector's notice on the root logger that no selection rules are given
+    (selecting every series is this app's design, not a problem) and pydicom's warnings about values it
+    tolerates (the app reports the files and series that matter, once)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name == "pydicom":
+            return record.levelno > logging.WARNING
+        return not (record.name == "root" and record.getMessage().startswith("No selection rules given"))

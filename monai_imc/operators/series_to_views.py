@@ -1,16 +1,12 @@
-"""SeriesToViewsOperator: the selected series of each study -> key 2D views, with modality windowing.
-
-Also accounts for the input files the SDK's loader left out (truncated, not DICOM, no UIDs), so every
-file of the input has an outcome in the run report.
-"""
+"""SeriesToViewsOperator: the selected series of each study -> key 2D views, with modality windowing."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
-from monai_imc.deploy.audit import audit_input
 from monai_imc.deploy.process import stage_views
-from monai_imc.deploy.report import Outcome
 from monai_imc.deploy.work import SeriesWork, series_work
 from monai_imc.operators.stage import StageOperator
 
@@ -29,20 +25,26 @@ class SeriesToViewsOperator(StageOperator):
 
     Args:
         fragment: the application.
-        imc: the shared IMC context (settings: ``n_views``, ``ct_preset``, the sidecar's name).
-        report: the run report, which gets the outcome of every file the loader left out.
-        input_folder: the input folder, to account for those files (``None``: no audit).
+        imc: the shared IMC context (settings: ``n_views``, ``ct_preset``, ``max_pixels``).
+        keep_current_in: the output folder when series whose SR is there and current are to be kept
+            (``--skip-existing``); ``None``: process every series.
+        **kwargs: passed to :class:`StageOperator`.
     """
 
     INPUT = "study_selected_series_list"
     OUTPUT = "series_views"
 
+    def __init__(
+        self, *args: Any, keep_current_in: str | os.PathLike[str] | None = None, **kwargs: Any
+    ) -> None:
+        self._keep_current_in = Path(keep_current_in) if keep_current_in is not None else None
+        super().__init__(*args, **kwargs)
+
     def process(self, items: list[Any]) -> Any:
         """Views of every selected series (``items``: the selector's StudySelectedSeries); a list of SeriesWork."""
-        selections = items
         works: list[SeriesWork] = []
         seen: set[str] = set()
-        for selection in selections:
+        for selection in items:
             study_uid = str(selection.study.StudyInstanceUID)
             for selected in selection.selected_series:
                 series = selected.series
@@ -52,15 +54,5 @@ class SeriesToViewsOperator(StageOperator):
                 seen.add(uid)
                 datasets = [sop.get_native_sop_instance() for sop in series.get_sop_instances()]
                 works.append(series_work(study_uid, uid, datasets))
-        if self._input_folder is not None:
-            loaded = [
-                str(ds.filename)
-                for w in works
-                for ds in w.datasets
-                if isinstance(getattr(ds, "filename", None), str)
-            ]
-            assert self._report is not None, "SeriesToViewsOperator needs the run report to audit the input"
-            for finding in audit_input(self._input_folder, loaded, [self._imc.settings.sidecar_name]):
-                self._report.add(Outcome(finding.status, "file", str(finding.path), finding.reason))
         self._logger.info("%d series selected", len(works))
-        return stage_views(works, self._imc)
+        return stage_views(works, self._imc, keep_current_in=self._keep_current_in)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from helpers import REPO
+from helpers import REPO, dicom_path
 
 from monai_imc import cli
 from monai_imc.deploy.context import IMCContext
@@ -149,3 +149,55 @@ def test_only_the_operators_import_the_sdk() -> None:
     assert offenders == []
     operators = (REPO / "monai_imc" / "operators" / "application.py").read_text(encoding="utf-8")
     assert "from monai.deploy" in operators  # the check above looks at real import statements
+
+
+BAD_ARGUMENTS = {
+    "input missing": (["-i", "{tmp}/nowhere", "-o", "{tmp}/out"], "does not exist"),
+    "input a file": (["-i", "{tmp}/a_file", "-o", "{tmp}/out"], "is a file, not a folder: give the folder"),
+    "input empty": (["-i", "{tmp}/empty", "-o", "{tmp}/out"], "holds no file"),
+    "output a file": (["-i", "{tmp}/study", "-o", "{tmp}/a_file"], "is a file: give a folder"),
+    "bundle missing": (
+        ["-i", "{tmp}/study", "-o", "{tmp}/out", "--bundle", "{tmp}/no_bundle"],
+        "does not exist",
+    ),
+    "bundle empty": (["-i", "{tmp}/study", "-o", "{tmp}/out", "--bundle", "{tmp}/empty"], "no MONAI bundle"),
+    "stow credentials": (
+        ["-i", "{tmp}/study", "-o", "{tmp}/out", "--stow", "http://user:secret@pacs:8042/dicom-web"],
+        "credentials in the URL are refused",
+    ),
+    "stow not http": (
+        ["-i", "{tmp}/study", "-o", "{tmp}/out", "--stow", "ftp://pacs/x"],
+        "not an http(s) URL",
+    ),
+    "device": (["-i", "{tmp}/study", "-o", "{tmp}/out", "--device", "tpu"], "use cpu, cuda or cuda:N"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_ARGUMENTS))
+def test_bad_arguments_fail_before_anything_heavy_loads(case: str, tmp_path: Path) -> None:
+    """Exit code 2, one line saying what to do, and neither Holoscan, torch nor transformers imported
+    (the check runs before them: a wrong path costs no model load)."""
+    (tmp_path / "a_file").write_text("x")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "study").mkdir()
+    shutil.copy(dicom_path("CT_small.dcm"), tmp_path / "study" / "ct.dcm")
+    argv, expected = BAD_ARGUMENTS[case]
+    argv = ["run", *(a.format(tmp=tmp_path) for a in argv)]
+    probe = (
+        "import sys; from monai_imc import cli; code = cli.main(sys.argv[1:]); "
+        "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'holoscan', 'torch', 'transformers'}); "
+        "print(code, heavy)"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", probe, *argv],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert run.stdout.strip() == "2 []", run.stdout + run.stderr
+    (line,) = run.stderr.strip().splitlines()
+    assert line.startswith("monai-imc: error: ") and expected in line, line
+    assert "secret" not in line
+    assert not (tmp_path / "out").exists()

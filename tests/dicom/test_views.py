@@ -20,6 +20,8 @@ from monai_imc.dicom.views import (
     dataset_views,
     key_indices,
     series_views,
+    sop_class_kind,
+    window_frame,
 )
 
 
@@ -258,3 +260,72 @@ def test_mixed_series_and_empty_input_raise() -> None:
         series_views([a, b])
     with pytest.raises(UnsupportedSeriesError, match="no instances"):
         series_views([])
+
+
+def test_zero_frames_is_a_reason_not_a_type_error() -> None:
+    ds = _read("emri_small.dcm")
+    ds.NumberOfFrames = 0
+    with pytest.raises(UnsupportedSeriesError, match="NumberOfFrames is 0"):
+        series_views([ds])
+
+
+def test_multiframe_decodes_only_the_key_frame() -> None:
+    ds = _read("emri_small.dcm")
+    (view,) = series_views([ds])
+    assert "PixelData" in ds and getattr(ds, "_pixel_array", None) is None  # no full decode was cached
+    assert view.frame_number == int(ds.NumberOfFrames) // 2 + 1
+
+
+@pytest.mark.parametrize("name", ["MR_small.dcm", "SC_rgb.dcm", "MR_small_bigendian.dcm", "US1_UNCR.dcm"])
+def test_over_the_budget_an_uncompressed_image_is_read_reduced(name: str) -> None:
+    ds = _read(name)
+    full = ds.pixel_array
+    rows, columns = full.shape[:2]
+    step = 3
+    (view,) = dataset_views(_read(name), max_pixels=-(-(rows * columns) // (step * step)))
+    assert view.notes and f"1 of every {step} rows and columns" in view.notes[0]
+    expected, _ = window_frame(ds, np.ascontiguousarray(full[::step, ::step]))
+    np.testing.assert_array_equal(view.pixels, expected)
+
+
+def test_over_the_budget_a_compressed_image_is_refused_with_a_reason() -> None:
+    ds = _read("MR_small_RLE.dcm")
+    with pytest.raises(
+        UnsupportedSeriesError, match="over the decode budget of 100 .* cannot be read reduced"
+    ):
+        series_views([ds], max_pixels=100)
+
+
+def test_nan_and_inf_are_shown_black_and_noted() -> None:
+    ds = _read("MR_small.dcm")
+    values = ds.pixel_array.astype(np.float32)
+    values[0, :] = np.nan
+    values[1, :] = np.inf
+    del ds.PixelData
+    ds.BitsAllocated = 32
+    ds.FloatPixelData = values.tobytes()
+    (view,) = series_views([ds])
+    assert "are NaN or infinite" in view.notes[0]
+    assert (view.pixels[:2] == view.pixels[2:].min()).all()
+    values[:] = np.nan
+    ds.FloatPixelData = values.tobytes()
+    with pytest.raises(UnsupportedSeriesError, match="no finite value"):
+        series_views([ds])
+
+
+@pytest.mark.parametrize(
+    ("uid", "image"),
+    [
+        ("1.2.840.10008.5.1.4.1.1.481.5", False),  # RT Plan
+        ("1.2.840.10008.5.1.4.1.1.481.2", False),  # RT Dose
+        ("1.2.840.10008.5.1.4.1.1.481.1", True),  # RT Image
+        ("1.2.840.10008.5.1.4.1.1.66.4", False),  # Segmentation
+        ("1.2.840.10008.5.1.4.1.1.4.1", True),  # Enhanced MR Image
+        ("1.2.840.10008.5.1.4.1.1.6.2", True),  # Enhanced US Volume
+        ("1.2.826.0.1.3680043.8.498.77", False),  # unknown: the SR could not reference it
+    ],
+)
+def test_image_objects_are_told_by_their_sop_class(uid: str, image: bool) -> None:
+    ds = _read("MR_small.dcm")
+    ds.SOPClassUID = uid
+    assert sop_class_kind(ds)[0] is image

@@ -1,0 +1,99 @@
+"""The pieces of DICOM windowing that :func:`monai_imc.dicom.views.window_frame` puts together: the
+functional-group lookups of multi-frame images, the modality LUT, the file's VOI and the VOI window of
+PS3.3 C.11.2.1.2, and the 8-bit conversion."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from pydicom.dataset import Dataset
+from pydicom.pixels import apply_modality_lut
+
+__all__ = [
+    "apply_window",
+    "first",
+    "functional_item",
+    "lut_max",
+    "modality_lut",
+    "to_uint8",
+    "voi_source",
+]
+
+
+def functional_item(ds: Dataset, frame_index: int | None, sequence: str) -> Dataset | None:
+    """The first item of a functional-group macro for a frame: per-frame first, then shared."""
+    groups: list[Any] = []
+    if frame_index is not None and "PerFrameFunctionalGroupsSequence" in ds:
+        per_frame = ds.PerFrameFunctionalGroupsSequence
+        if frame_index < len(per_frame):
+            groups.append(per_frame[frame_index])
+    if "SharedFunctionalGroupsSequence" in ds and len(ds.SharedFunctionalGroupsSequence):
+        groups.append(ds.SharedFunctionalGroupsSequence[0])
+    for group in groups:
+        seq = group.get(sequence)
+        if seq:
+            return seq[0]
+    return None
+
+
+def modality_lut(ds: Dataset, frame: np.ndarray, frame_index: int | None) -> np.ndarray:
+    if "ModalityLUTSequence" in ds:
+        return np.asarray(apply_modality_lut(frame, ds), dtype=np.float64)
+    source: Dataset = ds
+    if "RescaleSlope" not in ds and "RescaleIntercept" not in ds:
+        item = functional_item(ds, frame_index, "PixelValueTransformationSequence")
+        if item is not None:
+            source = item
+    slope = float(source.get("RescaleSlope", 1.0) or 1.0)
+    intercept = float(source.get("RescaleIntercept", 0.0) or 0.0)
+    return frame.astype(np.float64) * slope + intercept
+
+
+def first(value: Any) -> float:
+    if isinstance(value, (list, tuple)) or hasattr(value, "__getitem__") and not isinstance(value, str):
+        value = value[0]
+    return float(value)
+
+
+def voi_source(ds: Dataset, frame_index: int | None) -> Dataset | tuple[float, float, str] | None:
+    """The file's VOI: the dataset holding a VOI LUT Sequence, or (center, width, function), or ``None``."""
+    for source in (ds, functional_item(ds, frame_index, "FrameVOILUTSequence")):
+        if source is None:
+            continue
+        if "VOILUTSequence" in source and len(source.VOILUTSequence):
+            return source
+        center, width = source.get("WindowCenter"), source.get("WindowWidth")
+        if center is not None and width is not None:
+            try:
+                c, w = first(center), first(width)
+            except (TypeError, ValueError, IndexError):
+                continue
+            function = str(source.get("VOILUTFunction", "LINEAR") or "LINEAR").upper()
+            if w > 0:
+                return c, w, function
+    return None
+
+
+def apply_window(values: np.ndarray, center: float, width: float, function: str) -> np.ndarray:
+    """The VOI window of PS3.3 C.11.2.1.2 mapped to 0..255."""
+    if function == "SIGMOID":
+        out = 255.0 / (1.0 + np.exp(-4.0 * (values - center) / width))
+    elif function == "LINEAR_EXACT":
+        out = ((values - center) / width + 0.5) * 255.0
+    elif width <= 1.0:  # LINEAR with the smallest width: a threshold
+        out = np.where(values > center - 0.5, 255.0, 0.0)
+    else:  # LINEAR
+        out = ((values - (center - 0.5)) / (width - 1.0) + 0.5) * 255.0
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def lut_max(arr: np.ndarray) -> float:
+    return 255.0 if arr.dtype == np.uint8 else 65535.0
+
+
+def to_uint8(arr: np.ndarray, maximum: float) -> np.ndarray:
+    if arr.dtype == np.uint8:
+        return np.array(arr, copy=True)  # never the dataset's cached pixel array: views get frozen
+    scaled = np.asarray(arr, dtype=np.float64) * (255.0 / max(maximum, 1.0))
+    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)

@@ -1,0 +1,69 @@
+"""Text values against their VR (PS3.5 6.2): what is truncated, what is emptied, what is kept."""
+
+from __future__ import annotations
+
+import warnings
+
+import pydicom
+import pytest
+from helpers import dicom_path
+
+from monai_imc.dicom import vr
+
+
+@pytest.mark.parametrize(
+    ("kind", "value", "identifier", "expected"),
+    [
+        ("LO", "S" * 70, False, "S" * 61 + "..."),
+        ("SH", "Head and neck CTA", False, "Head and neck..."),
+        ("LO", "Rule out\x07 bleed", False, "Rule out  bleed"),
+        ("ST", "line one\r\nline two", False, "line one\r\nline two"),
+        ("LO", "ID" * 40, True, ""),
+        ("DA", "2020-01-31", False, ""),
+        ("DA", "20200131", False, "20200131"),
+        ("TM", "25:99", False, ""),
+        ("CS", "male", False, ""),
+        ("IS", "99999999999", False, ""),
+        ("DS", "1.5e3", False, "1.5e3"),
+        ("PN", "A" * 80 + "^B", False, "A" * 61 + "..."),
+    ],
+)
+def test_conform_value(kind: str, value: str, identifier: bool, expected: str) -> None:
+    got, reason = vr.conform_value(kind, value, identifier)
+    assert got == expected
+    assert (reason is None) == (got == value)
+    if reason is None:
+        assert vr.problems(_one(kind, got)) == []
+
+
+def _one(kind: str, value: str) -> pydicom.Dataset:
+    ds = pydicom.Dataset()
+    ds.add_new(0x00091010, kind, value)
+    return ds
+
+
+def test_conform_source_keeps_the_originals_and_the_uids() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds = pydicom.dcmread(dicom_path("CT_small.dcm"))
+        ds.StudyDescription = "S" * 70
+        ds.StudyDate = "2020-01-31"
+        ds.AccessionNumber = "A" * 30
+        ds.PatientSex = "X"
+        item = pydicom.Dataset()
+        item.RequestedProcedureDescription = "R" * 80
+        ds.RequestAttributesSequence = [item]
+    assert vr.problems(ds)
+    header, changes = vr.conform_source(ds)
+    assert vr.problems(header) == []
+    assert "PixelData" not in header and header.SOPInstanceUID == ds.SOPInstanceUID
+    originals = {c.keyword: c.original for c in changes}
+    assert originals == {
+        "StudyDescription": "S" * 70,
+        "StudyDate": "2020-01-31",
+        "AccessionNumber": "A" * 30,
+        "PatientSex": "X",
+        "RequestAttributesSequence>RequestedProcedureDescription": "R" * 80,
+    }
+    assert header.StudyDescription == "S" * 61 + "..." and header.AccessionNumber == ""
+    assert ds.StudyDescription == "S" * 70  # the source is left as it was
