@@ -190,16 +190,33 @@ class _Calibration:
             self.xtx[n_i] += x.T @ x
             self.xty[n_i] -= x.T @ delta  # the map predicts clean - noisy
 
-    def ridge_maps(self, ridge_lambda: float) -> torch.Tensor:
-        """Per noise, the ridge map (residual form: clean - noisy from noisy tokens, plus a bias)."""
+    def ridge_maps(self, ridge_lambda: float, rank: int | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Per noise, the ridge map (residual form: clean - noisy from noisy tokens, plus a bias).
+
+        With ``rank`` below the token width the maps are fitted in the span of the ``rank`` leading
+        eigenvectors ``U`` of the noisy tokens' second moment (returned as the basis): ``(rank + 1, rank)``
+        per noise instead of ``(dim + 1, dim)``, so a bank of a wide tower stays small.
+
+        Returns:
+            ``(maps, basis)``; ``basis`` is ``None`` for full-width maps.
+        """
         n_noises, dim = self.xty.shape[0], self.xty.shape[2]
+        xtx, xty, basis = self.xtx, self.xty, None
+        if rank is not None and rank < dim:
+            _, vectors = torch.linalg.eigh(self.xtx[:, :dim, :dim].sum(0))
+            basis = vectors[:, -rank:].flip(1)  # (dim, rank), leading first
+            lift = torch.zeros(dim + 1, rank + 1, dtype=torch.float64)
+            lift[:dim, :rank], lift[dim, rank] = basis, 1.0
+            xtx = lift.T @ self.xtx @ lift
+            xty = lift.T @ self.xty @ basis
+            dim = rank
         maps = torch.zeros(n_noises, dim + 1, dim, dtype=torch.float64)
         for i in range(n_noises):
-            mean_energy = torch.trace(self.xtx[i][:dim, :dim]) / dim  # the average eigenvalue of X'X
+            mean_energy = torch.trace(xtx[i][:dim, :dim]) / dim  # the average eigenvalue of X'X
             reg = ridge_lambda * float(mean_energy) * torch.eye(dim + 1, dtype=torch.float64)
             reg[dim, dim] = 1e-9  # the bias is not shrunk
-            maps[i] = torch.linalg.solve(self.xtx[i] + reg, self.xty[i])
-        return maps
+            maps[i] = torch.linalg.solve(xtx[i] + reg, xty[i])
+        return maps, basis
 
 
 def build_bank(
@@ -210,6 +227,8 @@ def build_bank(
     seed: int = 0,
     validation_fraction: float = 0.25,
     ridge_lambda: float = 0.05,
+    ridge_rank: int | None = 256,
+    descriptor_rank: int | None = 64,
     clean_false_alarm: float = 0.02,
     image_ids: Sequence[str] | None = None,
     batch_size: int = 8,
@@ -232,6 +251,10 @@ def build_bank(
         validation_fraction: share of images for the choices (at least one image).
         ridge_lambda: ridge penalty of the noisy -> clean token maps, relative to the average eigenvalue of
             the tokens' Gram matrix.
+        ridge_rank: tokens wider than this get low-rank maps in the span of their leading directions
+            (``None``: full width); keeps a 1,280-wide tower's bank at megabytes, not 60 MB.
+        descriptor_rank: the token part of the descriptor (``2 x width``) is projected on this many
+            principal components of the training descriptors where it is wider (``None``: never).
         clean_false_alarm: the gate lets at most this share of clean validation images be reported.
         image_ids: names of the images for the manifest (default: their index).
         batch_size: images per ``encode_images`` call.
@@ -295,12 +318,15 @@ def build_bank(
         train_labels += [k for k, _, _ in triples]
     assert calibration is not None
     n = calibration.n_images
+    maps, basis = calibration.ridge_maps(ridge_lambda, ridge_rank)
     tensors: dict[str, torch.Tensor] = {
         "clean_prototype": (calibration.pooled_clean / n).float(),
         "pooled_shift": (calibration.pooled_shift / n).float(),
-        "ridge_maps": calibration.ridge_maps(ridge_lambda).float(),
+        "ridge_maps": maps.float(),
         "strength": torch.ones(len(names), len(sev)),
     }
+    if basis is not None:
+        tensors["ridge_basis"] = basis.float()
     if calibration.token_shift is not None:
         tensors["token_shift"] = (calibration.token_shift / n).float()
     bank = PrototypeBank(noises=names, severities=sev, tensors=tensors)
@@ -327,6 +353,15 @@ def build_bank(
     center, scale = all_train.mean(0), all_train.std(0).clamp_min(1e-6)
     train_z = ((all_train - center) / scale).float()
     val_z = ((torch.stack(val_desc) - center) / scale).float()
+    n_tok = train_z.shape[1] - n_measures
+    if descriptor_rank is not None and n_tok > descriptor_rank:
+        # principal components of the standardised token part (a wide tower's 2 x 1,280 statistics would
+        # need a 2,560-square discriminant for a few hundred images)
+        _, _, vh = torch.linalg.svd(train_z[:, :n_tok], full_matrices=False)
+        projection = vh[:descriptor_rank].T.contiguous()
+        train_z = torch.cat([train_z[:, :n_tok] @ projection, train_z[:, n_tok:]], dim=1)
+        val_z = torch.cat([val_z[:, :n_tok] @ projection, val_z[:, n_tok:]], dim=1)
+        bank.tensors["descriptor_projection"] = projection
     chosen = fit_perceivers(
         train_z,
         torch.tensor(train_labels),

@@ -8,7 +8,9 @@ for that severity and by the perceiver's confidence. An image the gate calls cle
 Two variants (``docs/method.md`` compares them):
 
 - ``"ridge"`` (default): ``x + s * (x B_n + c_n)``, a per-noise linear map of every token fitted in closed
-  form (ridge regression of clean - noisy on noisy tokens) on the bank's token pairs;
+  form (ridge regression of clean - noisy on noisy tokens) on the bank's token pairs; for wide tokens
+  (a bank's ``ridge_basis`` U, the leading directions of the noisy tokens) the map lives in that span:
+  ``x + s * ((x U) B_n + c_n) U^T``;
 - ``"shift"``: ``x - s * shift_{n,k}``, the bank's mean shift of each token (of the pooled feature where
   the token grid is not fixed) for noise ``n`` at severity ``k``.
 """
@@ -68,9 +70,15 @@ def calibrate_tokens(
     x = tokens.float()
     if variant == "ridge":
         maps = bank.tensors["ridge_maps"][row].to(x.device)
-        if maps.shape[1] != x.shape[1]:
-            raise ValueError(f"tokens of width {x.shape[1]} do not fit a bank of width {maps.shape[1]}")
-        delta = x @ maps[:-1] + maps[-1]
+        basis = bank.tensors.get("ridge_basis")
+        width = maps.shape[1] if basis is None else basis.shape[0]
+        if width != x.shape[1]:
+            raise ValueError(f"tokens of width {x.shape[1]} do not fit a bank of width {width}")
+        if basis is None:
+            delta = x @ maps[:-1] + maps[-1]
+        else:  # a low-rank map: fitted and applied in the span of the bank's tokens, the rest untouched
+            basis = basis.to(x.device)
+            delta = ((x @ basis) @ maps[:-1] + maps[-1]) @ basis.T
     elif variant == "shift":
         token_shift = bank.tensors.get("token_shift")
         if token_shift is not None and token_shift.shape[2] == x.shape[0]:

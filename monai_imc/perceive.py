@@ -167,6 +167,9 @@ class ArtifactPerceiver:
                 f"features of width {tokens.shape[-1]} do not fit a bank built on a descriptor of width {width}"
             )
         z_tokens = (d - self._center[: d.shape[0]]) / self._scale[: d.shape[0]]
+        projection = self.bank.tensors.get("descriptor_projection")
+        if projection is not None:  # a wide tower's token statistics, on the bank's principal components
+            z_tokens = z_tokens @ projection.float()
         if n_measures == 0:
             return z_tokens
         if measured is None and view is None:
