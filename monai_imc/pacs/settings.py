@@ -266,7 +266,9 @@ class ServeSettings:
             ValueError, FileNotFoundError: the first problem.
         """
         if self.listener is None and self.pull is None:
-            raise ValueError("serve needs a source: a listener (--port) and/or a DICOMweb pull source (--pull)")
+            raise ValueError(
+                "serve needs a source: a listener (--port) and/or a DICOMweb pull source (--pull)"
+            )
         if self.listener is not None:
             self.listener.validate()
         if self.pull is not None:
