@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import urllib.parse
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -133,6 +134,7 @@ def stow_files(
     uids = [str(ds.SOPInstanceUID) for ds in datasets]
     where = public_url(url)
     client = DICOMwebClient(root, session=session, timeout=timeout)
+    client.set_http_retry_params(retry=False)  # one try: the caller decides when to try again
     status: int | None = 200
     try:
         reply: Dataset | None = client.store_instances(datasets)
@@ -157,7 +159,11 @@ def stow_files(
     return results
 
 
-def _short(exc: BaseException, width: int = 200) -> str:
-    """An exception's message on one line, cut (``requests`` messages repeat the whole URL and pool)."""
+def _short(exc: BaseException, width: int = 160) -> str:
+    """An exception's message on one line: the OS error when there is one (``[Errno 111] Connection
+    refused``), else the message cut (``requests`` messages repeat the whole URL and pool)."""
     text = " ".join(str(exc).split())
+    errno = re.search(r"\[Errno -?\d+\] [^'\")]+", text)
+    if errno:
+        return errno.group(0).strip()
     return text if len(text) <= width else text[: width - 3] + "..."

@@ -186,7 +186,7 @@ class Service:
         error = (
             f"delivery of study {job.study_uid} to {self.destination.public()} failed "
             f"(attempt {job.attempts + 1}; {len(failed) + len(missing)} of {len(paths)} SR(s)): {reason}; "
-            f"retrying in {delay:.0f} s"
+            f"retrying in {delay:.1f} s"
         )
         logger.warning("%s", error)
         if missing:  # the SRs are gone: process the study again rather than lose it
@@ -216,9 +216,10 @@ class Service:
             The counts of this run.
         """
         stop = stop or threading.Event()
+        previous = {}
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGTERM, signal.SIGINT):
-                signal.signal(sig, lambda *_: stop.set())
+                previous[sig] = signal.signal(sig, lambda *_: stop.set())
         self.store.clean_partial()
         self.summary.recovered = self.queue.recover()
         if self.summary.recovered:
@@ -247,4 +248,6 @@ class Service:
             if self.listener is not None:
                 self.listener.stop()
             self.queue.close()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
         return self.summary

@@ -124,9 +124,9 @@ class DicomwebSettings:
 
     def session(self) -> requests.Session:
         """A ``requests`` session with the credentials and TLS settings (for ``dicomweb-client``)."""
-        from dicomweb_client.session_utils import create_session
+        import requests
 
-        session = create_session()
+        session = requests.Session()  # no transport retries: the service's queue retries, with backoff
         if self.username is not None:
             session.auth = (self.username, self._password("DICOMweb"))
         if self.ca_bundle is not None:

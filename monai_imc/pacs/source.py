@@ -47,6 +47,7 @@ class DicomwebSource:
         self._client = DICOMwebClient(
             server.url.rstrip("/"), session=server.session(), timeout=server.timeout
         )
+        self._client.set_http_retry_params(retry=False)  # the next poll is the retry
         self.last_pulled = 0.0
 
     def poll(self) -> int:
