@@ -19,7 +19,6 @@ import pydicom
 from pydicom.data import get_testdata_file
 from pydicom.uid import generate_uid
 
-from monai_imc.deploy.work import sr_file_name
 from monai_imc.dicom.sr import AlgorithmInfo, ImageAssessment, write_imc_sr
 from monai_imc.pacs.service import ProcessResult
 
@@ -166,7 +165,7 @@ class StandInProcessor:
         written = []
         for uid, ds in series.items():
             time.sleep(self.seconds_per_series)
-            path = output_folder / sr_file_name(uid)
+            path = output_folder / f"IMC_SR_{uid}.dcm"  # the app's name; deploy.work would import torch
             write_imc_sr(path, [ImageAssessment(ds, None, None, 1.0)], [], STAND_IN)
             written.append(path)
         return ProcessResult(tuple(written))
