@@ -9,6 +9,7 @@
         [--noises all] [--severities 3] [--methods none,pdc,sms,imc,denoise,repass,no-image] [--limit N] --out DIR
     monai-imc sample-study OUT_DIR [--seed S]
     monai-imc run -i IN -o OUT [--bundle DIR] [--device cpu] [--stow URL] [--skip-existing]
+    monai-imc serve -o OUT [--port P --allow-calling-ae AE] [--pull URL] [--stow URL | --cstore AE@HOST:PORT]
 
 Errors are printed as one line naming the problem, with exit code 2.
 """
@@ -301,6 +302,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return app.exit_code
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from monai_imc.pacs.command import run_serve
+
+    return run_serve(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``monai-imc``."""
     parser = argparse.ArgumentParser(prog="monai-imc", description="Perceive and Calibrate (IMC) for medical MLLMs.")
@@ -427,6 +434,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="keep the SRs already in the output folder that are current (same model and bank, "
                           "newer than their source files) instead of redoing their series")
     run.set_defaults(func=_cmd_run)
+
+    from monai_imc.pacs.command import add_serve_arguments
+
+    serve = commands.add_parser("serve", help="serve the app to a PACS: C-STORE / DICOMweb in, SRs back")
+    add_serve_arguments(serve)
+    serve.set_defaults(func=_cmd_serve)
     return parser
 
 

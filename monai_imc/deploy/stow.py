@@ -1,8 +1,9 @@
 """Send the SRs back to a PACS with DICOMweb STOW-RS (PS3.18 10.5), so that they join the original study.
 
-One ``POST {url}/studies`` with a ``multipart/related; type="application/dicom"`` body; the server's reply
-(a DICOM JSON dataset) lists each instance as stored (Referenced SOP Sequence) or failed (Failed SOP
-Sequence, with its Failure Reason). Standard library only.
+One STOW-RS request with every file, sent by ``dicomweb-client``; the server's reply (a DICOM dataset) lists
+each instance as stored (Referenced SOP Sequence) or failed (Failed SOP Sequence, with its Failure Reason).
+Credentials never travel in the URL: pass a ``requests`` session that carries them
+(:func:`monai_imc.pacs.settings.DicomwebSettings.session` builds one from an environment variable or a file).
 
 Usage::
 
@@ -14,27 +15,24 @@ Usage::
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import urllib.error
+import re
 import urllib.parse
-import urllib.request
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pydicom
+from pydicom.dataset import Dataset
 
-__all__ = ["StowResult", "public_url", "stow_files"]
+if TYPE_CHECKING:
+    import requests
+
+__all__ = ["StowResult", "check_url", "public_url", "stow_files"]
 
 logger = logging.getLogger(__name__)
-
-_REFERENCED_SOP = "00081199"
-_FAILED_SOP = "00081198"
-_SOP_INSTANCE_UID = "00081155"
-_FAILURE_REASON = "00081197"
 
 
 @dataclass(frozen=True)
@@ -62,27 +60,61 @@ def public_url(url: str) -> str:
     return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
-def _values(dataset: dict[str, object], tag: str) -> list[dict[str, object]]:
-    element = dataset.get(tag)
-    if not isinstance(element, dict):
-        return []
-    value = element.get("Value", [])
-    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+def check_url(url: str, what: str = "STOW-RS") -> str:
+    """Validate a DICOMweb root: http(s), no credentials in it; returns it without a trailing slash.
+
+    Raises:
+        ValueError: not an http(s) URL, or it holds a user name or password (named without them).
+    """
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{what} needs an http(s) URL, got {public_url(url)!r}")
+    if parts.username or parts.password:
+        raise ValueError(
+            f"credentials in the {what} URL are not supported ({public_url(url)}): give them in an "
+            "environment variable or a file (docs/pacs.md)"
+        )
+    return url.rstrip("/")
 
 
-def _first(item: dict[str, object], tag: str) -> str:
-    values = item.get(tag, {})
-    value = values.get("Value", []) if isinstance(values, dict) else []
-    return str(value[0]) if isinstance(value, list) and value else ""
+def _reply_uids(reply: Dataset | None) -> tuple[set[str], dict[str, str]]:
+    """Stored SOP Instance UIDs, and failed ones with their Failure Reason, from a STOW-RS reply."""
+    if reply is None:
+        return set(), {}
+    stored = {
+        str(item.get("ReferencedSOPInstanceUID", "")) for item in reply.get("ReferencedSOPSequence", [])
+    }
+    failed = {
+        str(item.get("ReferencedSOPInstanceUID", "")): str(item.get("FailureReason", ""))
+        for item in reply.get("FailedSOPSequence", [])
+    }
+    return stored, failed
 
 
-def stow_files(url: str, paths: Sequence[str | os.PathLike[str]], timeout: float = 120.0) -> list[StowResult]:
-    """Store DICOM files on a DICOMweb server with one STOW-RS request.
+def _error_reply(exc: Exception) -> tuple[int | None, Dataset | None]:
+    """The HTTP status and the DICOM JSON body of a failed request, when it has them."""
+    response = getattr(exc, "response", None)
+    if response is None:
+        return None, None
+    try:
+        return int(response.status_code), Dataset.from_json(response.json())
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return int(response.status_code), None
+
+
+def stow_files(
+    url: str,
+    paths: Sequence[str | os.PathLike[str]],
+    timeout: float = 120.0,
+    session: requests.Session | None = None,
+) -> list[StowResult]:
+    """Store DICOM files on a DICOMweb server with one STOW-RS request (``dicomweb-client``).
 
     Args:
-        url: the DICOMweb root (``http://host:8042/dicom-web``); ``/studies`` is appended.
+        url: the DICOMweb root (``http://host:8042/dicom-web``).
         paths: the files.
         timeout: seconds to wait for the server.
+        session: a ``requests`` session carrying credentials and TLS settings (default: a plain one).
 
     Returns:
         One result per file. A transport error (server down, HTTP error) makes every file a failure with
@@ -91,61 +123,28 @@ def stow_files(url: str, paths: Sequence[str | os.PathLike[str]], timeout: float
     Raises:
         ValueError: ``url`` is not an http(s) URL, or holds credentials.
     """
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme not in ("http", "https"):
-        raise ValueError(f"STOW-RS needs an http(s) URL, got {public_url(url)!r}")
-    if parts.username or parts.password:
-        raise ValueError(
-            f"credentials in the STOW-RS URL are not supported ({public_url(url)}): use a proxy "
-            "or a server that trusts this host"
-        )
+    import requests
+    from dicomweb_client import DICOMwebClient
+
+    root = check_url(url)
     files = [Path(p) for p in paths]
-    uids = [str(pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID) for p in files]
     if not files:
         return []
-    boundary = uuid.uuid4().hex
-    body = (
-        b"".join(
-            b"--"
-            + boundary.encode()
-            + b"\r\nContent-Type: application/dicom\r\n\r\n"
-            + p.read_bytes()
-            + b"\r\n"
-            for p in files
-        )
-        + b"--"
-        + boundary.encode()
-        + b"--\r\n"
-    )
-    request = urllib.request.Request(
-        url.rstrip("/") + "/studies",
-        data=body,
-        method="POST",
-        headers={
-            "Content-Type": f'multipart/related; type="application/dicom"; boundary={boundary}',
-            "Accept": "application/dicom+json",
-        },
-    )
+    datasets = [pydicom.dcmread(p) for p in files]
+    uids = [str(ds.SOPInstanceUID) for ds in datasets]
     where = public_url(url)
+    client = DICOMwebClient(root, session=session, timeout=timeout)
+    client.set_http_retry_params(retry=False)  # one try: the caller decides when to try again
+    status: int | None = 200
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            status, payload = response.status, response.read()
-    except urllib.error.HTTPError as exc:
-        status, payload = exc.code, exc.read()
-    except (urllib.error.URLError, OSError) as exc:
-        reason = f"STOW-RS to {where} failed: {getattr(exc, 'reason', exc)}"
+        reply: Dataset | None = client.store_instances(datasets)
+    except requests.HTTPError as exc:
+        status, reply = _error_reply(exc)
+    except (requests.RequestException, OSError) as exc:
+        reason = f"STOW-RS to {where} failed: {type(exc).__name__}: {_short(exc)}"
         logger.warning("%s", reason)
         return [StowResult(p, u, False, reason) for p, u in zip(files, uids)]
-    try:
-        reply = json.loads(payload.decode("utf-8")) if payload.strip() else {}
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        reply = {}
-    if isinstance(reply, list):
-        reply = reply[0] if reply else {}
-    stored = {_first(item, _SOP_INSTANCE_UID) for item in _values(reply, _REFERENCED_SOP)}
-    failed = {
-        _first(item, _SOP_INSTANCE_UID): _first(item, _FAILURE_REASON) for item in _values(reply, _FAILED_SOP)
-    }
+    stored, failed = _reply_uids(reply)
     results = []
     for path, uid in zip(files, uids):
         if uid in stored and status in (200, 202):
@@ -155,6 +154,16 @@ def stow_files(url: str, paths: Sequence[str | os.PathLike[str]], timeout: float
         reason = f"STOW-RS to {where}: HTTP {status}" + (f", failure reason {code}" if code else "")
         results.append(StowResult(path, uid, False, reason))
     logger.info(
-        "STOW-RS to %s: HTTP %d, %d of %d stored", where, status, sum(r.stored for r in results), len(results)
+        "STOW-RS to %s: HTTP %s, %d of %d stored", where, status, sum(r.stored for r in results), len(results)
     )
     return results
+
+
+def _short(exc: BaseException, width: int = 160) -> str:
+    """An exception's message on one line: the OS error when there is one (``[Errno 111] Connection
+    refused``), else the message cut (``requests`` messages repeat the whole URL and pool)."""
+    text = " ".join(str(exc).split())
+    errno = re.search(r"\[Errno -?\d+\] [^'\")]+", text)
+    if errno:
+        return errno.group(0).strip()
+    return text if len(text) <= width else text[: width - 3] + "..."

@@ -72,6 +72,7 @@ import monai_imc
 from monai_imc.atomic import atomic_output
 from monai_imc.dicom import codes as imc_codes
 from monai_imc.dicom import vr
+from monai_imc.dicom.uids import sr_uids
 
 __all__ = ["AlgorithmInfo", "ImageAssessment", "TextRecord", "build_imc_sr", "write_imc_sr"]
 
@@ -236,7 +237,8 @@ def build_imc_sr(
         institution_name: InstitutionName, when known.
 
     Returns:
-        The SR dataset, with new Series and SOP Instance UIDs.
+        The SR dataset; its Series and SOP Instance UIDs derive from the source series and the algorithm
+        (:func:`monai_imc.dicom.uids.sr_uids`), so a rerun replaces it.
 
     Raises:
         ValueError: no assessment, assessments of several studies, or a text bound to an unknown image.
@@ -283,12 +285,14 @@ def build_imc_sr(
         referenced_images=None,
     )
     evidence = _unique_sources(assessments)
+    sources = ",".join(sorted({str(ds.get("SeriesInstanceUID", "")) for ds in evidence}))
+    series_uid, sop_uid = sr_uids(sources, algorithm)  # deterministic: a rerun replaces the SR
     sr = Comprehensive3DSR(
         evidence=evidence,
         content=report[0],
-        series_instance_uid=generate_uid(),
+        series_instance_uid=series_uid,
         series_number=series_number,
-        sop_instance_uid=generate_uid(),
+        sop_instance_uid=sop_uid,
         instance_number=instance_number,
         manufacturer=_MANUFACTURER,
         is_complete=True,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import highdicom as hd
@@ -248,11 +248,20 @@ def test_two_images_two_groups_and_bound_texts(tmp_path: Path) -> None:
     )
 
 
-def test_new_uids_per_sr() -> None:
-    ct = pydicom.dcmread(dicom_path("CT_small.dcm"))
+def test_sr_uids_follow_the_source_series_and_the_algorithm() -> None:
+    """A rerun replaces the SR (same UIDs); another series, version or bank gives another SR."""
+    ct, mr = pydicom.dcmread(dicom_path("CT_small.dcm")), pydicom.dcmread(dicom_path("MR_small.dcm"))
     a = build_imc_sr([ImageAssessment(ct, None, None, 0.9)], [], ALGORITHM)
-    b = build_imc_sr([ImageAssessment(ct, None, None, 0.9)], [], ALGORITHM)
-    assert a.SeriesInstanceUID != b.SeriesInstanceUID and a.SOPInstanceUID != b.SOPInstanceUID
+    b = build_imc_sr([ImageAssessment(ct, "motion", 2, 0.7)], [], ALGORITHM)
+    assert (a.SeriesInstanceUID, a.SOPInstanceUID) == (b.SeriesInstanceUID, b.SOPInstanceUID)
+    assert a.SeriesInstanceUID != a.SOPInstanceUID
+    others = [
+        build_imc_sr([ImageAssessment(mr, None, None, 0.9)], [], ALGORITHM),
+        build_imc_sr([ImageAssessment(ct, None, None, 0.9)], [], replace(ALGORITHM, version="9.9")),
+        build_imc_sr([ImageAssessment(ct, None, None, 0.9)], [], replace(ALGORITHM, bank_hash="sha256:00")),
+    ]
+    uids = {a.SOPInstanceUID} | {o.SOPInstanceUID for o in others}
+    assert len(uids) == 4 and len({a.SeriesInstanceUID} | {o.SeriesInstanceUID for o in others}) == 4
 
 
 def test_invalid_input_is_refused(tmp_path: Path) -> None:
