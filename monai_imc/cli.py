@@ -299,6 +299,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     app.run()
     assert app.report is not None
     print_run_summary(app.report)
+    if args.bundle is None:
+        print("Model: the bundled reference model, a demonstration trained on two public datasets (SLAKE, "
+              "VQA-RAD), not for clinical use; docs/models.md shows how to run a real multimodal LLM.")
     return app.exit_code
 
 

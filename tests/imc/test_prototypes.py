@@ -15,6 +15,7 @@ BANK_NOISES, BANK_SEVERITIES = ["rician", "blur", "motion"], [1, 3, 5]
 from monai_imc.bank_build import build_bank
 from monai_imc.models import load_model
 from monai_imc.models.tiny import build_tiny_checkpoint
+from monai_imc.perceive import ArtifactPerceiver
 from monai_imc.prototypes import BankMismatchError, PrototypeBank, model_fingerprint
 from monai_imc.quality import MEASURES
 
@@ -144,3 +145,26 @@ def test_cli_builds_a_bank_from_a_folder(tiny_llava, views, tmp_path: Path) -> N
         and len(bank.manifest["images"]["train"]) + len(bank.manifest["images"]["validation"]) == 6
     )
     assert np.isfinite(bank.tensors["perceiver.fused.precision"].numpy()).all()
+
+
+def test_low_rank_bank_for_wide_tokens(bank: PrototypeBank, tiny_llava, views) -> None:
+    """A wide tower's bank: ridge maps in the span of the leading token directions, the token descriptor on
+    principal components; it calibrates toward clean as the full-width bank does, at a fraction of the size."""
+    from monai_imc.calibrate import calibrate_tokens
+    from monai_imc.prototypes import corrupt
+
+    dim = tiny_llava.encode_images(views[:1]).tokens[0].shape[1]
+    small = build_bank(tiny_llava, views, ["blur"], [5], seed=0, ridge_rank=dim // 2, descriptor_rank=8)
+    assert small.tensors["ridge_basis"].shape == (dim, dim // 2)
+    assert small.tensors["ridge_maps"].shape == (1, dim // 2 + 1, dim // 2)
+    assert small.tensors["descriptor_projection"].shape[1] == 8
+    basis = small.tensors["ridge_basis"].double()
+    assert torch.allclose(basis.T @ basis, torch.eye(dim // 2, dtype=torch.float64), atol=1e-5)
+    # on the bank's own images, strength 1 moves blurred tokens toward their clean tokens
+    clean = tiny_llava.encode_images(views).tokens
+    noisy = tiny_llava.encode_images([corrupt(v, "blur", 5, 0) for v in views]).tokens
+    before = sum(float(((n - c) ** 2).mean()) for n, c in zip(noisy, clean))
+    after = sum(float(((calibrate_tokens(small, n, "blur", 5, 1.0) - c) ** 2).mean()) for n, c in zip(noisy, clean))
+    assert after < before
+    perception = ArtifactPerceiver(small).perceive(tiny_llava.encode_images(views[:2]), views=views[:2])
+    assert len(perception) == 2 and all(p.verdict in ("clean", "artifact", "not assessable") for p in perception)

@@ -27,6 +27,8 @@ def model():
 def test_bundle_is_small_and_complete(model) -> None:
     size = sum(p.stat().st_size for p in BUNDLE.iterdir() if p.is_file())
     assert size <= 25 * 1024 * 1024
+    whole = sum(p.stat().st_size for p in BUNDLE.parents[1].rglob("*") if p.is_file())
+    assert whole <= 60 * 1024 * 1024, f"the bundle is {whole / 2**20:.1f} MiB"
     metrics = json.loads((BUNDLE / "metrics.json").read_text())
     assert metrics["heldout_noise"] not in metrics["trained_noises"]
     assert model.model.config.model_type == "llava"
