@@ -219,6 +219,12 @@ class _Calibration:
         return maps, basis
 
 
+def view_sides(views: Sequence[np.ndarray]) -> dict[str, float]:
+    """The shorter sides (pixels) of the reference views: the sizes the bank's statistics describe."""
+    sides = np.array([min(np.asarray(v).shape[:2]) for v in views], dtype=np.float64)
+    return {"min": float(sides.min()), "median": float(np.median(sides)), "max": float(sides.max())}
+
+
 def build_bank(
     model: VisionLanguageModel,
     images: Sequence[ImageInput],
@@ -410,6 +416,7 @@ def build_bank(
         + (f", then the physics measures {list(MEASURES)}" if physics else "")
         + "; standardised",
         "measures": list(MEASURES) if physics else [],
+        "view_sides": view_sides(arrays),
         "token_grid": calibration.token_count if "token_shift" in tensors else None,
     }
     logger.info(

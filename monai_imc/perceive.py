@@ -103,6 +103,10 @@ def _unassessable(reason: str, descriptor_name: str, distance: float = 0.0) -> P
     )
 
 
+#: A view whose shorter side is below this share of the bank's smallest reference view is not assessable.
+SMALLEST_VIEW_FRACTION = 0.75
+
+
 class ArtifactPerceiver:
     """Perceive clean / artifact (type, severity, confidence) / not assessable with a :class:`PrototypeBank`.
 
@@ -194,6 +198,15 @@ class ArtifactPerceiver:
             reason = assessability(np.asarray(view))
             if reason is not None:
                 return _unassessable(f"degenerate image: {reason}", chosen.name)
+            smallest = self.bank.manifest.get("view_sides", {}).get("min")
+            side = min(np.asarray(view).shape[:2])
+            if smallest and side < SMALLEST_VIEW_FRACTION * smallest:
+                # the physics measures and token statistics of an upsampled thumbnail are not those of
+                # the images the bank describes: say so instead of reading its blockiness as an artifact
+                return _unassessable(
+                    f"smaller ({side} px) than the images the prototype bank was built from (>= {smallest:.0f} px)",
+                    chosen.name,
+                )
         if not bool(torch.isfinite(tokens).all()):
             return _unassessable("the model's image features are not finite", chosen.name)
         measures, measured = None, None

@@ -12,13 +12,13 @@ import numpy as np
 from helpers import REPO, dicom_path
 from monai.bundle import ConfigParser
 
+from monai_imc.bank_build import build_bank
 from monai_imc.data.views import load_view, model_view
 from monai_imc.imageio import read_image
 from monai_imc.models import load_model
 from monai_imc.models.tiny import build_tiny_checkpoint
 from monai_imc.noise.preview import shrink
 from monai_imc.pipeline import IMCPipeline
-from monai_imc.bank_build import build_bank
 from monai_imc.refine import SMSRefiner
 
 BUNDLE = REPO / "bundles" / "monai_imc_vqa"
@@ -80,6 +80,9 @@ def _tiny_bundle(root: Path, edit) -> Path:
     config["device"] = "cpu"
     edit(config)
     (root / "configs").mkdir(parents=True)
+    for other in (BUNDLE / "configs").iterdir():  # metadata, the site word list, the SMS calibration record
+        if other.name != "inference.json":
+            (root / "configs" / other.name).write_bytes(other.read_bytes())
     (root / "configs" / "inference.json").write_text(json.dumps(config))
     return root
 

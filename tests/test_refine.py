@@ -9,7 +9,6 @@ guards must hold. The lexical path on the bundled reference model is in ``test_r
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 

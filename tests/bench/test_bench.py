@@ -191,7 +191,7 @@ def test_bench_command_end_to_end(data_dir: Path, tmp_path: Path, capsys: pytest
     out = tmp_path / "r"
     argv = ["bench", "--model", str(BUNDLE), "--dataset", f"slake:{data_dir / 'slake'}",
             "--dataset", f"vqa-rad:{data_dir / 'vqa_rad'}", "--limit", "2", "--noises", "blur,typo",
-            "--severities", "3", "--methods", "none,pdc,sms,imc,denoise,repass,no-image",
+            "--severities", "3", "--methods", ",".join(METHODS),
             "--denoise-questions", "2", "--out", str(out)]
     assert main(argv) == 0
     printed = capsys.readouterr().out

@@ -24,7 +24,7 @@ def test_run_is_the_steps_in_order_with_refine(bank: PrototypeBank, tiny_llava, 
     result = pipeline.run(noisy, text, max_new_tokens=6)
 
     features = pipeline.encode([noisy])
-    perception = pipeline.perceive(features)[0]
+    perception = pipeline.perceive(features, views=[noisy])[0]  # run() gives the perceiver the view too
     calibrated, records = pipeline.calibrate(features, [perception])
     refinement = refiner.refine(text)
     assert result.text == text and result.refinement == refinement and result.question == refinement.text
