@@ -5,17 +5,12 @@ image (the question stays clean), a text noise corrupts the question (the image 
 seed of a condition depends only on the image or question and the noise, so two runs agree and a level
 holds the lower levels' corruption (see ``docs/noise.md``).
 
-Methods:
-
-- ``none``: the plain model;
-- ``pdc``: perceive + calibrate the vision features (needs a prototype bank);
-- ``sms``: refine the question with the SMS agents;
-- ``imc``: both;
-- ``denoise``: a classic image filter before the model (:mod:`monai_imc.bench.denoise`; the filter is
-  chosen on the validation split by :meth:`BenchRunner.choose_denoiser`);
-- ``repass``: the same model asked once to fix the question, its reply used as is;
-- ``spellcheck``: a spell checker with SMS's vocabulary and guards (:mod:`monai_imc.bench.spellcheck`);
-- ``no-image``: the question alone (a black image), the text-prior baseline.
+Methods: ``none`` the plain model; ``pdc`` perceive + calibrate the vision features (needs a prototype bank);
+``sms`` refine the question with the SMS agents; ``imc`` both; ``denoise`` a classic image filter before the
+model (:mod:`monai_imc.bench.denoise`, chosen on the validation split by :meth:`BenchRunner.choose_denoiser`);
+``repass`` the same model asked once to fix the question, its reply used as is; ``spellcheck`` a spell
+checker with SMS's vocabulary and guards (:mod:`monai_imc.bench.spellcheck`); ``no-image`` the question
+alone (a black image), the text-prior baseline.
 
 No work is done twice (``memoize=True``, the default): an answer is a function of the features the model
 sees and the prompt, so answers are kept by (features identity, prompt). The features identity names the
@@ -281,6 +276,12 @@ class BenchRunner:
             for q, reply in zip(chunk, replies):
                 self._repassed[q] = " ".join(reply.split()) or q
 
+    def _spell_checker(self) -> Any:
+        from monai_imc.bench.spellcheck import SpellCheckBaseline
+
+        self._spellcheck = self._spellcheck or SpellCheckBaseline.like(self.refiner)
+        return self._spellcheck
+
     def repass(self, question: str) -> str:
         """The one-call repair of a question by the same model (kept by text); the question if it says nothing."""
         if question not in self._repassed or not self.memoize:
@@ -390,11 +391,7 @@ class BenchRunner:
         elif method == "repass":
             question, calls = self.repass(question), 1
         elif method == "spellcheck":
-            if self._spellcheck is None:
-                from monai_imc.bench.spellcheck import SpellCheckBaseline
-
-                self._spellcheck = SpellCheckBaseline.like(self.refiner)
-            question = self._spellcheck.correct(question)
+            question = self._spell_checker().correct(question)
         image_noise, image_severity = (noise, severity) if is_image_noise(noise) else ("clean", 0)
         # Without memoization every record gets its own view (its own encode) and its own answer.
         view_key = (image_noise, image_severity, row.image_key if self.memoize else f"{item_id(row)}|{noise}|{method}")

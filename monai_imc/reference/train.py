@@ -247,14 +247,6 @@ def _plot_losses(history: dict[str, list[tuple[int, float]]], path: Path, title:
 
 
 
-def _require_matplotlib() -> None:
-    """Fail before training, not after it, when the loss-curve plot cannot be drawn."""
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError as exc:
-        raise ImportError("train-reference draws its loss curve with matplotlib: pip install 'monai-imc[bench]'.") from exc
-
-
 def _project(model: Any, feats: torch.Tensor) -> dict[str, Any]:
     """``mm_encoder_outputs`` for ``forward``: the projected tokens of each image of the batch."""
     from transformers.modeling_outputs import BaseModelOutputWithPooling
@@ -285,9 +277,10 @@ def train_reference(config: TrainConfig) -> TrainResult:
 
     from monai_imc.models.tiny import LLAVA_CHAT_TEMPLATE, train_tokenizer
     from monai_imc.noise import list_noises
+    from monai_imc.optional import require
     from monai_imc.reference.evaluate import evaluate_checkpoint
 
-    _require_matplotlib()
+    require("matplotlib", extra="reference", purpose="train-reference (its loss-curve plot)")  # before training
     start = time.monotonic()
     text_noises = list_noises("text")
     if config.heldout_noise not in text_noises:
