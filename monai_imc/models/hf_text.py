@@ -29,6 +29,21 @@ class HFTextMixin:
     chat_template: Any
     image_token: str
 
+    def _left_pad(self, encoded: Sequence[dict[str, torch.Tensor]]) -> tuple[dict[str, torch.Tensor], int]:
+        """One left-padded batch of single-row text inputs, and the pad id (the EOS where there is none)."""
+        width = max(int(e["input_ids"].shape[1]) for e in encoded)
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
+        batch = {
+            key: torch.cat(
+                [
+                    nn.functional.pad(e[key], (width - int(e[key].shape[1]), 0), value=pad if key == "input_ids" else 0)
+                    for e in encoded
+                ]
+            )
+            for key in encoded[0]
+        }
+        return batch, int(pad)
+
     def generate_batch(
         self, features: Sequence[VisionFeatures], prompts: Sequence[str], **gen: Any
     ) -> list[Generation]:
@@ -60,21 +75,7 @@ class HFTextMixin:
             self.text_inputs(self.build_prompt(p, f.num_images), f.placeholders)
             for f, p in zip(features, prompts)
         ]
-        width = max(int(e["input_ids"].shape[1]) for e in encoded)
-        pad = self.tokenizer.pad_token_id
-        if pad is None:
-            pad = self.tokenizer.eos_token_id
-        batch = {
-            key: torch.cat(
-                [
-                    nn.functional.pad(
-                        e[key], (width - int(e[key].shape[1]), 0), value=pad if key == "input_ids" else 0
-                    )
-                    for e in encoded
-                ]
-            )
-            for key in encoded[0]
-        }
+        batch, pad = self._left_pad(encoded)
         merged = _merge_features(features)
         options = self._gen_defaults(gen)
         options.update(output_scores=True, return_dict_in_generate=True, pad_token_id=pad)
@@ -86,7 +87,7 @@ class HFTextMixin:
                 mm_encoder_outputs={"image": BaseModelOutputWithPooling(pooler_output=projected)},
                 **options,
             )
-        new = out.sequences[:, width:].cpu()
+        new = out.sequences[:, batch["input_ids"].shape[1] :].cpu()
         logprobs = torch.stack([torch.log_softmax(s.float(), dim=-1) for s in out.scores], dim=1).cpu()
         picked = logprobs.gather(-1, new[..., None])[..., 0]
         eos = self.model.generation_config.eos_token_id
@@ -227,28 +228,12 @@ class HFTextMixin:
         encoded = [
             self.text_inputs(self.render_chat(m, add_generation_prompt=True), ()) for m in conversations
         ]
-        width = max(int(e["input_ids"].shape[1]) for e in encoded)
-        pad = (
-            self.tokenizer.pad_token_id
-            if self.tokenizer.pad_token_id is not None
-            else self.tokenizer.eos_token_id
-        )
-        batch = {
-            key: torch.cat(
-                [
-                    nn.functional.pad(
-                        e[key], (width - int(e[key].shape[1]), 0), value=pad if key == "input_ids" else 0
-                    )
-                    for e in encoded
-                ]
-            )
-            for key in encoded[0]
-        }
+        batch, pad = self._left_pad(encoded)
         options = self._gen_defaults(gen)
         options["pad_token_id"] = pad
         with self._lock, torch.no_grad():
             out = self.model.generate(**batch, **options)
-        return [self.tokenizer.decode(row, skip_special_tokens=True).strip() for row in out[:, width:]]
+        return [self.tokenizer.decode(row, skip_special_tokens=True).strip() for row in out[:, batch["input_ids"].shape[1] :]]
 
     # ------------------------------------------------------------------ prompts and text
     def render_chat(self, messages: Sequence[Message], add_generation_prompt: bool = True) -> str:

@@ -28,13 +28,15 @@ BLANK = "<blank>"
 
 
 def load_rgb(path: str | Path | None) -> Any:
-    """The image at ``path`` as a PIL RGB image; ``None`` gives the black 256 x 256 image of the twin."""
+    """The view of the image at ``path`` (:func:`monai_imc.data.load_view`, as the app and the bank see it) as a
+    PIL RGB image; ``None`` gives the black 256 x 256 image of the twin."""
     from PIL import Image
+
+    from monai_imc.data import load_view
 
     if path is None:
         return Image.new("RGB", (256, 256))
-    with Image.open(path) as im:
-        return im.convert("RGB")
+    return Image.fromarray(load_view(path)).convert("RGB")  # the one file -> view function of the app
 
 
 def tower_digest(model: Any) -> str:
