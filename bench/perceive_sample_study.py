@@ -24,5 +24,5 @@ for folder in sorted(p for p in root.iterdir() if p.is_dir()):
         print(folder.name, "no view:", exc, flush=True)
         continue
     v = views[0]
-    p = perceiver.perceive(model.encode_images([v.pixels]), views=[v.pixels])[0]
+    p = perceiver.perceive(model.encode_images([v.pixels]), views=[v.pixels], modalities=[str(ds[0].get("Modality", ""))])[0]
     print(f"{folder.name:14s} {ds[0].get('Modality', '')}: {p.summary}", flush=True)

@@ -32,7 +32,7 @@ from monai_imc.data import dataset_images, load_view
 from monai_imc.models import load_model
 from monai_imc.noise import list_noises
 from monai_imc.perceive import ARTIFACT, NOT_ASSESSABLE, ArtifactPerceiver
-from monai_imc.prototypes import corrupt, variant_seed
+from monai_imc.prototypes import PrototypeBank, corrupt, variant_seed
 
 __all__ = ["main"]
 
@@ -61,6 +61,42 @@ def _images(
     return views, ids
 
 
+#: Clean clinical DICOM of pydicom-data that no bank was built from: the out-of-distribution false alarms.
+CLINICAL = (
+    "693_UNCR.dcm", "MR2_UNCR.dcm", "MR-SIEMENS-DICOM-WithOverlays.dcm", "examples_overlay.dcm", "RG1_UNCR.dcm",
+    "RG3_UNCR.dcm", "US1_UNCR.dcm", "OBXXXX1A.dcm", "CT_small.dcm", "MR_small.dcm", "emri_small.dcm",
+)
+
+
+def _clinical(model: object, perceiver: ArtifactPerceiver) -> list[dict[str, str]]:
+    """The perceiver's verdict on :data:`CLINICAL` as the app sees them (key view, DICOM modality), and on
+    degenerate views."""
+    import pydicom
+    from pydicom.data import get_testdata_file
+
+    from monai_imc.dicom.views import series_views
+
+    out = []
+    for name in CLINICAL:
+        ds = pydicom.dcmread(get_testdata_file(name))
+        view = series_views([ds], n_views=1)[0].pixels
+        p = perceiver.perceive(model.encode_images([view]), views=[view], modalities=[str(ds.Modality)])[0]
+        out.append({"image": name, "modality": str(ds.Modality), "size": "x".join(map(str, view.shape[:2])),
+                    "verdict": p.verdict, "summary": p.summary})
+    degenerate = {
+        "1 x 1": np.full((1, 1), 128, np.uint8), "constant": np.full((64, 64), 77, np.uint8),
+        "NaN": np.where(np.eye(64) > 0, np.nan, 0.5).astype(np.float32),
+        "1 x 4000": np.tile(np.arange(4000) % 256, (1, 1)).astype(np.uint8),
+        "8 x 8": np.tile(np.arange(8) * 30, (8, 1)).astype(np.uint8),
+    }
+    for name, view in degenerate.items():
+        shown = np.nan_to_num(view) if name == "NaN" else view  # the model gets a finite image
+        p = perceiver.perceive(model.encode_images([shown]), views=[view])[0]
+        out.append({"image": f"degenerate {name}", "modality": "", "size": "x".join(map(str, view.shape[:2])),
+                    "verdict": p.verdict, "summary": p.summary})
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the measurement; print the table; write ``perceiver_report.json`` and confusion PNGs to ``--out``."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -75,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="docs/perceiver")
     parser.add_argument("--save-bank", default=None, help="also save the bank here")
+    parser.add_argument("--bank", default=None,
+                        help="perceive with this saved bank (e.g. the bundle's) instead of building one")
     args = parser.parse_args(argv)
     data, out = Path(args.data), Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -83,10 +121,14 @@ def main(argv: list[str] | None = None) -> int:
     train_files = set(dataset_images(f"slake:{data / 'slake'}", ["train"])) | set(
         dataset_images(f"vqa-rad:{data / 'vqa_rad'}", ["train"])
     )
-    bank_views, bank_ids = _images(data, "train", args.bank_images, args.seed, set())
     test_views, test_ids = _images(data, "test", args.test_images, args.seed + 7, train_files)
     model = load_model(args.model, device="cpu")
-    bank = build_bank(model, bank_views, seed=args.seed, image_ids=bank_ids)
+    if args.bank:
+        bank_views: list[np.ndarray] = []
+        bank = PrototypeBank.load(args.bank, model=model)
+    else:
+        bank_views, _bank_ids = _images(data, "train", args.bank_images, args.seed, set())
+        bank = build_bank(model, bank_views, seed=args.seed, image_ids=_bank_ids)
     if args.save_bank:
         bank.save(args.save_bank)
     built = time.perf_counter() - start
@@ -110,7 +152,8 @@ def main(argv: list[str] | None = None) -> int:
                     rows.append((noise, severity, name, p.verdict, p.noise, p.severity))
     elapsed = time.perf_counter() - start
     report = {
-        "bank_images": len(bank_views),
+        "bank": args.bank or "built from train images",
+        "bank_images": len(bank_views) or len(bank.manifest["images"]["train"]),
         "test_images": len(test_views),
         "test_ids": test_ids,
         "seconds": {"bank": round(built, 1), "total": round(elapsed, 1)},
@@ -160,6 +203,13 @@ def main(argv: list[str] | None = None) -> int:
         for noise in noises:
             print(f"  {noise:11s} " + " ".join(f"{per[noise][s]:.2f} " for s in bank.severities))
         _plot(result["confusion_severity_3_plus"], labels, out / f"perceiver_confusion_{name}.png", name)
+    clinical = _clinical(model, perceiver)
+    report["clinical_unseen"] = clinical
+    real = [c for c in clinical if not c["image"].startswith("degenerate")]
+    print(f"\nclean clinical images no bank saw ({len(real)}): "
+          f"{sum(c['verdict'] == ARTIFACT for c in real)} reported as artifacts")
+    for c in clinical:
+        print(f"  {c['image']:36s} {c['modality']:3s} {c['size']:>10s}  {c['summary']}")
     (out / "perceiver_report.json").write_text(json.dumps(report, indent=2))
     print(f"\nwrote {out / 'perceiver_report.json'}")
     return 0

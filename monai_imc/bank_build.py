@@ -240,6 +240,7 @@ def build_bank(
     batch_size: int = 8,
     progress: bool = False,
     physics: bool = True,
+    modalities: Sequence[str] | None = None,
 ) -> PrototypeBank:
     """Build a :class:`PrototypeBank` for ``model`` from clean reference images.
 
@@ -266,6 +267,9 @@ def build_bank(
         batch_size: images per ``encode_images`` call.
         progress: show a progress bar.
         physics: add the physics measures to the descriptor (a fused discriminant).
+        modalities: the DICOM modalities the reference images show (``CT``, ``MR``, ``CR`` ...), recorded
+            in the manifest: the perceiver calls a view of another modality not assessable. ``None``:
+            not recorded, no modality check.
 
     Raises:
         ValueError: fewer than 2 assessable images, an unknown or non-image noise, a bad severity.
@@ -417,6 +421,7 @@ def build_bank(
         + "; standardised",
         "measures": list(MEASURES) if physics else [],
         "view_sides": view_sides(arrays),
+        "modalities": sorted({m.strip().upper() for m in modalities if m.strip()}) if modalities else None,
         "token_grid": calibration.token_count if "token_shift" in tensors else None,
     }
     logger.info(

@@ -127,6 +127,7 @@ def _cmd_prototypes_build(args: argparse.Namespace) -> int:
     bank = build_bank(
         model, images, parse_noise_list(args.noises, "image"), parse_severities(args.severities),
         seed=args.seed, validation_fraction=args.validation_fraction, image_ids=ids, progress=True,
+        modalities=args.modalities.split(",") if args.modalities else None,
     )
     bank.save(args.out)
     choices = bank.manifest["choices"]
@@ -358,6 +359,9 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--validation-fraction", type=float, default=0.25)
     build.add_argument("--limit", type=int, default=0, help="use at most this many images of each source")
     build.add_argument("--size", type=int, default=0, help="shrink images to this longest side before noise")
+    build.add_argument("--modalities", default="",
+                       help="DICOM modalities the images show, comma-separated (e.g. CT,MR,CR,DX): the perceiver "
+                            "calls views of other modalities not assessable (default: not recorded, no check)")
     build.add_argument("--device", default=None)
     build.add_argument("--dtype", default=None)
     build.add_argument("--out", required=True, help="the bank's folder")

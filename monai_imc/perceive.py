@@ -5,8 +5,10 @@ was shown, cheap physics measures of that view (:mod:`monai_imc.quality`). The f
 standard deviation of the projector-input tokens, and the measures) is standardised and classified by the
 bank's linear discriminant over ``clean`` and every (noise, severity). Three verdicts:
 
-- ``"not assessable"``: the view is degenerate (constant, tiny, NaN, a single row ...), the features are
-  not finite, or the descriptor lies outside the bank's range (another kind of picture). It claims no
+- ``"not assessable"``: the view is degenerate (constant, tiny, NaN, a single row ...), smaller than the
+  bank's reference views, of a modality the bank has no reference images of (where the bank records its
+  modalities and the caller knows the view's), the features are not finite, or the descriptor lies
+  outside the bank's range (another kind of picture). It claims no
   artifact and nothing is calibrated; the reason is kept for the SR.
 - ``"artifact"``: the probability of an artifact, ``1 - p_clean``, reached the clean gate (calibrated on
   clean validation images); the noise type is the most likely one (severities summed), the severity its
@@ -106,6 +108,14 @@ def _unassessable(reason: str, descriptor_name: str, distance: float = 0.0) -> P
 #: A view whose shorter side is below this share of the bank's smallest reference view is not assessable.
 SMALLEST_VIEW_FRACTION = 0.75
 
+#: DICOM modalities that show the same kind of picture (projection radiographs), for the modality check.
+_SAME_KIND = {"DX": "CR", "RG": "CR", "PX": "CR"}
+
+
+def _modality_kind(modality: str) -> str:
+    code = modality.strip().upper()
+    return _SAME_KIND.get(code, code)
+
 
 class ArtifactPerceiver:
     """Perceive clean / artifact (type, severity, confidence) / not assessable with a :class:`PrototypeBank`.
@@ -191,9 +201,32 @@ class ArtifactPerceiver:
         """Squared Mahalanobis distance of the descriptor to the nearest class, per dimension."""
         return float(self._pick(view is not None).lda.distances(self.standardised(tokens, view)[None])[0])
 
-    def perceive_tokens(self, tokens: torch.Tensor, view: ImageInput | None = None) -> Perception:
-        """The :class:`Perception` of one image's tokens and, optionally, the view the model was shown."""
+    def modality_reason(self, modality: str | None) -> str | None:
+        """Why a view of DICOM ``modality`` cannot be assessed with this bank, or ``None`` when it can.
+
+        A bank that records the modalities of its reference images (``manifest["modalities"]``) has no
+        clean statistics of any other (an ultrasound's speckle is not Rician noise); CR, DX and other
+        projection radiographs count as one kind. Unknown modality or no record: no objection.
+        """
+        known = self.bank.manifest.get("modalities")
+        if not known or not modality or not modality.strip():
+            return None
+        if _modality_kind(modality) in {_modality_kind(m) for m in known}:
+            return None
+        return (
+            f"modality {modality.strip().upper()} is not among the prototype bank's reference images "
+            f"({', '.join(known)})"
+        )
+
+    def perceive_tokens(
+        self, tokens: torch.Tensor, view: ImageInput | None = None, modality: str | None = None
+    ) -> Perception:
+        """The :class:`Perception` of one image's tokens and, optionally, the view the model was shown and
+        its DICOM modality."""
         chosen = self._pick(view is not None)
+        modality_reason = self.modality_reason(modality)
+        if modality_reason is not None:
+            return _unassessable(modality_reason, chosen.name)
         if view is not None:
             reason = assessability(np.asarray(view))
             if reason is not None:
@@ -267,7 +300,10 @@ class ArtifactPerceiver:
         )
 
     def perceive(
-        self, features: VisionFeatures, views: Sequence[ImageInput | None] | None = None
+        self,
+        features: VisionFeatures,
+        views: Sequence[ImageInput | None] | None = None,
+        modalities: Sequence[str | None] | None = None,
     ) -> list[Perception]:
         """One :class:`Perception` per image of ``features``.
 
@@ -275,12 +311,19 @@ class ArtifactPerceiver:
             features: the model's features of the images (one vision pass).
             views: the images exactly as given to ``encode_images`` (optional): with them the perceiver
                 adds the physics measures and tells degenerate images apart.
+            modalities: the DICOM modality of each image, where known (see :meth:`modality_reason`).
 
         Raises:
-            ValueError: ``views`` does not have one entry per image.
+            ValueError: ``views`` or ``modalities`` does not have one entry per image.
         """
-        if views is None:
-            return [self.perceive_tokens(tokens) for tokens in features.tokens]
-        if len(views) != features.num_images:
-            raise ValueError(f"{len(views)} views for {features.num_images} images")
-        return [self.perceive_tokens(tokens, view) for tokens, view in zip(features.tokens, views)]
+        n = features.num_images
+        if views is not None and len(views) != n:
+            raise ValueError(f"{len(views)} views for {n} images")
+        if modalities is not None and len(modalities) != n:
+            raise ValueError(f"{len(modalities)} modalities for {n} images")
+        views_ = list(views) if views is not None else [None] * n
+        kinds = list(modalities) if modalities is not None else [None] * n
+        return [
+            self.perceive_tokens(tokens, view, modality)
+            for tokens, view, modality in zip(features.tokens, views_, kinds)
+        ]

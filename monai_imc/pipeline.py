@@ -114,16 +114,24 @@ class IMCPipeline:
         """One vision pass over the images (:meth:`VisionLanguageModel.encode_images`)."""
         return self.model.encode_images(images)
 
-    def perceive(self, features: VisionFeatures, views: Sequence[ImageInput] | None = None) -> list[Perception]:
+    def perceive(
+        self,
+        features: VisionFeatures,
+        views: Sequence[ImageInput] | None = None,
+        modalities: Sequence[str | None] | None = None,
+    ) -> list[Perception]:
         """One perception per image of ``features``; ``views`` (the images the model saw, in order) add the
-        physics measures and the not-assessable checks of the fused perceiver.
+        physics measures and the not-assessable checks of the fused perceiver; ``modalities`` (DICOM
+        modality per image, where known) the check that the bank has reference images of that modality.
 
         Raises:
             RuntimeError: the pipeline has no bank.
         """
         if self.perceiver is None:
             raise RuntimeError("perceive needs a prototype bank; this pipeline has none")
-        return self.perceiver.perceive(features, views=None if views is None else list(views))
+        return self.perceiver.perceive(
+            features, views=None if views is None else list(views), modalities=modalities
+        )
 
     def calibrate(
         self, features: VisionFeatures, perceptions: Sequence[Perception], pdc: bool | None = None

@@ -36,16 +36,21 @@ __all__ = ["SAMPLE_SERIES", "SampleSeries", "SampleStudy", "write_sample_study"]
 logger = logging.getLogger(__name__)
 
 SAMPLE_SERIES: tuple[tuple[str, str, str | None, int | None], ...] = (
-    ("ct", "CT_small.dcm", None, None),
-    ("mr", "MR_small.dcm", None, None),
+    ("ct", "693_UNCR.dcm", None, None),
+    ("mr", "MR-SIEMENS-DICOM-WithOverlays.dcm", None, None),
     ("mr_multiframe", "emri_small.dcm", None, None),
     ("cr_chest", "RG1_UNCI.dcm", None, None),
     ("us", "US1_UNCR.dcm", None, None),
-    ("mr_motion4", "MR_small.dcm", "motion", 4),
-    ("mr_rician3", "MR_small.dcm", "rician", 3),
-    ("ct_low_dose4", "CT_small.dcm", "low_dose", 4),
+    ("mr_motion4", "MR-SIEMENS-DICOM-WithOverlays.dcm", "motion", 4),
+    ("mr_rician3", "MR-SIEMENS-DICOM-WithOverlays.dcm", "rician", 3),
+    ("ct_low_dose4", "693_UNCR.dcm", "low_dose", 4),
 )
-"""``(name, pydicom test file, image noise or None, severity)`` of each series of the sample study."""
+"""``(name, pydicom test file, image noise or None, severity)`` of each series of the sample study.
+
+The CT (512 x 512) and MR (484 x 484) are full-resolution clinical images, as a PACS sends them;
+pydicom's thumbnails (``CT_small``: 128 px, ``MR_small``: 64 px) are below the resolution the reference
+model and its prototype bank were built at, so the perceiver would call them not assessable. The
+multi-frame MR stays a 64 px thumbnail on purpose: the SR says why it is not assessed."""
 
 CLEAN_TEXTS = {
     "ReasonForTheRequestedProcedure": ("Rule out pneumothorax in the left lung.", "typo", 3),

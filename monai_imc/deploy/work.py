@@ -254,7 +254,7 @@ def perceive(work: SeriesWork, pipeline: IMCPipeline) -> SeriesWork:
     assessed = []
     for view in work.views:
         features = pipeline.encode([view.pixels])
-        perception = pipeline.perceive(features, views=[view.pixels])[0]
+        perception = pipeline.perceive(features, views=[view.pixels], modalities=[work.modality])[0]
         assessed.append(AssessedView(view, sources[view.sop_instance_uid], features, perception))
         logger.debug(
             "series %s view %s: %s (p_clean %.3f)",

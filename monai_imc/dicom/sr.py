@@ -302,6 +302,7 @@ def build_imc_sr(
         series_description=series_description,
     )
     sr.SpecificCharacterSet = "ISO_IR 192"  # UTF-8: clinical texts may be in any language
+    _state_deidentification(sr, evidence)
     scheme = Dataset()  # declare our private coding scheme (SOP Common, Coding Scheme Identification)
     scheme.CodingSchemeDesignator = imc_codes.IMC_SCHEME
     scheme.CodingSchemeName = "monai-imc codes"
@@ -379,6 +380,28 @@ def _conformed(assessments: Sequence[ImageAssessment]) -> tuple[list[ImageAssess
             role = f"{c.keyword} of the source ({c.vr}; {c.reason})"
             records.setdefault((c.keyword, c.original), TextRecord(role, c.original))
     return out, list(records.values())
+
+
+def _state_deidentification(sr: Dataset, evidence: Sequence[Dataset]) -> None:
+    """Keep the Patient module valid when it says the identity was removed.
+
+    The SR copies Patient Identity Removed from its sources; ``YES`` then requires De-identification
+    Method or its code sequence (Type 1C). Sources that claim ``YES`` without saying how (pydicom's
+    ``693_UNCR.dcm`` does) would make an invalid SR: take the method from a source that states it, else
+    say that the sources did not.
+    """
+    if str(sr.get("PatientIdentityRemoved", "")).upper() != "YES":
+        return
+    if "DeidentificationMethod" in sr or "DeidentificationMethodCodeSequence" in sr:
+        return
+    for ds in evidence:
+        if ds.get("DeidentificationMethod"):
+            sr.DeidentificationMethod = ds.DeidentificationMethod
+            return
+        if ds.get("DeidentificationMethodCodeSequence"):
+            sr.DeidentificationMethodCodeSequence = ds.DeidentificationMethodCodeSequence
+            return
+    sr.DeidentificationMethod = "not stated in the source images"
 
 
 def _unique_sources(assessments: Sequence[ImageAssessment]) -> list[Dataset]:

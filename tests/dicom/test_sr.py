@@ -37,6 +37,8 @@ CASES = {
     "CT": Case("CT_small.dcm", "low_dose", 4, 0.87),
     "MR": Case("emri_small.dcm", "ghosting", 2, 0.64, frame_number=6),
     "CR": Case("RG1_UNCI.dcm", None, None, 0.93),
+    # says Patient Identity Removed YES without a De-identification Method: the SR must still be valid
+    "CT-deidentified": Case("693_UNCR.dcm", "low_dose", 4, 0.87),
     "US": Case(
         "US1_UNCI.dcm", None, None, None, not_assessable="degenerate image: constant image (no contrast)"
     ),
@@ -45,6 +47,7 @@ SUMMARIES = {
     "CT": "low_dose artifact (Quantum noise (low dose) artifact), severity 4 of 5 (Severe), probability 0.87",
     "MR": "ghosting artifact (Ghost), severity 2 of 5 (Mild), probability 0.64",
     "CR": "no artifact detected (probability 0.93)",
+    "CT-deidentified": "low_dose artifact (Quantum noise (low dose) artifact), severity 4 of 5 (Severe), probability 0.87",
     "US": "not assessable: degenerate image: constant image (no contrast)",
 }
 

@@ -192,3 +192,22 @@ def test_pipeline_uses_one_vision_pass_and_keeps_every_result(bank: PrototypeBan
         )
     finally:
         handle.remove()
+
+
+def test_views_of_a_modality_the_bank_has_no_images_of_are_not_assessable(
+    bank: PrototypeBank, tiny_llava, views
+) -> None:
+    recorded = dataclasses.replace(bank, manifest={**bank.manifest, "modalities": ["CT", "DX", "MR"]})
+    perceiver = ArtifactPerceiver(recorded, gate_threshold=0.0)  # the gate alone would flag every image
+    features = tiny_llava.encode_images(views[:3])
+    us, cr, unknown = perceiver.perceive(features, views=views[:3], modalities=["US", "CR", None])
+    assert us.verdict == "not assessable" and "modality US" in us.summary and not us.flagged
+    _, records = PDCCalibrator(recorded).calibrate(tiny_llava.encode_images(views[:1]), [us])
+    assert not records[0].applied  # never calibrated
+    # CR is a projection radiograph like DX; an unknown modality is not held against the view
+    assert "modality" not in cr.summary and "modality" not in unknown.summary
+    # a bank that does not record its modalities checks none
+    unrecorded = ArtifactPerceiver(bank, gate_threshold=0.0).perceive(features, views=views[:3], modalities=["US"] * 3)
+    assert all("modality" not in p.summary for p in unrecorded)
+    with pytest.raises(ValueError, match="1 modalities for 3 images"):
+        perceiver.perceive(features, views=views[:3], modalities=["CT"])
