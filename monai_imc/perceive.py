@@ -105,7 +105,8 @@ def _unassessable(reason: str, descriptor_name: str, distance: float = 0.0) -> P
     )
 
 
-#: A view whose shorter side is below this share of the bank's smallest reference view is not assessable.
+#: A view whose shorter side is below this share of the bank's typical (median) reference view is not
+#: assessable: the tower sees an upsampled thumbnail as blurred and blocky.
 SMALLEST_VIEW_FRACTION = 0.75
 
 #: DICOM modalities that show the same kind of picture (projection radiographs), for the modality check.
@@ -231,13 +232,14 @@ class ArtifactPerceiver:
             reason = assessability(np.asarray(view))
             if reason is not None:
                 return _unassessable(f"degenerate image: {reason}", chosen.name)
-            smallest = self.bank.manifest.get("view_sides", {}).get("min")
+            sides = self.bank.manifest.get("view_sides", {})
+            typical = sides.get("median") or sides.get("min")
             side = min(np.asarray(view).shape[:2])
-            if smallest and side < SMALLEST_VIEW_FRACTION * smallest:
+            if typical and side < SMALLEST_VIEW_FRACTION * typical:
                 # the physics measures and token statistics of an upsampled thumbnail are not those of
                 # the images the bank describes: say so instead of reading its blockiness as an artifact
                 return _unassessable(
-                    f"smaller ({side} px) than the images the prototype bank was built from (>= {smallest:.0f} px)",
+                    f"smaller ({side} px) than the images the prototype bank was built from (typically {typical:.0f} px)",
                     chosen.name,
                 )
         if not bool(torch.isfinite(tokens).all()):
