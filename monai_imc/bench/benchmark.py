@@ -20,8 +20,9 @@ from typing import Any
 from monai_imc.atomic import atomic_output
 from monai_imc.bench.datasets import stratified_subset
 from monai_imc.bench.model_spec import load_bench_model
+from monai_imc.bench.records import resolve_methods
 from monai_imc.bench.report import write_report
-from monai_imc.bench.runner import METHODS, BenchRecord, BenchRunner, RunStats, project_seconds
+from monai_imc.bench.runner import BenchRecord, BenchRunner, RunStats, project_seconds
 from monai_imc.data import VQARow, load_dataset
 from monai_imc.models.remote import RemoteModel
 from monai_imc.noise import get_noise
@@ -151,9 +152,7 @@ def run_benchmark(settings: BenchSettings, progress: bool = False) -> BenchResul
         FileNotFoundError: a dataset or bank is missing.
         OptionalImportError: matplotlib (the ``bench`` extra) is not installed; raised before any work.
     """
-    unknown = [m for m in settings.methods if m not in METHODS]
-    if unknown:
-        raise ValueError(f"unknown method(s) {unknown}; choose from {', '.join(METHODS)}")
+    settings.methods = resolve_methods(settings.methods)
     if not settings.noises:
         raise ValueError("no noises to run")
     require("matplotlib", extra="bench", purpose="the benchmark's plots")
@@ -173,7 +172,7 @@ def run_benchmark(settings: BenchSettings, progress: bool = False) -> BenchResul
                          image_size=settings.image_size, max_new_tokens=settings.max_new_tokens,
                          cache=Path(settings.out) / "cache.jsonl", batch_size=settings.batch_size,
                          text_model=text_model, answer_suffix=settings.answer_suffix,
-                         pipeline=loaded.pipeline(refiner))
+                         pipeline=loaded.pipeline(refiner), image_pool=every)
     denoise = _choose_denoiser(runner, settings, progress) if "denoise" in settings.methods else None
     runner.stats = RunStats()  # the run's own cost, without the denoise choice
     records = runner.run(rows, settings.noises, settings.severities, progress=progress)
