@@ -23,7 +23,13 @@ from monai_imc.atomic import atomic_output
 from monai_imc.bench.records import BenchRecord
 from monai_imc.optional import require
 
-__all__ = ["BINS", "ReliabilityBin", "expected_calibration_error", "reliability_bins", "write_reliability_diagrams"]
+__all__ = [
+    "BINS",
+    "ReliabilityBin",
+    "expected_calibration_error",
+    "reliability_bins",
+    "write_reliability_diagrams",
+]
 
 #: Equal-width confidence bins of the ECE and the reliability diagrams.
 BINS = 15
@@ -63,7 +69,11 @@ def reliability_bins(
         if member.any():
             out.append(
                 ReliabilityBin(
-                    b / bins, (b + 1) / bins, int(member.sum()), float(conf[member].mean()), float(hit[member].mean())
+                    b / bins,
+                    (b + 1) / bins,
+                    int(member.sum()),
+                    float(conf[member].mean()),
+                    float(hit[member].mean()),
                 )
             )
     return out
@@ -90,7 +100,9 @@ def _scored(records: Sequence[BenchRecord]) -> tuple[list[float], list[bool]]:
     return [float(r.confidence) for r in scored], [r.correct for r in scored]  # type: ignore[arg-type]
 
 
-def write_reliability_diagrams(records: Sequence[BenchRecord], out: str | Path, methods: Sequence[str]) -> dict[str, Path]:
+def write_reliability_diagrams(
+    records: Sequence[BenchRecord], out: str | Path, methods: Sequence[str]
+) -> dict[str, Path]:
     """One reliability diagram per method (closed answers, all datasets): accuracy against confidence per
     bin, clean images and questions apart from the noisy conditions, ECE in the legend.
 
@@ -109,7 +121,10 @@ def write_reliability_diagrams(records: Sequence[BenchRecord], out: str | Path, 
     paths: dict[str, Path] = {}
     for method in methods:
         mine = [r for r in records if r.method == method]
-        parts = {"clean": [r for r in mine if r.noise == "clean"], "noisy": [r for r in mine if r.noise != "clean"]}
+        parts = {
+            "clean": [r for r in mine if r.noise == "clean"],
+            "noisy": [r for r in mine if r.noise != "clean"],
+        }
         if not any(_scored(part)[0] for part in parts.values()):
             continue
         fig, ax = plt.subplots(figsize=(4.2, 4.2))
@@ -122,8 +137,14 @@ def write_reliability_diagrams(records: Sequence[BenchRecord], out: str | Path, 
             ece = expected_calibration_error(conf, hit) or 0.0
             sizes = [20 + 180 * b.count / len(conf) for b in found]
             ax.plot([b.confidence for b in found], [b.accuracy for b in found], linestyle=style[1], alpha=0.7)
-            ax.scatter([b.confidence for b in found], [b.accuracy for b in found], s=sizes, marker=style[0],
-                       label=f"{name}: ECE {100 * ece:.1f} (n={len(conf)})", alpha=0.8)
+            ax.scatter(
+                [b.confidence for b in found],
+                [b.accuracy for b in found],
+                s=sizes,
+                marker=style[0],
+                label=f"{name}: ECE {100 * ece:.1f} (n={len(conf)})",
+                alpha=0.8,
+            )
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1)
         ax.set_xlabel(f"answer probability ({BINS} bins; marker size: share of answers)")

@@ -7,7 +7,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ __all__ = [
     "BenchRecord",
     "RunStats",
     "conditions",
+    "fill_row_fields",
     "is_image_noise",
     "item_id",
     "iter_groups",
@@ -197,6 +198,19 @@ def row_fields(row: VQARow) -> dict[str, str]:
     """A record's breakdown fields from its data row: question type, modality and body part (SLAKE's
     location, else the coarse region, which is VQA-RAD's organ)."""
     return {"question_type": row.question_type, "modality": row.modality, "body_part": row.location or row.region}
+
+
+def fill_row_fields(records: Sequence[BenchRecord], rows: Sequence[VQARow]) -> list[BenchRecord]:
+    """``records`` with the breakdown fields filled from the data rows where a record lacks them (a cache
+    written before the fields existed); records of no row in ``rows`` are kept as they are."""
+    by_item = {item_id(r): r for r in rows}
+    out = []
+    for record in records:
+        row = by_item.get(record.item)
+        if row is not None and not (record.question_type or record.modality or record.body_part):
+            record = replace(record, **row_fields(row))
+        out.append(record)
+    return out
 
 
 def noise_seed(*parts: str) -> int:

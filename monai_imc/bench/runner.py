@@ -46,6 +46,7 @@ from monai_imc.bench.records import (
     BenchRecord,
     RunStats,
     conditions,
+    fill_row_fields,
     is_image_noise,
     item_id,
     iter_groups,
@@ -332,7 +333,7 @@ class BenchRunner:
                     for method in self.methods:
                         key = (item_id(row), noise, severity, method)
                         if key in done:
-                            slots.append(done[key])
+                            slots.append(fill_row_fields([done[key]], [row])[0])
                             self.stats.records_cached += 1
                         else:
                             slots.append(self._job(row, noise, severity, method, views))

@@ -45,19 +45,27 @@ def sms_rows(records: Sequence[BenchRecord], summary: Sequence[dict[str, Any]]) 
         calls = [r.calls for r in group]
         summary_row = index.get((dataset, noise, severity, method), {})
         recovery = summary_row.get("recovery")
-        rows.append({
-            "dataset": dataset, "noise": noise, "severity": severity, "method": method,
-            "closed_acc": summary_row.get("closed_acc"), "closed_n": summary_row.get("closed_n"),
-            "recovery_pct": round(100.0 * recovery, 1) if recovery is not None else None,
-            "edited_pct": round(100.0 * sum(edited) / len(edited), 2) if edited else None,
-            "guard_refusals": sum(r.guard_refusals or 0 for r in group),
-            "guard_violations": sum(r.guard_violations or 0 for r in group),
-            "median_calls": statistics.median(calls) if calls else None,
-            "max_calls": max(calls) if calls else None,
-            "n": len(group),
-        })
+        rows.append(
+            {
+                "dataset": dataset,
+                "noise": noise,
+                "severity": severity,
+                "method": method,
+                "closed_acc": summary_row.get("closed_acc"),
+                "closed_n": summary_row.get("closed_n"),
+                "recovery_pct": round(100.0 * recovery, 1) if recovery is not None else None,
+                "edited_pct": round(100.0 * sum(edited) / len(edited), 2) if edited else None,
+                "guard_refusals": sum(r.guard_refusals or 0 for r in group),
+                "guard_violations": sum(r.guard_violations or 0 for r in group),
+                "median_calls": statistics.median(calls) if calls else None,
+                "max_calls": max(calls) if calls else None,
+                "n": len(group),
+            }
+        )
     for dataset, method in dict.fromkeys((r["dataset"], r["method"]) for r in rows):
-        noisy = [r for r in rows if (r["dataset"], r["method"]) == (dataset, method) and r["noise"] != "clean"]
+        noisy = [
+            r for r in rows if (r["dataset"], r["method"]) == (dataset, method) and r["noise"] != "clean"
+        ]
         won = lost = 0.0
         for r in noisy:
             plain = index.get((dataset, r["noise"], r["severity"], "none"), {}).get("closed_acc")
@@ -70,15 +78,25 @@ def sms_rows(records: Sequence[BenchRecord], summary: Sequence[dict[str, Any]]) 
             continue
         calls = [x.calls for x in group]
         edited = [x.edited for x in group if x.edited is not None]
-        rows.append({
-            "dataset": dataset, "noise": "all text noises", "severity": 0, "method": method,
-            "closed_acc": None, "closed_n": closed_n,
-            "recovery_pct": round(100.0 * won / lost, 1) if closed_n and lost >= 100.0 / closed_n - 1e-9 else None,
-            "edited_pct": round(100.0 * sum(edited) / len(edited), 2) if edited else None,
-            "guard_refusals": sum(x.guard_refusals or 0 for x in group),
-            "guard_violations": sum(x.guard_violations or 0 for x in group),
-            "median_calls": statistics.median(calls), "max_calls": max(calls), "n": len(group),
-        })
+        rows.append(
+            {
+                "dataset": dataset,
+                "noise": "all text noises",
+                "severity": 0,
+                "method": method,
+                "closed_acc": None,
+                "closed_n": closed_n,
+                "recovery_pct": round(100.0 * won / lost, 1)
+                if closed_n and lost >= 100.0 / closed_n - 1e-9
+                else None,
+                "edited_pct": round(100.0 * sum(edited) / len(edited), 2) if edited else None,
+                "guard_refusals": sum(x.guard_refusals or 0 for x in group),
+                "guard_violations": sum(x.guard_violations or 0 for x in group),
+                "median_calls": statistics.median(calls),
+                "max_calls": max(calls),
+                "n": len(group),
+            }
+        )
     return rows
 
 
@@ -102,13 +120,17 @@ def sms_markdown(rows: Sequence[dict[str, Any]], dataset: str, methods: Sequence
     lines = [
         "### Text methods: recovery, false edits, guards, calls",
         "",
-        "Recovery: % of the closed accuracy the noise cost the plain model that the method wins back. Edited: "
-        "questions changed (%; on clean questions: false edits). Guard refusals: candidate edits a guard "
-        "refused; guard violations: questions asked that break a guard (negation, laterality, numbers, "
-        "units, question form) against the question given.",
+        (
+            "Recovery: % of the closed accuracy the noise cost the plain model that the method wins back. Edited: "
+            "questions changed (%; on clean questions: false edits). Guard refusals: candidate edits a guard "
+            "refused; guard violations: questions asked that break a guard (negation, laterality, numbers, "
+            "units, question form) against the question given."
+        ),
         "",
-        "| noise | sev | method | closed acc | recovery (%) | edited (%) | guard refusals | guard violations "
-        "| median calls | max calls |",
+        (
+            "| noise | sev | method | closed acc | recovery (%) | edited (%) | guard refusals | guard violations "
+            "| median calls | max calls |"
+        ),
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in sorted(mine, key=key):
