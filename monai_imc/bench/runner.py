@@ -12,16 +12,16 @@ No work is done twice (``memoize=True``, the default): an answer is a function o
 sees and the prompt, so answers are kept by (features identity, prompt). The features identity names the
 image, its image condition (text-noise conditions use the clean image) and what was done to them (``raw``,
 ``pdc``, ``oracle``, ``denoise``); calibrated features the gate passed unchanged are the raw ones, and every
-black image is the same; ``shuffled-image`` shows the raw features of another image. So ``sms`` on an image noise reuses ``none`` when SMS leaves the question unchanged,
-``pdc`` on an image the gate passes reuses ``none``, ``no-image`` depends only on the question. Each
-(image, image condition) is encoded, perceived, calibrated and filtered once; SMS refinements and repass
-replies are kept by question text across conditions. The answers still missing are generated in batches
+black image is the same; ``shuffled-image`` shows the raw features of another image. So ``sms`` on an image
+noise reuses ``none`` when SMS leaves the question unchanged, ``pdc`` on an image the gate passes reuses
+``none``, ``no-image`` depends only on the question. Each (image, image condition) is encoded, perceived,
+calibrated and filtered once; SMS refinements and repass replies are kept by question text across conditions.
+The answers still missing are generated in batches
 (:meth:`~monai_imc.models.hf.HFVisionLanguageModel.generate_batch` where the model has it, which also gives
 each answer's probability; one by one otherwise), and so are the repass replies of an image's questions
-(:meth:`~monai_imc.models.hf.HFVisionLanguageModel.chat_batch`).
-
-Each finished (question, condition, method) is appended to a JSONL cache, so an interrupted run resumes
-where it stopped; ``cache_config.json`` beside it refuses a resume with another model, seed or denoiser.
+(:meth:`~monai_imc.models.hf.HFVisionLanguageModel.chat_batch`). Each finished (question, condition, method)
+is appended to a JSONL cache, so an interrupted run resumes where it stopped; ``cache_config.json`` beside it
+refuses a resume with another model, seed or denoiser.
 """
 
 from __future__ import annotations
@@ -57,10 +57,7 @@ from monai_imc.bench.records import (
     row_fields,
     write_record,
 )
-from monai_imc.bench.text_repair import (
-    TextMethods,
-    TextRepair,
-)
+from monai_imc.bench.text_repair import TextMethods, TextRepair
 from monai_imc.data import VQARow, load_view, shuffled_image_keys
 from monai_imc.models.base import VisionFeatures, VisionLanguageModel
 from monai_imc.noise import get_noise
