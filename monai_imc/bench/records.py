@@ -122,6 +122,12 @@ class BenchRecord:
     body_part: str = ""
 
     @property
+    def complete(self) -> bool:
+        """Whether the record has every column its method needs (a text method's record cached before the
+        SMS columns existed has not: a resumed run answers it again)."""
+        return self.method not in TEXT_METHODS or self.edited is not None
+
+    @property
     def key(self) -> tuple[str, str, int, str]:
         """What identifies a record in the cache."""
         return (self.item, self.noise, self.severity, self.method)

@@ -311,7 +311,7 @@ class BenchRunner:
         if "shuffled-image" in self.methods:
             self._draw_shuffled(rows)
         self._check_cache()
-        done = self._done()
+        done = {k: r for k, r in self._done().items() if r.complete}
         start, cpu_start = time.perf_counter(), time.process_time()
         records: list[BenchRecord] = []
         by_image: dict[str, list[VQARow]] = {}

@@ -158,6 +158,8 @@ def test_old_cache_lines_load_and_get_their_fields(tmp_path: Path) -> None:
     )
     loaded = read_records(cache)
     assert [r.method for r in loaded] == ["none", "pdc"] and loaded[0] == new
+    assert new.complete and replace(new, method="sms", edited=False).complete
+    assert not replace(new, method="sms").complete, "a text method's old record is answered again on resume"
     filled = fill_row_fields(loaded, [row])
     assert (filled[0].question_type, filled[0].modality, filled[0].body_part) == ("Modality", "CT", "Lung")
 
