@@ -8,12 +8,12 @@ the model is shown (``(H, W, C)`` uint8; a grey image is filtered once and its c
 - ``diffusion``: Perona-Malik anisotropic diffusion (10 steps, kappa 20, step 0.2), which smooths flat
   regions and keeps edges.
 
-How one is chosen (:func:`choose_denoiser`, run by :func:`choose_on_rows` on the validation split): every candidate answers the validation questions clean and under every image noise of the run at
-the run's severities; candidates whose clean closed accuracy falls more than :data:`CLEAN_TOLERANCE`
-points below the unfiltered model's are dropped; of the rest the one with the best mean closed accuracy
-over the noisy conditions wins (ties: the earlier one in :data:`DENOISERS`). If every candidate hurts clean
-images that much, the one that hurts them least is taken. The scores of every candidate are kept in
-``results.json``.
+How one is chosen (:func:`choose_denoiser`, run by :func:`choose_on_rows` on the validation split): every
+candidate answers the validation questions clean and under every image noise of the run at the run's
+severities; candidates whose clean closed accuracy falls more than :data:`CLEAN_TOLERANCE` points below the
+unfiltered model's are dropped; of the rest the one with the best mean closed accuracy over the noisy
+conditions wins (ties: the earlier one in :data:`DENOISERS`). If every candidate hurts clean images that
+much, the one that hurts them least is taken. The scores of every candidate are kept in ``results.json``.
 """
 
 from __future__ import annotations
