@@ -1,208 +1,74 @@
-"""Measure perceive + PDC on the VQA test splits (issue 5's "Measure" section).
+"""Measure perceive + PDC on the VQA test splits: a thin wrapper over ``monai-imc bench``.
 
-For every test image (never in the bank): the clean image and its copies under every bank noise at the
-chosen severities, each encoded once. Per copy: the perceiver's verdict (type accuracy per severity,
-clean false alarms), and the answers to the image's questions from the plain features, the
-PDC-calibrated features and an oracle calibration told the true noise (to separate perceiver errors
-from map quality). Closed-ended accuracy is exact match after normalisation. The time perceive +
-calibrate adds is reported as a ratio to the plain model's encode + generate, measured in the same run.
+Runs ``monai-imc bench --methods none,pdc,pdc-oracle`` on SLAKE test and VQA-RAD test, clean and under every
+noise of the bank (plus ``--extra-noises``, noises the bank was built without) at ``--severities``: the
+plain model, PDC with the perceived noise and the oracle PDC told the true noise and severity (to separate
+perceiver errors from map quality). The tables (closed accuracy and recovery per noise, the perceiver's
+verdict right and images calibrated) are bench's ``results.md``; this wrapper adds the perceiver's
+confusion matrix (``confusion.png``, from the cached records) under ``--out``. The calibration variant is
+the pipeline's (a bundle's ``configs/inference.json``; ``ridge`` for a checkpoint folder and ``--bank``).
 
     python bench/measure_pdc.py --model bundles/monai_imc_vqa/models/reference-vlm \\
         --bank bundles/monai_imc_vqa/models/prototype-bank --data ../shared/data --severities 3 --out results/pdc
 
-Writes results.json, results.md, confusion.png and recovery.png under --out.
+is ``monai-imc bench --model ... --bank ... --dataset slake:../shared/data/slake --dataset
+vqa-rad:../shared/data/vqa_rad --noises <the bank's noises> --severities 3 --methods none,pdc,pdc-oracle
+--out results/pdc`` followed by the confusion matrix.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import json
 import sys
-import time
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from monai_imc.atomic import atomic_output
-from monai_imc.cli import parse_severities
-from monai_imc.data import load_view
-from monai_imc.models import load_model
-from monai_imc.pipeline import IMCPipeline
-from monai_imc.prototypes import PrototypeBank, corrupt, variant_seed
+from monai_imc.bench.records import read_records
+from monai_imc.cli import main as monai_imc
+from monai_imc.prototypes import PrototypeBank
+
+SPECS = {"slake": "slake", "vqa_rad": "vqa-rad"}
 
 
-def load_rows(data: str, datasets: list[str], limit: int) -> list:
-    """Test rows of the datasets, grouped so that each image's questions are consecutive."""
-    from monai_imc.data import load_vqa
-
-    rows = []
-    for name in datasets:
-        part = load_vqa(data, name, "test")
-        rows.extend(sorted(part, key=lambda r: r.image_key))
-    return rows[:limit] if limit else rows
-
-
-def main(argv: list[str] | None = None) -> int:
-    from monai_imc.answers import normalize_answer
-    from monai_imc.prompts import vqa_prompt
-
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", required=True)
-    p.add_argument("--bank", required=True)
-    p.add_argument("--data", default="../shared/data")
-    p.add_argument("--datasets", default="slake,vqa_rad")
-    p.add_argument("--severities", default="3")
-    p.add_argument("--size", type=int, default=256, help="longest side of the images before noise")
-    p.add_argument("--limit", type=int, default=0, help="at most this many questions")
-    p.add_argument("--seed", type=int, default=1234, help="noise seed (not the bank's)")
-    p.add_argument("--max-new-tokens", type=int, default=12)
-    p.add_argument("--variants", default="ridge,shift", help="calibration variants to compare (first is the default)")
-    p.add_argument("--extra-noises", default="", help="image noises to test that the bank was built without")
-    p.add_argument("--out", required=True)
-    args = p.parse_args(argv)
-
-    model = load_model(args.model, device="cpu")
-    bank = PrototypeBank.load(args.bank, model=model)
-    variants_ = args.variants.split(",")
-    # the method's steps are IMCPipeline's: one pipeline per calibration variant (the first is the default)
-    pipelines = {v: IMCPipeline(model, bank, variant=v, check_bank=False) for v in variants_}
-    pipeline = pipelines[variants_[0]]
-    extra = [n for n in args.extra_noises.split(",") if n]
-    noises = list(bank.noises) + [n for n in extra if n not in bank.noises]
-    severities = parse_severities(args.severities)
-    rows = load_rows(args.data, args.datasets.split(","), args.limit)
-    by_image: dict[str, list] = defaultdict(list)
-    for r in rows:
-        by_image[r.image_key].append(r)
-
-    correct: dict[tuple[str, int, str], list[float]] = defaultdict(list)  # (noise, severity, method)
-    perceived: dict[tuple[str, int], list[str]] = defaultdict(list)
-    flagged: dict[tuple[str, int], list[bool]] = defaultdict(list)
-    t_plain = t_extra = 0.0
-    for i, (key, questions) in enumerate(tqdm(by_image.items(), desc="images")):
-        clean = load_view(questions[0].image, args.size)
-        variants = [("clean", 0, clean)]
-        for n_i, noise in enumerate(noises):
-            for s in severities:
-                variants.append((noise, s, corrupt(clean, noise, s, variant_seed(args.seed, i, n_i))))
-        for noise, severity, image in variants:
-            t0 = time.perf_counter()
-            features = pipeline.encode([image])
-            t1 = time.perf_counter()
-            perception = pipeline.perceive(features)[0]
-            calibrated, _ = pipeline.calibrate(features, [perception])
-            t2 = time.perf_counter()
-            perceived[(noise, severity)].append(perception.noise or "clean")
-            flagged[(noise, severity)].append(perception.flagged)
-            methods = {"none": features, "pdc": calibrated}
-            for v in variants_[1:]:
-                methods[f"pdc:{v}"], _ = pipelines[v].calibrate(features, [perception])
-            if noise in bank.noises:
-                forced = dataclasses.replace(perception, noise=noise, severity=severity, confidence=1.0, flagged=True)
-                methods["oracle"], _ = pipeline.calibrate(features, [forced])
-                for v in variants_[1:]:
-                    methods[f"oracle:{v}"], _ = pipelines[v].calibrate(features, [forced])
-            for row in questions:
-                if not row.closed:
-                    continue
-                answers: dict[int, str] = {}  # features left unchanged give the plain answer: not asked twice
-                for method, feats in methods.items():
-                    t3 = time.perf_counter()
-                    if id(feats) not in answers:
-                        answers[id(feats)] = pipeline.generate(feats, vqa_prompt(row.question),
-                                                               max_new_tokens=args.max_new_tokens)
-                    answer = answers[id(feats)]
-                    if method == "none":
-                        t_plain += time.perf_counter() - t3
-                    hit = float(normalize_answer(answer) == normalize_answer(row.answer))
-                    correct[(noise, severity, method)].append(hit)
-                    correct[(f"{row.dataset}/{noise}", severity, method)].append(hit)
-            t_plain += t1 - t0
-            t_extra += t2 - t1
-
-    def acc(noise: str, severity: int, method: str) -> float:
-        values = correct.get((noise, severity, method), [])
-        return round(100.0 * sum(values) / len(values), 2) if values else float("nan")
-
-    clean_acc, clean_pdc = acc("clean", 0, "none"), acc("clean", 0, "pdc")
-    table = []
-    for noise in noises:
-        for s in severities:
-            noisy, pdc, orc = acc(noise, s, "none"), acc(noise, s, "pdc"), acc(noise, s, "oracle")
-            lost = clean_acc - noisy
-            row_ = {
-                "noise": noise, "severity": s, "in_bank": noise in bank.noises, "clean": clean_acc, "noisy": noisy,
-                "pdc": pdc, "oracle": orc,
-                "recovery_pdc": round((pdc - noisy) / lost, 3) if abs(lost) > 1e-9 else None,
-                "recovery_oracle": round((orc - noisy) / lost, 3) if abs(lost) > 1e-9 else None,
-                "type_accuracy": round(100.0 * np.mean([p == noise for p in perceived[(noise, s)]]), 2),
-                "flagged_pct": round(100.0 * np.mean(flagged[(noise, s)]), 2),
-                "by_dataset": {d: {m: acc(f"{d}/{noise}", s, m) for m in ("none", "pdc", "oracle")}
-                               for d in sorted({r.dataset for r in rows})},
-            }
-            for v in variants_[1:]:
-                row_[f"pdc:{v}"], row_[f"oracle:{v}"] = acc(noise, s, f"pdc:{v}"), acc(noise, s, f"oracle:{v}")
-            table.append(row_)
-    false_alarm = round(100.0 * np.mean(flagged[("clean", 0)]), 2)  # clean images the gate sends to PDC
-    misperceived = round(100.0 * np.mean([p != "clean" for p in perceived[("clean", 0)]]), 2)
-    results = {
-        "command": " ".join(sys.argv),
-        "images": len(by_image),
-        "closed_questions": sum(len([r for r in q if r.closed]) for q in by_image.values()),
-        "variants": variants_,
-        "clean_closed_acc": clean_acc,
-        "clean_by_dataset": {d: acc(f"{d}/clean", 0, "none") for d in sorted({r.dataset for r in rows})},
-        "clean_closed_acc_pdc": clean_pdc,
-        "clean_false_alarm_pct": false_alarm,
-        "clean_misperceived_pct": misperceived,
-        "added_time_ratio": round(t_extra / t_plain, 4) if t_plain else None,
-        "rows": table,
-    }
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    with atomic_output(out / "results.json") as tmp:
-        tmp.write_text(json.dumps(results, indent=2))
-    lines = [
-        (
-            f"clean closed acc {clean_acc} (PDC on: {clean_pdc}); clean false alarm (gate) {false_alarm}%, "
-            f"clean perceived as noisy {misperceived}%; "
-            f"added time {results['added_time_ratio']} x plain"
-        ),
-        "",
-        f"| noise | severity | type acc | flagged | noisy | PDC ({variants_[0]}) | oracle PDC ({variants_[0]}) | "
-        + "".join(f"PDC ({v}) | oracle ({v}) | " for v in variants_[1:])
-        + "recovery PDC | recovery oracle |",
-        "|---|---|---|---|---|---|---|" + "---|---|" * len(variants_[1:]) + "---|---|",
+def bench_argv(args: argparse.Namespace, noises: list[str]) -> list[str]:
+    """The ``monai-imc bench`` command line of this measurement."""
+    argv = ["bench", "--model", args.model, "--bank", args.bank]
+    for name in args.datasets.split(","):
+        argv += ["--dataset", f"{SPECS[name]}:{Path(args.data) / name}"]
+    argv += [
+        "--noises",
+        ",".join(noises),
+        "--severities",
+        args.severities,
+        "--methods",
+        "none,pdc,pdc-oracle",
+        "--image-size",
+        str(args.size),
+        "--seed",
+        str(args.seed),
+        "--max-new-tokens",
+        str(args.max_new_tokens),
+        "--out",
+        args.out,
     ]
-    lines += [
-        f"| {r['noise']}{'' if r['in_bank'] else ' (not in bank)'} | {r['severity']} | {r['type_accuracy']} | "
-        f"{r['flagged_pct']} | {r['noisy']} | {r['pdc']} | {r['oracle']} | "
-        + "".join(f"{r[f'pdc:{v}']} | {r[f'oracle:{v}']} | " for v in variants_[1:])
-        + f"{r['recovery_pdc']} | {r['recovery_oracle']} |"
-        for r in table
-    ]
-    with atomic_output(out / "results.md") as tmp:
-        tmp.write_text("\n".join(lines) + "\n")
-    _plots(out, noises, severities, perceived, table)
-    print("\n".join(lines))
-    return 0
+    return argv + (["--limit", str(args.limit)] if args.limit else [])
 
 
-def _plots(out: Path, noises: list[str], severities: list[int], perceived: dict, table: list[dict]) -> None:
+def write_confusion(out: Path, noises: list[str]) -> Path:
+    """The perceiver's confusion matrix (true condition x perceived noise, rows normalised) of the cached
+    ``pdc`` records, all severities together."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     labels = ["clean", *noises]
-    truth = [("clean", 0)] + [(n, s) for n in noises for s in severities]
     matrix = np.zeros((len(labels), len(labels)))
-    for n, s in truth:
-        for p in perceived[(n, s)]:
-            matrix[labels.index(n), labels.index(p)] += 1
+    for r in read_records(out / "cache.jsonl"):
+        if r.method == "pdc" and r.noise in labels and r.perceived in labels:
+            matrix[labels.index(r.noise), labels.index(r.perceived)] += 1
     matrix /= np.maximum(matrix.sum(1, keepdims=True), 1)
     fig, ax = plt.subplots(figsize=(7, 6))
     ax.imshow(matrix, cmap="Blues", vmin=0, vmax=1)
@@ -212,23 +78,38 @@ def _plots(out: Path, noises: list[str], severities: list[int], perceived: dict,
         for b in range(len(labels)):
             ax.text(b, a, f"{matrix[a, b]:.2f}", ha="center", va="center", fontsize=7)
     ax.set_xlabel("perceived")
-    ax.set_ylabel(f"true (severities {severities})")
+    ax.set_ylabel("true")
     fig.tight_layout()
-    with atomic_output(out / "confusion.png") as tmp:
+    path = out / "confusion.png"
+    with atomic_output(path) as tmp:
         fig.savefig(tmp, format="png", dpi=120)
     plt.close(fig)
-    fig, ax = plt.subplots(figsize=(8, 4))
-    x = np.arange(len(table))
-    for offset, key in ((-0.25, "noisy"), (0.0, "pdc"), (0.25, "oracle")):
-        ax.bar(x + offset, [r[key] for r in table], width=0.25, label=key)
-    ax.axhline(table[0]["clean"] if table else 0, color="k", linestyle="--", label="clean")
-    ax.set_xticks(x, [f"{r['noise']} {r['severity']}" for r in table], rotation=45, ha="right")
-    ax.set_ylabel("closed-ended accuracy (%)")
-    ax.legend()
-    fig.tight_layout()
-    with atomic_output(out / "recovery.png") as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", required=True)
+    p.add_argument("--bank", required=True)
+    p.add_argument("--data", default="../shared/data")
+    p.add_argument("--datasets", default="slake,vqa_rad")
+    p.add_argument("--severities", default="3")
+    p.add_argument("--size", type=int, default=256, help="longest side of the images before noise")
+    p.add_argument(
+        "--limit", type=int, default=0, help="at most this many questions per dataset (bench's --limit)"
+    )
+    p.add_argument("--seed", type=int, default=0, help="the benchmark seed (noise draws; bench's default)")
+    p.add_argument("--max-new-tokens", type=int, default=12)
+    p.add_argument("--extra-noises", default="", help="image noises to test that the bank was built without")
+    p.add_argument("--out", required=True)
+    args = p.parse_args(argv)
+
+    bank_noises = list(PrototypeBank.load(args.bank).noises)
+    noises = bank_noises + [n for n in args.extra_noises.split(",") if n and n not in bank_noises]
+    code = monai_imc(bench_argv(args, noises))
+    if code == 0:
+        print(f"wrote {write_confusion(Path(args.out), noises)}")
+    return code
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@
     monai-imc train-reference --data ../shared/data --out DIR [--blank-images] [--minutes M] [--seed S]
     monai-imc bench --model BUNDLE|DIR|HUB_ID [--bank DIR] --dataset slake:PATH [--dataset vqa-rad:PATH] \\
         [--noises all] [--severities 3] [--methods none,pdc,sms,imc,denoise,repass,no-image] [--limit N] --out DIR
+    monai-imc bench --report-only --out DIR
     monai-imc sample-study OUT_DIR [--seed S]
     monai-imc run -i IN -o OUT [--bundle DIR] [--device cpu] [--stow URL] [--skip-existing]
     monai-imc serve -o OUT [--port P --allow-calling-ae AE] [--pull URL] [--stow URL | --cstore AE@HOST:PORT]
@@ -184,8 +185,16 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     from monai_imc.optional import require
 
     require("matplotlib", extra="bench", purpose="monai-imc bench (its plots)")
-    from monai_imc.bench.benchmark import BenchSettings, run_benchmark
+    from monai_imc.bench.benchmark import BenchSettings, rebuild_report, run_benchmark
     from monai_imc.noise.registry import parse_noise_list
+
+    if args.report_only:
+        rebuilt = rebuild_report(args.out)
+        print(rebuilt.paths["results.md"].read_text())
+        print("wrote " + ", ".join(str(p) for p in rebuilt.paths.values()))
+        return 0
+    if not args.model or not args.dataset:
+        raise ValueError("bench needs --model and --dataset (unless --report-only)")
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     settings = BenchSettings(
@@ -394,15 +403,16 @@ def build_parser() -> argparse.ArgumentParser:
     ref.set_defaults(func=_cmd_train_reference)
 
     bench = commands.add_parser("bench", help="the robustness benchmark: noises x severities x methods")
-    bench.add_argument("--model", required=True, help="bundle folder, HF checkpoint folder or hub id")
+    bench.add_argument("--model", help="bundle folder, HF checkpoint folder or hub id (required unless --report-only)")
     bench.add_argument("--bank", default=None, help="the model's prototype bank (pdc, imc); a bundle brings its own")
-    bench.add_argument("--dataset", action="append", required=True,
-                       help="slake:PATH, vqa-rad:PATH or jsonl:FILE (repeatable)")
+    bench.add_argument("--dataset", action="append",
+                       help="slake:PATH, vqa-rad:PATH or jsonl:FILE (repeatable; required unless --report-only)")
     bench.add_argument("--split", default="test", help="test (default), validate or train")
     bench.add_argument("--noises", default="all", help="all, or comma-separated noise names")
     bench.add_argument("--severities", default="3", help="e.g. 3, 1-5 or 1,3,5 (default 3)")
     bench.add_argument("--methods", default="none",
-                       help="comma-separated: none,pdc,sms,imc,denoise,repass,no-image (default none)")
+                       help="comma-separated: none,pdc,pdc-oracle,sms,imc,denoise,repass,spellcheck,no-image "
+                            "(alias blank-image),shuffled-image (default none)")
     bench.add_argument("--limit", type=int, default=0,
                        help="at most this many questions per dataset: a seeded subset keeping the closed/open mix")
     bench.add_argument("--seed", type=int, default=0)
@@ -423,6 +433,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--device", default=None)
     bench.add_argument("--dtype", default=None)
     bench.add_argument("--out", required=True, help="results folder (resumes from its cache.jsonl)")
+    bench.add_argument("--report-only", action="store_true",
+                       help="regenerate every table and plot of --out from its cache.jsonl, answering nothing")
     bench.set_defaults(func=_cmd_bench)
 
     sample = commands.add_parser("sample-study", help="write a sample DICOM study (pydicom's files + noisy variants)")

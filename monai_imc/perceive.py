@@ -55,7 +55,8 @@ class Perception:
         verdict: ``"clean"``, ``"artifact"`` or ``"not assessable"``.
         reason: why it is not assessable (``None`` otherwise).
         measures: the physics measures of the view, when a view was given and could be measured.
-        descriptor: ``"fused"`` (tokens and measures) or ``"tokens"``: the discriminant used.
+        descriptor: ``"fused"`` (tokens and measures) or ``"tokens"``: the discriminant used; ``"given"`` for
+            a perception told rather than perceived (:meth:`given`).
     """
 
     noise: str | None
@@ -70,6 +71,23 @@ class Perception:
     reason: str | None = None
     measures: Mapping[str, float] | None = None
     descriptor: str = "tokens"
+
+    @classmethod
+    def given(cls, noise: str | None, severity: int | None = None) -> Perception:
+        """A perception told rather than perceived (the oracle): ``noise`` at ``severity`` with certainty,
+        or a clean image for ``None`` / ``"clean"``.
+
+        :meth:`~monai_imc.pipeline.IMCPipeline.calibrate` treats it like any perception, so the oracle
+        calibration runs the same calibration step as the method.
+
+        Raises:
+            ValueError: a noise without a severity in 1..5.
+        """
+        if noise is None or noise == CLEAN:
+            return cls(None, None, 1.0, {CLEAN: 1.0}, 1.0, False, descriptor="given")
+        if severity is None or not 1 <= severity <= 5:
+            raise ValueError(f"a given noise {noise!r} needs a severity in 1..5, got {severity!r}")
+        return cls(noise, int(severity), 0.0, {noise: 1.0}, 1.0, True, verdict=ARTIFACT, descriptor="given")
 
     @property
     def artifact_probability(self) -> float:

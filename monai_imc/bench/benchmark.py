@@ -18,10 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from monai_imc.atomic import atomic_output
+from monai_imc.bench.breakdown import write_breakdowns, write_heatmap
 from monai_imc.bench.datasets import stratified_subset
 from monai_imc.bench.model_spec import load_bench_model
+from monai_imc.bench.records import fill_row_fields, read_records, resolve_methods
 from monai_imc.bench.report import write_report
-from monai_imc.bench.runner import METHODS, BenchRecord, BenchRunner, RunStats, project_seconds
+from monai_imc.bench.runner import BenchRecord, BenchRunner, RunStats, project_seconds
 from monai_imc.data import VQARow, load_dataset
 from monai_imc.models.remote import RemoteModel
 from monai_imc.noise import get_noise
@@ -30,7 +32,7 @@ from monai_imc.refine import SMSPrompts
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["BenchResult", "BenchSettings", "run_benchmark"]
+__all__ = ["BenchResult", "BenchSettings", "rebuild_report", "run_benchmark", "write_reports"]
 
 #: The validation split (:mod:`monai_imc.data`: the images training held out; JSONL files have none).
 VALIDATION_SPLIT = "validate"
@@ -151,9 +153,7 @@ def run_benchmark(settings: BenchSettings, progress: bool = False) -> BenchResul
         FileNotFoundError: a dataset or bank is missing.
         OptionalImportError: matplotlib (the ``bench`` extra) is not installed; raised before any work.
     """
-    unknown = [m for m in settings.methods if m not in METHODS]
-    if unknown:
-        raise ValueError(f"unknown method(s) {unknown}; choose from {', '.join(METHODS)}")
+    settings.methods = resolve_methods(settings.methods)
     if not settings.noises:
         raise ValueError("no noises to run")
     require("matplotlib", extra="bench", purpose="the benchmark's plots")
@@ -173,7 +173,7 @@ def run_benchmark(settings: BenchSettings, progress: bool = False) -> BenchResul
                          image_size=settings.image_size, max_new_tokens=settings.max_new_tokens,
                          cache=Path(settings.out) / "cache.jsonl", batch_size=settings.batch_size,
                          text_model=text_model, answer_suffix=settings.answer_suffix,
-                         pipeline=loaded.pipeline(refiner))
+                         pipeline=loaded.pipeline(refiner), image_pool=every)
     denoise = _choose_denoiser(runner, settings, progress) if "denoise" in settings.methods else None
     runner.stats = RunStats()  # the run's own cost, without the denoise choice
     records = runner.run(rows, settings.noises, settings.severities, progress=progress)
@@ -199,8 +199,52 @@ def run_benchmark(settings: BenchSettings, progress: bool = False) -> BenchResul
             "rule": "sms, repass and generation time scale with questions, the rest with images "
                     "(monai_imc.bench.runner.project_seconds), plus the denoise choice",
         }
-    paths = write_report(records, settings.out, config)
+    paths = write_reports(records, settings.out, config)
     return BenchResult(records, config, paths, runner.stats)
+
+
+def write_reports(records: Sequence[BenchRecord], out: str | Path, config: dict[str, Any]) -> dict[str, Path]:
+    """Every report of a run from its records: :func:`~monai_imc.bench.report.write_report`'s files, the
+    breakdowns and the modality x noise heat map (:mod:`monai_imc.bench.breakdown`)."""
+    paths = write_report(records, out, config)
+    present = {r.method for r in records}
+    methods = [m for m in config.get("methods", []) if m in present] or sorted(present)
+    paths.update(write_breakdowns(records, out, methods))
+    paths.update(write_heatmap(records, out, methods))
+    return paths
+
+
+def rebuild_report(out: str | Path) -> BenchResult:
+    """Regenerate every table and plot of a results folder from its ``cache.jsonl`` and ``results.json``,
+    without answering again (``monai-imc bench --report-only``).
+
+    Records cached before the breakdown fields existed get them from the datasets named in
+    ``results.json`` (read again; nothing is answered).
+
+    Raises:
+        FileNotFoundError: ``out`` has no ``cache.jsonl``.
+        ValueError: the cache holds no record.
+        OptionalImportError: matplotlib (the ``bench`` extra) is missing.
+    """
+    require("matplotlib", extra="bench", purpose="the benchmark's plots")
+    out = Path(out)
+    cache = out / "cache.jsonl"
+    if not cache.is_file():
+        raise FileNotFoundError(f"{cache}: no cached run to report on")
+    records = read_records(cache)
+    if not records:
+        raise ValueError(f"{cache}: no record in the cache")
+    results = out / "results.json"
+    config = json.loads(results.read_text(encoding="utf-8")).get("config", {}) if results.is_file() else {}
+    if any(not (r.question_type or r.modality or r.body_part) for r in records):
+        rows = []
+        for spec in config.get("datasets", []):
+            try:
+                rows.extend(load_dataset(spec, config.get("split", "test")))
+            except (FileNotFoundError, ValueError) as err:  # the report still comes, without those fields
+                logger.warning("%s: breakdown fields not filled: %s", spec, err)
+        records = fill_row_fields(records, rows)
+    return BenchResult(records, config, write_reports(records, out, config))
 
 
 def _counts(rows: Sequence[VQARow]) -> dict[str, int]:

@@ -8,24 +8,34 @@ the model is shown (``(H, W, C)`` uint8; a grey image is filtered once and its c
 - ``diffusion``: Perona-Malik anisotropic diffusion (10 steps, kappa 20, step 0.2), which smooths flat
   regions and keeps edges.
 
-How one is chosen (:func:`choose_denoiser`, run by :meth:`BenchRunner.choose_denoiser` on the validation
-split): every candidate answers the validation questions clean and under every image noise of the run at
-the run's severities; candidates whose clean closed accuracy falls more than :data:`CLEAN_TOLERANCE`
-points below the unfiltered model's are dropped; of the rest the one with the best mean closed accuracy
-over the noisy conditions wins (ties: the earlier one in :data:`DENOISERS`). If every candidate hurts clean
-images that much, the one that hurts them least is taken. The scores of every candidate are kept in
-``results.json``.
+How one is chosen (:func:`choose_denoiser`, run by :func:`choose_on_rows` on the validation split): every
+candidate answers the validation questions clean and under every image noise of the run at the run's
+severities; candidates whose clean closed accuracy falls more than :data:`CLEAN_TOLERANCE` points below the
+unfiltered model's are dropped; of the rest the one with the best mean closed accuracy over the noisy
+conditions wins (ties: the earlier one in :data:`DENOISERS`). If every candidate hurts clean images that
+much, the one that hurts them least is taken. The scores of every candidate are kept in ``results.json``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import ndimage
+from tqdm.auto import tqdm
 
-__all__ = ["CLEAN_TOLERANCE", "DENOISERS", "DenoiseChoice", "apply_denoiser", "choose_denoiser"]
+from monai_imc.answers import normalize_answer
+from monai_imc.bench.records import is_image_noise
+from monai_imc.data import VQARow
+from monai_imc.models.base import VisionFeatures
+from monai_imc.prompts import vqa_prompt
+
+if TYPE_CHECKING:
+    from monai_imc.bench.runner import BenchRunner
+
+__all__ = ["CLEAN_TOLERANCE", "DENOISERS", "DenoiseChoice", "apply_denoiser", "choose_denoiser", "choose_on_rows"]
 
 #: Points of clean closed accuracy a filter may cost and still be chosen.
 CLEAN_TOLERANCE = 2.0
@@ -118,3 +128,54 @@ def choose_denoiser(scores: Mapping[str, Mapping[str, float]], clean_reference: 
     if not allowed:
         return max(names, key=lambda n: (scores[n]["clean"], -names.index(n)))
     return max(allowed, key=lambda n: (scores[n]["noisy"], -names.index(n)))
+
+
+def choose_on_rows(runner: BenchRunner, rows: Sequence[VQARow], noises: Sequence[str], severities: Sequence[int],
+                   progress: bool = False) -> DenoiseChoice:
+    """Choose the filter on validation ``rows`` with ``runner``'s model, images and answer memo; the choice
+    is stored in ``runner.denoiser``.
+
+    Only closed questions and image noises count: every candidate (and the unfiltered image) answers each
+    closed question clean and under every image noise at ``severities``; :func:`choose_denoiser` decides.
+
+    Raises:
+        ValueError: no closed question in ``rows``, or no image noise to choose for.
+    """
+    closed = [r for r in rows if r.closed]
+    image_noises = [n for n in noises if is_image_noise(n)]
+    if not closed:
+        raise ValueError("no closed validation question to choose a denoiser on")
+    if not image_noises:
+        raise ValueError("no image noise in the run: nothing to choose a denoiser for")
+    candidates = ["unfiltered", *DENOISERS]
+    conds = [("clean", 0)] + [(n, s) for n in image_noises for s in severities]
+    jobs: list[tuple[str, str, int, VQARow, tuple[str, str]]] = []
+    wanted: dict[tuple[str, str], VisionFeatures] = {}
+    bar = tqdm(total=len(closed) * len(conds), desc="denoise choice", disable=not progress, unit="view")
+    for row in closed:
+        for noise, severity in conds:
+            array = runner.image(row, noise, severity)
+            prompt = vqa_prompt(row.question + runner.answer_suffix)
+            for name in candidates:
+                key = (f"val|{row.image_key}|{noise}|{severity}|{name}", prompt)
+                if runner.answer_of(key) is None and key not in wanted:
+                    wanted[key] = runner.encode(array if name == "unfiltered" else apply_denoiser(name, array))
+                jobs.append((name, noise, severity, row, key))
+            bar.update()
+        if len(wanted) >= 4 * runner.batch_size:  # keep memory flat: answer as we go
+            runner.generate_missing(wanted)
+            wanted = {}
+    runner.generate_missing(wanted)
+    bar.close()
+    hits: dict[tuple[str, str, int], list[float]] = {}
+    for name, noise, severity, row, key in jobs:
+        correct = normalize_answer(runner.answer_of(key) or "") == normalize_answer(row.answer)
+        hits.setdefault((name, noise, severity), []).append(float(correct))
+    scores = {}
+    for name in candidates:
+        clean = 100.0 * float(np.mean(hits[(name, "clean", 0)]))
+        noisy = float(np.mean([100.0 * np.mean(hits[(name, n, s)]) for n, s in conds[1:]]))
+        scores[name] = {"clean": round(clean, 2), "noisy": round(noisy, 2)}
+    runner.denoiser = choose_denoiser({n: scores[n] for n in DENOISERS}, scores["unfiltered"]["clean"])
+    splits = tuple(sorted({f"{r.dataset}:{r.split}" for r in closed}))
+    return DenoiseChoice(runner.denoiser, RULE, scores, len(closed), splits)

@@ -4,29 +4,69 @@ conditions, stable ids and seeds, and the grouping the reports use."""
 from __future__ import annotations
 
 import hashlib
+import json
+import logging
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
 from typing import Any
 
 from monai_imc.data import VQARow
 from monai_imc.noise import check_severity, get_noise
 
+logger = logging.getLogger(__name__)
+
 __all__ = [
     "BANK_METHODS",
     "METHODS",
+    "METHOD_ALIASES",
+    "TEXT_METHODS",
     "BenchRecord",
     "RunStats",
     "conditions",
+    "fill_row_fields",
     "is_image_noise",
     "item_id",
     "iter_groups",
     "noise_seed",
     "project_seconds",
+    "read_records",
+    "resolve_methods",
+    "row_fields",
+    "write_record",
 ]
 
-METHODS: tuple[str, ...] = ("none", "pdc", "sms", "imc", "denoise", "repass", "spellcheck", "no-image")
+#: The methods: ``none`` the plain model; ``pdc`` perceive + calibrate the vision features (needs a prototype
+#: bank); ``sms`` refine the question with the SMS agents; ``imc`` both; ``denoise`` a classic image filter
+#: before the model (:mod:`monai_imc.bench.denoise`, chosen on the validation split); ``repass`` the same
+#: model asked once to fix the question, its reply used as is; ``spellcheck`` a spell checker with SMS's
+#: vocabulary and guards (:mod:`monai_imc.bench.spellcheck`); ``no-image`` the question with a black image,
+#: the text-prior baseline (alias ``blank-image``, SURE-VQA's blank-image control); ``pdc-oracle`` PDC told
+#: the true noise and severity instead of perceiving them (clean images and noises the bank lacks pass
+#: unchanged): what a perfect perceiver would give; ``shuffled-image`` the question with another image of
+#: its dataset and split (a seeded derangement, :func:`monai_imc.data.shuffled_image_keys`).
+METHODS: tuple[str, ...] = ("none", "pdc", "sms", "imc", "denoise", "repass", "spellcheck", "no-image", "pdc-oracle",
+                            "shuffled-image")
 #: The methods that need a prototype bank.
-BANK_METHODS: tuple[str, ...] = ("pdc", "imc")
+BANK_METHODS: tuple[str, ...] = ("pdc", "imc", "pdc-oracle")
+#: The methods that change the question (the SMS columns: edited, guard refusals and violations, calls).
+TEXT_METHODS: tuple[str, ...] = ("sms", "imc", "repass", "spellcheck")
+#: Other names of a method: ``blank-image`` (SURE-VQA's control) is ``no-image``, which shows a black image.
+METHOD_ALIASES: dict[str, str] = {"blank-image": "no-image"}
+
+
+def resolve_methods(methods: Sequence[str]) -> list[str]:
+    """The methods by their names in :data:`METHODS` (aliases resolved, repeats dropped), in order.
+
+    Raises:
+        ValueError: an unknown method.
+    """
+    resolved = [METHOD_ALIASES.get(m, m) for m in methods]
+    unknown = [m for m in resolved if m not in METHODS]
+    if unknown:
+        names = ", ".join([*METHODS, *(f"{a} (= {m})" for a, m in METHOD_ALIASES.items())])
+        raise ValueError(f"unknown method(s) {unknown}; choose from {names}")
+    return list(dict.fromkeys(resolved))
 
 
 @dataclass(frozen=True)
@@ -44,7 +84,19 @@ class BenchRecord:
         correct: exact match after normalisation; ``recall``: share of the reference's words answered.
         perceived: the perceiver's noise (``clean``), where the method perceives; ``calls``: text-agent calls.
         confidence: the probability the model's decoder gave its answer, where the model reports it.
-        calibrated: whether PDC changed the features (the gate flagged the image), for ``pdc`` / ``imc``.
+        calibrated: whether PDC changed the features (the gate flagged the image), for ``pdc`` / ``imc``;
+            for ``pdc-oracle``, whether the calibration told the true noise changed them.
+        edited: whether the method changed the question (:data:`TEXT_METHODS`; ``None`` for the others).
+        guard_refusals: candidate edits a guard (:func:`monai_imc.guards.check_repair`) refused on the way
+            (``sms`` / ``imc``: candidates of the refinement; ``spellcheck``: its correction; ``repass``,
+            which applies no guard: 0).
+        guard_violations: guards the question asked breaks against the question given (SMS and spell-check
+            apply the guards, so 0; ``repass`` uses the reply as is).
+        question_type: the dataset's question type (SLAKE ``content_type``, VQA-RAD ``question_type``).
+        modality: the image's modality (SLAKE; ``""`` where the dataset has none).
+        body_part: SLAKE's ``location``, VQA-RAD's organ (``image_organ``); ``""`` where unknown.
+
+    Records written before a field existed load with its default (``None`` or ``""``).
     """
 
     item: str
@@ -62,6 +114,18 @@ class BenchRecord:
     calls: int = 0
     confidence: float | None = None
     calibrated: bool | None = None
+    edited: bool | None = None
+    guard_refusals: int | None = None
+    guard_violations: int | None = None
+    question_type: str = ""
+    modality: str = ""
+    body_part: str = ""
+
+    @property
+    def complete(self) -> bool:
+        """Whether the record has every column its method needs (a text method's record cached before the
+        SMS columns existed has not: a resumed run answers it again)."""
+        return self.method not in TEXT_METHODS or self.edited is not None
 
     @property
     def key(self) -> tuple[str, str, int, str]:
@@ -136,6 +200,25 @@ def conditions(noises: Sequence[str], severities: Sequence[int]) -> list[tuple[s
     return [("clean", 0)] + [(n, check_severity(s)) for n in noises for s in severities]
 
 
+def row_fields(row: VQARow) -> dict[str, str]:
+    """A record's breakdown fields from its data row: question type, modality and body part (SLAKE's
+    location, else the coarse region, which is VQA-RAD's organ)."""
+    return {"question_type": row.question_type, "modality": row.modality, "body_part": row.location or row.region}
+
+
+def fill_row_fields(records: Sequence[BenchRecord], rows: Sequence[VQARow]) -> list[BenchRecord]:
+    """``records`` with the breakdown fields filled from the data rows where a record lacks them (a cache
+    written before the fields existed); records of no row in ``rows`` are kept as they are."""
+    by_item = {item_id(r): r for r in rows}
+    out = []
+    for record in records:
+        row = by_item.get(record.item)
+        if row is not None and not (record.question_type or record.modality or record.body_part):
+            record = replace(record, **row_fields(row))
+        out.append(record)
+    return out
+
+
 def noise_seed(*parts: str) -> int:
     """A seed in [0, 2**31 - 1) from the parts (run seed, item, noise): the same condition, the same draw."""
     return int(hashlib.sha256("|".join(parts).encode()).hexdigest()[:8], 16) % (2**31 - 1)
@@ -159,3 +242,34 @@ def iter_groups(
     for r in records:
         groups.setdefault((r.dataset, r.noise, r.severity, r.method), []).append(r)
     yield from sorted(groups.items())
+
+
+def read_records(path: str | Path) -> list[BenchRecord]:
+    """The records of a JSONL cache, in file order (a later line for the same key replaces an earlier one).
+
+    Lines written before a field existed load with its default; a line cut off when a run was stopped,
+    or one that is not a record, is skipped with a warning naming the file and line (a resume redoes it).
+    """
+    path = Path(path)
+    if not path.is_file():
+        return []
+    known = {f.name for f in fields(BenchRecord)}
+    done: dict[tuple[str, str, int, str], BenchRecord] = {}
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line)
+            record = BenchRecord(**{k: v for k, v in data.items() if k in known})
+        except (json.JSONDecodeError, TypeError, AttributeError):
+            logger.warning("%s:%d: unreadable cache line skipped", path, number)
+            continue
+        done[record.key] = record
+    return list(done.values())
+
+
+def write_record(path: Path, record: BenchRecord) -> None:
+    """Append ``record`` to the JSONL cache at ``path`` (one line, written at once)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(asdict(record)) + "\n")

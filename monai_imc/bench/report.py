@@ -14,7 +14,12 @@ Metrics per (dataset, noise, severity, method), see ``docs/benchmark.md``:
 - ``calibrated``: how often PDC changed the features (the gate flagged the image), same methods;
 - ``confidence`` and ``calibration_gap``: mean probability the decoder gave its closed answers (%) and
   that minus closed accuracy (points), where the model reports answer probabilities; a gap growing
-  under noise is MedQ-Deg's calibration shift (the model stays sure while it gets worse).
+  under noise is MedQ-Deg's calibration shift (the model stays sure while it gets worse);
+- ``ece``: expected calibration error of the closed answers (points, 15 equal-width bins;
+  :mod:`monai_imc.bench.calibration_error`), same condition; one reliability diagram per method.
+
+``results.md`` also holds the SMS table of the text methods (:mod:`monai_imc.bench.sms_table`); the
+breakdowns per question type and modality x body part are :mod:`monai_imc.bench.breakdown`'s.
 """
 
 from __future__ import annotations
@@ -27,7 +32,9 @@ from pathlib import Path
 from typing import Any
 
 from monai_imc.atomic import atomic_output
-from monai_imc.bench.runner import BenchRecord, iter_groups
+from monai_imc.bench.calibration_error import expected_calibration_error, write_reliability_diagrams
+from monai_imc.bench.records import BenchRecord, iter_groups
+from monai_imc.bench.sms_table import sms_markdown, sms_rows
 from monai_imc.noise import get_noise
 
 __all__ = ["summarize", "write_report"]
@@ -35,6 +42,11 @@ __all__ = ["summarize", "write_report"]
 
 def _pct(values: list[float]) -> float | None:
     return round(100.0 * sum(values) / len(values), 2) if values else None
+
+
+def _ece(closed: list[BenchRecord]) -> float | None:
+    ece = expected_calibration_error([float(r.confidence or 0.0) for r in closed], [r.correct for r in closed])
+    return round(100.0 * ece, 2) if ece is not None else None
 
 
 def _expected_perception(noise: str) -> str:
@@ -64,6 +76,7 @@ def summarize(records: Sequence[BenchRecord]) -> list[dict[str, Any]]:
             "calibration_gap": (round(confidence - closed_acc, 2)
                                 if confidence is not None and closed_acc is not None else None),
             "mean_calls": round(sum(r.calls for r in group) / len(group), 2),
+            "ece": _ece(closed) if confidence is not None else None,
         })
     index = {(r["dataset"], r["noise"], r["severity"], r["method"]): r for r in rows}
     for r in rows:
@@ -81,7 +94,8 @@ def summarize(records: Sequence[BenchRecord]) -> list[dict[str, Any]]:
 
 
 def write_report(records: Sequence[BenchRecord], out: str | Path, config: dict[str, Any]) -> dict[str, Path]:
-    """Write results.json, results.csv, results.md, accuracy_vs_severity.png and methods.png into ``out``.
+    """Write results.json, results.csv, results.md, accuracy_vs_severity.png, methods.png and
+    ``reliability_<method>.png`` into ``out``.
 
     Args:
         records: every record of the run.
@@ -103,9 +117,11 @@ def write_report(records: Sequence[BenchRecord], out: str | Path, config: dict[s
     with atomic_output(paths["results.csv"]) as tmp:
         tmp.write_text(buffer.getvalue())
     with atomic_output(paths["results.md"]) as tmp:
-        tmp.write_text(markdown(rows, config))
+        tmp.write_text(markdown(rows, config, sms_rows(records, rows)))
     present = {r["method"] for r in rows}
-    paths.update(_plots(rows, out, [m for m in config.get("methods", []) if m in present] or sorted(present)))
+    methods = [m for m in config.get("methods", []) if m in present] or sorted(present)
+    paths.update(_plots(rows, out, methods))
+    paths.update(write_reliability_diagrams(records, out, methods))
     return paths
 
 
@@ -146,8 +162,9 @@ def _table(rows: list[dict[str, Any]], dataset: str, methods: list[str], metric:
     return lines + [""]
 
 
-def markdown(rows: list[dict[str, Any]], config: dict[str, Any]) -> str:
-    """The paper-style tables of a run: per dataset, rows noise, columns method."""
+def markdown(rows: list[dict[str, Any]], config: dict[str, Any], sms: list[dict[str, Any]] | None = None) -> str:
+    """The paper-style tables of a run: per dataset, rows noise, columns method; ``sms``: the rows of
+    :func:`~monai_imc.bench.sms_table.sms_rows` for the SMS table."""
     present = {r["method"] for r in rows}
     methods = [m for m in config.get("methods", []) if m in present] or sorted(present)
     lines = [f"Command: `{config.get('command', '')}`", ""]
@@ -172,6 +189,10 @@ def markdown(rows: list[dict[str, Any]], config: dict[str, Any]) -> str:
         if any(r["calibration_gap"] is not None for r in rows if r["dataset"] == dataset):
             lines += ["### Calibration gap: mean answer probability - closed accuracy (points)", ""]
             lines += _table(rows, dataset, methods, "calibration_gap")
+            lines += ["### Expected calibration error of the closed answers (points, 15 bins)", ""]
+            lines += _table(rows, dataset, methods, "ece")
+        if sms is not None:
+            lines += sms_markdown(sms, dataset, methods)
     return "\n".join(lines)
 
 

@@ -5,27 +5,23 @@ image (the question stays clean), a text noise corrupts the question (the image 
 seed of a condition depends only on the image or question and the noise, so two runs agree and a level
 holds the lower levels' corruption (see ``docs/noise.md``).
 
-Methods: ``none`` the plain model; ``pdc`` perceive + calibrate the vision features (needs a prototype bank);
-``sms`` refine the question with the SMS agents; ``imc`` both; ``denoise`` a classic image filter before the
-model (:mod:`monai_imc.bench.denoise`, chosen on the validation split by :meth:`BenchRunner.choose_denoiser`);
-``repass`` the same model asked once to fix the question, its reply used as is; ``spellcheck`` a spell
-checker with SMS's vocabulary and guards (:mod:`monai_imc.bench.spellcheck`); ``no-image`` the question
-alone (a black image), the text-prior baseline.
+Methods: :data:`~monai_imc.bench.records.METHODS` (what each does is described there); the text methods'
+work is :class:`~monai_imc.bench.text_repair.TextMethods`.
 
 No work is done twice (``memoize=True``, the default): an answer is a function of the features the model
 sees and the prompt, so answers are kept by (features identity, prompt). The features identity names the
 image, its image condition (text-noise conditions use the clean image) and what was done to them (``raw``,
-``pdc``, ``denoise``); calibrated features the gate passed unchanged are the raw ones, and every black
-image is the same. So ``sms`` on an image noise reuses ``none`` when SMS leaves the question unchanged,
-``pdc`` on an image the gate passes reuses ``none``, ``no-image`` depends only on the question. Each
-(image, image condition) is encoded, perceived, calibrated and filtered once; SMS refinements and repass
-replies are kept by question text across conditions. The answers still missing are generated in batches
+``pdc``, ``oracle``, ``denoise``); calibrated features the gate passed unchanged are the raw ones, and every
+black image is the same; ``shuffled-image`` shows the raw features of another image. So ``sms`` on an image
+noise reuses ``none`` when SMS leaves the question unchanged, ``pdc`` on an image the gate passes reuses
+``none``, ``no-image`` depends only on the question. Each (image, image condition) is encoded, perceived,
+calibrated and filtered once; SMS refinements and repass replies are kept by question text across conditions.
+The answers still missing are generated in batches
 (:meth:`~monai_imc.models.hf.HFVisionLanguageModel.generate_batch` where the model has it, which also gives
 each answer's probability; one by one otherwise), and so are the repass replies of an image's questions
-(:meth:`~monai_imc.models.hf.HFVisionLanguageModel.chat_batch`).
-
-Each finished (question, condition, method) is appended to a JSONL cache, so an interrupted run resumes
-where it stopped; ``cache_config.json`` beside it refuses a resume with another model, seed or denoiser.
+(:meth:`~monai_imc.models.hf.HFVisionLanguageModel.chat_batch`). Each finished (question, condition, method)
+is appended to a JSONL cache, so an interrupted run resumes where it stopped; ``cache_config.json`` beside it
+refuses a resume with another model, seed or denoiser.
 """
 
 from __future__ import annotations
@@ -34,7 +30,7 @@ import json
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,26 +39,33 @@ from tqdm.auto import tqdm
 
 from monai_imc.answers import normalize_answer, token_recall
 from monai_imc.atomic import atomic_output
-from monai_imc.bench.denoise import DENOISERS, RULE, DenoiseChoice, apply_denoiser, choose_denoiser
+from monai_imc.bench.denoise import DENOISERS, DenoiseChoice, apply_denoiser, choose_on_rows
 from monai_imc.bench.records import (
     BANK_METHODS,
     METHODS,
     BenchRecord,
     RunStats,
     conditions,
+    fill_row_fields,
     is_image_noise,
     item_id,
     iter_groups,
     noise_seed,
     project_seconds,
+    read_records,
+    resolve_methods,
+    row_fields,
+    write_record,
 )
-from monai_imc.data import VQARow, load_view
-from monai_imc.models.base import Capabilities, VisionFeatures, VisionLanguageModel
+from monai_imc.bench.text_repair import TextMethods, TextRepair
+from monai_imc.data import VQARow, load_view, shuffled_image_keys
+from monai_imc.models.base import VisionFeatures, VisionLanguageModel
 from monai_imc.noise import get_noise
+from monai_imc.perceive import Perception
 from monai_imc.pipeline import IMCPipeline
-from monai_imc.prompts import rewrite_messages, vqa_prompt
+from monai_imc.prompts import vqa_prompt
 from monai_imc.prototypes import PrototypeBank
-from monai_imc.refine import Refinement, SMSRefiner
+from monai_imc.refine import SMSRefiner
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +79,7 @@ class _View:
         self._array: np.ndarray | None = None
         self._raw: VisionFeatures | None = None
         self._pdc: tuple[VisionFeatures, str, str] | None = None
+        self._oracle: tuple[VisionFeatures, str] | None = None
         self._denoised: VisionFeatures | None = None
 
     def array(self) -> np.ndarray:
@@ -103,6 +107,18 @@ class _View:
                 self._pdc = (raw, raw_key, perception.noise or "clean")
         return self._pdc
 
+    def oracle(self) -> tuple[VisionFeatures, str]:
+        """The features calibrated as if the perceiver had seen the true noise and severity (the raw ones for a
+        clean image, a noise the bank lacks, or a strength of 0)."""
+        if self._oracle is None:
+            raw, raw_key = self.raw()
+            bank = self.runner.pipeline.bank
+            known = self.noise if bank is not None and self.noise in bank.noises else None
+            told = Perception.given(known, self.severity if known else None)
+            calibrated, records = self.runner.pipeline.calibrate(raw, [told], pdc=True)
+            self._oracle = (calibrated, f"{self.tag}|oracle") if records[0].applied else (raw, raw_key)
+        return self._oracle
+
     def denoised(self) -> tuple[VisionFeatures, str]:
         if self._denoised is None:
             if self.runner.denoiser is None:
@@ -128,6 +144,7 @@ class _Job:
     features: VisionFeatures
     answer_key: tuple[str, str]
     calibrated: bool | None = None
+    repair: TextRepair | None = None
 
 
 class BenchRunner:
@@ -154,6 +171,9 @@ class BenchRunner:
         pipeline: the :class:`~monai_imc.pipeline.IMCPipeline` whose steps the runner calls (encode,
             perceive, calibrate, refine, answer); default: one over ``model``, ``bank`` and the refiner.
             A bundle's pipeline carries its calibration variant.
+        image_pool: the questions whose images ``shuffled-image`` draws from (the whole split: each dataset's
+            images deranged with :func:`~monai_imc.data.shuffled_image_keys` and ``seed``); default: the
+            questions of :meth:`run`.
 
     Raises:
         ValueError: an unknown method or denoiser, ``pdc`` / ``imc`` without a bank, or a pipeline over
@@ -176,10 +196,9 @@ class BenchRunner:
         answer_suffix: str = "",
         memoize: bool = True,
         pipeline: IMCPipeline | None = None,
+        image_pool: Sequence[VQARow] | None = None,
     ) -> None:
-        unknown = [m for m in methods if m not in METHODS]
-        if unknown:
-            raise ValueError(f"unknown method(s) {unknown}; choose from {', '.join(METHODS)}")
+        methods = resolve_methods(methods)
         needing = [m for m in methods if m in BANK_METHODS]
         if bank is None and needing:
             raise ValueError(f"method(s) {', '.join(needing)} need a prototype bank of the model "
@@ -201,18 +220,17 @@ class BenchRunner:
         self.text_model = text_model or model
         self.answer_suffix = answer_suffix
         self.memoize = memoize
-        self.text_capabilities = Capabilities.of(self.text_model)
         # the method's steps (encode, perceive, calibrate, refine, answer) are the pipeline's
         self.pipeline = pipeline or IMCPipeline(model, bank, check_bank=False, refiner=self.refiner)
         if self.pipeline.model is not model or self.pipeline.bank is not bank:
             raise ValueError("the pipeline must hold the runner's model and bank")
         self.stats = RunStats()
-        self._refined: dict[str, Refinement] = {}
-        self._repassed: dict[str, str] = {}
-        self._spellcheck: Any = None
+        self.text = TextMethods(self.pipeline.refine, self.refiner, self.text_model, batch_size, memoize)
         self._questions: dict[tuple[str, str, int], str] = {}
         self._answers: dict[tuple[str, str], tuple[str, float | None]] = {}
         self._blank: VisionFeatures | None = None
+        self.image_pool = list(image_pool) if image_pool is not None else None
+        self._shuffled: dict[str, VQARow] = {}
 
     # ------------------------------------------------------------------ inputs
     def image(self, row: VQARow, noise: str, severity: int) -> np.ndarray:
@@ -250,63 +268,9 @@ class BenchRunner:
             self._blank = self.encode(np.zeros((self.image_size or 256, self.image_size or 256, 3), dtype=np.uint8))
         return self._blank
 
-    def refine(self, question: str) -> Refinement:
-        """The SMS refinement of a question (kept by text)."""
-        if question not in self._refined or not self.memoize:
-            start = time.perf_counter()
-            self._refined[question] = self.pipeline.refine(question)
-            self.stats.add_time("sms", time.perf_counter() - start)
-            self.stats.refinements += 1
-        return self._refined[question]
-
-    def repass_many(self, questions: Sequence[str]) -> None:
-        """Repass the questions not yet repassed, in batches where the text model has ``chat_batch``."""
-        todo = [q for q in dict.fromkeys(questions) if q not in self._repassed]
-        if not self.text_capabilities.batch_chat or self.batch_size == 1:
-            for q in todo:
-                self.repass(q)
-            return
-        for first in range(0, len(todo), self.batch_size):
-            chunk = todo[first:first + self.batch_size]
-            start = time.perf_counter()
-            replies = self.text_model.chat_batch(  # type: ignore[attr-defined]
-                [rewrite_messages(q) for q in chunk], max_new_tokens=48)
-            self.stats.add_time("repass", time.perf_counter() - start)
-            self.stats.repass_calls += len(chunk)
-            for q, reply in zip(chunk, replies):
-                self._repassed[q] = " ".join(reply.split()) or q
-
-    def _spell_checker(self) -> Any:
-        from monai_imc.bench.spellcheck import SpellCheckBaseline
-
-        self._spellcheck = self._spellcheck or SpellCheckBaseline.like(self.refiner)
-        return self._spellcheck
-
-    def repass(self, question: str) -> str:
-        """The one-call repair of a question by the same model (kept by text); the question if it says nothing."""
-        if question not in self._repassed or not self.memoize:
-            start = time.perf_counter()
-            reply = " ".join(self.text_model.chat(rewrite_messages(question), max_new_tokens=48).split())
-            self.stats.add_time("repass", time.perf_counter() - start)
-            self.stats.repass_calls += 1
-            self._repassed[question] = reply or question
-        return self._repassed[question]
-
     # ------------------------------------------------------------------ the run
     def _done(self) -> dict[tuple[str, str, int, str], BenchRecord]:
-        if self.cache is None or not self.cache.is_file():
-            return {}
-        done = {}
-        for number, line in enumerate(self.cache.read_text(encoding="utf-8").splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                record = BenchRecord(**json.loads(line))
-            except (json.JSONDecodeError, TypeError):  # a line cut off when a run was stopped: redo it
-                logger.warning("%s:%d: unreadable cache line skipped", self.cache, number)
-                continue
-            done[record.key] = record
-        return done
+        return {r.key: r for r in read_records(self.cache)} if self.cache is not None else {}
 
     def cache_identity(self) -> dict[str, Any]:
         """What the cached answers depend on besides the question (a resume must match it)."""
@@ -344,8 +308,10 @@ class BenchRunner:
         if "denoise" in self.methods and self.denoiser is None:
             raise ValueError("method denoise needs a denoiser: call choose_denoiser(...) first or pass denoiser=")
         conds = conditions(noises, severities)
+        if "shuffled-image" in self.methods:
+            self._draw_shuffled(rows)
         self._check_cache()
-        done = self._done()
+        done = {k: r for k, r in self._done().items() if r.complete}
         start, cpu_start = time.perf_counter(), time.process_time()
         records: list[BenchRecord] = []
         by_image: dict[str, list[VQARow]] = {}
@@ -357,14 +323,14 @@ class BenchRunner:
             slots: list[BenchRecord | _Job] = []
             views: dict[tuple[str, int, str], _View] = {}
             if self.memoize and "repass" in self.methods:
-                self.repass_many([self.question(row, n, s) for n, s in conds for row in image_rows
-                                  if (item_id(row), n, s, "repass") not in done])
+                self.text.repass_many([self.question(row, n, s) for n, s in conds for row in image_rows
+                                       if (item_id(row), n, s, "repass") not in done], self.stats)
             for noise, severity in conds:
                 for row in image_rows:
                     for method in self.methods:
                         key = (item_id(row), noise, severity, method)
                         if key in done:
-                            slots.append(done[key])
+                            slots.append(fill_row_fields([done[key]], [row])[0])
                             self.stats.records_cached += 1
                         else:
                             slots.append(self._job(row, noise, severity, method, views))
@@ -384,14 +350,8 @@ class BenchRunner:
     def _job(self, row: VQARow, noise: str, severity: int, method: str,
              views: dict[tuple[str, int, str], _View]) -> _Job:
         question = self.question(row, noise, severity)
-        calls = 0
-        if method in ("sms", "imc"):
-            refinement = self.refine(question)
-            question, calls = refinement.text, refinement.calls
-        elif method == "repass":
-            question, calls = self.repass(question), 1
-        elif method == "spellcheck":
-            question = self._spell_checker().correct(question)
+        repair = self.text.repair(method, question, self.stats)
+        question, calls = (repair.text, repair.calls) if repair is not None else (question, 0)
         image_noise, image_severity = (noise, severity) if is_image_noise(noise) else ("clean", 0)
         # Without memoization every record gets its own view (its own encode) and its own answer.
         view_key = (image_noise, image_severity, row.image_key if self.memoize else f"{item_id(row)}|{noise}|{method}")
@@ -402,6 +362,11 @@ class BenchRunner:
         perceived, calibrated = None, None
         if method == "no-image":
             features, fkey = self.blank(), "blank"
+        elif method == "pdc-oracle":
+            features, fkey = view.oracle()
+            calibrated = fkey.endswith("|oracle")
+        elif method == "shuffled-image":
+            features, fkey = self._shuffled_view(row, image_noise, image_severity, views).raw()
         elif method in BANK_METHODS:
             features, fkey, perceived = view.calibrated()
             calibrated = fkey.endswith("|pdc")
@@ -411,7 +376,24 @@ class BenchRunner:
             features, fkey = view.raw()
         prompt = vqa_prompt(question + self.answer_suffix)
         answer_key = (fkey, prompt) if self.memoize else (f"{fkey}|{noise}|{severity}|{method}|{item_id(row)}", prompt)
-        return _Job(row, noise, severity, method, question, calls, perceived, features, answer_key, calibrated)
+        return _Job(row, noise, severity, method, question, calls, perceived, features, answer_key, calibrated,
+                    repair)
+
+    def _draw_shuffled(self, rows: Sequence[VQARow]) -> None:
+        pool = self.image_pool if self.image_pool is not None else rows
+        first = {r.image_key: r for r in reversed(pool)}
+        self._shuffled = {k: first[other] for k, other in shuffled_image_keys(pool, self.seed).items()}
+        missing = sorted({r.image_key for r in rows} - self._shuffled.keys())
+        if missing:
+            raise ValueError(f"shuffled-image: {len(missing)} image(s) not in the image pool, e.g. {missing[0]}")
+
+    def _shuffled_view(self, row: VQARow, noise: str, severity: int, views: dict[tuple[str, int, str], _View]) -> _View:
+        """Another image of the row's dataset and split under the same image condition (``shuffled-image``)."""
+        other = self._shuffled[row.image_key]
+        key = (noise, severity, f"shuffled|{other.image_key}" if self.memoize else f"shuffled|{item_id(row)}")
+        if key not in views:
+            views[key] = _View(self, other, noise, severity, f"{other.image_key}|{noise}|{severity}")
+        return views[key]
 
     def _answer(self, jobs: Sequence[_Job]) -> None:
         """Generate the answers the memo lacks, in batches."""
@@ -421,7 +403,12 @@ class BenchRunner:
                 self.stats.answers_reused += 1
             else:
                 missing[job.answer_key] = job.features
-        items = list(missing.items())
+        self.generate_missing(missing)
+
+    def generate_missing(self, wanted: dict[tuple[str, str], VisionFeatures]) -> None:
+        """Generate the answers of ``wanted`` (answer key ``(features identity, prompt)`` -> features) that the
+        memo lacks, in batches; :meth:`answer_of` reads them."""
+        items = [(k, f) for k, f in wanted.items() if k not in self._answers]
         start = time.perf_counter()
         for first in range(0, len(items), self.batch_size):
             chunk = items[first:first + self.batch_size]
@@ -432,6 +419,11 @@ class BenchRunner:
         self.stats.add_time("generate", time.perf_counter() - start)
         self.stats.answers_generated += len(items)
 
+    def answer_of(self, key: tuple[str, str]) -> str | None:
+        """The memoised answer of an answer key (see :meth:`generate_missing`); ``None`` when not generated."""
+        found = self._answers.get(key)
+        return found[0] if found is not None else None
+
     def _record(self, job: _Job) -> BenchRecord:
         answer, confidence = self._answers[job.answer_key]
         return BenchRecord(
@@ -440,60 +432,23 @@ class BenchRunner:
             reference=job.row.answer, correct=normalize_answer(answer) == normalize_answer(job.row.answer),
             recall=round(token_recall(answer, job.row.answer), 4), perceived=job.perceived, calls=job.calls,
             confidence=round(confidence, 5) if confidence is not None else None, calibrated=job.calibrated,
+            edited=job.repair.edited if job.repair else None,
+            guard_refusals=job.repair.guard_refusals if job.repair else None,
+            guard_violations=job.repair.guard_violations if job.repair else None,
+            **row_fields(job.row),
         )
 
     def _append(self, record: BenchRecord) -> None:
-        if self.cache is None:
-            return
-        self.cache.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.cache, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(asdict(record)) + "\n")
+        if self.cache is not None:
+            write_record(self.cache, record)
 
     # ------------------------------------------------------------------ the denoise baseline's filter
     def choose_denoiser(self, rows: Sequence[VQARow], noises: Sequence[str], severities: Sequence[int],
                         progress: bool = False) -> DenoiseChoice:
-        """Choose the ``denoise`` filter on validation ``rows`` by the rule of :mod:`monai_imc.bench.denoise`.
-
-        Only closed questions and image noises count; the choice is stored in :attr:`denoiser`.
+        """Choose the ``denoise`` filter on validation ``rows`` (:func:`~monai_imc.bench.denoise.choose_on_rows`);
+        the choice is stored in :attr:`denoiser`.
 
         Raises:
             ValueError: no closed question in ``rows``, or no image noise to choose for.
         """
-        closed = [r for r in rows if r.closed]
-        image_noises = [n for n in noises if is_image_noise(n)]
-        if not closed:
-            raise ValueError("no closed validation question to choose a denoiser on")
-        if not image_noises:
-            raise ValueError("no image noise in the run: nothing to choose a denoiser for")
-        candidates = ["unfiltered", *DENOISERS]
-        conds = [("clean", 0)] + [(n, s) for n in image_noises for s in severities]
-        hits: dict[tuple[str, str, int], list[float]] = {}
-        jobs: list[tuple[str, str, int, VQARow, tuple[str, str]]] = []
-        wanted: dict[tuple[str, str], VisionFeatures] = {}
-        bar = tqdm(total=len(closed) * len(conds), desc="denoise choice", disable=not progress, unit="view")
-        for row in closed:
-            for noise, severity in conds:
-                array = self.image(row, noise, severity)
-                prompt = vqa_prompt(row.question + self.answer_suffix)
-                for name in candidates:
-                    key = (f"val|{row.image_key}|{noise}|{severity}|{name}", prompt)
-                    if key not in self._answers and key not in wanted:
-                        wanted[key] = self.encode(array if name == "unfiltered" else apply_denoiser(name, array))
-                    jobs.append((name, noise, severity, row, key))
-                bar.update()
-            if len(wanted) >= 4 * self.batch_size:  # keep memory flat: answer as we go
-                self._answer([_Job(row, "", 0, "", "", 0, None, f, k) for k, f in wanted.items()])
-                wanted = {}
-        self._answer([_Job(closed[0], "", 0, "", "", 0, None, f, k) for k, f in wanted.items()])
-        bar.close()
-        for name, noise, severity, row, key in jobs:
-            correct = normalize_answer(self._answers[key][0]) == normalize_answer(row.answer)
-            hits.setdefault((name, noise, severity), []).append(float(correct))
-        scores = {}
-        for name in candidates:
-            clean = 100.0 * float(np.mean(hits[(name, "clean", 0)]))
-            noisy = float(np.mean([100.0 * np.mean(hits[(name, n, s)]) for n, s in conds[1:]]))
-            scores[name] = {"clean": round(clean, 2), "noisy": round(noisy, 2)}
-        self.denoiser = choose_denoiser({n: scores[n] for n in DENOISERS}, scores["unfiltered"]["clean"])
-        splits = tuple(sorted({f"{r.dataset}:{r.split}" for r in closed}))
-        return DenoiseChoice(self.denoiser, RULE, scores, len(closed), splits)
+        return choose_on_rows(self, rows, noises, severities, progress=progress)

@@ -66,6 +66,10 @@ class SpellCheckBaseline:
 
     def correct(self, text: str) -> str:
         """``text`` with its misspelt words replaced by their closest known word (``text`` if a guard objects)."""
+        return self.check(text)[0]
+
+    def check(self, text: str) -> tuple[str, list[str]]:
+        """:meth:`correct`'s text and the guard violations that refused the correction (empty: none refused)."""
         out, last = [], 0
         for m in _WORD.finditer(text):
             word = m.group()
@@ -100,4 +104,5 @@ class SpellCheckBaseline:
             out.append(best.capitalize() if word[:1].isupper() else best)
             last = m.end()
         corrected = "".join(out) + text[last:]
-        return text if corrected == text or check_repair(text, corrected) else corrected
+        refused = check_repair(text, corrected) if corrected != text else []
+        return (text if refused else corrected), refused

@@ -8,10 +8,12 @@ the pixels a model is shown.
 - :mod:`monai_imc.data.vqa`: SLAKE, VQA-RAD and JSONL readers by split (:func:`load_dataset`).
 - :mod:`monai_imc.data.images`: the image files of a dataset spec or a folder (:func:`dataset_images`).
 - :mod:`monai_imc.data.views`: :func:`load_view`, the one ``file -> model view`` function.
+- :mod:`monai_imc.data.controls`: :func:`shuffled_images`, the shuffled-image control's other image.
 """
 
 from __future__ import annotations
 
+from monai_imc.data.controls import shuffled_image_keys, shuffled_images
 from monai_imc.data.images import IMAGE_SUFFIXES, dataset_images, folder_images
 from monai_imc.data.rows import HELDOUT_PERCENT, VQARow, image_key, is_heldout_image
 from monai_imc.data.views import load_view, model_view
@@ -44,6 +46,8 @@ __all__ = [
     "read_jsonl",
     "read_slake",
     "read_vqa_rad",
+    "shuffled_image_keys",
+    "shuffled_images",
     "source_rows",
     "training_pool",
 ]

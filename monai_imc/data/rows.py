@@ -33,6 +33,9 @@ class VQARow:
         modality: SLAKE modality (``""`` for VQA-RAD).
         location: SLAKE location (``""`` for VQA-RAD).
         region: coarse body region (``head``, ``neck``, ``chest``, ``abdomen``, ``pelvis``) or ``""``.
+        question_type: what the question asks about: SLAKE's ``content_type`` (``Organ``, ``Abnormality``
+            ...), VQA-RAD's ``question_type`` (``PRES``, ``ABN`` ...; the first where it lists several),
+            ``""`` where the dataset has none.
     """
 
     image: Path
@@ -45,6 +48,7 @@ class VQARow:
     modality: str = ""
     location: str = ""
     region: str = ""
+    question_type: str = ""
 
 
 def image_key(dataset: str, relative: str | Path) -> str:

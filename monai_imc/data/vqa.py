@@ -85,6 +85,7 @@ def _slake(folder: Path, source_split: str) -> list[VQARow]:
                 modality=str(r.get("modality", "")),
                 location=location,
                 region=_SLAKE_REGION.get(location, ""),
+                question_type=str(r.get("content_type", "")).strip(),
             )
         )
     return rows
@@ -116,6 +117,7 @@ def _vqa_rad(folder: Path, source_split: str) -> list[VQARow]:
             split=split,
             image_key=image_key("vqa_rad", relative),
             region=_VQARAD_REGION.get(str(r.get("image_organ", "")).strip().upper(), ""),
+            question_type=str(r.get("question_type", "")).split(",")[0].strip().upper(),
         )
         for r, relative, split in pairs
         if split == source_split

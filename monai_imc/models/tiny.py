@@ -24,9 +24,17 @@ from pathlib import Path
 
 import torch
 
+from monai_imc.models.tokenizer import (
+    GEMMA_CHAT_TEMPLATE,
+    LLAVA_CHAT_TEMPLATE,
+    QWEN_CHAT_TEMPLATE,
+    SPECIAL_TOKENS,
+    train_tokenizer,
+)
+
 logger = logging.getLogger(__name__)
 
-__all__ = ["LLAVA_CHAT_TEMPLATE", "TINY_FAMILIES", "build_tiny_checkpoint", "llava_processor", "synthetic_corpus", "train_tokenizer"]
+__all__ = ["TINY_FAMILIES", "build_tiny_checkpoint", "llava_processor", "synthetic_corpus"]
 
 #: The families :func:`build_tiny_checkpoint` can build (the ``model_type`` of their config).
 TINY_FAMILIES: tuple[str, ...] = ("llava", "qwen2_vl", "qwen2_5_vl", "gemma3")
@@ -36,70 +44,6 @@ _VOCAB = 320
 # Wider than the usual 0.02, so that a 2-layer random language model attends to (and answers from) its
 # image tokens instead of echoing the last text token.
 _INIT_STD = 0.2
-
-_LLAVA_TEMPLATE = (
-    "{% for message in messages %}"
-    "{% if message['role'] == 'system' %}{{ message['content'] if message['content'] is string "
-    "else message['content'][0]['text'] }}\n"
-    "{% else %}{{ 'USER: ' if message['role'] == 'user' else 'ASSISTANT: ' }}"
-    "{% if message['content'] is string %}{{ message['content'] }}"
-    "{% else %}{% for item in message['content'] %}"
-    "{% if item['type'] == 'image' %}<image>\n{% elif item['type'] == 'text' %}{{ item['text'] }}{% endif %}"
-    "{% endfor %}{% endif %}"
-    "{% if message['role'] == 'assistant' %}</s>{% endif %}\n"
-    "{% endif %}{% endfor %}"
-    "{% if add_generation_prompt %}ASSISTANT:{% endif %}"
-)
-
-#: The LLaVA chat template (``USER: <image>\n... ASSISTANT:``) of the tiny and reference LLaVA checkpoints.
-LLAVA_CHAT_TEMPLATE = _LLAVA_TEMPLATE
-
-_QWEN_TEMPLATE = (
-    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
-    "{% if message['content'] is string %}{{ message['content'] }}"
-    "{% else %}{% for item in message['content'] %}"
-    "{% if item['type'] == 'image' %}<|vision_start|><|image_pad|><|vision_end|>"
-    "{% elif item['type'] == 'text' %}{{ item['text'] }}{% endif %}"
-    "{% endfor %}{% endif %}<|im_end|>\n{% endfor %}"
-    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-)
-
-_GEMMA_TEMPLATE = (
-    "{{ bos_token }}"
-    "{% for message in messages %}<start_of_turn>{{ 'model' if message['role'] == 'assistant' "
-    "else message['role'] }}\n"
-    "{% if message['content'] is string %}{{ message['content'] }}"
-    "{% else %}{% for item in message['content'] %}"
-    "{% if item['type'] == 'image' %}<start_of_image>"
-    "{% elif item['type'] == 'text' %}{{ item['text'] }}{% endif %}"
-    "{% endfor %}{% endif %}<end_of_turn>\n{% endfor %}"
-    "{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}"
-)
-
-_SPECIAL_TOKENS: dict[str, list[str]] = {
-    "llava": ["<unk>", "<s>", "</s>", "<pad>", "<image>"],
-    "qwen": [
-        "<|endoftext|>",
-        "<|im_start|>",
-        "<|im_end|>",
-        "<|vision_start|>",
-        "<|vision_end|>",
-        "<|image_pad|>",
-        "<|video_pad|>",
-    ],
-    "gemma3": [
-        "<pad>",
-        "<eos>",
-        "<bos>",
-        "<unk>",
-        "<start_of_turn>",
-        "<end_of_turn>",
-        "<start_of_image>",
-        "<end_of_image>",
-        "<image_soft_token>",
-    ],
-}
-
 
 def synthetic_corpus(n: int = 400, seed: int = 0) -> list[str]:
     """Synthetic radiology-flavoured sentences used to train the tiny tokenizers.
@@ -133,80 +77,10 @@ def synthetic_corpus(n: int = 400, seed: int = 0) -> list[str]:
     return out
 
 
-def _train_tokenizer(family: str, seed: int, corpus: list[str] | None = None, vocab_size: int = _VOCAB):
-    """Train a byte-level BPE tokenizer and wrap it as a fast HF tokenizer with the family's tokens.
-
-    ``corpus`` defaults to :func:`synthetic_corpus` (``seed``); the reference model passes its training
-    text and a larger ``vocab_size``.
-    """
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    key = "qwen" if family.startswith("qwen") else family
-    specials = _SPECIAL_TOKENS[key]
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        special_tokens=specials,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tok.train_from_iterator(synthetic_corpus(seed=seed) if corpus is None else corpus, trainer=trainer)
-    if key == "llava":
-        bos_id = tok.token_to_id("<s>")
-        tok.post_processor = processors.TemplateProcessing(
-            single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", bos_id)]
-        )
-        return PreTrainedTokenizerFast(
-            tokenizer_object=tok,
-            bos_token="<s>",
-            eos_token="</s>",
-            unk_token="<unk>",
-            pad_token="<pad>",
-            extra_special_tokens={"image_token": "<image>"},
-        )
-    tok.post_processor = processors.ByteLevel(trim_offsets=False)
-    if key == "qwen":
-        return PreTrainedTokenizerFast(
-            tokenizer_object=tok,
-            eos_token="<|im_end|>",
-            pad_token="<|endoftext|>",
-            extra_special_tokens={
-                "image_token": "<|image_pad|>",
-                "video_token": "<|video_pad|>",
-                "vision_bos_token": "<|vision_start|>",
-                "vision_eos_token": "<|vision_end|>",
-            },
-        )
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        bos_token="<bos>",
-        eos_token="<end_of_turn>",
-        unk_token="<unk>",
-        pad_token="<pad>",
-        extra_special_tokens={
-            "image_token": "<image_soft_token>",
-            "boi_token": "<start_of_image>",
-            "eoi_token": "<end_of_image>",
-        },
-    )
-
-
-def train_tokenizer(family: str, corpus: list[str], vocab_size: int, seed: int = 0):
-    """Train a byte-level BPE tokenizer on ``corpus`` with the special tokens of ``family``.
-
-    Args:
-        family: ``"llava"``, ``"qwen2_vl"``, ``"qwen2_5_vl"`` or ``"gemma3"``.
-        corpus: the training text.
-        vocab_size: the vocabulary size (special tokens and the 256 byte symbols included).
-        seed: unused by the BPE trainer (deterministic); kept for a uniform signature.
-
-    Returns:
-        A ``PreTrainedTokenizerFast`` with the family's special tokens (LLaVA: BOS added, ``<image>``).
-    """
-    return _train_tokenizer(family, seed, corpus=corpus, vocab_size=vocab_size)
+def _train_tokenizer(family: str, seed: int):
+    """The tiny checkpoints' tokenizer: :func:`~monai_imc.models.tokenizer.train_tokenizer` on
+    :func:`synthetic_corpus` (``seed``) with the tiny vocabulary."""
+    return train_tokenizer(family, synthetic_corpus(seed=seed), vocab_size=_VOCAB, seed=seed)
 
 
 def _llava(tokenizer):
@@ -266,14 +140,14 @@ def llava_processor(tokenizer, image_size: int, patch_size: int):
         patch_size=patch_size,
         vision_feature_select_strategy="default",
         num_additional_image_tokens=1,
-        chat_template=_LLAVA_TEMPLATE,
+        chat_template=LLAVA_CHAT_TEMPLATE,
     )
 
 
 def _qwen(tokenizer, family: str):
     from transformers import Qwen2VLImageProcessor
 
-    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in _SPECIAL_TOKENS["qwen"]}
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS["qwen"]}
     text = {
         "vocab_size": len(tokenizer),
         "hidden_size": _HIDDEN,
@@ -331,7 +205,7 @@ def _qwen(tokenizer, family: str):
     )
     # The Qwen processors insist on a video processor (torchvision); like the real checkpoints, the tiny one
     # ships its image processor, tokenizer and chat template as separate files instead.
-    tokenizer.chat_template = _QWEN_TEMPLATE
+    tokenizer.chat_template = QWEN_CHAT_TEMPLATE
     return model, (image_processor, tokenizer)
 
 
@@ -385,7 +259,7 @@ def _gemma3(tokenizer):
     processor = Gemma3Processor(
         image_processor=image_processor,
         tokenizer=tokenizer,
-        chat_template=_GEMMA_TEMPLATE,
+        chat_template=GEMMA_CHAT_TEMPLATE,
         image_seq_length=4,
     )
     return model, processor

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from monai_imc.answers import normalize_answer, token_recall
-from monai_imc.data import VQARow, load_vqa
+from monai_imc.data import VQARow, load_vqa, shuffled_images
 from monai_imc.prompts import (
     CLEAN_LABEL,
     judge_messages,
@@ -63,19 +63,6 @@ def closed_majority_accuracy(rows: Sequence[VQARow]) -> float:
     if not answers:
         return 0.0
     return 100.0 * Counter(answers).most_common(1)[0][1] / len(answers)
-
-
-def shuffled_images(rows: Sequence[VQARow], seed: int = EVAL_NOISE_SEED) -> dict[str, Path]:
-    """The shuffled-image control: each image key of ``rows`` mapped to another image of the same rows.
-
-    A seeded derangement of the distinct images (no image keeps its own), as SURE-VQA's control.
-    """
-    keys = sorted({r.image_key for r in rows})
-    path = {r.image_key: r.image for r in rows}
-    order = keys[:]
-    random.Random(seed).shuffle(order)
-    # rotate the shuffled order by one: a derangement whenever there are two or more images
-    return {k: path[order[(order.index(k) + 1) % len(order)]] for k in keys}
 
 
 def predict_answers(
@@ -300,7 +287,7 @@ def evaluate_checkpoint(
             # Test-time controls (SURE-VQA): the same model shown a black image, or another test image.
             out[f"{name}_blank_image"] = evaluate_vqa(model, rows, blank_images=True, progress=progress, groups=groups)
             out[f"{name}_shuffled_image"] = evaluate_vqa(
-                model, rows, progress=progress, image_for=shuffled_images(rows), groups=groups
+                model, rows, progress=progress, image_for=shuffled_images(rows, EVAL_NOISE_SEED), groups=groups
             )
     unique = sorted(dict.fromkeys(r.question for r in heldout_rows))
     random.Random(EVAL_NOISE_SEED).shuffle(unique)

@@ -275,7 +275,7 @@ def train_reference(config: TrainConfig) -> TrainResult:
     """
     from tqdm.auto import tqdm
 
-    from monai_imc.models.tiny import LLAVA_CHAT_TEMPLATE, train_tokenizer
+    from monai_imc.models.tokenizer import LLAVA_CHAT_TEMPLATE, train_tokenizer
     from monai_imc.noise import list_noises
     from monai_imc.optional import require
     from monai_imc.reference.evaluate import evaluate_checkpoint

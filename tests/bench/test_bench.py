@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from dataclasses import asdict
 from pathlib import Path
@@ -12,9 +13,11 @@ from helpers import REPO
 
 from monai_imc.bench.datasets import stratified_subset
 from monai_imc.bench.denoise import DENOISERS, apply_denoiser, choose_denoiser
+from monai_imc.bench.records import TEXT_METHODS
 from monai_imc.bench.report import summarize
 from monai_imc.bench.runner import METHODS, BenchRecord, BenchRunner, RunStats, conditions, project_seconds
-from monai_imc.data import load_dataset, read_jsonl
+from monai_imc.data import load_dataset, read_jsonl, shuffled_image_keys
+from monai_imc.prompts import vqa_prompt
 
 BUNDLE = REPO / "bundles" / "monai_imc_vqa"
 NOISES = ["blur", "gibbs", "typo"]
@@ -108,9 +111,15 @@ def _records(runner: BenchRunner, rows, noises=NOISES) -> list[BenchRecord]:
     return runner.run(rows, noises, [3])
 
 
-def test_memoization_changes_no_answer(reference, tiny_rows) -> None:
+@pytest.fixture(scope="module")
+def slake_test(data_dir: Path):
+    """SLAKE's test split: the images shuffled-image draws from."""
+    return load_dataset(f"slake:{data_dir / 'slake'}", "test")
+
+
+def test_memoization_changes_no_answer(reference, tiny_rows, slake_test) -> None:
     model, bank = reference
-    kwargs = {"methods": METHODS, "denoiser": "median3", "batch_size": 1}
+    kwargs = {"methods": METHODS, "denoiser": "median3", "batch_size": 1, "image_pool": slake_test}
     rows = tiny_rows[:2]  # two questions on one image
     fast = BenchRunner(model, bank, **kwargs)
     slow = BenchRunner(model, bank, memoize=False, **kwargs)
@@ -121,17 +130,35 @@ def test_memoization_changes_no_answer(reference, tiny_rows) -> None:
     assert slow.stats.answers_generated == len(b) and slow.stats.answers_reused == 0
     assert fast.stats.encodes < slow.stats.encodes
     # batching gives the same answers as one by one
-    batched = _records(BenchRunner(model, bank, methods=METHODS, denoiser="median3", batch_size=16), rows,
-                       ["blur", "typo"])
+    batched = _records(BenchRunner(model, bank, **{**kwargs, "batch_size": 16}), rows, ["blur", "typo"])
     assert [r.answer for r in batched] == [r.answer for r in a]
     assert all(r.confidence is not None and 0 < r.confidence <= 1 for r in a)
     typo = [r for r in a if r.noise == "typo" and r.method == "none"]
     assert all(r.question != row.question for r, row in zip(typo, rows)), "the text noise reached the question"
     assert all(r.perceived is not None for r in a if r.method in ("pdc", "imc"))
-    assert all(r.perceived is None and r.calibrated is None for r in a if r.method not in ("pdc", "imc"))
-    for r in a:  # an image the gate passes reuses the plain answer
-        if r.method == "pdc" and not r.calibrated:
-            assert r.answer == next(x.answer for x in a if x.key == (r.item, r.noise, r.severity, "none"))
+    assert all(r.perceived is None for r in a if r.method not in ("pdc", "imc"))
+    assert all(r.calibrated is None for r in a if r.method not in ("pdc", "imc", "pdc-oracle"))
+    by = {r.key: r for r in a}
+    for r in a:  # an image the gate passes (or the oracle leaves alone) reuses the plain answer
+        if r.method in ("pdc", "pdc-oracle") and not r.calibrated:
+            assert r.answer == by[(r.item, r.noise, r.severity, "none")].answer
+    oracle = {r.noise: r.calibrated for r in a if r.method == "pdc-oracle"}
+    assert oracle == {"clean": False, "typo": False, "blur": bank.strength("blur", 3) > 0}, "told the true noise"
+    # the shuffled control shows another SLAKE test image: the answers of that image's own view
+    other = shuffled_image_keys(slake_test, seed=0)[rows[0].image_key]
+    assert other != rows[0].image_key and other.startswith("slake/")
+    other_row = next(r for r in slake_test if r.image_key == other)
+    shown = fast.pipeline.generate_many([fast.encode(fast.image(other_row, "clean", 0))],
+                                        [vqa_prompt(rows[0].question)], max_new_tokens=fast.max_new_tokens)
+    assert by[(a[0].item, "clean", 0, "shuffled-image")].answer == shown[0][0]
+    # SMS columns on the text methods only; breakdown fields from the data rows
+    assert all((r.edited is None) == (r.method not in TEXT_METHODS) for r in a)
+    assert all(r.guard_violations == 0 for r in a if r.method in ("sms", "imc", "spellcheck"))
+    for r in a:
+        if r.method in TEXT_METHODS:
+            assert r.edited == (r.question != by[(r.item, r.noise, r.severity, "none")].question)
+    assert {(r.question_type, r.modality, r.body_part) for r in a} == {
+        (row.question_type, row.modality, row.location) for row in rows}
 
 
 def test_resume_and_two_runs_agree(reference, tiny_rows, tmp_path: Path) -> None:
@@ -213,6 +240,22 @@ def test_bench_command_end_to_end(data_dir: Path, tmp_path: Path, capsys: pytest
     assert main(argv) == 0, "a second run resumes"
     assert (out / "cache.jsonl").read_text() == before, "nothing answered twice"
     assert json.loads((out / "results.json").read_text())["rows"] == result["rows"]
+    assert "### Text methods: recovery, false edits" in md and "### Expected calibration error" in md
+    for png in ("heatmap_modality_noise.png", "reliability_none.png", "reliability_shuffled-image.png"):
+        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # a cache written before the breakdown fields: --report-only fills them from the datasets, answers nothing
+    old = [{k: v for k, v in json.loads(x).items() if k not in ("question_type", "modality", "body_part")}
+           for x in before.splitlines()]
+    (out / "cache.jsonl").write_text("".join(json.dumps(x) + "\n" for x in old))
+    (out / "breakdowns.csv").unlink()
+    assert main(["bench", "--report-only", "--out", str(out)]) == 0
+    assert json.loads((out / "results.json").read_text())["rows"] == result["rows"]
+    with open(out / "breakdowns.csv", newline="") as fh:
+        cut = list(csv.DictReader(fh))
+    types = {(r["dataset"], r["group"]) for r in cut if r["breakdown"] == "question type"}
+    assert {d for d, _ in types} == {"slake", "vqa_rad"} and all(g != "?" for _, g in types)
+    assert {r["method"] for r in cut} == set(METHODS)
+    assert "## slake" in (out / "breakdowns.md").read_text()
 
 
 def test_bench_command_refusals(data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
