@@ -14,6 +14,7 @@ from monai_imc.noise import check_severity, get_noise
 __all__ = [
     "BANK_METHODS",
     "METHODS",
+    "RESTORE_METHODS",
     "BenchRecord",
     "RunStats",
     "conditions",
@@ -24,9 +25,12 @@ __all__ = [
     "project_seconds",
 ]
 
-METHODS: tuple[str, ...] = ("none", "pdc", "sms", "imc", "denoise", "repass", "spellcheck", "no-image")
+METHODS: tuple[str, ...] = ("none", "pdc", "sms", "imc", "denoise", "repass", "spellcheck", "no-image",
+                            "restore", "imc+restore")
 #: The methods that need a prototype bank.
-BANK_METHODS: tuple[str, ...] = ("pdc", "imc")
+BANK_METHODS: tuple[str, ...] = ("pdc", "imc", "restore", "imc+restore")
+#: The methods that restore the view the perceiver flagged (:mod:`monai_imc.restore`) before the answer.
+RESTORE_METHODS: tuple[str, ...] = ("restore", "imc+restore")
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,8 @@ holds the lower levels' corruption (see ``docs/noise.md``).
 Methods: ``none`` the plain model; ``pdc`` perceive + calibrate the vision features (needs a prototype bank);
 ``sms`` refine the question with the SMS agents; ``imc`` both; ``denoise`` a classic image filter before the
 model (:mod:`monai_imc.bench.denoise`, chosen on the validation split by :meth:`BenchRunner.choose_denoiser`);
-``repass`` the same model asked once to fix the question, its reply used as is; ``spellcheck`` a spell
+``restore`` the view restored by :meth:`~monai_imc.pipeline.IMCPipeline.restore_view`; ``imc+restore`` that, PDC
+and SMS; ``repass`` the same model asked once to fix the question, its reply used as is; ``spellcheck`` a spell
 checker with SMS's vocabulary and guards (:mod:`monai_imc.bench.spellcheck`); ``no-image`` the question
 alone (a black image), the text-prior baseline.
 
@@ -47,6 +48,7 @@ from monai_imc.bench.denoise import DENOISERS, RULE, DenoiseChoice, apply_denois
 from monai_imc.bench.records import (
     BANK_METHODS,
     METHODS,
+    RESTORE_METHODS,
     BenchRecord,
     RunStats,
     conditions,
@@ -59,7 +61,7 @@ from monai_imc.bench.records import (
 from monai_imc.data import VQARow, load_view
 from monai_imc.models.base import Capabilities, VisionFeatures, VisionLanguageModel
 from monai_imc.noise import get_noise
-from monai_imc.pipeline import IMCPipeline
+from monai_imc.pipeline import IMCPipeline, RestoredView
 from monai_imc.prompts import rewrite_messages, vqa_prompt
 from monai_imc.prototypes import PrototypeBank
 from monai_imc.refine import Refinement, SMSRefiner
@@ -77,6 +79,8 @@ class _View:
         self._raw: VisionFeatures | None = None
         self._pdc: tuple[VisionFeatures, str, str] | None = None
         self._denoised: VisionFeatures | None = None
+        self._restored: dict[bool, tuple[VisionFeatures, str, str, bool]] = {}
+        self._restoration: tuple[str, RestoredView] | None = None
 
     def array(self) -> np.ndarray:
         if self._array is None:
@@ -112,6 +116,28 @@ class _View:
             self.runner.stats.add_time("denoise", time.perf_counter() - start)
             self._denoised = self.runner.encode(filtered)
         return self._denoised, f"{self.tag}|denoise:{self.runner.denoiser}"
+
+
+    def restored(self, pdc: bool) -> tuple[VisionFeatures, str, str, bool]:
+        """Perceive (with the view), restore and re-encode (:meth:`IMCPipeline.restore_view`), then with ``pdc``
+        calibrate: the features, their identity, the perceived noise and whether PDC changed them."""
+        if pdc not in self._restored:
+            raw, raw_key = self.raw()
+            pipeline = self.runner.pipeline
+            start = time.perf_counter()
+            if self._restoration is None:
+                perception = pipeline.perceive(raw, views=[self.array()])[0]
+                self._restoration = (perception.noise or "clean", pipeline.restore_view(self.array(), raw, perception))
+            perceived, done = self._restoration
+            features, key = (done.features, f"{self.tag}|restore") if done.restoration.applied else (raw, raw_key)
+            calibrated = False
+            if pdc:
+                calibrated_features, records = pipeline.calibrate(features, [done.perception], pdc=True)
+                if records[0].applied:
+                    features, key, calibrated = calibrated_features, f"{key}|pdc", True
+            self.runner.stats.add_time("restore", time.perf_counter() - start)
+            self._restored[pdc] = (features, key, perceived, calibrated)
+        return self._restored[pdc]
 
 
 @dataclass
@@ -385,7 +411,7 @@ class BenchRunner:
              views: dict[tuple[str, int, str], _View]) -> _Job:
         question = self.question(row, noise, severity)
         calls = 0
-        if method in ("sms", "imc"):
+        if method in ("sms", "imc", "imc+restore"):
             refinement = self.refine(question)
             question, calls = refinement.text, refinement.calls
         elif method == "repass":
@@ -402,6 +428,8 @@ class BenchRunner:
         perceived, calibrated = None, None
         if method == "no-image":
             features, fkey = self.blank(), "blank"
+        elif method in RESTORE_METHODS:
+            features, fkey, perceived, calibrated = view.restored(pdc=method == "imc+restore")
         elif method in BANK_METHODS:
             features, fkey, perceived = view.calibrated()
             calibrated = fkey.endswith("|pdc")
