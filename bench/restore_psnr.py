@@ -3,7 +3,8 @@ clean one, per image noise, the true type and severity given (no perceiver), on 
 
 The views are the benchmark's (:func:`monai_imc.data.load_view` at 256 px, the noise applied to the
 channel-first uint8 view with the benchmark's seeds), ``--images`` of them, taken alternately from the
-validation splits of SLAKE and VQA-RAD (one per image file).
+validation splits of SLAKE and VQA-RAD (one per image file) until the shorter one runs out. Every correction
+of :data:`monai_imc.restore.CORRECTIONS` is measured, also those the default restorer leaves out.
 
     MONAI_IMC_DATA=../shared/data python bench/restore_psnr.py --images 20 --severity 3 --out docs/restore.md
 """
@@ -31,7 +32,8 @@ def _views(data: Path, n: int, size: int) -> list[tuple[str, np.ndarray]]:
         for row in load_dataset(spec, "validate"):
             seen.setdefault(row.image_key, row.image)
         per.append(list(seen.items()))
-    picked = [item for pair in zip(*per) for item in pair][:n]
+    longest = max(len(p) for p in per)
+    picked = [p[i] for i in range(longest) for p in per if i < len(p)][:n]
     out = []
     for key, path in picked:
         view = load_view(path, size)
