@@ -203,6 +203,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         limit=args.limit, seed=args.seed, image_size=args.image_size, max_new_tokens=args.max_new_tokens,
         batch_size=args.batch_size, denoiser=args.denoise_filter, denoise_questions=args.denoise_questions,
         device=args.device, dtype=args.dtype, text_server=args.text_server, sms_prompts=args.sms_prompts,
+        leave_out=args.leave_out,
         answer_suffix=args.answer_suffix, threads=args.threads, command=" ".join(["monai-imc", "bench", *_bench_argv(args)]),
     )
     result = run_benchmark(settings, progress=True)
@@ -232,7 +233,7 @@ def _bench_argv(args: argparse.Namespace) -> list[str]:
             "--methods", args.methods]
     if args.limit:
         out += ["--limit", str(args.limit)]
-    for flag in ("denoise_filter", "text_server", "sms_prompts", "answer_suffix"):
+    for flag in ("leave_out", "denoise_filter", "text_server", "sms_prompts", "answer_suffix"):
         if getattr(args, flag):
             out += ["--" + flag.replace("_", "-"), repr(getattr(args, flag)) if flag == "answer_suffix"
                     else getattr(args, flag)]
@@ -430,6 +431,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--answer-suffix", default="",
                        help="appended to each question, e.g. ' Answer with one word or a short phrase.'")
     bench.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
+    bench.add_argument("--leave-out", default=None, metavar="NOISE",
+                       help="use the prototype bank without this image noise (leave-one-noise-out run)")
     bench.add_argument("--device", default=None)
     bench.add_argument("--dtype", default=None)
     bench.add_argument("--out", required=True, help="results folder (resumes from its cache.jsonl)")

@@ -1,7 +1,16 @@
-"""IMCPipeline, the method: encode, perceive, calibrate, refine, answer; every intermediate result kept.
+"""IMCPipeline, the method: encode, perceive, (restore), calibrate, refine, answer; every intermediate result kept.
 
 One vision pass per image: the features from :meth:`IMCPipeline.encode` feed the perceiver, the calibrator
-and the answer. With PDC off, the answer is the plain model's. The app (``monai_imc.deploy.work``), the
+and the answer. With PDC off, the answer is the plain model's.
+
+Restoration (:mod:`monai_imc.restore`, off unless the pipeline's :class:`~monai_imc.restore.Restorer` is
+enabled) is the one exception, and one mechanism, :meth:`IMCPipeline.restore_view`: the perceiver reads the
+features of the view as given, so the order is encode -> perceive -> restore the view (the correction the
+perceived artifact picks) -> encode the restored view -> perceive it again -> calibrate (PDC acts on what the
+perceiver sees in the restored view: a residual artifact is calibrated, a view restored to clean passes the
+gate) -> answer. A view that restoration leaves unchanged costs no second vision pass.
+
+The app (``monai_imc.deploy.work``), the
 benchmark (``monai_imc.bench.runner``) and the measurements call these steps; :meth:`IMCPipeline.run` runs
 them all on one image and one text.
 
@@ -23,13 +32,14 @@ from monai_imc.calibrate import Calibration, PDCCalibrator, Variant
 from monai_imc.models.base import Capabilities, ImageInput, VisionFeatures, VisionLanguageModel
 from monai_imc.perceive import ArtifactPerceiver, Perception
 from monai_imc.prototypes import PrototypeBank
+from monai_imc.restore import Restoration, Restorer
 
 if TYPE_CHECKING:
     from monai_imc.refine import Refinement, SMSRefiner
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["IMCAnswer", "IMCPipeline", "IMCRun"]
+__all__ = ["IMCAnswer", "IMCPipeline", "IMCRun", "RestoredView"]
 
 
 @dataclass(frozen=True)
@@ -64,6 +74,8 @@ class IMCRun:
         calibration: what the calibrator did.
         answer: the model's answer.
         pdc: whether calibration was enabled.
+        restoration: what restoration did (``None`` when it was off); when it changed the view,
+            ``features`` are those of the restored view and ``calibration`` acted on its perception.
     """
 
     text: str
@@ -74,6 +86,24 @@ class IMCRun:
     calibration: Calibration
     answer: str
     pdc: bool
+    restoration: Restoration | None = None
+
+
+@dataclass(frozen=True)
+class RestoredView:
+    """One view after :meth:`IMCPipeline.restore_view`.
+
+    Attributes:
+        view: the restored view (the view as given when nothing was done).
+        features: the model's features of ``view`` (the given ones when nothing was done).
+        perception: the perceiver's verdict on ``view`` (the given one when nothing was done): what PDC acts on.
+        restoration: what was done.
+    """
+
+    view: ImageInput
+    features: VisionFeatures
+    perception: Perception
+    restoration: Restoration
 
 
 class IMCPipeline:
@@ -87,6 +117,8 @@ class IMCPipeline:
         variant: the calibration variant.
         check_bank: verify that the bank was built with ``model``.
         refiner: the SMS refiner of the text half (``None``: refine raises, :meth:`run` does not refine).
+        restorer: perceiver-guided image restoration (default: a disabled :class:`~monai_imc.restore.Restorer`;
+            a bundle enables it in its config's ``restore`` section).
     """
 
     def __init__(
@@ -97,6 +129,7 @@ class IMCPipeline:
         variant: Variant = "ridge",
         check_bank: bool = True,
         refiner: SMSRefiner | None = None,
+        restorer: Restorer | None = None,
     ) -> None:
         if bank is not None and check_bank:
             bank.check_model(model)
@@ -108,6 +141,7 @@ class IMCPipeline:
         self.perceiver = ArtifactPerceiver(bank) if bank is not None else None
         self.calibrator = PDCCalibrator(bank, variant=variant) if bank is not None else None
         self.variant = variant
+        self.restorer = restorer if restorer is not None else Restorer(enabled=False)
 
     # ------------------------------------------------------------------ steps
     def encode(self, images: ImageInput | Sequence[ImageInput]) -> VisionFeatures:
@@ -151,6 +185,33 @@ class IMCPipeline:
         features, records = self.calibrator.calibrate(features, list(perceptions))
         return features, list(records)
 
+    def restore(
+        self, views: Sequence[ImageInput], perceptions: Sequence[Perception]
+    ) -> tuple[list[ImageInput], list[Restoration]]:
+        """The views corrected for their perceived artifacts (:class:`~monai_imc.restore.Restorer`), and a record
+        per view; clean, not-assessable and uncorrectable views are returned as given. Runs whether or not the
+        restorer is enabled (the switch is for :meth:`run` and the app).
+
+        Raises:
+            ValueError: not one perception per view.
+        """
+        if len(views) != len(perceptions):
+            raise ValueError(f"{len(views)} views for {len(perceptions)} perceptions")
+        done = [self.restorer.restore(v, p) for v, p in zip(views, perceptions)]
+        return [v for v, _ in done], [r for _, r in done]
+
+    def restore_view(
+        self, view: ImageInput, features: VisionFeatures, perception: Perception
+    ) -> RestoredView:
+        """Restore one view, then encode and perceive the restored view (see the module docstring); the given
+        features and perception when restoration left the view unchanged."""
+        restored, records = self.restore([view], [perception])
+        if not records[0].applied:
+            return RestoredView(view, features, perception, records[0])
+        new_features = self.encode([restored[0]])
+        new_perception = self.perceive(new_features, views=[restored[0]])[0]
+        return RestoredView(restored[0], new_features, new_perception, records[0])
+
     def refine(self, text: str) -> Refinement:
         """The SMS refinement of a text (the original is kept in the result).
 
@@ -184,15 +245,22 @@ class IMCPipeline:
         return IMCAnswer(result.question, result.answer, result.perception, result.calibration, result.pdc)
 
     def run(
-        self, image: ImageInput, text: str, pdc: bool | None = None, refine: bool | None = None, **gen: Any
+        self,
+        image: ImageInput,
+        text: str,
+        pdc: bool | None = None,
+        refine: bool | None = None,
+        restore: bool | None = None,
+        **gen: Any,
     ) -> IMCRun:
-        """The whole method on one image and one text: encode, perceive, calibrate, refine, answer.
+        """The whole method on one image and one text: encode, perceive, (restore), calibrate, refine, answer.
 
         Args:
             image: the image.
             text: the question (or clinical text) as given.
             pdc: calibrate flagged images (default: the pipeline's setting).
             refine: refine the text with SMS (default: when the pipeline has a refiner).
+            restore: restore flagged images before the answer (default: the restorer's ``enabled``).
             **gen: generation options (``max_new_tokens`` ...).
 
         Returns:
@@ -200,9 +268,14 @@ class IMCPipeline:
         """
         use_pdc = self.pdc if pdc is None else pdc
         use_refine = self.refiner is not None if refine is None else refine
+        use_restore = self.restorer.enabled if restore is None else restore
         features = self.encode([image])
         perception = self.perceive(features, views=[image])[0]
-        features, records = self.calibrate(features, [perception], pdc=use_pdc)
+        restoration, seen = None, perception
+        if use_restore:
+            restored = self.restore_view(image, features, perception)
+            features, seen, restoration = restored.features, restored.perception, restored.restoration
+        features, records = self.calibrate(features, [seen], pdc=use_pdc)
         refinement = self.refine(text) if use_refine else None
         question = refinement.text if refinement is not None else text
         answer = self.generate(features, question, **gen)
@@ -212,4 +285,6 @@ class IMCPipeline:
             perception.p_clean,
             records[0].reason,
         )
-        return IMCRun(text, refinement, question, features, perception, records[0], answer, use_pdc)
+        return IMCRun(
+            text, refinement, question, features, perception, records[0], answer, use_pdc, restoration
+        )

@@ -196,6 +196,42 @@ class PrototypeBank:
             tmp.write_text(json.dumps(self.manifest, indent=2, sort_keys=True))
         return out
 
+    def without(self, noise: str) -> PrototypeBank:
+        """A copy of the bank that does not know ``noise`` (for a leave-one-noise-out run).
+
+        The noise's calibration maps, shifts and strengths and its perceiver classes (every severity) are
+        dropped and the class priors renormalised (each remaining type alike, as a bank built without the
+        noise has them). What was fitted on all classes together stays: the descriptor standardisation, the
+        shared covariance of the discriminants, the clean gate and the range threshold. So this is the
+        bank's knowledge without the noise's prototypes, not a rebuild without its images. The copy's
+        ``bank_hash`` names the left-out noise, so cached answers of the full bank are not reused.
+
+        Raises:
+            ValueError: the bank does not know ``noise``, or it is its only noise.
+        """
+        if noise not in self.noises:
+            raise ValueError(f"the bank has no noise {noise!r}; it knows {self.noises}")
+        if len(self.noises) == 1:
+            raise ValueError(f"cannot leave out {noise!r}: it is the bank's only noise")
+        row, n_sev = self.noises.index(noise), len(self.severities)
+        keep_rows = torch.tensor([i for i in range(len(self.noises)) if i != row])
+        dropped = set(range(1 + row * n_sev, 1 + (row + 1) * n_sev))
+        keep_classes = torch.tensor([k for k in range(len(self.classes)) if k not in dropped])
+        tensors: dict[str, torch.Tensor] = {}
+        for name, tensor in self.tensors.items():
+            if name in _PER_NOISE:
+                tensor = tensor[keep_rows]
+            elif name == "class_means" or name.endswith((".means", ".log_prior")):
+                tensor = tensor[keep_classes]
+                if name.endswith(".log_prior"):
+                    tensor = tensor - torch.logsumexp(tensor, dim=0)
+            tensors[name] = tensor.clone()
+        manifest = json.loads(json.dumps(self.manifest))
+        manifest["left_out"] = [*manifest.get("left_out", []), noise]
+        manifest["noises"] = [n for n in self.noises if n != noise]
+        manifest["bank_sha256"] = hashlib.sha256(f"{self.bank_hash}|without:{noise}".encode()).hexdigest()
+        return PrototypeBank(list(manifest["noises"]), list(self.severities), tensors, manifest)
+
     @classmethod
     def load(
         cls, directory: str | os.PathLike[str], model: VisionLanguageModel | None = None
@@ -224,6 +260,10 @@ class PrototypeBank:
         if model is not None:
             bank.check_model(model)
         return bank
+
+
+#: The tensors with one row per noise (leading axis), dropped by :meth:`PrototypeBank.without`.
+_PER_NOISE = ("pooled_shift", "ridge_maps", "strength", "token_shift")
 
 
 def _nearest(values: Sequence[int], target: int) -> int:

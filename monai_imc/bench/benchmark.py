@@ -21,7 +21,7 @@ from monai_imc.atomic import atomic_output
 from monai_imc.bench.breakdown import write_breakdowns, write_heatmap
 from monai_imc.bench.datasets import stratified_subset
 from monai_imc.bench.model_spec import load_bench_model
-from monai_imc.bench.records import fill_row_fields, read_records, resolve_methods
+from monai_imc.bench.records import RESTORE_METHODS, fill_row_fields, read_records, resolve_methods
 from monai_imc.bench.report import write_report
 from monai_imc.bench.runner import BenchRecord, BenchRunner, RunStats, project_seconds
 from monai_imc.data import VQARow, load_dataset
@@ -29,6 +29,7 @@ from monai_imc.models.remote import RemoteModel
 from monai_imc.noise import get_noise
 from monai_imc.optional import require
 from monai_imc.refine import SMSPrompts
+from monai_imc.restore import require_restore
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +58,8 @@ class BenchSettings:
             ``instructed`` otherwise.
         answer_suffix: appended to every question put to the model.
         threads: torch CPU threads (0: torch's default).
+        leave_out: an image noise the prototype bank is used without (:meth:`PrototypeBank.without`): the
+            leave-one-noise-out run; the noise's conditions still run.
     """
 
     model: str
@@ -81,6 +84,7 @@ class BenchSettings:
     sms_prompts: str | None = None
     answer_suffix: str = ""
     command: str = ""
+    leave_out: str | None = None
 
 
 @dataclass
@@ -157,12 +161,18 @@ def run_benchmark(settings: BenchSettings, progress: bool = False) -> BenchResul
     if not settings.noises:
         raise ValueError("no noises to run")
     require("matplotlib", extra="bench", purpose="the benchmark's plots")
+    if set(settings.methods) & set(RESTORE_METHODS):
+        require_restore("the restore methods")
     if settings.threads:
         import torch
 
         torch.set_num_threads(settings.threads)
     rows, every = _rows(settings.datasets, settings.split, settings.limit, settings.seed)
     loaded = load_bench_model(settings.model, settings.bank, settings.device, settings.dtype)
+    if settings.leave_out:
+        if loaded.bank is None:
+            raise ValueError(f"--leave-out {settings.leave_out}: the model has no prototype bank to leave it out of")
+        loaded.bank = loaded.bank.without(settings.leave_out)
     prompts_name = settings.sms_prompts or ("reference" if loaded.source == "bundle" else "instructed")
     if prompts_name not in ("reference", "instructed"):
         raise ValueError(f"unknown SMS prompts {prompts_name!r}; use reference or instructed")
@@ -185,6 +195,7 @@ def run_benchmark(settings: BenchSettings, progress: bool = False) -> BenchResul
         "answer_suffix": settings.answer_suffix, "datasets": list(settings.datasets), "split": settings.split,
         "noises": list(settings.noises), "severities": list(settings.severities), "methods": list(settings.methods),
         "limit": settings.limit, "seed": settings.seed, "image_size": settings.image_size,
+        "leave_out": settings.leave_out,
         "questions": len(rows), "questions_per_dataset": _counts(rows), "denoise": denoise,
         "cost": runner.stats.as_dict(),
     }

@@ -20,6 +20,7 @@ __all__ = [
     "BANK_METHODS",
     "METHODS",
     "METHOD_ALIASES",
+    "RESTORE_METHODS",
     "TEXT_METHODS",
     "BenchRecord",
     "RunStats",
@@ -44,13 +45,17 @@ __all__ = [
 #: the text-prior baseline (alias ``blank-image``, SURE-VQA's blank-image control); ``pdc-oracle`` PDC told
 #: the true noise and severity instead of perceiving them (clean images and noises the bank lacks pass
 #: unchanged): what a perfect perceiver would give; ``shuffled-image`` the question with another image of
-#: its dataset and split (a seeded derangement, :func:`monai_imc.data.shuffled_image_keys`).
+#: its dataset and split (a seeded derangement, :func:`monai_imc.data.shuffled_image_keys`); ``restore``
+#: perceive, then the classical correction of the perceived artifact on the view before the answer
+#: (:mod:`monai_imc.restore`); ``imc+restore`` restore, then PDC and SMS.
 METHODS: tuple[str, ...] = ("none", "pdc", "sms", "imc", "denoise", "repass", "spellcheck", "no-image", "pdc-oracle",
-                            "shuffled-image")
+                            "shuffled-image", "restore", "imc+restore")
 #: The methods that need a prototype bank.
-BANK_METHODS: tuple[str, ...] = ("pdc", "imc", "pdc-oracle")
+BANK_METHODS: tuple[str, ...] = ("pdc", "imc", "pdc-oracle", "restore", "imc+restore")
+#: The methods that restore the view the perceiver flagged (:mod:`monai_imc.restore`) before the answer.
+RESTORE_METHODS: tuple[str, ...] = ("restore", "imc+restore")
 #: The methods that change the question (the SMS columns: edited, guard refusals and violations, calls).
-TEXT_METHODS: tuple[str, ...] = ("sms", "imc", "repass", "spellcheck")
+TEXT_METHODS: tuple[str, ...] = ("sms", "imc", "imc+restore", "repass", "spellcheck")
 #: Other names of a method: ``blank-image`` (SURE-VQA's control) is ``no-image``, which shows a black image.
 METHOD_ALIASES: dict[str, str] = {"blank-image": "no-image"}
 

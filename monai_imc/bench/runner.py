@@ -43,6 +43,7 @@ from monai_imc.bench.denoise import DENOISERS, DenoiseChoice, apply_denoiser, ch
 from monai_imc.bench.records import (
     BANK_METHODS,
     METHODS,
+    RESTORE_METHODS,
     BenchRecord,
     RunStats,
     conditions,
@@ -62,7 +63,7 @@ from monai_imc.data import VQARow, load_view, shuffled_image_keys
 from monai_imc.models.base import VisionFeatures, VisionLanguageModel
 from monai_imc.noise import get_noise
 from monai_imc.perceive import Perception
-from monai_imc.pipeline import IMCPipeline
+from monai_imc.pipeline import IMCPipeline, RestoredView
 from monai_imc.prompts import vqa_prompt
 from monai_imc.prototypes import PrototypeBank
 from monai_imc.refine import SMSRefiner
@@ -81,6 +82,8 @@ class _View:
         self._pdc: tuple[VisionFeatures, str, str] | None = None
         self._oracle: tuple[VisionFeatures, str] | None = None
         self._denoised: VisionFeatures | None = None
+        self._restored: dict[bool, tuple[VisionFeatures, str, str, bool]] = {}
+        self._restoration: tuple[str, RestoredView] | None = None
 
     def array(self) -> np.ndarray:
         if self._array is None:
@@ -128,6 +131,28 @@ class _View:
             self.runner.stats.add_time("denoise", time.perf_counter() - start)
             self._denoised = self.runner.encode(filtered)
         return self._denoised, f"{self.tag}|denoise:{self.runner.denoiser}"
+
+
+    def restored(self, pdc: bool) -> tuple[VisionFeatures, str, str, bool]:
+        """Perceive (with the view), restore and re-encode (:meth:`IMCPipeline.restore_view`), then with ``pdc``
+        calibrate: the features, their identity, the perceived noise and whether PDC changed them."""
+        if pdc not in self._restored:
+            raw, raw_key = self.raw()
+            pipeline = self.runner.pipeline
+            start = time.perf_counter()
+            if self._restoration is None:
+                perception = pipeline.perceive(raw, views=[self.array()])[0]
+                self._restoration = (perception.noise or "clean", pipeline.restore_view(self.array(), raw, perception))
+            perceived, done = self._restoration
+            features, key = (done.features, f"{self.tag}|restore") if done.restoration.applied else (raw, raw_key)
+            calibrated = False
+            if pdc:
+                calibrated_features, records = pipeline.calibrate(features, [done.perception], pdc=True)
+                if records[0].applied:
+                    features, key, calibrated = calibrated_features, f"{key}|pdc", True
+            self.runner.stats.add_time("restore", time.perf_counter() - start)
+            self._restored[pdc] = (features, key, perceived, calibrated)
+        return self._restored[pdc]
 
 
 @dataclass
@@ -367,6 +392,8 @@ class BenchRunner:
             calibrated = fkey.endswith("|oracle")
         elif method == "shuffled-image":
             features, fkey = self._shuffled_view(row, image_noise, image_severity, views).raw()
+        elif method in RESTORE_METHODS:
+            features, fkey, perceived, calibrated = view.restored(pdc=method == "imc+restore")
         elif method in BANK_METHODS:
             features, fkey, perceived = view.calibrated()
             calibrated = fkey.endswith("|pdc")

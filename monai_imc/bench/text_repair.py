@@ -112,7 +112,7 @@ class TextMethods:
 
     def repair(self, method: str, question: str, stats: RunStats) -> TextRepair | None:
         """What ``method`` does to ``question`` (``None`` for a method that leaves the question alone)."""
-        if method in ("sms", "imc"):
+        if method in ("sms", "imc", "imc+restore"):
             return repair_of_refinement(question, self.refine(question, stats))
         if method == "repass":
             return repair_of_reply(question, self.repass(question, stats))

@@ -9,6 +9,10 @@ The steps, in graph order (each MONAI Deploy operator calls one)::
 
     make_views  ->  perceive  ->  calibrate  ->  refine_texts  ->  answer  ->  write_sr
 
+``calibrate`` restores flagged views first where the pipeline's restorer is enabled (the bundle config's
+``restore`` section): :meth:`~monai_imc.pipeline.IMCPipeline.restore_view`, then PDC on what the perceiver
+sees in the restored view.
+
 Usage::
 
     works = [series_work(study, series, datasets) for study, series, datasets in folder.series()]
@@ -45,6 +49,7 @@ from monai_imc.perceive import Perception
 from monai_imc.pipeline import IMCPipeline
 from monai_imc.prompts import vqa_prompt
 from monai_imc.refine import Refinement, SMSRefiner
+from monai_imc.restore import Restoration
 
 __all__ = [
     "Answer",
@@ -75,8 +80,10 @@ class AssessedView:
         view: the windowed 2D view.
         source: the dataset the view came from.
         features: the vision features (calibrated ones once PDC ran).
-        perception: the perceiver's verdict.
+        perception: the perceiver's verdict on the view as received (what the SR reports).
         calibration: PDC's record (``None`` before calibration).
+        restoration: what restoration did before calibration (``None`` when it was off); when it changed the
+            view, ``features`` are the restored view's.
     """
 
     view: SeriesView
@@ -84,6 +91,7 @@ class AssessedView:
     features: VisionFeatures
     perception: Perception
     calibration: Calibration | None = None
+    restoration: Restoration | None = None
 
 
 @dataclass(frozen=True)
@@ -267,11 +275,18 @@ def perceive(work: SeriesWork, pipeline: IMCPipeline) -> SeriesWork:
 
 
 def calibrate(work: SeriesWork, pipeline: IMCPipeline) -> SeriesWork:
-    """Calibrate the features of flagged views with PDC (when the pipeline has PDC on)."""
+    """Restore flagged views (when the pipeline's restorer is enabled), then calibrate the features of
+    flagged views with PDC (when the pipeline has PDC on)."""
     out = []
     for item in work.assessed:
-        features, records = pipeline.calibrate(item.features, [item.perception])
-        out.append(dataclasses.replace(item, features=features, calibration=records[0]))
+        features, seen, restoration = item.features, item.perception, None
+        if pipeline.restorer.enabled:
+            restored = pipeline.restore_view(item.view.pixels, item.features, item.perception)
+            features, seen, restoration = restored.features, restored.perception, restored.restoration
+        features, records = pipeline.calibrate(features, [seen])
+        out.append(
+            dataclasses.replace(item, features=features, calibration=records[0], restoration=restoration)
+        )
     return dataclasses.replace(work, assessed=tuple(out))
 
 
@@ -359,10 +374,13 @@ def write_sr(
             item.source,
             artifact=item.perception.noise,
             severity=item.perception.severity,
-            probability=min(1.0, max(0.0, float(item.perception.confidence))) if item.perception.assessable else None,
+            probability=min(1.0, max(0.0, float(item.perception.confidence)))
+            if item.perception.assessable
+            else None,
             calibration_applied=bool(item.calibration and item.calibration.applied),
             frame_number=item.view.frame_number,
             not_assessable=None if item.perception.assessable else item.perception.reason,
+            restoration=None if item.restoration is None else item.restoration.summary,
         )
         for item in work.assessed
     ]

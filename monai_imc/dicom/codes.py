@@ -39,6 +39,7 @@ __all__ = [
     "PROBABILITY_UNIT",
     "QUESTION",
     "REFINED_TEXT",
+    "RESTORATION",
     "SEVERITY",
     "SEVERITY_LEVEL",
     "SEVERITY_LEVEL_UNIT",
@@ -145,6 +146,10 @@ severity 4 of 5 ...", "not assessable: <reason>")."""
 
 NOT_ASSESSABLE_REASON = Code("IMC013", IMC_SCHEME, "Reason not assessable")
 """Private TEXT concept: why the image could not be assessed."""
+
+RESTORATION = Code("IMC014", IMC_SCHEME, "Image restoration")
+"""Private TEXT concept: the perceiver-guided restoration applied to the image before the model saw it
+(``"non-local means (h=0.031, sigma=0.034, ...)"``), or ``"none: <why>"`` (:mod:`monai_imc.restore`)."""
 
 TEXT_RECORD = Code("IMC025", IMC_SCHEME, "Clinical text record")
 """Private CONTAINER concept: one clinical text with its refinement, the question asked and the answer."""

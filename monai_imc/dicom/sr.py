@@ -16,6 +16,7 @@ Content tree (see ``docs/sr.md`` for a ``dsrdump`` of one)::
           Feature calibration applied (99IMC) = Yes/No     CODE
           IMC assessment (99IMC)                           TEXT, the verdict in plain words
           Reason not assessable (99IMC)                    TEXT, when not assessable
+          Image restoration (99IMC)                        TEXT, when restoration ran: what was done
           Clinical text record (99IMC)                     CONTAINER, one per text record:
             Clinical text role / Original / Refined / Question / Answer   TEXT
 
@@ -95,6 +96,8 @@ class ImageAssessment:
         frame_number: 1-based frame of a multi-frame source, ``None`` for a single-frame one.
         not_assessable: why the perceiver could not judge the image (then no artifact, no severity, no
             calibration); ``None`` when it could.
+        restoration: what perceiver-guided restoration did to the image before the model saw it
+            (:attr:`monai_imc.restore.Restoration.summary`); ``None`` when restoration was off (not written).
     """
 
     source: Dataset
@@ -104,6 +107,7 @@ class ImageAssessment:
     calibration_applied: bool = False
     frame_number: int | None = None
     not_assessable: str | None = None
+    restoration: str | None = None
 
     @property
     def summary(self) -> str:
@@ -139,6 +143,10 @@ class ImageAssessment:
             imc_codes.severity_code(self.severity)
         if self.probability is not None and not 0.0 <= float(self.probability) <= 1.0:
             raise ValueError(f"SOP Instance UID {uid}: probability must be in [0, 1], got {self.probability}")
+        if self.restoration is not None and not self.restoration.strip():
+            raise ValueError(
+                f"SOP Instance UID {uid}: an empty restoration record (None when restoration was off)"
+            )
         if self.frame_number is not None and self.frame_number < 1:
             raise ValueError(f"SOP Instance UID {uid}: frame numbers start at 1, got {self.frame_number}")
         for kw in ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID"):
@@ -468,6 +476,8 @@ def _group(
     items.append(_text(imc_codes.ASSESSMENT_SUMMARY, assessment.summary))
     if assessment.not_assessable is not None:
         items.append(_text(imc_codes.NOT_ASSESSABLE_REASON, assessment.not_assessable))
+    if assessment.restoration is not None:
+        items.append(_text(imc_codes.RESTORATION, assessment.restoration))
     for record in texts:  # each text with its question and answer, in a container of its own
         container = ContainerContentItem(
             name=imc_codes.TEXT_RECORD, relationship_type=RelationshipTypeValues.CONTAINS

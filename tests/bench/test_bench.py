@@ -135,9 +135,10 @@ def test_memoization_changes_no_answer(reference, tiny_rows, slake_test) -> None
     assert all(r.confidence is not None and 0 < r.confidence <= 1 for r in a)
     typo = [r for r in a if r.noise == "typo" and r.method == "none"]
     assert all(r.question != row.question for r, row in zip(typo, rows)), "the text noise reached the question"
-    assert all(r.perceived is not None for r in a if r.method in ("pdc", "imc"))
-    assert all(r.perceived is None for r in a if r.method not in ("pdc", "imc"))
-    assert all(r.calibrated is None for r in a if r.method not in ("pdc", "imc", "pdc-oracle"))
+    perceiving = ("pdc", "imc", "restore", "imc+restore")
+    assert all(r.perceived is not None for r in a if r.method in perceiving)
+    assert all(r.perceived is None for r in a if r.method not in perceiving)
+    assert all(r.calibrated is None for r in a if r.method not in (*perceiving, "pdc-oracle"))
     by = {r.key: r for r in a}
     for r in a:  # an image the gate passes (or the oracle leaves alone) reuses the plain answer
         if r.method in ("pdc", "pdc-oracle") and not r.calibrated:

@@ -28,14 +28,23 @@ class Case:
     probability: float | None
     frame_number: int | None = None
     not_assessable: str | None = None
+    restoration: str | None = None  # what monai_imc.restore did (None: restoration was off)
 
     def finding(self) -> codes.Code:
         return codes.NOT_ASSESSABLE if self.not_assessable else codes.artifact_code(self.artifact)
 
 
 CASES = {
-    "CT": Case("CT_small.dcm", "low_dose", 4, 0.87),
-    "MR": Case("emri_small.dcm", "ghosting", 2, 0.64, frame_number=6),
+    "CT": Case(
+        "CT_small.dcm",
+        "low_dose",
+        4,
+        0.87,
+        restoration="non-local means (h=0.0312, sigma=0.0312, patch_size=5)",
+    ),
+    "MR": Case(
+        "emri_small.dcm", "ghosting", 2, 0.64, frame_number=6, restoration="none: no restoration for ghosting"
+    ),
     "CR": Case("RG1_UNCI.dcm", None, None, 0.93),
     # says Patient Identity Removed YES without a De-identification Method: the SR must still be valid
     "CT-deidentified": Case("693_UNCR.dcm", "low_dose", 4, 0.87),
@@ -83,6 +92,7 @@ def written(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, p
             calibration_applied=case.artifact is not None,
             frame_number=case.frame_number,
             not_assessable=case.not_assessable,
+            restoration=case.restoration,
         )
         path = write_imc_sr(out / f"imc_{name}.dcm", [assessment], TEXTS, ALGORITHM)
         result[name] = (path, source)
@@ -131,6 +141,10 @@ def test_dsrdump_shows_texts_and_codes(name: str, written: dict[str, tuple[Path,
     assert f'"{SUMMARIES[name]}"' in dump
     if case.not_assessable:
         assert "Probability" not in dump and f'"{case.not_assessable}"' in dump
+    if case.restoration:
+        assert f'(IMC014,99IMC,"Image restoration")="{case.restoration}"' in dump
+    else:
+        assert "Image restoration" not in dump
     assert "Verification Flag   : UNVERIFIED" in dump
     for record in TEXTS:
         for value in (record.original, record.refined, record.question, record.answer):
@@ -176,6 +190,7 @@ def test_highdicom_round_trip(name: str, written: dict[str, tuple[Path, pydicom.
     measurements = {m.name.value: m for m in group.get_measurements()}
     plain = _group_texts(group)
     assert plain[codes.ASSESSMENT_SUMMARY.value] == SUMMARIES[name]
+    assert plain.get(codes.RESTORATION.value) == case.restoration
     if case.not_assessable:
         assert codes.PROBABILITY.value not in measurements
         assert plain[codes.NOT_ASSESSABLE_REASON.value] == case.not_assessable
