@@ -29,6 +29,7 @@ from typing import Any
 from monai_imc.atomic import atomic_output
 from monai_imc.bench.runner import BenchRecord, iter_groups
 from monai_imc.noise import get_noise
+from monai_imc.noise.local import base_noise
 
 __all__ = ["summarize", "write_report"]
 
@@ -38,7 +39,7 @@ def _pct(values: list[float]) -> float | None:
 
 
 def _expected_perception(noise: str) -> str:
-    return noise if noise != "clean" and get_noise(noise).modality == "image" else "clean"
+    return base_noise(noise) if noise != "clean" and get_noise(noise).modality == "image" else "clean"
 
 
 def summarize(records: Sequence[BenchRecord]) -> list[dict[str, Any]]:
