@@ -83,6 +83,7 @@ def _cmd_noise_preview(args: argparse.Namespace) -> int:
 
     path = Path(args.image) if args.image else default_preview_image()
     noises = parse_noise_list(args.noises, "image")
+    lesion = None
     if args.local:  # each noise's local twin in the row below it, inside the image's lesion if it has one
         from monai_imc.data import lesion_region
         from monai_imc.noise.local import is_local_noise, local_noise_name
@@ -95,7 +96,7 @@ def _cmd_noise_preview(args: argparse.Namespace) -> int:
     array = shrink(loaded.array, args.size)
     grid = render_noise_grid(
         array, noises, severities, seed=args.seed, window=loaded.window, invert=loaded.invert,
-        tile=args.tile, progress=True, region=lesion.mask if args.local and lesion else None,
+        tile=args.tile, progress=True, region=lesion.mask if lesion else None,
     )
     with atomic_output(args.out) as tmp:
         grid.image.save(tmp, format="PNG")
@@ -196,15 +197,14 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
     require("matplotlib", extra="bench", purpose="monai-imc bench (its plots)")
     from monai_imc.bench.benchmark import BenchSettings, run_benchmark
-    from monai_imc.noise.registry import get_noise, parse_noise_list
+    from monai_imc.noise.registry import parse_noise_list
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     noises = parse_noise_list(args.noises)
     if args.local:  # local-<noise> for every image noise of the run (monai_imc.noise.local)
-        from monai_imc.noise.local import is_local_noise, local_noise_name
+        from monai_imc.noise.local import with_local
 
-        image = [n for n in noises if get_noise(n).modality == "image" and not is_local_noise(n)]
-        noises = list(dict.fromkeys([*noises, *(local_noise_name(n) for n in image)]))
+        noises = with_local(noises)
     settings = BenchSettings(
         model=args.model, bank=args.bank, datasets=args.dataset, split=args.split, out=args.out,
         noises=noises, severities=parse_severities(args.severities), methods=methods,

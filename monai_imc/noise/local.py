@@ -57,6 +57,7 @@ __all__ = [
     "local_spec",
     "random_rectangle",
     "region_weights",
+    "with_local",
 ]
 
 LOCAL_PREFIX = "local-"
@@ -86,6 +87,16 @@ def local_noise_name(noise: str) -> str:
     """
     _check_base(noise)
     return LOCAL_PREFIX + noise
+
+
+def with_local(noises: list[str] | tuple[str, ...]) -> list[str]:
+    """``noises`` followed by the local twin of each global image noise among them (``monai-imc bench --local``).
+
+    Raises:
+        ValueError: an unknown noise.
+    """
+    image = [n for n in noises if not is_local_noise(n) and get_noise(n).modality == "image"]
+    return list(dict.fromkeys([*noises, *(LOCAL_PREFIX + n for n in image)]))
 
 
 def local_noises() -> list[str]:
