@@ -1,12 +1,13 @@
 """The ``monai-imc`` command line.
 
     monai-imc noise list
-    monai-imc noise preview [--image FILE] [--noises a,b] [--severities 1-5] --out grid.png
+    monai-imc noise preview [--image FILE] [--noises a,b] [--severities 1-5] [--local] --out grid.png
     monai-imc noise text "question" [--noises a,b] [--severities 1-5]
     monai-imc prototypes build --model M --images DIR|slake:PATH|vqa-rad:PATH --out DIR
     monai-imc train-reference --data ../shared/data --out DIR [--blank-images] [--minutes M] [--seed S]
     monai-imc bench --model BUNDLE|DIR|HUB_ID [--bank DIR] --dataset slake:PATH [--dataset vqa-rad:PATH] \\
-        [--noises all] [--severities 3] [--methods none,pdc,sms,imc,denoise,repass,no-image] [--limit N] --out DIR
+        [--noises all] [--severities 3] [--local] [--methods none,pdc,sms,imc,denoise,repass,no-image] [--limit N] \\
+        --out DIR
     monai-imc bench --report-only --out DIR
     monai-imc sample-study OUT_DIR [--seed S]
     monai-imc run -i IN -o OUT [--bundle DIR] [--device cpu] [--stow URL] [--skip-existing]
@@ -57,17 +58,21 @@ def default_preview_image() -> Path:
 
 def _cmd_noise_list(args: argparse.Namespace) -> int:
     from monai_imc.noise import get_noise, list_noises
+    from monai_imc.noise.local import local_noises
 
     names = list_noises(args.modality)
+    local = local_noises() if args.modality in (None, "image") else []
     if args.json:
         print(json.dumps({n: {"modality": get_noise(n).modality, "cause": get_noise(n).cause,
-                              "levels": [dict(p) for p in get_noise(n).levels]} for n in names}, indent=2))
+                              "levels": [dict(p) for p in get_noise(n).levels]} for n in names + local}, indent=2))
         return 0
     for name in names:
         spec = get_noise(name)
         print(f"{name:13s} {spec.modality:6s} {spec.cause}")
         for level, params in enumerate(spec.levels, start=1):
             print(f"{'':21s}{level}: {', '.join(f'{k}={v}' for k, v in params.items())}")
+    for name in local:  # the levels are the wrapped noise's
+        print(f"{name:17s} image  {get_noise(name).cause}")
     return 0
 
 
@@ -79,19 +84,27 @@ def _cmd_noise_preview(args: argparse.Namespace) -> int:
 
     path = Path(args.image) if args.image else default_preview_image()
     noises = parse_noise_list(args.noises, "image")
+    lesion = None
+    if args.local:  # each noise's local twin in the row below it, inside the image's lesion if it has one
+        from monai_imc.data import lesion_region
+        from monai_imc.noise.local import is_local_noise, local_noise_name
+
+        noises = [m for n in noises for m in ([n] if is_local_noise(n) else [n, local_noise_name(n)])]
+        lesion = lesion_region(path)
+        print(f"local region: {'lesion ' + ', '.join(lesion.labels) if lesion else 'seeded random rectangle'}")
     severities = parse_severities(args.severities)
     loaded = read_image(path)
     array = shrink(loaded.array, args.size)
     grid = render_noise_grid(
         array, noises, severities, seed=args.seed, window=loaded.window, invert=loaded.invert,
-        tile=args.tile, progress=True,
+        tile=args.tile, progress=True, region=lesion.mask if lesion else None,
     )
     with atomic_output(args.out) as tmp:
         grid.image.save(tmp, format="PNG")
     print(f"image: {path} ({loaded.modality or 'picture'}, {'x'.join(map(str, loaded.array.shape[1:]))})")
-    print(f"{'noise':13s} " + " ".join(f"{'S' + str(s):>7s}" for s in grid.severities) + "   PSNR dB")
+    print(f"{'noise':17s} " + " ".join(f"{'S' + str(s):>7s}" for s in grid.severities) + "   PSNR dB")
     for name, values in grid.psnr.items():
-        print(f"{name:13s} " + " ".join(f"{v:7.2f}" for v in values))
+        print(f"{name:17s} " + " ".join(f"{v:7.2f}" for v in values))
     print(f"wrote {args.out}")
     return 0
 
@@ -197,9 +210,14 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         raise ValueError("bench needs --model and --dataset (unless --report-only)")
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    noises = parse_noise_list(args.noises)
+    if args.local:  # local-<noise> for every image noise of the run (monai_imc.noise.local)
+        from monai_imc.noise.local import with_local
+
+        noises = with_local(noises)
     settings = BenchSettings(
         model=args.model, bank=args.bank, datasets=args.dataset, split=args.split, out=args.out,
-        noises=parse_noise_list(args.noises), severities=parse_severities(args.severities), methods=methods,
+        noises=noises, severities=parse_severities(args.severities), methods=methods,
         limit=args.limit, seed=args.seed, image_size=args.image_size, max_new_tokens=args.max_new_tokens,
         batch_size=args.batch_size, denoiser=args.denoise_filter, denoise_questions=args.denoise_questions,
         device=args.device, dtype=args.dtype, text_server=args.text_server, sms_prompts=args.sms_prompts,
@@ -233,6 +251,8 @@ def _bench_argv(args: argparse.Namespace) -> list[str]:
             "--methods", args.methods]
     if args.limit:
         out += ["--limit", str(args.limit)]
+    if getattr(args, "local", False):
+        out.append("--local")
     for flag in ("leave_out", "denoise_filter", "text_server", "sms_prompts", "answer_suffix"):
         if getattr(args, flag):
             out += ["--" + flag.replace("_", "-"), repr(getattr(args, flag)) if flag == "answer_suffix"
@@ -344,6 +364,8 @@ def build_parser() -> argparse.ArgumentParser:
     preview.add_argument("--seed", type=int, default=0)
     preview.add_argument("--size", type=int, default=512, help="shrink the image to this longest side first")
     preview.add_argument("--tile", type=int, default=192, help="tile size in the grid, pixels")
+    preview.add_argument("--local", action="store_true",
+                         help="add each noise inside a region (the image's SLAKE lesion, else a seeded rectangle)")
     preview.add_argument("--out", required=True, help="the PNG to write")
     preview.set_defaults(func=_cmd_noise_preview)
 
@@ -411,6 +433,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--split", default="test", help="test (default), validate or train")
     bench.add_argument("--noises", default="all", help="all, or comma-separated noise names")
     bench.add_argument("--severities", default="3", help="e.g. 3, 1-5 or 1,3,5 (default 3)")
+    bench.add_argument("--local", action="store_true",
+                       help="add local-<noise> for every image noise: inside a SLAKE lesion, else a seeded rectangle")
     bench.add_argument("--methods", default="none",
                        help="comma-separated: none,pdc,pdc-oracle,sms,imc,denoise,repass,spellcheck,no-image "
                             "(alias blank-image),shuffled-image (default none)")

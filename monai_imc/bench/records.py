@@ -11,8 +11,11 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from monai_imc.data import VQARow
+import numpy as np
+
+from monai_imc.data import VQARow, lesion_region
 from monai_imc.noise import check_severity, get_noise
+from monai_imc.noise.local import LocalNoise, base_noise, is_local_noise
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +33,7 @@ __all__ = [
     "item_id",
     "iter_groups",
     "noise_seed",
+    "noisy_image",
     "project_seconds",
     "read_records",
     "resolve_methods",
@@ -227,6 +231,21 @@ def fill_row_fields(records: Sequence[BenchRecord], rows: Sequence[VQARow]) -> l
 def noise_seed(*parts: str) -> int:
     """A seed in [0, 2**31 - 1) from the parts (run seed, item, noise): the same condition, the same draw."""
     return int(hashlib.sha256("|".join(parts).encode()).hexdigest()[:8], 16) % (2**31 - 1)
+
+
+def noisy_image(image: np.ndarray, row: VQARow, noise: str, severity: int, run_seed: str) -> np.ndarray:
+    """A channel-first view of ``row``'s image under an image noise: global, or ``local-<noise>`` inside the
+    image's lesion region (:func:`~monai_imc.data.lesion_region`; else a seeded random rectangle).
+
+    The seed is the global noise's (run seed, image, noise), so a local noise is the global one's own draw
+    inside the region.
+    """
+    seed = noise_seed(run_seed, row.image_key, base_noise(noise))
+    if not is_local_noise(noise):
+        return get_noise(noise).apply(image, severity=severity, seed=seed)
+    lesion = lesion_region(row.image)
+    region = None if lesion is None else lesion.mask
+    return LocalNoise(base_noise(noise), severity, seed, region=region)(image)
 
 
 def item_id(row: VQARow) -> str:

@@ -36,6 +36,7 @@ from monai_imc.bench.calibration_error import expected_calibration_error, write_
 from monai_imc.bench.records import BenchRecord, iter_groups
 from monai_imc.bench.sms_table import sms_markdown, sms_rows
 from monai_imc.noise import get_noise
+from monai_imc.noise.local import base_noise
 
 __all__ = ["summarize", "write_report"]
 
@@ -50,7 +51,7 @@ def _ece(closed: list[BenchRecord]) -> float | None:
 
 
 def _expected_perception(noise: str) -> str:
-    return noise if noise != "clean" and get_noise(noise).modality == "image" else "clean"
+    return base_noise(noise) if noise != "clean" and get_noise(noise).modality == "image" else "clean"
 
 
 def summarize(records: Sequence[BenchRecord]) -> list[dict[str, Any]]:

@@ -52,6 +52,7 @@ from monai_imc.bench.records import (
     item_id,
     iter_groups,
     noise_seed,
+    noisy_image,
     project_seconds,
     read_records,
     resolve_methods,
@@ -265,8 +266,7 @@ class BenchRunner:
             arr = arr[..., None]
         if not is_image_noise(noise):
             return arr
-        noisy = get_noise(noise).apply(np.ascontiguousarray(np.moveaxis(arr, -1, 0)), severity=severity,
-                                       seed=noise_seed(str(self.seed), row.image_key, noise))
+        noisy = noisy_image(np.ascontiguousarray(np.moveaxis(arr, -1, 0)), row, noise, severity, str(self.seed))
         return np.ascontiguousarray(np.moveaxis(noisy, 0, -1))
 
     def question(self, row: VQARow, noise: str, severity: int) -> str:

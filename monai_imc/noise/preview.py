@@ -11,6 +11,7 @@ from tqdm.auto import tqdm
 
 from monai_imc.imageio import display_view, shrink
 from monai_imc.noise.base import SEVERITIES, check_severity
+from monai_imc.noise.local import LocalNoise, base_noise, is_local_noise
 from monai_imc.noise.metrics import edit_distance, psnr
 from monai_imc.noise.registry import get_noise
 
@@ -48,8 +49,11 @@ def render_noise_grid(
     invert: bool = False,
     tile: int = 192,
     progress: bool = False,
+    region: np.ndarray | None = None,
 ) -> NoiseGrid:
     """Apply each image noise at each severity to one image and lay the results out as a labelled grid.
+
+    Local noises (``local-<noise>``, :mod:`monai_imc.noise.local`) act inside ``region``.
 
     Every tile is displayed with the clean image's window, so intensity changes stay visible.
 
@@ -62,6 +66,8 @@ def render_noise_grid(
         invert: display high values dark (MONOCHROME1).
         tile: the tile size in pixels.
         progress: show a progress bar.
+        region: where the local noises (``local-<noise>``) act, a mask of any size (resized to the image);
+            ``None``: each one's seeded random rectangle.
 
     Raises:
         ValueError: an unknown or non-image noise, or a severity outside 1..5.
@@ -76,6 +82,7 @@ def render_noise_grid(
         window = ((low + high) / 2.0, max(float(high - low), 1e-6))
 
     label_w, header_h, caption_h, pad = 120, 26, 20, 4
+    label_w = max(label_w, 8 * max((len(s.name) for s in specs), default=0) + 16)  # local-bias_field
     cols = 1 + len(severities)
     mode = "RGB" if array.shape[0] == 3 else "L"
     grid = Image.new(mode, (label_w + cols * (tile + pad), header_h + len(specs) * (tile + caption_h + pad)), "white")
@@ -102,7 +109,10 @@ def render_noise_grid(
         paste(clean_view, row, 0, "")
         table[spec.name] = []
         for col, severity in enumerate(severities, start=1):
-            noisy = spec.apply(array, severity=severity, seed=seed)
+            if region is not None and is_local_noise(spec.name):
+                noisy = LocalNoise(base_noise(spec.name), severity, seed, region=region)(array)
+            else:
+                noisy = spec.apply(array, severity=severity, seed=seed)
             value = psnr(array, noisy)
             table[spec.name].append(value)
             paste(display_view(noisy, window, invert), row, col, f"{value:.1f} dB")

@@ -98,12 +98,17 @@ def list_noises(modality: Modality | None = None) -> list[str]:
 
 
 def get_noise(name: str) -> NoiseSpec:
-    """The registry entry of ``name``.
+    """The registry entry of ``name``; ``local-<image noise>`` is that noise inside a region
+    (:mod:`monai_imc.noise.local`).
 
     Raises:
         ValueError: no noise has that name (the message lists the known ones).
     """
     _load_builtin()
+    if isinstance(name, str) and name.startswith("local-") and name not in _REGISTRY:
+        from monai_imc.noise.local import local_spec  # the local module builds on this one
+
+        return local_spec(name)
     try:
         return _REGISTRY[name]
     except (KeyError, TypeError):
