@@ -8,7 +8,7 @@
     monai-imc bench --model BUNDLE|DIR|HUB_ID [--bank DIR] --dataset slake:PATH [--dataset vqa-rad:PATH] \\
         [--noises all] [--severities 3] [--methods none,pdc,sms,imc,denoise,repass,no-image] [--limit N] --out DIR
     monai-imc sample-study OUT_DIR [--seed S]
-    monai-imc run -i IN -o OUT [--bundle DIR] [--device cpu] [--stow URL] [--skip-existing]
+    monai-imc run -i IN -o OUT [--bundle DIR] [--device cpu] [--stow URL] [--skip-existing] [--profile]
     monai-imc serve -o OUT [--port P --allow-calling-ae AE] [--pull URL] [--stow URL | --cstore AE@HOST:PORT]
 
 Errors are printed as one line naming the problem, with exit code 2.
@@ -299,6 +299,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     app.run()
     assert app.report is not None
     print_run_summary(app.report)
+    if args.profile:
+        print("per-stage timings (also in imc_run_report.json, \"timings\"):")
+        print(app.report.timer.table())
     if args.bundle is None:
         print("Model: the bundled reference model, a demonstration trained on two public datasets (SLAKE, "
               "VQA-RAD), not for clinical use; docs/models.md shows how to run a real multimodal LLM.")
@@ -436,6 +439,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--skip-existing", action="store_true",
                      help="keep the SRs already in the output folder that are current (same model and bank, "
                           "newer than their source files) instead of redoing their series")
+    run.add_argument("--profile", action="store_true",
+                     help="print the per-stage timings (read, views, encode, perceive, calibrate, refine, "
+                          "answer, sr) as a table; they are in imc_run_report.json either way")
     run.set_defaults(func=_cmd_run)
 
     from monai_imc.pacs.command import add_serve_arguments
