@@ -193,7 +193,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         limit=args.limit, seed=args.seed, image_size=args.image_size, max_new_tokens=args.max_new_tokens,
         batch_size=args.batch_size, denoiser=args.denoise_filter, denoise_questions=args.denoise_questions,
         device=args.device, dtype=args.dtype, text_server=args.text_server, sms_prompts=args.sms_prompts,
-        answer_suffix=args.answer_suffix, threads=args.threads, command=" ".join(["monai-imc", "bench", *_bench_argv(args)]),
+        answer_suffix=args.answer_suffix, threads=args.threads, ray=args.ray, ray_workers=args.ray_workers,
+        ray_address=args.ray_address, command=" ".join(["monai-imc", "bench", *_bench_argv(args)]),
     )
     result = run_benchmark(settings, progress=True)
     print(result.paths["results.md"].read_text())
@@ -419,6 +420,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--answer-suffix", default="",
                        help="appended to each question, e.g. ' Answer with one word or a short phrase.'")
     bench.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
+    bench.add_argument("--ray", action="store_true",
+                       help="answer the images with Ray workers (the same records; docs/scale.md)")
+    bench.add_argument("--ray-workers", type=int, default=0, help="Ray workers (default: one per CPU)")
+    bench.add_argument("--ray-address", default=None, help="join this Ray cluster (e.g. auto); default: local")
     bench.add_argument("--device", default=None)
     bench.add_argument("--dtype", default=None)
     bench.add_argument("--out", required=True, help="results folder (resumes from its cache.jsonl)")

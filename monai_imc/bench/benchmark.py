@@ -19,7 +19,7 @@ from typing import Any
 
 from monai_imc.atomic import atomic_output
 from monai_imc.bench.datasets import stratified_subset
-from monai_imc.bench.model_spec import load_bench_model
+from monai_imc.bench.model_spec import LoadedModel, load_bench_model
 from monai_imc.bench.report import write_report
 from monai_imc.bench.runner import METHODS, BenchRecord, BenchRunner, RunStats, project_seconds
 from monai_imc.data import VQARow, load_dataset
@@ -55,6 +55,8 @@ class BenchSettings:
             ``instructed`` otherwise.
         answer_suffix: appended to every question put to the model.
         threads: torch CPU threads (0: torch's default).
+        ray: answer with Ray workers (:mod:`monai_imc.bench.scale`), image by image; the records are those of
+            the single-process run. ``ray_workers``: how many (0: one per CPU Ray offers).
     """
 
     model: str
@@ -79,6 +81,9 @@ class BenchSettings:
     sms_prompts: str | None = None
     answer_suffix: str = ""
     command: str = ""
+    ray: bool = False
+    ray_workers: int = 0
+    ray_address: str | None = None
 
 
 @dataclass
@@ -142,6 +147,33 @@ def _choose_denoiser(runner: BenchRunner, settings: BenchSettings, progress: boo
     return stored
 
 
+def build_runner(
+    settings: BenchSettings, cache: bool = True
+) -> tuple[BenchRunner, LoadedModel, str]:
+    """The model, bank, refiner and :class:`BenchRunner` a run's settings describe (each Ray worker's too).
+
+    Args:
+        settings: the run's settings.
+        cache: keep the records in ``settings.out``'s ``cache.jsonl`` (Ray workers: ``False``).
+
+    Returns:
+        The runner, the loaded model and the name of the SMS prompts.
+    """
+    loaded = load_bench_model(settings.model, settings.bank, settings.device, settings.dtype)
+    prompts_name = settings.sms_prompts or ("reference" if loaded.source == "bundle" else "instructed")
+    if prompts_name not in ("reference", "instructed"):
+        raise ValueError(f"unknown SMS prompts {prompts_name!r}; use reference or instructed")
+    prompts = SMSPrompts.reference() if prompts_name == "reference" else SMSPrompts.instructed()
+    text_model = RemoteModel(settings.text_server) if settings.text_server else loaded.model
+    refiner = loaded.refiner(text_model, prompts)
+    runner = BenchRunner(loaded.model, loaded.bank, refiner=refiner, methods=settings.methods, seed=settings.seed,
+                         image_size=settings.image_size, max_new_tokens=settings.max_new_tokens,
+                         cache=Path(settings.out) / "cache.jsonl" if cache else None,
+                         batch_size=settings.batch_size, text_model=text_model,
+                         answer_suffix=settings.answer_suffix, pipeline=loaded.pipeline(refiner))
+    return runner, loaded, prompts_name
+
+
 def run_benchmark(settings: BenchSettings, progress: bool = False) -> BenchResult:
     """Run the benchmark the settings describe and write its reports into ``settings.out``.
 
@@ -162,21 +194,16 @@ def run_benchmark(settings: BenchSettings, progress: bool = False) -> BenchResul
 
         torch.set_num_threads(settings.threads)
     rows, every = _rows(settings.datasets, settings.split, settings.limit, settings.seed)
-    loaded = load_bench_model(settings.model, settings.bank, settings.device, settings.dtype)
-    prompts_name = settings.sms_prompts or ("reference" if loaded.source == "bundle" else "instructed")
-    if prompts_name not in ("reference", "instructed"):
-        raise ValueError(f"unknown SMS prompts {prompts_name!r}; use reference or instructed")
-    prompts = SMSPrompts.reference() if prompts_name == "reference" else SMSPrompts.instructed()
-    text_model = RemoteModel(settings.text_server) if settings.text_server else loaded.model
-    refiner = loaded.refiner(text_model, prompts)
-    runner = BenchRunner(loaded.model, loaded.bank, refiner=refiner, methods=settings.methods, seed=settings.seed,
-                         image_size=settings.image_size, max_new_tokens=settings.max_new_tokens,
-                         cache=Path(settings.out) / "cache.jsonl", batch_size=settings.batch_size,
-                         text_model=text_model, answer_suffix=settings.answer_suffix,
-                         pipeline=loaded.pipeline(refiner))
+    runner, loaded, prompts_name = build_runner(settings)
     denoise = _choose_denoiser(runner, settings, progress) if "denoise" in settings.methods else None
     runner.stats = RunStats()  # the run's own cost, without the denoise choice
+    if settings.ray:  # Ray workers answer what the cache lacks; the run below reads it back in order
+        from monai_imc.bench.scale import answer_with_ray, merge_stats
+
+        worker_stats = answer_with_ray(settings, runner, rows, progress=progress)
     records = runner.run(rows, settings.noises, settings.severities, progress=progress)
+    if settings.ray:
+        runner.stats = merge_stats(worker_stats, runner.stats)
     config = {
         "command": settings.command, "model": settings.model, "model_source": loaded.source,
         "model_path": loaded.model_path, "bank": loaded.bank_path,
