@@ -124,9 +124,16 @@ def _cmd_prototypes_build(args: argparse.Namespace) -> int:
         except ValueError as err:  # one unreadable file does not stop the bank
             print(f"skipped: {err}", file=sys.stderr)
     model = load_model(args.model, device=args.device, dtype=args.dtype)
+    encode_many = None
+    if args.ray:  # the images' views encoded by Ray workers; the same bank (docs/scale.md)
+        from monai_imc.bench.scale import ray_bank_encoder
+
+        encode_many = ray_bank_encoder(args.model, args.device, args.dtype, workers=args.ray_workers,
+                                       address=args.ray_address)
     bank = build_bank(
         model, images, parse_noise_list(args.noises, "image"), parse_severities(args.severities),
         seed=args.seed, validation_fraction=args.validation_fraction, image_ids=ids, progress=True,
+        encode_many=encode_many,
     )
     bank.save(args.out)
     choices = bank.manifest["choices"]
@@ -364,6 +371,9 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--size", type=int, default=0, help="shrink images to this longest side before noise")
     build.add_argument("--device", default=None)
     build.add_argument("--dtype", default=None)
+    build.add_argument("--ray", action="store_true", help="encode the images on Ray workers (the same bank)")
+    build.add_argument("--ray-workers", type=int, default=0, help="Ray workers (default: one per CPU)")
+    build.add_argument("--ray-address", default=None, help="join this Ray cluster (e.g. auto); default: local")
     build.add_argument("--out", required=True, help="the bank's folder")
     build.set_defaults(func=_cmd_prototypes_build)
 

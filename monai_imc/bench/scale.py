@@ -1,4 +1,8 @@
-"""Scale-out with Ray: the benchmark's images answered by Ray workers, each loading the model once.
+"""Scale-out with Ray: benchmark images answered, and prototype-bank images encoded, by Ray workers.
+
+Each worker loads the model once. ``prototypes build --ray``: :func:`ray_bank_encoder` computes every
+reference image's views and tokens on the workers (:func:`~monai_imc.bank_build.encode_variants`), and
+:func:`~monai_imc.bank_build.build_bank` fits the bank from them in its usual order.
 
 ``monai-imc bench --ray`` (``BenchSettings.ray``) shards the images of a run that the cache lacks into
 contiguous blocks; each Ray actor builds the run's runner (:func:`~monai_imc.bench.benchmark.build_runner`,
@@ -36,7 +40,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["answer_with_ray", "image_blocks", "merge_stats", "ray_workers"]
+__all__ = ["answer_with_ray", "image_blocks", "merge_stats", "ray_bank_encoder", "ray_workers"]
 
 
 def image_blocks(rows: Sequence[VQARow], blocks: int) -> list[list[VQARow]]:
@@ -181,3 +185,60 @@ def answer_with_ray(
         total = merge_stats(total, part)
     total.seconds = time.perf_counter() - start  # the Ray phase's wall time (the workers ran in parallel)
     return total
+
+
+class _BankWorker:
+    """One Ray actor of ``prototypes build --ray``: the model loaded once, reference images encoded."""
+
+    def __init__(self, model: str, device: str | None, dtype: str | None, threads: int) -> None:
+        import torch
+
+        from monai_imc.models import load_model
+
+        torch.set_num_threads(threads)
+        self.model = load_model(model, device=device, dtype=dtype)
+
+    def encode(self, items: list[tuple[int, Any]], *args: Any) -> dict[int, Any]:
+        from monai_imc.bank_build import encode_variants
+
+        return {index: encode_variants(self.model, array, index, *args) for index, array in items}
+
+
+def ray_bank_encoder(
+    model: str,
+    device: str | None = None,
+    dtype: str | None = None,
+    workers: int = 0,
+    threads: int = 1,
+    address: str | None = None,
+) -> Any:
+    """An ``encode_many`` for :func:`~monai_imc.bank_build.build_bank` that encodes on Ray workers.
+
+    Each worker loads ``model`` once and computes :func:`~monai_imc.bank_build.encode_variants` of a
+    contiguous block of images; the bank is the one a single process builds (same views, same seeds, same
+    batches; workers use ``threads`` torch threads, as the single process should for bit-equal tokens).
+
+    Raises:
+        OptionalImportError: Ray is not installed (the ``scale`` extra).
+    """
+    require("ray", extra="scale", purpose="monai-imc prototypes build --ray")
+    import ray
+
+    def encode_many(items: Sequence[tuple[int, Any]], *args: Any) -> dict[int, Any]:
+        if not ray.is_initialized():
+            ray.init(address=address, include_dashboard=False)
+        count = max(1, min(ray_workers(workers), len(items)))
+        package_root = str(Path(__file__).resolve().parents[2])
+        actor = ray.remote(num_cpus=1)(_BankWorker).options(
+            runtime_env={"env_vars": {"PYTHONPATH": package_root}}
+        )
+        pool = [actor.remote(model, device, dtype, threads) for _ in range(count)]
+        blocks = [list(items[i * len(items) // count : (i + 1) * len(items) // count]) for i in range(count)]
+        out: dict[int, Any] = {}
+        for part in ray.get([w.encode.remote(b, *args) for w, b in zip(pool, blocks) if b]):
+            out.update(part)
+        for worker in pool:
+            ray.kill(worker)
+        return out
+
+    return encode_many
