@@ -94,6 +94,7 @@ def ray_over_single(bundle: str, data: Path, seed: int) -> dict:
     import ray
 
     from monai_imc.bench.benchmark import BenchSettings, run_benchmark
+    from monai_imc.bench.scale import start_ray
 
     common = {
         "model": bundle,
@@ -109,7 +110,7 @@ def ray_over_single(bundle: str, data: Path, seed: int) -> dict:
         start = time.perf_counter()
         single = run_benchmark(BenchSettings(**common, out=Path(tmp) / "single"))
         single_s = time.perf_counter() - start
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        start_ray(num_cpus=2)
         try:
             start = time.perf_counter()
             spread = run_benchmark(BenchSettings(**common, out=Path(tmp) / "ray", ray=True, ray_workers=2))
@@ -135,7 +136,7 @@ def main() -> int:
     parser.add_argument("--questions", type=int, default=12, help="SLAKE test questions (seeded subset)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-new-tokens", type=int, default=12)
-    parser.add_argument("--skip", default="", help="comma-separated parts to skip: app, ray")
+    parser.add_argument("--skip", default="", help="comma-separated parts to skip: questions, app, ray")
     parser.add_argument("--out", default=None, help="write the results as JSON here")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -144,8 +145,9 @@ def main() -> int:
     context = load_context(args.bundle, device="cpu")
     rows = stratified_subset(load_dataset(f"slake:{data / 'slake'}", "test"), args.questions, args.seed)
     results: dict = {"command": " ".join(sys.argv), "load_average": os.getloadavg()}
-    results["clean_text"] = per_question(context, rows, False, args.seed, args.max_new_tokens)
-    results["noisy_text"] = per_question(context, rows, True, args.seed, args.max_new_tokens)
+    if "questions" not in skip:
+        results["clean_text"] = per_question(context, rows, False, args.seed, args.max_new_tokens)
+        results["noisy_text"] = per_question(context, rows, True, args.seed, args.max_new_tokens)
     if "app" not in skip:
         results["app"] = app_overhead(context)
     if "ray" not in skip:

@@ -234,6 +234,8 @@ def _bench_argv(args: argparse.Namespace) -> list[str]:
         if getattr(args, flag):
             out += ["--" + flag.replace("_", "-"), repr(getattr(args, flag)) if flag == "answer_suffix"
                     else getattr(args, flag)]
+    if args.ray:
+        out += ["--ray"] + (["--ray-workers", str(args.ray_workers)] if args.ray_workers else [])
     return [*out, "--out", args.out]
 
 

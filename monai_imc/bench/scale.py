@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["answer_with_ray", "image_blocks", "merge_stats", "ray_bank_encoder", "ray_workers"]
+__all__ = ["answer_with_ray", "image_blocks", "merge_stats", "ray_bank_encoder", "ray_workers", "start_ray"]
 
 
 def image_blocks(rows: Sequence[VQARow], blocks: int) -> list[list[VQARow]]:
@@ -88,6 +88,27 @@ def merge_stats(workers: RunStats, driver: RunStats) -> RunStats:
             out.add_time(key, seconds)
     out.records_cached = max(0, driver.records_cached - workers.records_new)
     return out
+
+
+def start_ray(address: str | None = None, num_cpus: int | None = None, attempts: int = 3) -> None:
+    """Connect to Ray (``address``) or start a local instance, unless this process already is.
+
+    Ray gives its raylet 30 s to start; on a busy machine that can pass, so the start is tried again
+    (``attempts`` times in all).
+    """
+    import ray
+
+    if ray.is_initialized():
+        return
+    for attempt in range(attempts):
+        try:
+            ray.init(address=address, num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+            return
+        except Exception:  # Ray raises a bare Exception when its node does not come up in time
+            ray.shutdown()
+            if attempt == attempts - 1:
+                raise
+            logger.warning("Ray did not start (attempt %d of %d); trying again", attempt + 1, attempts)
 
 
 def ray_workers(requested: int = 0) -> int:
@@ -152,8 +173,7 @@ def answer_with_ray(
     if not todo:
         return RunStats()
     start = time.perf_counter()
-    if not ray.is_initialized():
-        ray.init(address=settings.ray_address or None, include_dashboard=False)
+    start_ray(settings.ray_address or None)
     count = min(ray_workers(settings.ray_workers), len(images))
     package_root = str(Path(__file__).resolve().parents[2])
     actor = ray.remote(num_cpus=1)(_Worker).options(runtime_env={"env_vars": {"PYTHONPATH": package_root}})
@@ -225,8 +245,7 @@ def ray_bank_encoder(
     import ray
 
     def encode_many(items: Sequence[tuple[int, Any]], *args: Any) -> dict[int, Any]:
-        if not ray.is_initialized():
-            ray.init(address=address, include_dashboard=False)
+        start_ray(address)
         count = max(1, min(ray_workers(workers), len(items)))
         package_root = str(Path(__file__).resolve().parents[2])
         actor = ray.remote(num_cpus=1)(_BankWorker).options(

@@ -15,7 +15,7 @@ import ray
 from helpers import REPO
 
 from monai_imc.bench.benchmark import BenchSettings, run_benchmark
-from monai_imc.bench.scale import image_blocks
+from monai_imc.bench.scale import image_blocks, start_ray
 from monai_imc.data import load_dataset
 
 BUNDLE = REPO / "bundles" / "monai_imc_vqa"
@@ -24,7 +24,7 @@ BUNDLE = REPO / "bundles" / "monai_imc_vqa"
 @pytest.fixture(scope="module")
 def local_ray():
     """A local Ray instance with 2 CPUs for the module."""
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    start_ray(num_cpus=2)
     yield
     ray.shutdown()
 
@@ -46,15 +46,15 @@ def test_image_blocks_keep_images_whole_and_in_order(data_dir: Path) -> None:
 
 
 def test_ray_sweep_equals_the_single_process_run(data_dir: Path, tmp_path: Path, local_ray) -> None:
-    common = dict(
-        model=str(BUNDLE),
-        datasets=[f"slake:{data_dir / 'slake'}", f"vqa-rad:{data_dir / 'vqa_rad'}"],
-        limit=2,
-        noises=["blur", "typo"],
-        severities=[3],
-        methods=["none", "imc", "no-image"],
-        threads=1,
-    )
+    common = {
+        "model": str(BUNDLE),
+        "datasets": [f"slake:{data_dir / 'slake'}", f"vqa-rad:{data_dir / 'vqa_rad'}"],
+        "limit": 2,
+        "noises": ["blur", "typo"],
+        "severities": [3],
+        "methods": ["none", "imc", "no-image"],
+        "threads": 1,
+    }
     single = run_benchmark(BenchSettings(**common, out=tmp_path / "single"))
     spread = run_benchmark(BenchSettings(**common, out=tmp_path / "ray", ray=True, ray_workers=2))
     assert len(single.records) == 4 * 3 * 3
@@ -66,3 +66,44 @@ def test_ray_sweep_equals_the_single_process_run(data_dir: Path, tmp_path: Path,
     assert cached[0] == cached[1]
     again = run_benchmark(BenchSettings(**common, out=tmp_path / "ray", ray=True, ray_workers=2))
     assert again.stats.records_new == 0 and _plain(again.records) == _plain(single.records), "it resumes"
+
+
+def test_prototypes_build_with_ray_gives_the_same_bank(tmp_path: Path, local_ray) -> None:
+    import torch
+    from pydicom.data import get_testdata_file
+
+    from monai_imc.bank_build import build_bank
+    from monai_imc.bench.scale import ray_bank_encoder
+    from monai_imc.data import model_view
+    from monai_imc.imageio import read_image
+    from monai_imc.models import load_model
+    from monai_imc.models.tiny import build_tiny_checkpoint
+    from monai_imc.noise.preview import shrink
+
+    model_dir = build_tiny_checkpoint("llava", tmp_path / "model", seed=0)
+    model = load_model(str(model_dir), device="cpu")
+    views = []
+    for name in ("CT_small.dcm", "MR_small.dcm", "693_UNCI.dcm", "MR2_UNCI.dcm"):
+        image = read_image(get_testdata_file(name))
+        views.append(
+            model_view(type(image)(shrink(image.array, 64), image.source, image.modality, image.window))
+        )
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the workers' thread count: the same reductions, bit for bit
+    try:
+        single = build_bank(model, views, ["blur", "jpeg"], [1, 5], seed=0)
+        spread = build_bank(
+            model,
+            views,
+            ["blur", "jpeg"],
+            [1, 5],
+            seed=0,
+            encode_many=ray_bank_encoder(str(model_dir), "cpu", workers=2),
+        )
+    finally:
+        torch.set_num_threads(threads)
+    assert set(single.tensors) == set(spread.tensors)
+    for name, tensor in single.tensors.items():
+        assert torch.equal(tensor, spread.tensors[name]), name
+    assert single.manifest["choices"] == spread.manifest["choices"]
+    assert single.bank_hash == spread.bank_hash

@@ -70,6 +70,7 @@ class _FakeVLLM(BaseHTTPRequestHandler):
         report = {
             "shapes": [list(t.shape) for t in tensors],
             "sums": [float(t.sum()) for t in tensors],
+            "squares": [float((t * t).sum()) for t in tensors],
             "text": texts,
         }
         self._reply(200, {"choices": [{"message": {"role": "assistant", "content": json.dumps(report)}}]})
@@ -89,7 +90,8 @@ def test_calibrated_features_reach_the_server_as_image_embeddings(tiny_model, im
     url = f"http://127.0.0.1:{fake_vllm.server_address[1]}"
     remote = VLLMEmbedsModel(tiny_model, RemoteModel(url, max_retries=0))
     raw = remote.encode_images(images[:1])
-    calibrated = raw.with_tokens([t + 0.5 for t in raw.tokens])  # what PDC hands to generate
+    ramp = torch.linspace(-1.0, 1.0, raw.tokens[0].shape[-1])  # not a constant: a norm layer keeps it
+    calibrated = raw.with_tokens([t + ramp for t in raw.tokens])  # what PDC hands to generate
     hidden = tiny_model.model.config.get_text_config().hidden_size
     for features in (raw, calibrated):
         report = json.loads(remote.generate(features, "Is there an effusion?", max_new_tokens=4))
@@ -98,8 +100,11 @@ def test_calibrated_features_reach_the_server_as_image_embeddings(tiny_model, im
         assert report["shapes"] == [[1, *local.shape]] and local.shape[-1] == hidden
         assert report["sums"][0] == pytest.approx(float(local.sum()), rel=1e-5)
         assert report["text"] == ["Is there an effusion?"]
-    sums = [json.loads(remote.generate(f, "q"))["sums"][0] for f in (raw, calibrated)]
-    assert sums[0] != pytest.approx(sums[1]), "the calibrated features, not the raw ones, are sent"
+    sent_raw, sent_calibrated = (json.loads(remote.generate(f, "q")) for f in (raw, calibrated))
+    with torch.inference_mode():
+        wanted = float((tiny_model._project(calibrated)[0].float() ** 2).sum())
+    assert sent_calibrated["squares"][0] == pytest.approx(wanted, rel=1e-5)
+    assert sent_raw["squares"][0] != pytest.approx(wanted, rel=1e-3), "the calibrated features, not the raw"
     sent = fake_vllm.requests[-1]
     assert sent["max_tokens"] == 128 and sent["temperature"] == 0.0
     assert check_chat_request(sent, hidden_size=hidden) == [(1, *local.shape)]
