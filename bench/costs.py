@@ -145,19 +145,24 @@ def main() -> int:
     context = load_context(args.bundle, device="cpu")
     rows = stratified_subset(load_dataset(f"slake:{data / 'slake'}", "test"), args.questions, args.seed)
     results: dict = {"command": " ".join(sys.argv), "load_average": os.getloadavg()}
+
+    def save() -> None:  # after each part: a slow part does not lose the others
+        if args.out:
+            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+
     if "questions" not in skip:
         results["clean_text"] = per_question(context, rows, False, args.seed, args.max_new_tokens)
         results["noisy_text"] = per_question(context, rows, True, args.seed, args.max_new_tokens)
+        save()
     if "app" not in skip:
         results["app"] = app_overhead(context)
+        save()
     if "ray" not in skip:
         results["ray"] = ray_over_single(args.bundle, data, args.seed)
     results["load_average_after"] = os.getloadavg()
-    text = json.dumps(results, indent=2)
-    print(text)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text + "\n")
+    save()
+    print(json.dumps(results, indent=2))
     return 0
 
 
