@@ -18,7 +18,7 @@ Usage::
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,7 +43,13 @@ from monai_imc.quality import MEASURES, assessability, measure_vector
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["PerceiverChoice", "build_bank", "class_log_prior", "fit_perceivers"]
+__all__ = ["EncodeMany", "PerceiverChoice", "build_bank", "class_log_prior", "encode_variants", "fit_perceivers"]
+
+EncodeMany = Callable[
+    [Sequence[tuple[int, np.ndarray]], Sequence[str], Sequence[int], int, int, bool],
+    Mapping[int, list[tuple[int, torch.Tensor, torch.Tensor]]],
+]
+"""``(items, names, severities, seed, batch_size, physics) -> {index: encode_variants(...)}``."""
 
 SHRINKAGES = (0.05, 0.2, 0.5)
 """Covariance shrinkages tried on validation."""
@@ -225,6 +231,36 @@ def view_sides(views: Sequence[np.ndarray]) -> dict[str, float]:
     return {"min": float(sides.min()), "median": float(np.median(sides)), "max": float(sides.max())}
 
 
+def encode_variants(
+    model: VisionLanguageModel,
+    array: np.ndarray,
+    index: int,
+    names: Sequence[str],
+    severities: Sequence[int],
+    seed: int,
+    batch_size: int = 8,
+    physics: bool = True,
+) -> list[tuple[int, torch.Tensor, torch.Tensor]]:
+    """(class, tokens, raw descriptor) of one reference image's clean view and every noisy copy.
+
+    Class 0 is the clean view, then every noise x severity in order; the noise seed depends on the seed,
+    the image's index and the noise only (:func:`variant_seed`), so any process computes the same views.
+    """
+    classes = [(CLEAN, 0)] + [(n, s) for n in names for s in severities]
+    views = [array] + [corrupt(array, n, s, variant_seed(seed, index, list(names).index(n))) for n, s in classes[1:]]
+    out = []
+    for start in range(0, len(views), batch_size):
+        batch = views[start : start + batch_size]
+        features: VisionFeatures = model.encode_images(list(batch))
+        for offset, (view, tokens) in enumerate(zip(batch, features.tokens)):
+            tokens = tokens.detach().to("cpu", torch.float32)
+            d = descriptor(tokens).double()
+            if physics:
+                d = torch.cat([d, torch.from_numpy(measure_vector(view)).double()])
+            out.append((start + offset, tokens, d))
+    return out
+
+
 def build_bank(
     model: VisionLanguageModel,
     images: Sequence[ImageInput],
@@ -241,6 +277,7 @@ def build_bank(
     progress: bool = False,
     physics: bool = True,
     modalities: Sequence[str] | None = None,
+    encode_many: EncodeMany | None = None,
 ) -> PrototypeBank:
     """Build a :class:`PrototypeBank` for ``model`` from clean reference images.
 
@@ -270,6 +307,9 @@ def build_bank(
         modalities: the DICOM modalities the reference images show (``CT``, ``MR``, ``CR`` ...), recorded
             in the manifest: the perceiver calls a view of another modality not assessable. ``None``:
             not recorded, no modality check.
+        encode_many: computes :func:`encode_variants` of many ``(index, image)`` at once, e.g. on Ray
+            workers (:func:`monai_imc.bench.scale.ray_bank_encoder`); ``None``: here, one image at a time.
+            The bank is the same either way.
 
     Raises:
         ValueError: fewer than 2 assessable images, an unknown or non-image noise, a bad severity.
@@ -298,22 +338,16 @@ def build_bank(
     n_measures = len(MEASURES) if physics else 0
     bar = tqdm(total=len(arrays) * len(classes), desc="prototype bank", disable=not progress, unit="view")
 
+    shared = encode_many(
+        [(i, arrays[i]) for i in (*train_idx, *val_idx)], names, sev, seed, batch_size, physics
+    ) if encode_many is not None else {}
+
     def encoded(index: int) -> list[tuple[int, torch.Tensor, torch.Tensor]]:
         """(class, tokens, raw descriptor) of one image's clean view and every noisy copy."""
-        views = [arrays[index]] + [
-            corrupt(arrays[index], n, s, variant_seed(seed, index, names.index(n))) for n, s in classes[1:]
-        ]
-        out = []
-        for start in range(0, len(views), batch_size):
-            batch = views[start : start + batch_size]
-            features: VisionFeatures = model.encode_images(list(batch))
-            for offset, (view, tokens) in enumerate(zip(batch, features.tokens)):
-                tokens = tokens.detach().to("cpu", torch.float32)
-                d = descriptor(tokens).double()
-                if physics:
-                    d = torch.cat([d, torch.from_numpy(measure_vector(view)).double()])
-                out.append((start + offset, tokens, d))
-            bar.update(len(batch))
+        out = shared.pop(index) if index in shared else encode_variants(
+            model, arrays[index], index, names, sev, seed, batch_size, physics
+        )
+        bar.update(len(classes))
         return out
 
     # Pass 1: calibration statistics and descriptors of the training images.

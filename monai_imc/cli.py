@@ -10,7 +10,7 @@
         --out DIR
     monai-imc bench --report-only --out DIR
     monai-imc sample-study OUT_DIR [--seed S]
-    monai-imc run -i IN -o OUT [--bundle DIR] [--device cpu] [--stow URL] [--skip-existing]
+    monai-imc run -i IN -o OUT [--bundle DIR] [--device cpu] [--stow URL] [--skip-existing] [--profile]
     monai-imc serve -o OUT [--port P --allow-calling-ae AE] [--pull URL] [--stow URL | --cstore AE@HOST:PORT]
 
 Errors are printed as one line naming the problem, with exit code 2.
@@ -58,13 +58,20 @@ def default_preview_image() -> Path:
 
 def _cmd_noise_list(args: argparse.Namespace) -> int:
     from monai_imc.noise import get_noise, list_noises
-    from monai_imc.noise.local import local_noises
+    from monai_imc.noise.local_names import base_noise, local_noises
 
     names = list_noises(args.modality)
     local = local_noises() if args.modality in (None, "image") else []
+
+    def cause(name: str) -> str:  # a local noise's spec is built with torch; its words need no import
+        if name in local:
+            return f"{get_noise(base_noise(name)).cause}, inside a region (a lesion, or a seeded rectangle)"
+        return get_noise(name).cause
+
     if args.json:
-        print(json.dumps({n: {"modality": get_noise(n).modality, "cause": get_noise(n).cause,
-                              "levels": [dict(p) for p in get_noise(n).levels]} for n in names + local}, indent=2))
+        print(json.dumps({n: {"modality": "image" if n in local else get_noise(n).modality, "cause": cause(n),
+                              "levels": [dict(p) for p in get_noise(base_noise(n)).levels]} for n in names + local},
+                         indent=2))
         return 0
     for name in names:
         spec = get_noise(name)
@@ -72,7 +79,7 @@ def _cmd_noise_list(args: argparse.Namespace) -> int:
         for level, params in enumerate(spec.levels, start=1):
             print(f"{'':21s}{level}: {', '.join(f'{k}={v}' for k, v in params.items())}")
     for name in local:  # the levels are the wrapped noise's
-        print(f"{name:17s} image  {get_noise(name).cause}")
+        print(f"{name:17s} image  {cause(name)}")
     return 0
 
 
@@ -138,10 +145,16 @@ def _cmd_prototypes_build(args: argparse.Namespace) -> int:
         except ValueError as err:  # one unreadable file does not stop the bank
             print(f"skipped: {err}", file=sys.stderr)
     model = load_model(args.model, device=args.device, dtype=args.dtype)
+    encode_many = None
+    if args.ray:  # the images' views encoded by Ray workers; the same bank (docs/scale.md)
+        from monai_imc.bench.scale import ray_bank_encoder
+
+        encode_many = ray_bank_encoder(args.model, args.device, args.dtype, workers=args.ray_workers,
+                                       address=args.ray_address)
     bank = build_bank(
         model, images, parse_noise_list(args.noises, "image"), parse_severities(args.severities),
         seed=args.seed, validation_fraction=args.validation_fraction, image_ids=ids, progress=True,
-        modalities=args.modalities.split(",") if args.modalities else None,
+        modalities=args.modalities.split(",") if args.modalities else None, encode_many=encode_many,
     )
     bank.save(args.out)
     choices = bank.manifest["choices"]
@@ -222,7 +235,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         batch_size=args.batch_size, denoiser=args.denoise_filter, denoise_questions=args.denoise_questions,
         device=args.device, dtype=args.dtype, text_server=args.text_server, sms_prompts=args.sms_prompts,
         leave_out=args.leave_out,
-        answer_suffix=args.answer_suffix, threads=args.threads, command=" ".join(["monai-imc", "bench", *_bench_argv(args)]),
+        answer_suffix=args.answer_suffix, threads=args.threads, ray=args.ray, ray_workers=args.ray_workers,
+        ray_address=args.ray_address, command=" ".join(["monai-imc", "bench", *_bench_argv(args)]),
     )
     result = run_benchmark(settings, progress=True)
     print(result.paths["results.md"].read_text())
@@ -257,6 +271,8 @@ def _bench_argv(args: argparse.Namespace) -> list[str]:
         if getattr(args, flag):
             out += ["--" + flag.replace("_", "-"), repr(getattr(args, flag)) if flag == "answer_suffix"
                     else getattr(args, flag)]
+    if args.ray:
+        out += ["--ray"] + (["--ray-workers", str(args.ray_workers)] if args.ray_workers else [])
     return [*out, "--out", args.out]
 
 
@@ -330,6 +346,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     app.run()
     assert app.report is not None
     print_run_summary(app.report)
+    if args.profile:
+        print("per-stage timings (also in imc_run_report.json, \"timings\"):")
+        print(app.report.timer.table())
     if args.bundle is None:
         print("Model: the bundled reference model, a demonstration trained on two public datasets (SLAKE, "
               "VQA-RAD), not for clinical use; docs/models.md shows how to run a real multimodal LLM.")
@@ -396,6 +415,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "calls views of other modalities not assessable (default: not recorded, no check)")
     build.add_argument("--device", default=None)
     build.add_argument("--dtype", default=None)
+    build.add_argument("--ray", action="store_true", help="encode the images on Ray workers (the same bank)")
+    build.add_argument("--ray-workers", type=int, default=0, help="Ray workers (default: one per CPU)")
+    build.add_argument("--ray-address", default=None, help="join this Ray cluster (e.g. auto); default: local")
     build.add_argument("--out", required=True, help="the bank's folder")
     build.set_defaults(func=_cmd_prototypes_build)
 
@@ -457,6 +479,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
     bench.add_argument("--leave-out", default=None, metavar="NOISE",
                        help="use the prototype bank without this image noise (leave-one-noise-out run)")
+    bench.add_argument("--ray", action="store_true",
+                       help="answer the images with Ray workers (the same records; docs/scale.md)")
+    bench.add_argument("--ray-workers", type=int, default=0, help="Ray workers (default: one per CPU)")
+    bench.add_argument("--ray-address", default=None, help="join this Ray cluster (e.g. auto); default: local")
     bench.add_argument("--device", default=None)
     bench.add_argument("--dtype", default=None)
     bench.add_argument("--out", required=True, help="results folder (resumes from its cache.jsonl)")
@@ -479,6 +505,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--skip-existing", action="store_true",
                      help="keep the SRs already in the output folder that are current (same model and bank, "
                           "newer than their source files) instead of redoing their series")
+    run.add_argument("--profile", action="store_true",
+                     help="print the per-stage timings (read, views, encode, perceive, calibrate, refine, "
+                          "answer, sr) as a table; they are in imc_run_report.json either way")
     run.set_defaults(func=_cmd_run)
 
     from monai_imc.pacs.command import add_serve_arguments

@@ -33,6 +33,7 @@ from monai_imc.models.base import Capabilities, ImageInput, VisionFeatures, Visi
 from monai_imc.perceive import ArtifactPerceiver, Perception
 from monai_imc.prototypes import PrototypeBank
 from monai_imc.restore import Restoration, Restorer
+from monai_imc.timing import timed
 
 if TYPE_CHECKING:
     from monai_imc.refine import Refinement, SMSRefiner
@@ -146,7 +147,8 @@ class IMCPipeline:
     # ------------------------------------------------------------------ steps
     def encode(self, images: ImageInput | Sequence[ImageInput]) -> VisionFeatures:
         """One vision pass over the images (:meth:`VisionLanguageModel.encode_images`)."""
-        return self.model.encode_images(images)
+        with timed("encode"):
+            return self.model.encode_images(images)
 
     def perceive(
         self,
@@ -163,9 +165,10 @@ class IMCPipeline:
         """
         if self.perceiver is None:
             raise RuntimeError("perceive needs a prototype bank; this pipeline has none")
-        return self.perceiver.perceive(
-            features, views=None if views is None else list(views), modalities=modalities
-        )
+        with timed("perceive"):
+            return self.perceiver.perceive(
+                features, views=None if views is None else list(views), modalities=modalities
+            )
 
     def calibrate(
         self, features: VisionFeatures, perceptions: Sequence[Perception], pdc: bool | None = None
@@ -182,7 +185,8 @@ class IMCPipeline:
             return features, [off] * len(perceptions)
         if self.calibrator is None:
             raise RuntimeError("calibrate needs a prototype bank; this pipeline has none")
-        features, records = self.calibrator.calibrate(features, list(perceptions))
+        with timed("calibrate"):
+            features, records = self.calibrator.calibrate(features, list(perceptions))
         return features, list(records)
 
     def restore(
@@ -220,11 +224,13 @@ class IMCPipeline:
         """
         if self.refiner is None:
             raise RuntimeError("refine needs an SMS refiner; this pipeline has none")
-        return self.refiner.refine(text)
+        with timed("refine"):
+            return self.refiner.refine(text)
 
     def generate(self, features: VisionFeatures, question: str, **gen: Any) -> str:
         """The model's answer to ``question`` about the images behind ``features`` (no vision pass)."""
-        return self.model.generate(features, question, **gen)
+        with timed("answer"):
+            return self.model.generate(features, question, **gen)
 
     def generate_many(
         self, features: Sequence[VisionFeatures], questions: Sequence[str], **gen: Any
@@ -232,10 +238,11 @@ class IMCPipeline:
         """Answers, each about its own features, in one batched call where the model can
         (:class:`~monai_imc.models.base.BatchGenerator`, which also gives each answer's probability), else one
         by one (probability ``None``)."""
-        if self.capabilities.batch_generate:
-            out = self.model.generate_batch(list(features), list(questions), **gen)  # type: ignore[attr-defined]
-            return [(g.text, g.probability) for g in out]
-        return [(self.model.generate(f, q, **gen), None) for f, q in zip(features, questions)]
+        with timed("answer"):
+            if self.capabilities.batch_generate:
+                out = self.model.generate_batch(list(features), list(questions), **gen)  # type: ignore[attr-defined]
+                return [(g.text, g.probability) for g in out]
+            return [(self.model.generate(f, q, **gen), None) for f, q in zip(features, questions)]
 
     # ------------------------------------------------------------------ the method
     def answer(self, image: ImageInput, question: str, pdc: bool | None = None, **gen: Any) -> IMCAnswer:

@@ -20,7 +20,7 @@ from typing import Any
 from monai_imc.atomic import atomic_output
 from monai_imc.bench.breakdown import write_breakdowns, write_heatmap
 from monai_imc.bench.datasets import stratified_subset
-from monai_imc.bench.model_spec import load_bench_model
+from monai_imc.bench.model_spec import LoadedModel, load_bench_model
 from monai_imc.bench.records import RESTORE_METHODS, fill_row_fields, read_records, resolve_methods
 from monai_imc.bench.report import write_report
 from monai_imc.bench.runner import BenchRecord, BenchRunner, RunStats, project_seconds
@@ -60,6 +60,8 @@ class BenchSettings:
         threads: torch CPU threads (0: torch's default).
         leave_out: an image noise the prototype bank is used without (:meth:`PrototypeBank.without`): the
             leave-one-noise-out run; the noise's conditions still run.
+        ray: answer with Ray workers (:mod:`monai_imc.bench.scale`), image by image; the records are those of
+            the single-process run. ``ray_workers``: how many (0: one per CPU Ray offers).
     """
 
     model: str
@@ -85,6 +87,9 @@ class BenchSettings:
     answer_suffix: str = ""
     command: str = ""
     leave_out: str | None = None
+    ray: bool = False
+    ray_workers: int = 0
+    ray_address: str | None = None
 
 
 @dataclass
@@ -148,6 +153,45 @@ def _choose_denoiser(runner: BenchRunner, settings: BenchSettings, progress: boo
     return stored
 
 
+def build_runner(
+    settings: BenchSettings, cache: bool = True, image_pool: Sequence[VQARow] | None = None
+) -> tuple[BenchRunner, LoadedModel, str]:
+    """The model, bank, refiner and :class:`BenchRunner` a run's settings describe (each Ray worker's too).
+
+    Args:
+        settings: the run's settings.
+        cache: keep the records in ``settings.out``'s ``cache.jsonl`` (Ray workers: ``False``).
+        image_pool: every row of the run's datasets and split (the shuffled-image control draws from it;
+            default: read from the settings, so that a Ray worker draws the same other images).
+
+    Returns:
+        The runner, the loaded model and the name of the SMS prompts.
+
+    Raises:
+        ValueError: ``leave_out`` without a prototype bank; unknown SMS prompts.
+    """
+    if image_pool is None:
+        image_pool = _rows(settings.datasets, settings.split, settings.limit, settings.seed)[1]
+    loaded = load_bench_model(settings.model, settings.bank, settings.device, settings.dtype)
+    if settings.leave_out:
+        if loaded.bank is None:
+            raise ValueError(f"--leave-out {settings.leave_out}: the model has no prototype bank to leave it out of")
+        loaded.bank = loaded.bank.without(settings.leave_out)
+    prompts_name = settings.sms_prompts or ("reference" if loaded.source == "bundle" else "instructed")
+    if prompts_name not in ("reference", "instructed"):
+        raise ValueError(f"unknown SMS prompts {prompts_name!r}; use reference or instructed")
+    prompts = SMSPrompts.reference() if prompts_name == "reference" else SMSPrompts.instructed()
+    text_model = RemoteModel(settings.text_server) if settings.text_server else loaded.model
+    refiner = loaded.refiner(text_model, prompts)
+    runner = BenchRunner(loaded.model, loaded.bank, refiner=refiner, methods=settings.methods, seed=settings.seed,
+                         image_size=settings.image_size, max_new_tokens=settings.max_new_tokens,
+                         cache=Path(settings.out) / "cache.jsonl" if cache else None,
+                         batch_size=settings.batch_size, text_model=text_model,
+                         answer_suffix=settings.answer_suffix, pipeline=loaded.pipeline(refiner),
+                         image_pool=image_pool)
+    return runner, loaded, prompts_name
+
+
 def run_benchmark(settings: BenchSettings, progress: bool = False) -> BenchResult:
     """Run the benchmark the settings describe and write its reports into ``settings.out``.
 
@@ -168,25 +212,16 @@ def run_benchmark(settings: BenchSettings, progress: bool = False) -> BenchResul
 
         torch.set_num_threads(settings.threads)
     rows, every = _rows(settings.datasets, settings.split, settings.limit, settings.seed)
-    loaded = load_bench_model(settings.model, settings.bank, settings.device, settings.dtype)
-    if settings.leave_out:
-        if loaded.bank is None:
-            raise ValueError(f"--leave-out {settings.leave_out}: the model has no prototype bank to leave it out of")
-        loaded.bank = loaded.bank.without(settings.leave_out)
-    prompts_name = settings.sms_prompts or ("reference" if loaded.source == "bundle" else "instructed")
-    if prompts_name not in ("reference", "instructed"):
-        raise ValueError(f"unknown SMS prompts {prompts_name!r}; use reference or instructed")
-    prompts = SMSPrompts.reference() if prompts_name == "reference" else SMSPrompts.instructed()
-    text_model = RemoteModel(settings.text_server) if settings.text_server else loaded.model
-    refiner = loaded.refiner(text_model, prompts)
-    runner = BenchRunner(loaded.model, loaded.bank, refiner=refiner, methods=settings.methods, seed=settings.seed,
-                         image_size=settings.image_size, max_new_tokens=settings.max_new_tokens,
-                         cache=Path(settings.out) / "cache.jsonl", batch_size=settings.batch_size,
-                         text_model=text_model, answer_suffix=settings.answer_suffix,
-                         pipeline=loaded.pipeline(refiner), image_pool=every)
+    runner, loaded, prompts_name = build_runner(settings, image_pool=every)
     denoise = _choose_denoiser(runner, settings, progress) if "denoise" in settings.methods else None
     runner.stats = RunStats()  # the run's own cost, without the denoise choice
+    if settings.ray:  # Ray workers answer what the cache lacks; the run below reads it back in order
+        from monai_imc.bench.scale import answer_with_ray, merge_stats
+
+        worker_stats = answer_with_ray(settings, runner, rows, progress=progress)
     records = runner.run(rows, settings.noises, settings.severities, progress=progress)
+    if settings.ray:
+        runner.stats = merge_stats(worker_stats, runner.stats)
     config = {
         "command": settings.command, "model": settings.model, "model_source": loaded.source,
         "model_path": loaded.model_path, "bank": loaded.bank_path,

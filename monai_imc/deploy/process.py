@@ -46,6 +46,7 @@ from monai_imc.deploy.work import (
 from monai_imc.dicom.read import DicomFolder, read_dicom_files
 from monai_imc.dicom.sr import AlgorithmInfo
 from monai_imc.refine import Refinement
+from monai_imc.timing import timed
 
 __all__ = [
     "SR_SERIES_NUMBER",
@@ -213,6 +214,7 @@ def stage_write(
             "write SR",
             lambda w: write_sr(w, output_folder, context.algorithm, numbers[w.series_uid]),
             False,
+            stage="sr",
         )
         record_outcomes([finished], report, check_input=False)  # saved as each series finishes
         done.append(finished)
@@ -319,7 +321,22 @@ def process_folder(
     if not Path(input_folder).is_dir():
         raise NotADirectoryError(f"not a folder: {input_folder}")
     report = start_report(RunReport(str(input_folder), str(output_folder)))
-    folder = read_dicom_folder_once(input_folder, context.settings.sidecar_name)
+    with report.timer.active():
+        _process(input_folder, output_folder, context, report, progress, skip_existing)
+    report.finish()
+    return report
+
+
+def _process(
+    input_folder: str | os.PathLike[str],
+    output_folder: str | os.PathLike[str],
+    context: IMCContext,
+    report: RunReport,
+    progress: bool,
+    skip_existing: bool,
+) -> None:
+    with timed("read"):
+        folder = read_dicom_folder_once(input_folder, context.settings.sidecar_name)
     for path, reason in folder.errors:
         report.add(Outcome("failed", "file", str(path), reason))
     for path, reason in folder.skipped_files:
@@ -331,8 +348,6 @@ def process_folder(
     works = stage_refine(works, context, input_folder, report, progress)
     works = stage_answer(works, context, progress)
     stage_write(works, context, output_folder, report, progress)
-    report.finish()
-    return report
 
 
 def read_dicom_folder_once(folder: str | os.PathLike[str], sidecar_name: str) -> DicomFolder:

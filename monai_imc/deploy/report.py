@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from monai_imc.atomic import atomic_output
+from monai_imc.timing import StageTimer
 
 __all__ = ["REPORT_NAME", "STATUSES", "Outcome", "RunReport"]
 
@@ -70,6 +71,7 @@ class RunReport:
         state: ``"running"``, ``"complete"`` or ``"interrupted"``.
         notes: what a reader should know about the run (an interrupted previous run, the signal).
         autosave: save the report in the output folder after each outcome and change of state.
+        timer: the run's per-stage timings (:mod:`monai_imc.timing`), saved under ``"timings"``.
     """
 
     input: str
@@ -78,6 +80,7 @@ class RunReport:
     state: str = "running"
     notes: list[str] = field(default_factory=list)
     autosave: bool = False
+    timer: StageTimer = field(default_factory=StageTimer, repr=False, compare=False)
     _lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
 
     def add(self, outcome: Outcome) -> None:
@@ -137,6 +140,7 @@ class RunReport:
             **{status: len(self.of(status)) for status in STATUSES},
             "notes": list(self.notes),
             "outcomes": [asdict(o) for o in self.outcomes],
+            "timings": self.timer.to_dict(),
         }
 
     def save(self, folder: str | os.PathLike[str] | None = None) -> Path:

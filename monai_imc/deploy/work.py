@@ -50,6 +50,7 @@ from monai_imc.pipeline import IMCPipeline
 from monai_imc.prompts import vqa_prompt
 from monai_imc.refine import Refinement, SMSRefiner
 from monai_imc.restore import Restoration
+from monai_imc.timing import timed
 
 __all__ = [
     "Answer",
@@ -188,7 +189,11 @@ def series_work(study_uid: str, series_uid: str, datasets: Iterable[Dataset]) ->
 
 
 def run_step(
-    works: Sequence[SeriesWork], name: str, step: Callable[[SeriesWork], SeriesWork], progress: bool = True
+    works: Sequence[SeriesWork],
+    name: str,
+    step: Callable[[SeriesWork], SeriesWork],
+    progress: bool = True,
+    stage: str | None = None,
 ) -> list[SeriesWork]:
     """Apply ``step`` to every pending series; an exception fails that series only.
 
@@ -197,6 +202,7 @@ def run_step(
         name: the step's name, for the progress bar and the failure reasons.
         step: the step.
         progress: show a tqdm progress bar (on stderr).
+        stage: the stage each step is timed as (:func:`monai_imc.timing.timed`, per series; default ``name``).
 
     Returns:
         The series after the step, in the same order.
@@ -211,7 +217,8 @@ def run_step(
                 out.append(work)
                 continue
             try:
-                done = step(work)
+                with timed(stage or name, key=work.series_uid):
+                    done = step(work)
             except Exception as exc:  # noqa: BLE001  (one series' failure must not stop the others)
                 done = work.fail(f"{name}: {type(exc).__name__}: {exc}")
             if done.status == "failed":

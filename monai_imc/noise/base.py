@@ -9,16 +9,16 @@ level. That makes severity monotone by construction and lets a benchmark compare
 from __future__ import annotations
 
 from collections.abc import Hashable, Mapping, Sequence
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import numpy as np
 from monai.config import KeysCollection
 from monai.transforms import MapTransform, Randomizable, Transform
 
+from monai_imc.noise.catalog import Modality
+
 SEVERITIES: tuple[int, ...] = (1, 2, 3, 4, 5)
 """The severity levels every noise defines: 1 is barely visible, 5 is severe."""
-
-Modality = Literal["image", "text"]
 
 
 def check_severity(severity: int) -> int:

@@ -44,7 +44,8 @@ from PIL import Image
 from scipy import ndimage
 
 from monai_imc.noise.base import Noise
-from monai_imc.noise.registry import NoiseSpec, get_noise, list_noises
+from monai_imc.noise.local_names import LOCAL_PREFIX, base_noise, is_local_noise, local_noises, with_local
+from monai_imc.noise.registry import NoiseSpec, get_noise
 
 __all__ = [
     "LOCAL_PREFIX",
@@ -60,23 +61,10 @@ __all__ = [
     "with_local",
 ]
 
-LOCAL_PREFIX = "local-"
-"""Prefix of the registry name of a local noise: ``local-<image noise>``."""
-
 DEFAULT_FRACTION = (0.10, 0.20)
 DEFAULT_FEATHER = 0.02
 
 ImageLike = np.ndarray | torch.Tensor
-
-
-def is_local_noise(name: str) -> bool:
-    """Whether ``name`` names a local noise (``local-<noise>``)."""
-    return isinstance(name, str) and name.startswith(LOCAL_PREFIX)
-
-
-def base_noise(name: str) -> str:
-    """The noise a name applies: ``motion`` for ``local-motion``, the name itself otherwise."""
-    return name[len(LOCAL_PREFIX) :] if is_local_noise(name) else name
 
 
 def local_noise_name(noise: str) -> str:
@@ -87,21 +75,6 @@ def local_noise_name(noise: str) -> str:
     """
     _check_base(noise)
     return LOCAL_PREFIX + noise
-
-
-def with_local(noises: list[str] | tuple[str, ...]) -> list[str]:
-    """``noises`` followed by the local twin of each global image noise among them (``monai-imc bench --local``).
-
-    Raises:
-        ValueError: an unknown noise.
-    """
-    image = [n for n in noises if not is_local_noise(n) and get_noise(n).modality == "image"]
-    return list(dict.fromkeys([*noises, *(LOCAL_PREFIX + n for n in image)]))
-
-
-def local_noises() -> list[str]:
-    """The local twin of every registered image noise, sorted."""
-    return [LOCAL_PREFIX + n for n in list_noises("image")]
 
 
 def _check_base(noise: str) -> NoiseSpec:

@@ -11,6 +11,11 @@ Usage::
 
 New noises join with the :func:`register_noise` class decorator; callers that iterate
 ``list_noises()`` pick them up unchanged.
+
+Listing the noises and reading their causes and levels imports neither MONAI nor torch: the built-in
+noises' class attributes (``name``, ``cause``, ``levels``, ``modality``) are read from their modules'
+source (:mod:`monai_imc.noise.catalog`) and their transform classes are imported on first use, when
+the class itself registers and replaces its catalog entry.
 """
 
 from __future__ import annotations
@@ -18,16 +23,20 @@ from __future__ import annotations
 import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from monai_imc.noise.base import Modality, Noise, check_severity
+from monai_imc.noise.catalog import BUILTIN_MODULES, Modality, read_catalog
+
+if TYPE_CHECKING:
+    from monai_imc.noise.base import Noise
 
 __all__ = ["NoiseSpec", "get_noise", "list_noises", "register_noise"]
 
-_BUILTIN_MODULES = ("monai_imc.noise.image", "monai_imc.noise.text")
+_BUILTIN_MODULES = BUILTIN_MODULES
 _REGISTRY: dict[str, NoiseSpec] = {}
+_LOADED: set[str] = set()  # the built-in modules imported (their classes registered) or catalogued
 
-N = TypeVar("N", bound=type[Noise])
+N = TypeVar("N", bound="type[Noise]")
 
 
 @dataclass(frozen=True)
@@ -39,17 +48,28 @@ class NoiseSpec:
         modality: ``"image"`` or ``"text"``.
         cause: one line on the real-world cause it models.
         levels: the parameters of severity 1..5 (index 0 is severity 1).
-        transform: the array transform class (a :class:`~monai_imc.noise.base.Noise`).
+        source: the array transform class (a :class:`~monai_imc.noise.base.Noise`), or where to import
+            it from (``"module:Class"``) for a built-in noise not imported yet.
     """
 
     name: str
     modality: Modality
     cause: str
     levels: tuple[Mapping[str, Any], ...]
-    transform: type[Noise]
+    source: type[Noise] | str
+
+    @property
+    def transform(self) -> type[Noise]:
+        """The array transform class (imports its module on first use)."""
+        if not isinstance(self.source, str):
+            return self.source
+        module, _, qualname = self.source.partition(":")
+        return getattr(importlib.import_module(module), qualname)  # type: ignore[no-any-return]
 
     def parameters(self, severity: int) -> dict[str, Any]:
         """The parameters of one severity level (1..5)."""
+        from monai_imc.noise.base import check_severity
+
         return dict(self.levels[check_severity(severity) - 1])
 
     def make(self, severity: int = 3, seed: int | None = 0) -> Noise:
@@ -70,8 +90,14 @@ def register_noise(cls: N) -> N:
     name = getattr(cls, "name", None)
     if not name:
         raise ValueError(f"{cls.__name__} has no registry name")
-    if name in _REGISTRY and _REGISTRY[name].transform is not cls:
-        raise ValueError(f"noise name {name!r} is already registered by {_REGISTRY[name].transform.__name__}")
+    known = _REGISTRY.get(name)
+    if (
+        known is not None
+        and known.source is not cls
+        and known.source != f"{cls.__module__}:{cls.__qualname__}"
+    ):
+        taken_by = known.source if isinstance(known.source, str) else known.source.__name__
+        raise ValueError(f"noise name {name!r} is already registered by {taken_by}")
     if cls.modality not in ("image", "text"):
         raise ValueError(f"{cls.__name__}: modality must be 'image' or 'text', got {cls.modality!r}")
     if len(cls.levels) != 5:
@@ -81,8 +107,20 @@ def register_noise(cls: N) -> N:
 
 
 def _load_builtin() -> None:
+    """Catalogue the built-in noises from their modules' source; import a module whose source is not plain."""
     for module in _BUILTIN_MODULES:
-        importlib.import_module(module)
+        if module in _LOADED:
+            continue
+        entries = read_catalog(module)
+        if entries is None:  # metadata that is not literal: import the module (its classes register)
+            importlib.import_module(module)
+        else:
+            for entry in entries:
+                if entry.name not in _REGISTRY:
+                    _REGISTRY[entry.name] = NoiseSpec(
+                        entry.name, entry.modality, entry.cause, entry.levels, f"{module}:{entry.class_name}"
+                    )
+        _LOADED.add(module)
 
 
 def list_noises(modality: Modality | None = None) -> list[str]:

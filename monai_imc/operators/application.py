@@ -134,12 +134,12 @@ class IMCApplication(Application):
             keep_current_in=output_folder if self._skip_existing else None,
             name="series_to_views",
         )
-        perceiver = ArtifactPerceiverOperator(self, imc=imc, name="artifact_perceiver")
-        calibrator = PDCCalibratorOperator(self, imc=imc, name="pdc_calibrator")
+        perceiver = ArtifactPerceiverOperator(self, imc=imc, report=report, name="artifact_perceiver")
+        calibrator = PDCCalibratorOperator(self, imc=imc, report=report, name="pdc_calibrator")
         refiner = SMSReportRefinerOperator(
             self, imc=imc, report=report, input_folder=input_folder, name="sms_report_refiner"
         )
-        answerer = VLMReportOperator(self, imc=imc, name="vlm_report")
+        answerer = VLMReportOperator(self, imc=imc, report=report, name="vlm_report")
         writer = IMCStructuredReportWriterOperator(
             self, imc=imc, report=report, output_folder=output_folder, name="imc_sr_writer"
         )

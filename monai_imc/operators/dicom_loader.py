@@ -21,6 +21,7 @@ from monai.deploy.operators.dicom_data_loader_operator import DICOMDataLoaderOpe
 
 from monai_imc.deploy.report import Outcome, RunReport
 from monai_imc.dicom.read import read_dicom_files
+from monai_imc.timing import timed
 
 __all__ = ["IMCDicomLoaderOperator"]
 
@@ -57,7 +58,8 @@ class IMCDicomLoaderOperator(DICOMDataLoaderOperator):
         """The studies of ``files``; one outcome per file that is not in a series."""
         if self._on_start is not None:
             self._on_start()
-        folder = read_dicom_files([Path(f) for f in files], ignore_names=self._ignore_names)
+        with self._report.timer.active(), timed("read"):
+            folder = read_dicom_files([Path(f) for f in files], ignore_names=self._ignore_names)
         for path, reason in folder.errors:
             self._report.add(Outcome("failed", "file", str(path), reason))
         for path, reason in folder.skipped_files:

@@ -59,5 +59,6 @@ class IMCStructuredReportWriterOperator(Operator):
     def compute(self, op_input: Any, op_output: Any, context: Any) -> None:
         """Write the SRs and the run report."""
         works = op_input.receive(self.INPUT) or []
-        done = stage_write(works, self._imc, self._output_folder, self._report)
+        with self._report.timer.active():
+            done = stage_write(works, self._imc, self._output_folder, self._report)
         op_output.emit([w.sr_path for w in done if w.sr_path is not None], self.OUTPUT)

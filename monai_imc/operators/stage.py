@@ -21,7 +21,8 @@ class StageOperator(Operator):
     Args:
         fragment: the application.
         imc: the shared IMC context (model, bank, pipeline, refiner, settings), built once per app.
-        report: the run report, for stages that account for files or failures (``None``: not needed).
+        report: the run report, for stages that account for files or failures, and for the per-stage
+            timings (``None``: not needed, not timed).
         input_folder: the input folder, for stages that read beside the DICOM (``None``: none).
     """
 
@@ -50,7 +51,13 @@ class StageOperator(Operator):
 
     def compute(self, op_input: Any, op_output: Any, context: Any) -> None:
         """Apply the stage to what arrived (an empty list when nothing did) and pass the result on."""
-        op_output.emit(self.process(op_input.receive(self.INPUT) or []), self.OUTPUT)
+        items = op_input.receive(self.INPUT) or []
+        if self._report is None:
+            op_output.emit(self.process(items), self.OUTPUT)
+            return
+        with self._report.timer.active():  # the stage's timings go to the run report
+            result = self.process(items)
+        op_output.emit(result, self.OUTPUT)
 
     def process(self, items: list[Any]) -> Any:
         """The stage itself; subclasses implement it."""

@@ -1,0 +1,170 @@
+"""The costs of IMC, each a ratio measured in one run (issue 20's targets; docs/costs.md).
+
+1. IMC / plain per question, clean and noisy text: the plain model (encode, answer) against the whole
+   method (encode, perceive, calibrate, refine, answer) on the same images and questions, the two
+   interleaved question by question so that a busy machine slows both alike.
+2. perceive + calibrate / plain: the method without refine against the plain model.
+3. app overhead / model time per study: the MONAI Deploy app (Holoscan graph: DICOM in, views, SR out) on the
+   sample study, from the run report's per-stage timings (monai_imc.timing): (wall - model) / model.
+4. Ray / single process: the same small benchmark sweep, once in this process and once with Ray workers.
+
+Every stage is timed by :mod:`monai_imc.timing` (the owner of timing); this script only chooses what to run.
+
+Usage (the machine is shared: run it niced and say so beside the numbers)::
+
+    MONAI_IMC_DATA=../shared/data OMP_NUM_THREADS=1 nice -n 10 python bench/costs.py \\
+        --bundle bundles/monai_imc_vqa --questions 12 --seed 0 --out results/costs.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # measure this checkout
+
+import torch
+
+from monai_imc.bench.datasets import stratified_subset
+from monai_imc.data import load_dataset, load_view
+from monai_imc.deploy.context import IMCContext, load_context
+from monai_imc.noise import get_noise
+from monai_imc.timing import StageTimer, timed
+
+
+def per_question(context: IMCContext, rows: list, noisy: bool, seed: int, max_new_tokens: int) -> dict:
+    """Plain, PDC (perceive + calibrate) and IMC (+ refine) on each question, interleaved."""
+    pipeline = context.pipeline
+    timers = {"plain": StageTimer(), "pdc": StageTimer(), "imc": StageTimer()}
+    changed = 0
+    for index, row in enumerate(rows):
+        image = load_view(row.image, 256)
+        text = get_noise("typo").apply(row.question, severity=3, seed=seed + index) if noisy else row.question
+        order = ["plain", "pdc", "imc"] if index % 2 == 0 else ["imc", "pdc", "plain"]
+        for method in order:
+            with timers[method].active(), timed("question"):
+                if method == "plain":
+                    pipeline.generate(pipeline.encode([image]), text, max_new_tokens=max_new_tokens)
+                else:
+                    result = pipeline.run(image, text, refine=method == "imc", max_new_tokens=max_new_tokens)
+                    changed += int(method == "imc" and result.question != text)
+    walls = {m: sum(t.totals().values()) for m, t in timers.items()}
+    return {
+        "questions": len(rows),
+        "seconds": {m: round(v, 3) for m, v in walls.items()},
+        "stages_imc": timers["imc"].to_dict()["stages"],
+        "imc_over_plain": round(walls["imc"] / walls["plain"], 3),
+        "pdc_over_plain": round(walls["pdc"] / walls["plain"], 3),
+        "texts_changed_by_sms": changed,
+    }
+
+
+def app_overhead(context: IMCContext) -> dict:
+    """The app graph on the sample study; its run report's timings."""
+    os.environ.setdefault("HOLOSCAN_LOG_LEVEL", "ERROR")
+    from monai_imc.deploy.sample import write_sample_study
+    from monai_imc.operators.application import IMCApplication
+
+    with tempfile.TemporaryDirectory() as tmp:
+        study = write_sample_study(Path(tmp) / "study")
+        app = IMCApplication(
+            [sys.executable, "costs"], imc=context, input_folder=study.folder, output_folder=Path(tmp) / "out"
+        )
+        app.run()
+        assert app.report is not None
+        timings = app.report.timer.to_dict()
+    model, wall = timings["model_seconds"], timings["wall_seconds"]
+    return {
+        "series": len(timings["series"]),
+        "stages": timings["stages"],
+        "model_seconds": model,
+        "wall_seconds": wall,
+        "app_stages_over_model": timings["app_overhead_ratio"],
+        "app_overhead_over_model": round((wall - model) / model, 3),
+    }
+
+
+def ray_over_single(bundle: str, data: Path, seed: int) -> dict:
+    """The same small sweep, single process and with 2 Ray workers (each loads the model)."""
+    import ray
+
+    from monai_imc.bench.benchmark import BenchSettings, run_benchmark
+    from monai_imc.bench.scale import start_ray
+
+    common = {
+        "model": bundle,
+        "datasets": [f"slake:{data / 'slake'}", f"vqa-rad:{data / 'vqa_rad'}"],
+        "limit": 4,
+        "noises": ["blur", "typo"],
+        "severities": [3],
+        "methods": ["none", "imc"],
+        "seed": seed,
+        "threads": 1,
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        single = run_benchmark(BenchSettings(**common, out=Path(tmp) / "single"))
+        single_s = time.perf_counter() - start
+        start_ray(num_cpus=2)
+        try:
+            start = time.perf_counter()
+            spread = run_benchmark(BenchSettings(**common, out=Path(tmp) / "ray", ray=True, ray_workers=2))
+            ray_s = time.perf_counter() - start
+        finally:
+            ray.shutdown()
+    same = [r.__dict__ for r in single.records] == [r.__dict__ for r in spread.records]
+    return {
+        "records": len(single.records),
+        "single_seconds": round(single_s, 1),
+        "ray_seconds": round(ray_s, 1),
+        "ray_over_single": round(ray_s / single_s, 3),
+        "same_records": same,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--bundle", default="bundles/monai_imc_vqa")
+    parser.add_argument("--data", default=os.environ.get("MONAI_IMC_DATA", "../shared/data"))
+    parser.add_argument("--questions", type=int, default=12, help="SLAKE test questions (seeded subset)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--max-new-tokens", type=int, default=12)
+    parser.add_argument("--skip", default="", help="comma-separated parts to skip: questions, app, ray")
+    parser.add_argument("--out", default=None, help="write the results as JSON here")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    data = Path(args.data)
+    skip = set(filter(None, args.skip.split(",")))
+    context = load_context(args.bundle, device="cpu")
+    rows = stratified_subset(load_dataset(f"slake:{data / 'slake'}", "test"), args.questions, args.seed)
+    results: dict = {"command": " ".join(sys.argv), "load_average": os.getloadavg()}
+
+    def save() -> None:  # after each part: a slow part does not lose the others
+        if args.out:
+            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+
+    if "questions" not in skip:
+        results["clean_text"] = per_question(context, rows, False, args.seed, args.max_new_tokens)
+        results["noisy_text"] = per_question(context, rows, True, args.seed, args.max_new_tokens)
+        save()
+    if "app" not in skip:
+        results["app"] = app_overhead(context)
+        save()
+    if "ray" not in skip:
+        results["ray"] = ray_over_single(args.bundle, data, args.seed)
+    results["load_average_after"] = os.getloadavg()
+    save()
+    print(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
