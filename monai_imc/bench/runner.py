@@ -102,7 +102,8 @@ class _View:
             raw, raw_key = self.raw()
             pipeline = self.runner.pipeline
             start = time.perf_counter()
-            perception = pipeline.perceive(raw)[0]
+            # the perceiver as the app runs it: the model's tokens and the physics measures of the view
+            perception = pipeline.perceive(raw, views=[self.array()])[0]
             calibrated, records = pipeline.calibrate(raw, [perception], pdc=True)
             self.runner.stats.add_time("perceive+calibrate", time.perf_counter() - start)
             if records[0].applied:
