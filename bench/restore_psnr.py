@@ -53,11 +53,11 @@ def main(argv: list[str] | None = None) -> int:
     views = _views(Path(args.data), args.images, args.size)
     noises = list_noises("image") if args.noises == "all" else args.noises.split(",")
     lines = [
-        "| noise | action | PSNR noisy (dB) | PSNR restored (dB) | gain (dB) | images better | s / image |",
-        "|---|---|---|---|---|---|---|",
+        "| noise | action | applied | PSNR noisy (dB) | PSNR restored (dB) | gain (dB) | images better | s / image |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for noise in noises:
-        before, after, seconds, action = [], [], [], "none"
+        before, after, seconds, actions, applied = [], [], [], [], 0
         for key, clean in views:
             chw = np.ascontiguousarray(np.moveaxis(clean, -1, 0))
             noisy_chw = get_noise(noise).apply(chw, severity=args.severity, seed=noise_seed("0", key, noise))
@@ -65,13 +65,19 @@ def main(argv: list[str] | None = None) -> int:
             start = time.perf_counter()
             restored, record = restore_view(noisy, noise, args.severity)
             seconds.append(time.perf_counter() - start)
-            action = record.action if record.applied else f"none ({record.reason})"
+            applied += record.applied
+            actions.append(record.action if record.applied else f"none ({record.reason.split(' (')[0]})")
             before.append(psnr(clean.astype(np.float64), noisy.astype(np.float64)))
             after.append(psnr(clean.astype(np.float64), np.asarray(restored, dtype=np.float64)))
         b, a = np.array(before), np.array(after)
         better = int((a > b + 1e-9).sum())
+        action = (
+            max(set(actions), key=actions.count)
+            if not applied
+            else next(x for x in actions if x[:5] != "none ")
+        )
         lines.append(
-            f"| {noise} | {action} | {b.mean():.2f} | {a.mean():.2f} | {a.mean() - b.mean():+.2f} | "
+            f"| {noise} | {action} | {applied}/{len(b)} | {b.mean():.2f} | {a.mean():.2f} | {a.mean() - b.mean():+.2f} | "
             f"{better}/{len(b)} | {np.mean(seconds):.3f} |"
         )
         print(lines[-1], flush=True)

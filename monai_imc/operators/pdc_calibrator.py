@@ -12,13 +12,15 @@ __all__ = ["PDCCalibratorOperator"]
 
 class PDCCalibratorOperator(StageOperator):
     """Prototype-guided calibration (PDC) of the features of views the perceiver flagged; clean views pass
-    unchanged (the gate).
+    unchanged (the gate). Where the bundle config's ``restore`` section is enabled, flagged views are first
+    restored by their perceived artifact and encoded again (:func:`monai_imc.deploy.work.calibrate`).
 
     Named input:
         perceived: ``list[SeriesWork]`` with features and perceptions.
 
     Named output:
-        calibrated: ``list[SeriesWork]`` with (possibly) calibrated features and a Calibration per view.
+        calibrated: ``list[SeriesWork]`` with (possibly) restored and calibrated features, a Calibration per
+            view and, with restoration on, a Restoration per view.
 
     Args:
         fragment: the application.

@@ -142,7 +142,7 @@ def test_dsrdump_shows_texts_and_codes(name: str, written: dict[str, tuple[Path,
     if case.not_assessable:
         assert "Probability" not in dump and f'"{case.not_assessable}"' in dump
     if case.restoration:
-        assert f'(IMC014,99IMC,"Image restoration")="{case.restoration}"' in dump
+        assert f'"Image restoration")="{case.restoration}"' in dump
     else:
         assert "Image restoration" not in dump
     assert "Verification Flag   : UNVERIFIED" in dump

@@ -167,3 +167,32 @@ def test_bank_without_a_noise(bank: PrototypeBank, tiny_llava, views) -> None:
         bank.without("gibbs")
     with pytest.raises(ValueError, match="only noise"):
         smaller.without("rician").without("motion")
+
+
+def test_app_stage_restores_and_the_sr_says_what_was_done(bank: PrototypeBank, tiny_llava, tmp_path) -> None:
+    import highdicom as hd
+    import pydicom
+
+    from monai_imc.deploy.work import calibrate, make_views, perceive, series_work, write_sr
+    from monai_imc.dicom import codes
+    from monai_imc.dicom.sr import AlgorithmInfo
+
+    ds = pydicom.dcmread(dicom_path("CT_small.dcm"))
+    pipeline = IMCPipeline(tiny_llava, bank, restorer=Restorer(enabled=True))
+    pipeline.perceiver.gate_threshold = 0.0  # flag every view, so restoration runs
+    work = perceive(make_views(series_work(ds.StudyInstanceUID, ds.SeriesInstanceUID, [ds])), pipeline)
+    done = calibrate(work, pipeline)
+    (item,) = done.assessed
+    expected = pipeline.restore([item.view.pixels], [item.perception])[1][0]
+    assert item.restoration == expected and item.perception == work.assessed[0].perception
+    written = write_sr(done, tmp_path, AlgorithmInfo("tiny", "sha256:tiny-bank"))
+    (group,) = hd.sr.srread(written.sr_path).content.get_image_measurement_groups()
+    texts = {
+        i.ConceptNameCodeSequence[0].CodeValue: i.TextValue
+        for i in group[0].ContentSequence
+        if i.ValueType == "TEXT"
+    }
+    assert texts[codes.RESTORATION.value] == expected.summary
+    # restoration off (the bundle's default): no record, and the features are the perceived ones
+    off = calibrate(work, IMCPipeline(tiny_llava, bank))
+    assert off.assessed[0].restoration is None
