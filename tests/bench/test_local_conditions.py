@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from monai_imc.bench.command import _bench_argv
 from monai_imc.bench.report import summarize
 from monai_imc.bench.runner import BenchRecord, BenchRunner, conditions
-from monai_imc.cli import _bench_argv, build_parser
+from monai_imc.cli import build_parser
 from monai_imc.data import load_dataset
 from monai_imc.noise.local import with_local
 
