@@ -67,3 +67,35 @@ def test_conform_source_keeps_the_originals_and_the_uids() -> None:
     }
     assert header.StudyDescription == "S" * 61 + "..." and header.AccessionNumber == ""
     assert ds.StudyDescription == "S" * 70  # the source is left as it was
+
+
+def test_attributes_stored_under_another_vr_get_the_standards() -> None:
+    """Explicit-VR files can store a standard attribute under any VR (found by tests/dicom/test_fuzz.py:
+    a PatientID as DS made an SR dciodvfy refused, a PatientName as US one highdicom refused)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds = pydicom.dcmread(dicom_path("CT_small.dcm"))
+    ds.add_new(0x00100020, "DS", "12")  # PatientID (LO)
+    ds.add_new(0x00100010, "US", 7)  # PatientName (PN)
+    ds.add_new(0x00081030, "OB", b"Head CT\0")  # StudyDescription (LO)
+    ds.add_new(0x00080020, "FL", 1.5)  # StudyDate (DA)
+    assert {p.split(" ")[0] for p in vr.problems(ds)} == {
+        "PatientID",
+        "PatientName",
+        "StudyDescription",
+        "StudyDate",
+    }
+    header, changes = vr.conform_source(ds)
+    assert vr.problems(header) == []
+    got = {
+        e.keyword: (e.VR, e.value) for e in header if e.keyword in ("PatientID", "PatientName", "StudyDate")
+    }
+    assert got == {"PatientID": ("LO", "12"), "PatientName": ("PN", "7"), "StudyDate": ("DA", "")}
+    assert (header["StudyDescription"].VR, header.StudyDescription) == ("LO", "Head CT")
+    assert {c.keyword: c.original for c in changes} == {
+        "PatientID": "12",
+        "PatientName": "7",
+        "StudyDescription": "Head CT",
+        "StudyDate": "1.5",
+    }
+    assert all("stored as" in c.reason for c in changes)
