@@ -59,7 +59,7 @@ MAX_LENGTH: dict[str, int] = {
 """Maximum length in characters of one value (PN: of each component group); absent: unlimited."""
 
 _TEXT_VRS = ("LO", "SH", "ST", "LT", "PN", "UC", "UT")
-_LONG_TEXT = ("ST", "LT", "UT")  # these allow CR, LF, FF and TAB
+_LONG_TEXT = ("ST", "LT", "UT")  # these allow CR, LF and FF (and ESC), not TAB (dciodvfy agrees)
 _FORMAT = {
     "CS": re.compile(r"^[A-Z0-9 _]*$"),
     "DA": re.compile(r"^(\d{8})?$"),
@@ -70,7 +70,7 @@ _FORMAT = {
     "IS": re.compile(r"^ *([+-]?\d+)? *$"),
     "UI": re.compile(r"^([0-9.]*)$"),
 }
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1a\x1c-\x1f\x7f]")  # ESC (0x1b) starts ISO 2022 escapes
+_CONTROL = re.compile(r"[\x00-\x09\x0b\x0e-\x1a\x1c-\x1f\x7f]")  # ESC (0x1b) starts ISO 2022 escapes
 _CONTROL_SHORT = re.compile(r"[\x00-\x1a\x1c-\x1f\x7f]")  # short texts allow no CR / LF / TAB either
 _ENUMERATED = {"PatientSex": ("M", "F", "O")}  # enumerated values the SR's IOD (and highdicom) insist on
 _BULK = ("PixelData", "FloatPixelData", "DoubleFloatPixelData", "OverlayData", "WaveformData")
@@ -280,11 +280,12 @@ def _value_problem(vr: str, value: str) -> str | None:
 
 
 def clean_text_values(ds: Dataset) -> int:
-    """Replace the control characters UT does not allow (e.g. NUL, BEL) in every TextValue of ``ds``'s
-    content tree by U+FFFD; returns how many values changed (an SR cannot carry them at all)."""
+    """Replace the control characters UT does not allow in every TextValue of ``ds``'s content tree: TAB by
+    a space, the others (e.g. NUL, BEL) by U+FFFD; returns how many values changed (an SR cannot carry
+    them at all)."""
     changed = 0
     for _, elem in _elements(ds, ""):
         if elem.keyword == "TextValue" and isinstance(elem.value, str) and _CONTROL.search(elem.value):
-            elem.value = _CONTROL.sub("\ufffd", elem.value)
+            elem.value = _CONTROL.sub("\ufffd", elem.value.replace("\t", " "))
             changed += 1
     return changed

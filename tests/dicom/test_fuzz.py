@@ -263,7 +263,8 @@ def _check(folder: Path, data: bytes, harm: tuple) -> None:
             )
         except Exception as exc:  # noqa: BLE001  (the app fails the series with this reason)
             assert str(exc), "an SR refused must say why"
-            COUNTS[f"SR refused: {type(exc).__name__}"] += 1
+            reason = str(exc).split(": ", 1)[-1] if str(exc).startswith("SOP Instance UID") else str(exc)
+            COUNTS[f"SR refused: {type(exc).__name__}: {reason[:60]}"] += 1
             assert not [p for p in folder.iterdir() if p.name != "fuzz.dcm"], "a partial file was left"
             return
     assert not vr.problems(pydicom.dcmread(sr_path))

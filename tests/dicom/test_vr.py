@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import subprocess
 import warnings
+from pathlib import Path
 
 import pydicom
 import pytest
-from helpers import dicom_path
+from helpers import dicom_path, require_tool
 
 from monai_imc.dicom import vr
+from monai_imc.dicom.sr import AlgorithmInfo, ImageAssessment, TextRecord, write_imc_sr
 
 
 @pytest.mark.parametrize(
@@ -18,6 +21,7 @@ from monai_imc.dicom import vr
         ("SH", "Head and neck CTA", False, "Head and neck..."),
         ("LO", "Rule out\x07 bleed", False, "Rule out  bleed"),
         ("ST", "line one\r\nline two", False, "line one\r\nline two"),
+        ("LT", "a\tb", False, "a b"),
         ("LO", "ID" * 40, True, ""),
         ("DA", "2020-01-31", False, ""),
         ("DA", "20200131", False, "20200131"),
@@ -99,3 +103,20 @@ def test_attributes_stored_under_another_vr_get_the_standards() -> None:
         "StudyDate": "1.5",
     }
     assert all("stored as" in c.reason for c in changes)
+
+
+def test_tabs_and_blank_texts_make_a_valid_sr(tmp_path: Path) -> None:
+    """TAB is no character of UT (dciodvfy refuses it) and a blank text cannot fill a TEXT item (found by
+    tests/dicom/test_fuzz.py): the TAB becomes a space, the blank text is left out."""
+    dciodvfy = require_tool("dciodvfy", "dicom3tools")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds = pydicom.dcmread(dicom_path("CT_small.dcm"))
+    texts = [TextRecord("question", "Is there\ta mass?"), TextRecord("blank", " \t ")]
+    path = write_imc_sr(
+        tmp_path / "sr.dcm", [ImageAssessment(ds, None, None, 0.5)], texts, AlgorithmInfo("t", "x")
+    )
+    run = subprocess.run([dciodvfy, str(path)], check=False, capture_output=True, text=True, timeout=60)
+    assert not [line for line in (run.stdout + run.stderr).splitlines() if line.startswith("Error")]
+    values = [str(e.value) for e in pydicom.dcmread(path).iterall() if e.keyword == "TextValue"]
+    assert "Is there a mass?" in values and "blank" in values and not any("\t" in v for v in values)
