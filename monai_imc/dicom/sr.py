@@ -491,7 +491,7 @@ def _group(
                 (imc_codes.QUESTION, record.question),
                 (imc_codes.ANSWER, record.answer),
             )
-            if value  # None, or "" (a TEXT item cannot be empty: TextValue is type 1)
+            if value and value.strip()  # None, "" or blank (a TEXT item cannot be empty: type 1)
         ]
         items.append(container)
     return group

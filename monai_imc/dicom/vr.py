@@ -11,7 +11,10 @@ a source dataset whose values fit their VRs:
 - identifiers (``...ID``, ``...Number``), coded and formatted values (CS, DA, TM, DT, AS, DS, IS, AE)
   that break their VR: emptied (a truncated identifier would file the SR under another patient or
   study);
-- UIDs are left alone (an SR cannot be made without them; :func:`problems` then reports the SR invalid).
+- UIDs are left alone (an SR cannot be made without them; :func:`problems` then reports the SR invalid);
+- a standard attribute stored under another VR than the standard's (a PatientID written as DS, a
+  PatientName as US or OB: explicit-VR files can say anything) is written under the standard's text VR,
+  its value as text, then conformed as above.
 
 Every value changed is returned with its original, which the SR keeps in full in a TEXT item.
 :func:`problems` lists what still breaks a VR in a dataset (the SR writer's check before the rename).
@@ -30,6 +33,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from pydicom.datadict import dictionary_VR
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
@@ -55,7 +59,7 @@ MAX_LENGTH: dict[str, int] = {
 """Maximum length in characters of one value (PN: of each component group); absent: unlimited."""
 
 _TEXT_VRS = ("LO", "SH", "ST", "LT", "PN", "UC", "UT")
-_LONG_TEXT = ("ST", "LT", "UT")  # these allow CR, LF, FF and TAB
+_LONG_TEXT = ("ST", "LT", "UT")  # these allow CR, LF and FF (and ESC), not TAB (dciodvfy agrees)
 _FORMAT = {
     "CS": re.compile(r"^[A-Z0-9 _]*$"),
     "DA": re.compile(r"^(\d{8})?$"),
@@ -66,10 +70,11 @@ _FORMAT = {
     "IS": re.compile(r"^ *([+-]?\d+)? *$"),
     "UI": re.compile(r"^([0-9.]*)$"),
 }
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1a\x1c-\x1f\x7f]")  # ESC (0x1b) starts ISO 2022 escapes
+_CONTROL = re.compile(r"[\x00-\x09\x0b\x0e-\x1a\x1c-\x1f\x7f]")  # ESC (0x1b) starts ISO 2022 escapes
 _CONTROL_SHORT = re.compile(r"[\x00-\x1a\x1c-\x1f\x7f]")  # short texts allow no CR / LF / TAB either
 _ENUMERATED = {"PatientSex": ("M", "F", "O")}  # enumerated values the SR's IOD (and highdicom) insist on
 _BULK = ("PixelData", "FloatPixelData", "DoubleFloatPixelData", "OverlayData", "WaveformData")
+_STRING_VRS = frozenset((*MAX_LENGTH, *_TEXT_VRS, "UR"))
 
 
 @dataclass(frozen=True)
@@ -135,6 +140,10 @@ def problems(ds: Dataset) -> list[str]:
     """What breaks a VR in ``ds`` (recursively), as ``"Keyword (VR): problem"``; empty when valid."""
     found = []
     for path, elem in _elements(ds, ""):
+        standard = _standard_vr(elem)
+        if standard is not None and standard != elem.VR:
+            found.append(f"{path} ({elem.VR}): the standard's VR is {standard}")
+            continue
         for value in _values(elem):
             problem = _value_problem(elem.VR, value)
             if problem is not None:
@@ -154,6 +163,10 @@ def _conformed(ds: Dataset, prefix: str, changes: list[Change]) -> Dataset:
         if elem.VR == "SQ":
             items = [_conformed(item, f"{path}>", changes) for item in elem.value or []]
             out.add(DataElement(elem.tag, "SQ", Sequence(items)))
+            continue
+        standard = _standard_vr(elem)
+        if standard is not None and standard != elem.VR:
+            _retyped(elem, standard, path, out, changes)
             continue
         values = _values(elem)
         if not values:
@@ -176,6 +189,46 @@ def _conformed(ds: Dataset, prefix: str, changes: list[Change]) -> Dataset:
         changes.append(Change(path, elem.VR, original, "\\".join(new), reason))
         out.add(DataElement(elem.tag, elem.VR, new if len(new) > 1 else new[0]))
     return out
+
+
+def _standard_vr(elem: DataElement) -> str | None:
+    """The standard's VR of a standard attribute when it is one text VR (``None``: private, unknown,
+    ambiguous such as ``US or SS``, or not text)."""
+    if elem.tag.is_private:
+        return None
+    try:
+        standard = dictionary_VR(elem.tag)
+    except KeyError:
+        return None
+    return standard if standard in _STRING_VRS else None
+
+
+def _as_texts(elem: DataElement, vr: str) -> list[str]:
+    """The element's value(s) as text, whatever its VR (bytes as Latin-1, trailing padding dropped)."""
+    value = elem.value
+    if value is None or value == "" or value == b"":
+        return []
+    items = list(value) if isinstance(value, (MultiValue, list, tuple)) else [value]
+    texts = []
+    for item in items:
+        if isinstance(item, bytes):
+            text = item.decode("latin-1").rstrip("\x00 ")
+            texts.extend([text] if vr in _LONG_TEXT else text.split("\\"))
+        else:
+            texts.append(str(item))
+    return texts
+
+
+def _retyped(elem: DataElement, vr: str, path: str, out: Dataset, changes: list[Change]) -> None:
+    """Add ``elem`` to ``out`` under the standard's ``vr``, its values as text fitted to it."""
+    values = _as_texts(elem, vr)
+    identifier = elem.keyword.endswith(("ID", "Number", "Numbers")) or vr == "UI"
+    fixed = [conform_value(vr, v, identifier) for v in values]
+    new = [v for v, _ in fixed]  # a UID that is not one stays as it is: problems() reports it
+    reasons = sorted({r for _, r in fixed if r})
+    reason = "; ".join([f"stored as {elem.VR}, the standard's VR is {vr}", *reasons])
+    changes.append(Change(path, vr, "\\".join(values), "\\".join(new), reason))
+    out.add(DataElement(elem.tag, vr, new if len(new) > 1 else (new[0] if new else "")))
 
 
 def _elements(ds: Dataset, prefix: str) -> Iterator[tuple[str, DataElement]]:
@@ -227,11 +280,12 @@ def _value_problem(vr: str, value: str) -> str | None:
 
 
 def clean_text_values(ds: Dataset) -> int:
-    """Replace the control characters UT does not allow (e.g. NUL, BEL) in every TextValue of ``ds``'s
-    content tree by U+FFFD; returns how many values changed (an SR cannot carry them at all)."""
+    """Replace the control characters UT does not allow in every TextValue of ``ds``'s content tree: TAB by
+    a space, the others (e.g. NUL, BEL) by U+FFFD; returns how many values changed (an SR cannot carry
+    them at all)."""
     changed = 0
     for _, elem in _elements(ds, ""):
         if elem.keyword == "TextValue" and isinstance(elem.value, str) and _CONTROL.search(elem.value):
-            elem.value = _CONTROL.sub("\ufffd", elem.value)
+            elem.value = _CONTROL.sub("\ufffd", elem.value.replace("\t", " "))
             changed += 1
     return changed

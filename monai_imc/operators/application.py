@@ -15,6 +15,7 @@ import os
 import signal
 import sys
 import threading
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,8 @@ from monai_imc.atomic import remove_pending
 from monai_imc.deploy.checks import check_run_arguments
 from monai_imc.deploy.context import IMCContext, default_bundle, load_context
 from monai_imc.deploy.process import start_report
-from monai_imc.deploy.report import RunReport
+from monai_imc.deploy.report import Outcome, RunReport
+from monai_imc.deploy.work import sr_file_name
 from monai_imc.operators.artifact_perceiver import ArtifactPerceiverOperator
 from monai_imc.operators.dicom_loader import IMCDicomLoaderOperator
 from monai_imc.operators.pdc_calibrator import PDCCalibratorOperator
@@ -89,6 +91,7 @@ class IMCApplication(Application):
         self._stow_url = stow_url
         self._skip_existing = skip_existing
         self._graph_started = threading.Event()
+        self._started = time.time()
         self.report: RunReport | None = None
         super().__init__(argv or [], **kwargs)
 
@@ -167,6 +170,7 @@ class IMCApplication(Application):
         graph runs in a worker thread, the main thread waits in Python, and this app takes the signals back
         once the graph has started (the loader's first call).
         """
+        self._started = time.time()
         noise = _SDKNoise()
         quiet = [logging.getLogger(), logging.getLogger("pydicom")]
         for logger in quiet:
@@ -226,6 +230,7 @@ class IMCApplication(Application):
         removed = remove_pending()
         if self.report is not None:
             self.report.autosave = False
+            self._record_srs_in_place()
             self.report.notes.append(
                 f"interrupted by {name} ({len(self.report.of('written'))} SR(s) written before; "
                 f"{len(removed)} temporary file(s) of this run removed)"
@@ -235,6 +240,20 @@ class IMCApplication(Application):
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(128 + signum)
+
+    def _record_srs_in_place(self) -> None:
+        """SRs this run renamed into place but had not recorded yet when the signal came: ``written``."""
+        assert self.report is not None
+        listed = {Path(o.sr_path).name for o in self.report.outcomes if o.sr_path}
+        prefix, suffix = sr_file_name("|").split("|")
+        for path in sorted(Path(self.report.output).glob(sr_file_name("*"))):
+            try:
+                new = path.stat().st_mtime >= self._started
+            except OSError:
+                continue
+            if new and path.name not in listed:
+                uid = path.name[len(prefix) : len(path.name) - len(suffix)]
+                self.report.add(Outcome("written", "series", uid, "", str(path)))
 
     @property
     def exit_code(self) -> int:

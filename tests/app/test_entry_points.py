@@ -111,8 +111,20 @@ def test_app_package_reads_i_o_m_like_the_sdk_examples(
 
 
 def test_readme_first_command_sample_study_then_run(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    imc: IMCContext, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The two commands in-process; the run gets the session's copy of the default bundle's context (the
+    same bundle and device it asks for) instead of loading the model once more."""
+    from monai_imc.deploy.context import default_bundle
+    from monai_imc.operators import application
+
+    asked = []
+
+    def shared_context(path: Path, device: str | None = None) -> IMCContext:
+        asked.append((Path(path).resolve(), device))
+        return imc
+
+    monkeypatch.setattr(application, "load_context", shared_context)
     assert cli.main(["sample-study", str(tmp_path / "study")]) == 0
     listing = capsys.readouterr().out
     assert "mr_motion4" in listing and "motion severity 4" in listing
@@ -123,6 +135,7 @@ def test_readme_first_command_sample_study_then_run(
     assert printed.count("SR IMC_SR_") == report["written"] == 8
     assert "artifact " in printed and "calibration " in printed and "answer: " in printed
     assert "8 SR(s) written" in printed and "exit code 0" in printed
+    assert asked == [(default_bundle().resolve(), "cpu")]
 
 
 def test_run_names_a_missing_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,10 +1,12 @@
 """A run killed (``kill -9``) or stopped (SIGTERM) and run again: complete output, no partial file, a run
-report that says what happened. The runs are real ``monai-imc run`` processes on the sample study."""
+report that says what happened. The runs are real ``monai-imc run`` processes on three series of the sample
+study (bench/kill_rerun.py kills the app at many more points, on as many series as asked)."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -12,6 +14,7 @@ import time
 from pathlib import Path
 
 import pydicom
+import pytest
 from helpers import REPO
 
 from monai_imc.atomic import TEMPORARY_NAME
@@ -20,6 +23,20 @@ from monai_imc.deploy.sample import SampleStudy
 from monai_imc.deploy.work import sr_file_name
 
 START_LIMIT = 600.0  # seconds until the first SR (Holoscan and the model load first; the machine is shared)
+
+
+SERIES = ("ct", "mr", "mr_motion4")  # three series: one SR before the kill, the others after
+
+
+@pytest.fixture(scope="module")
+def small_study(sample_study: SampleStudy, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, set[str]]:
+    """Three series of the sample study and its sidecar; their Series Instance UIDs."""
+    folder = tmp_path_factory.mktemp("small_study")
+    chosen = [s for s in sample_study.series if s.name in SERIES]
+    for series in chosen:
+        shutil.copytree(series.path.parent, folder / series.name)
+    shutil.copy(sample_study.sidecar, folder / sample_study.sidecar.name)
+    return folder, {s.series_instance_uid for s in chosen}
 
 
 def _start(input_folder: Path, output_folder: Path, *extra: str) -> subprocess.Popen[str]:
@@ -59,9 +76,11 @@ def _report(output_folder: Path) -> dict:
     return json.loads((output_folder / REPORT_NAME).read_text())
 
 
-def test_kill_9_then_rerun_completes(sample_study: SampleStudy, tmp_path: Path) -> None:
+def test_kill_9_then_rerun_completes(small_study: tuple[Path, set[str]], tmp_path: Path) -> None:
+    study, every = small_study
+    assert len(every) == len(SERIES)
     out = tmp_path / "out"
-    killed = _start(sample_study.folder, out)
+    killed = _start(study, out)
     _stop_at_first_sr(killed, out, signal.SIGKILL)
     assert killed.returncode == -signal.SIGKILL
     before = _report(out)  # saved as the run went: what it had done when it was killed
@@ -72,7 +91,7 @@ def test_kill_9_then_rerun_completes(sample_study: SampleStudy, tmp_path: Path) 
     leftover = out / f".{sr_file_name('1.2.3')}.k9x_1234.tmp"
     leftover.write_bytes(b"half an SR")
 
-    rerun = _start(sample_study.folder, out, "--skip-existing")
+    rerun = _start(study, out, "--skip-existing")
     try:
         _, stderr = rerun.communicate(timeout=900)
     finally:
@@ -88,7 +107,6 @@ def test_kill_9_then_rerun_completes(sample_study: SampleStudy, tmp_path: Path) 
     kept = {o["name"] for o in after["outcomes"] if o["status"] == "kept"}
     written = {o["name"] for o in after["outcomes"] if o["status"] == "written"}
     assert done_before <= kept and not kept & written
-    every = {s.series_instance_uid for s in sample_study.series}
     assert kept | written == every
     names = sorted(p.name for p in out.iterdir())
     assert names == sorted([*(sr_file_name(u) for u in every), REPORT_NAME])
@@ -97,9 +115,9 @@ def test_kill_9_then_rerun_completes(sample_study: SampleStudy, tmp_path: Path) 
         assert pydicom.dcmread(out / sr_file_name(uid)).Modality == "SR"
 
 
-def test_sigterm_completes_the_report(sample_study: SampleStudy, tmp_path: Path) -> None:
+def test_sigterm_completes_the_report(small_study: tuple[Path, set[str]], tmp_path: Path) -> None:
     out = tmp_path / "out"
-    stopped = _start(sample_study.folder, out)
+    stopped = _start(small_study[0], out)
     _stop_at_first_sr(stopped, out, signal.SIGTERM)
     assert stopped.returncode == 128 + signal.SIGTERM
     report = _report(out)
