@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import subprocess
-import sys
 from importlib.metadata import entry_points
 from pathlib import Path
 
@@ -16,22 +15,19 @@ from PIL import Image
 from monai_imc.cli import main
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "monai_imc.cli", *args], capture_output=True, text=True, timeout=300, check=False
-    )
-
-
 def test_console_script_is_installed() -> None:
     scripts = {ep.name: ep.value for ep in entry_points(group="console_scripts")}
     assert scripts.get("monai-imc") == "monai_imc.cli:main"
 
 
-def test_preview_writes_a_grid_of_noise_by_severity(tmp_path: Path) -> None:
+def test_preview_writes_a_grid_of_noise_by_severity(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "grid.png"
-    result = run_cli("noise", "preview", "--image", str(dicom_path("CT_small.dcm")), "--noises", "blur,motion",
-                     "--tile", "100", "--out", str(out))
-    assert result.returncode == 0, result.stderr
+    # in-process (the command's own entry point); the installed console script is checked above
+    code = main(["noise", "preview", "--image", str(dicom_path("CT_small.dcm")), "--noises", "blur,motion",
+                 "--tile", "100", "--out", str(out)])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    result = subprocess.CompletedProcess([], code, captured.out, captured.err)
     grid = Image.open(out)
     assert grid.size == (120 + 6 * 104, 26 + 2 * (100 + 20 + 4))
     rows = {line.split()[0]: [float(v) for v in line.split()[1:]] for line in result.stdout.splitlines()
@@ -52,11 +48,12 @@ def test_preview_on_the_default_image_and_a_jpeg(
     assert main(["noise", "preview", "--image", str(jpeg), "--noises", "jpeg", "--out", str(tmp_path / "b.png")]) == 0
 
 
-def test_text_prints_every_variant() -> None:
+def test_text_prints_every_variant(capsys: pytest.CaptureFixture[str]) -> None:
     question = "Is there a pneumothorax in the left lung?"
-    result = run_cli("noise", "text", question, "--noises", "typo,distractor")
-    assert result.returncode == 0, result.stderr
-    lines = result.stdout.splitlines()
+    code = main(["noise", "text", question, "--noises", "typo,distractor"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    lines = captured.out.splitlines()
     assert question in lines[0]
     variants = [line for line in lines[1:] if line.startswith(("typo", "distractor"))]
     assert len(variants) == 10

@@ -278,16 +278,16 @@ def evaluate_checkpoint(
     model = load_model(str(path), device="cpu", dtype=torch.float32)
     out: dict[str, Any] = {}
     for name, dataset in (("slake_test", "slake"), ("vqa_rad_test", "vqa_rad")):
-        rows = load_vqa(data, dataset, "test")
-        if limit is not None:
-            rows = rows[:limit]
+        every = load_vqa(data, dataset, "test")
+        rows = every[:limit] if limit is not None else every
         groups = slake_content_types(data) if dataset == "slake" else None
         out[name] = evaluate_vqa(model, rows, blank_images=blank_images, progress=progress, groups=groups)
         if controls and not blank_images and dataset == "slake":
-            # Test-time controls (SURE-VQA): the same model shown a black image, or another test image.
+            # Test-time controls (SURE-VQA): the same model shown a black image, or another test image
+            # (drawn from the whole test split, as the benchmark's shuffled-image method does).
             out[f"{name}_blank_image"] = evaluate_vqa(model, rows, blank_images=True, progress=progress, groups=groups)
             out[f"{name}_shuffled_image"] = evaluate_vqa(
-                model, rows, progress=progress, image_for=shuffled_images(rows, EVAL_NOISE_SEED), groups=groups
+                model, rows, progress=progress, image_for=shuffled_images(every, EVAL_NOISE_SEED), groups=groups
             )
     unique = sorted(dict.fromkeys(r.question for r in heldout_rows))
     random.Random(EVAL_NOISE_SEED).shuffle(unique)
