@@ -26,24 +26,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from monai_imc import __version__
+from monai_imc.noise.registry import parse_severities
 
 DEFAULT_PREVIEW_IMAGE = "MR2_UNCI.dcm"
 """pydicom-data's brain MR (1024 x 1024), the real image the preview uses when no --image is given."""
-
-
-def parse_severities(text: str) -> list[int]:
-    """Parse ``"3"``, ``"1-5"`` or ``"1,3,5"`` into severity levels (validated later)."""
-    out: list[int] = []
-    for part in text.split(","):
-        part = part.strip()
-        if "-" in part:
-            start, _, stop = part.partition("-")
-            out.extend(range(int(start), int(stop) + 1))
-        elif part:
-            out.append(int(part))
-    if not out:
-        raise ValueError(f"no severities in {text!r}")
-    return out
 
 
 def default_preview_image() -> Path:

@@ -60,8 +60,7 @@ def run_bench(args: argparse.Namespace) -> int:
 
     require("matplotlib", extra="bench", purpose="monai-imc bench (its plots)")
     from monai_imc.bench.benchmark import BenchSettings, rebuild_report, run_benchmark
-    from monai_imc.cli import parse_severities
-    from monai_imc.noise.registry import parse_noise_list
+    from monai_imc.noise.registry import parse_noise_list, parse_severities
 
     if args.report_only:
         rebuilt = rebuild_report(args.out)

@@ -45,7 +45,7 @@ from scipy import ndimage
 
 from monai_imc.noise.base import Noise
 from monai_imc.noise.local_names import LOCAL_PREFIX, base_noise, is_local_noise, local_noises, with_local
-from monai_imc.noise.registry import NoiseSpec, get_noise
+from monai_imc.noise.registry import NoiseSpec, get_noise, list_noises, local_class_name
 
 __all__ = [
     "LOCAL_PREFIX",
@@ -315,9 +315,8 @@ def _bound_class(noise: str) -> type[LocalNoise]:
     ) -> None:
         LocalNoise.__init__(self, noise, severity, seed, region=region, **kw)
 
-    title = "".join(part.title() for part in noise.split("_"))
     return type(
-        f"Local{title}Noise",
+        local_class_name(noise),
         (LocalNoise,),
         {
             "__init__": __init__,
@@ -331,12 +330,20 @@ def _bound_class(noise: str) -> type[LocalNoise]:
 
 
 def local_spec(name: str) -> NoiseSpec:
-    """The registry entry of ``local-<noise>``: the wrapped noise's levels, a transform with the random region.
+    """The registry entry of ``local-<noise>`` (:func:`monai_imc.noise.registry.get_noise` makes it).
 
     Raises:
         ValueError: not a ``local-`` name, or the wrapped noise is unknown, local or a text noise.
     """
     if not is_local_noise(name):
         raise ValueError(f"{name!r} is not a local noise name (local-<image noise>)")
-    cls = _bound_class(base_noise(name))
-    return NoiseSpec(cls.name, "image", cls.cause, tuple(cls.levels), cls)
+    return get_noise(name)
+
+
+def __getattr__(attr: str) -> type[LocalNoise]:
+    """``LocalBlurNoise`` and the like: the bound class of every registered image noise (PEP 562), which the
+    registry's entries of the local noises name."""
+    for noise in list_noises("image"):
+        if local_class_name(noise) == attr:
+            return _bound_class(noise)
+    raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")

@@ -3,13 +3,9 @@
 
 from __future__ import annotations
 
-from monai_imc.noise.registry import get_noise, list_noises
+from monai_imc.noise.registry import LOCAL_PREFIX, get_noise, list_noises
 
 __all__ = ["LOCAL_PREFIX", "base_noise", "is_local_noise", "local_noises", "with_local"]
-
-LOCAL_PREFIX = "local-"
-"""Prefix of the registry name of a local noise: ``local-<image noise>``."""
-
 
 def is_local_noise(name: str) -> bool:
     """Whether ``name`` names a local noise (``local-<noise>``)."""

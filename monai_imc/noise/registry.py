@@ -30,7 +30,9 @@ from monai_imc.noise.catalog import BUILTIN_MODULES, Modality, read_catalog
 if TYPE_CHECKING:
     from monai_imc.noise.base import Noise
 
-__all__ = ["NoiseSpec", "get_noise", "list_noises", "register_noise"]
+__all__ = [
+    "LOCAL_PREFIX", "NoiseSpec", "get_noise", "list_noises", "local_class_name", "parse_severities", "register_noise",
+]
 
 _BUILTIN_MODULES = BUILTIN_MODULES
 _REGISTRY: dict[str, NoiseSpec] = {}
@@ -135,6 +137,26 @@ def list_noises(modality: Modality | None = None) -> list[str]:
     return sorted(n for n, s in _REGISTRY.items() if modality is None or s.modality == modality)
 
 
+LOCAL_PREFIX = "local-"
+"""Prefix of the registry name of a local noise: ``local-<image noise>`` (:mod:`monai_imc.noise.local`)."""
+
+
+def local_class_name(noise: str) -> str:
+    """The name of the array transform of ``local-<noise>`` in :mod:`monai_imc.noise.local`."""
+    return "Local" + "".join(part.title() for part in noise.split("_")) + "Noise"
+
+
+def _local_spec(name: str) -> NoiseSpec:
+    """The entry of ``local-<image noise>``: the wrapped noise's levels; its transform is imported from
+    :mod:`monai_imc.noise.local` when first used (that module builds on this one, not the reverse)."""
+    base = name[len(LOCAL_PREFIX) :]
+    spec = get_noise(base)  # raises for an unknown noise
+    if spec.modality != "image" or base.startswith(LOCAL_PREFIX):
+        raise ValueError(f"local noise needs a global image noise; {base!r} is not one")
+    cause = f"{base} inside a region only (a lesion, else a seeded rectangle)"
+    return NoiseSpec(name, "image", cause, tuple(spec.levels), f"monai_imc.noise.local:{local_class_name(base)}")
+
+
 def get_noise(name: str) -> NoiseSpec:
     """The registry entry of ``name``; ``local-<image noise>`` is that noise inside a region
     (:mod:`monai_imc.noise.local`).
@@ -143,10 +165,8 @@ def get_noise(name: str) -> NoiseSpec:
         ValueError: no noise has that name (the message lists the known ones).
     """
     _load_builtin()
-    if isinstance(name, str) and name.startswith("local-") and name not in _REGISTRY:
-        from monai_imc.noise.local import local_spec  # the local module builds on this one
-
-        return local_spec(name)
+    if isinstance(name, str) and name.startswith(LOCAL_PREFIX) and name not in _REGISTRY:
+        return _local_spec(name)
     try:
         return _REGISTRY[name]
     except (KeyError, TypeError):
@@ -155,6 +175,21 @@ def get_noise(name: str) -> NoiseSpec:
 
 def _kind(modality: str) -> str:
     return "an image noise" if modality == "image" else "a text noise"
+
+
+def parse_severities(text: str) -> list[int]:
+    """Parse ``"3"``, ``"1-5"`` or ``"1,3,5"`` into severity levels (validated later)."""
+    out: list[int] = []
+    for part in text.split(","):
+        part = part.strip()
+        if "-" in part:
+            start, _, stop = part.partition("-")
+            out.extend(range(int(start), int(stop) + 1))
+        elif part:
+            out.append(int(part))
+    if not out:
+        raise ValueError(f"no severities in {text!r}")
+    return out
 
 
 def parse_noise_list(text: str | None, modality: Modality | None = None) -> list[str]:
