@@ -17,11 +17,18 @@ bank's linear discriminant over ``clean`` and every (noise, severity). Three ver
 
 Without views it falls back to the bank's token-only discriminant (a bank built before the measures has
 only that one).
+
+The physics measures read only the view, not the features: :meth:`ArtifactPerceiver.measure_async` starts
+them on a worker thread (numpy and scipy release the GIL) so that they run while the model encodes the
+same view, and :meth:`ArtifactPerceiver.perceive` takes their result (``measured``).
+:meth:`monai_imc.pipeline.IMCPipeline.encode_and_perceive` is the one place that does both.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,11 +39,36 @@ from monai_imc.models.base import ImageInput, VisionFeatures
 from monai_imc.prototypes import CLEAN, PrototypeBank, descriptor
 from monai_imc.quality import MEASURES, assessability, measures_and_vector
 
-__all__ = ["ARTIFACT", "CLEAN_VERDICT", "NOT_ASSESSABLE", "ArtifactPerceiver", "Perception"]
+__all__ = ["ARTIFACT", "CLEAN_VERDICT", "NOT_ASSESSABLE", "ArtifactPerceiver", "Measured", "Perception", "measure_view"]
 
 CLEAN_VERDICT = "clean"
 ARTIFACT = "artifact"
 NOT_ASSESSABLE = "not assessable"
+
+Measured = tuple[dict[str, float], np.ndarray] | None
+"""The physics measures of one view, by name and as the descriptor's vector
+(:func:`~monai_imc.quality.measures_and_vector`); ``None`` for a view that cannot be measured."""
+
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def _pool() -> ThreadPoolExecutor:
+    """The one worker thread of the physics measures (created on first use, shared by all perceivers)."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="imc-measures")
+        return _POOL
+
+
+def measure_view(view: ImageInput) -> Measured:
+    """The physics measures of ``view``, or ``None`` when it is degenerate (see
+    :func:`~monai_imc.quality.assessability`: the perceiver says so without measuring)."""
+    arr = np.asarray(view)
+    if assessability(arr) is not None:
+        return None
+    return measures_and_vector(arr)
 
 
 @dataclass(frozen=True)
@@ -176,6 +208,14 @@ class ArtifactPerceiver:
         """Whether the bank has a fused (tokens and physics measures) discriminant."""
         return "fused" in self._found
 
+    def measure_async(self, views: Sequence[ImageInput]) -> Future[list[Measured]] | None:
+        """Start the physics measures of ``views`` on the measures' worker thread; ``None`` when this
+        perceiver reads no measures. Pass the future's result to :meth:`perceive` (``measured``)."""
+        if not self.uses_measures:
+            return None
+        arrays = [np.asarray(v) for v in views]
+        return _pool().submit(lambda: [measure_view(a) for a in arrays])
+
     @property
     def range_threshold(self) -> float | None:
         """The range of the discriminant used with views (the fused one when the bank has it)."""
@@ -238,10 +278,15 @@ class ArtifactPerceiver:
         )
 
     def perceive_tokens(
-        self, tokens: torch.Tensor, view: ImageInput | None = None, modality: str | None = None
+        self,
+        tokens: torch.Tensor,
+        view: ImageInput | None = None,
+        modality: str | None = None,
+        measured: Measured = None,
     ) -> Perception:
-        """The :class:`Perception` of one image's tokens and, optionally, the view the model was shown and
-        its DICOM modality."""
+        """The :class:`Perception` of one image's tokens and, optionally, the view the model was shown, its
+        DICOM modality and its physics measures already computed (:func:`measure_view`; computed here when
+        ``None``)."""
         chosen = self._pick(view is not None)
         modality_reason = self.modality_reason(modality)
         if modality_reason is not None:
@@ -262,10 +307,10 @@ class ArtifactPerceiver:
                 )
         if not bool(torch.isfinite(tokens).all()):
             return _unassessable("the model's image features are not finite", chosen.name)
-        measures, measured = None, None
+        measures, vector = None, None
         if view is not None and self.uses_measures:
-            measures, measured = measures_and_vector(np.asarray(view))
-        z = self.standardised(tokens, view if measured is not None else None, measured)
+            measures, vector = measured if measured is not None else measures_and_vector(np.asarray(view))
+        z = self.standardised(tokens, view if vector is not None else None, vector)
         if not bool(torch.isfinite(z).all()):
             return _unassessable("the image's measures are not finite", chosen.name)
         distance = float(chosen.lda.distances(z[None])[0])
@@ -324,6 +369,7 @@ class ArtifactPerceiver:
         features: VisionFeatures,
         views: Sequence[ImageInput | None] | None = None,
         modalities: Sequence[str | None] | None = None,
+        measured: Sequence[Measured] | None = None,
     ) -> list[Perception]:
         """One :class:`Perception` per image of ``features``.
 
@@ -332,18 +378,20 @@ class ArtifactPerceiver:
             views: the images exactly as given to ``encode_images`` (optional): with them the perceiver
                 adds the physics measures and tells degenerate images apart.
             modalities: the DICOM modality of each image, where known (see :meth:`modality_reason`).
+            measured: the views' physics measures, already computed (:meth:`measure_async`); computed
+                here when not given.
 
         Raises:
-            ValueError: ``views`` or ``modalities`` does not have one entry per image.
+            ValueError: ``views``, ``modalities`` or ``measured`` does not have one entry per image.
         """
         n = features.num_images
-        if views is not None and len(views) != n:
-            raise ValueError(f"{len(views)} views for {n} images")
-        if modalities is not None and len(modalities) != n:
-            raise ValueError(f"{len(modalities)} modalities for {n} images")
+        for name, given in (("views", views), ("modalities", modalities), ("measured", measured)):
+            if given is not None and len(given) != n:
+                raise ValueError(f"{len(given)} {name} for {n} images")
         views_ = list(views) if views is not None else [None] * n
         kinds = list(modalities) if modalities is not None else [None] * n
+        known = list(measured) if measured is not None else [None] * n
         return [
-            self.perceive_tokens(tokens, view, modality)
-            for tokens, view, modality in zip(features.tokens, views_, kinds)
+            self.perceive_tokens(tokens, view, modality, m)
+            for tokens, view, modality, m in zip(features.tokens, views_, kinds, known)
         ]

@@ -170,6 +170,28 @@ class IMCPipeline:
                 features, views=None if views is None else list(views), modalities=modalities
             )
 
+    def encode_and_perceive(
+        self, views: Sequence[ImageInput], modalities: Sequence[str | None] | None = None
+    ) -> tuple[VisionFeatures, list[Perception]]:
+        """One vision pass over ``views`` and their perceptions (with the views' physics measures).
+
+        The measures read only the views, so they run on the perceiver's worker thread while the model
+        encodes (:meth:`ArtifactPerceiver.measure_async`); the ``perceive`` stage then times only what
+        perception adds to the wall time: waiting for the measures, and the discriminant.
+
+        Raises:
+            RuntimeError: the pipeline has no bank.
+        """
+        if self.perceiver is None:
+            raise RuntimeError("perceive needs a prototype bank; this pipeline has none")
+        pending = self.perceiver.measure_async(views)
+        features = self.encode(list(views))
+        with timed("perceive"):
+            measured = pending.result() if pending is not None else None
+            return features, self.perceiver.perceive(
+                features, views=list(views), modalities=modalities, measured=measured
+            )
+
     def calibrate(
         self, features: VisionFeatures, perceptions: Sequence[Perception], pdc: bool | None = None
     ) -> tuple[VisionFeatures, list[Calibration]]:
@@ -212,8 +234,8 @@ class IMCPipeline:
         restored, records = self.restore([view], [perception])
         if not records[0].applied:
             return RestoredView(view, features, perception, records[0])
-        new_features = self.encode([restored[0]])
-        new_perception = self.perceive(new_features, views=[restored[0]])[0]
+        new_features, new_perceptions = self.encode_and_perceive([restored[0]])
+        new_perception = new_perceptions[0]
         return RestoredView(restored[0], new_features, new_perception, records[0])
 
     def refine(self, text: str) -> Refinement:
@@ -276,8 +298,8 @@ class IMCPipeline:
         use_pdc = self.pdc if pdc is None else pdc
         use_refine = self.refiner is not None if refine is None else refine
         use_restore = self.restorer.enabled if restore is None else restore
-        features = self.encode([image])
-        perception = self.perceive(features, views=[image])[0]
+        features, perceptions = self.encode_and_perceive([image])
+        perception = perceptions[0]
         restoration, seen = None, perception
         if use_restore:
             restored = self.restore_view(image, features, perception)

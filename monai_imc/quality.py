@@ -167,14 +167,21 @@ def spike_score(
     return float(excess.max())
 
 
-def ghost_energy(img: np.ndarray, periods: tuple[int, ...] = (2, 3, 4, 5, 6, 7, 8)) -> float:
+def _power_spectrum(img: np.ndarray) -> np.ndarray:
+    """Power spectrum of ``img`` minus its mean (not shifted, no window)."""
+    return np.abs(sfft.fft2(img - img.mean())) ** 2
+
+
+def ghost_energy(
+    img: np.ndarray, periods: tuple[int, ...] = (2, 3, 4, 5, 6, 7, 8), power: np.ndarray | None = None
+) -> float:
     """Ghost replicas along a phase-encoding axis: every p-th k-space line scaled down makes p ghost copies.
 
     Per axis, the log energy of each k-space line minus its running median; the score is the largest
     drop of the lines of one phase of one period ``p`` below the other lines' mean (both axes tried: the
-    phase-encoding axis is not known).
+    phase-encoding axis is not known). ``power``: :func:`_power_spectrum` of ``img`` when already computed.
     """
-    power = np.abs(sfft.fftshift(sfft.fft2(img - img.mean()))) ** 2
+    power = sfft.fftshift(_power_spectrum(img) if power is None else power)
     best = 0.0
     for axis in (0, 1):
         energy = np.log(power.sum(axis=1 - axis) + 1e-12)
@@ -226,9 +233,10 @@ def truncation_cliff(img: np.ndarray, log_spec: np.ndarray | None = None) -> flo
     return best
 
 
-def sharpness(img: np.ndarray) -> float:
-    """High-frequency energy: the share (log10) of the spectrum's energy above half the Nyquist frequency."""
-    power = np.abs(sfft.fft2(img - img.mean())) ** 2
+def sharpness(img: np.ndarray, power: np.ndarray | None = None) -> float:
+    """High-frequency energy: the share (log10) of the spectrum's energy above half the Nyquist frequency.
+    ``power``: :func:`_power_spectrum` of ``img`` when already computed."""
+    power = _power_spectrum(img) if power is None else power
     fy = np.abs(sfft.fftfreq(img.shape[0]))[:, None]
     fx = np.abs(sfft.fftfreq(img.shape[1]))[None, :]
     high = np.maximum(fy, fx) > 0.25
@@ -321,14 +329,14 @@ def measures(view: ArrayLike) -> dict[str, float]:
         raise ValueError(f"view cannot be measured: {reason}")
     native = _unit(_gray(view))
     img = _shrink(native)
-    log_spec = _log_spectrum(img)
+    log_spec, power = _log_spectrum(img), _power_spectrum(img)
     return {
         "noise_sigma": noise_sigma(img),
         "spike_score": spike_score(img, log_spec=log_spec),
-        "ghost_energy": ghost_energy(img),
+        "ghost_energy": ghost_energy(img, power=power),
         "gibbs_ringing": gibbs_ringing(img),
         "truncation_cliff": truncation_cliff(img, log_spec=log_spec),
-        "sharpness": sharpness(img),
+        "sharpness": sharpness(img, power=power),
         "anisotropy": anisotropy(img),
         "bias_trend": bias_trend(img),
         "blockiness": blockiness(_native_crop(native)),

@@ -268,8 +268,8 @@ def perceive(work: SeriesWork, pipeline: IMCPipeline) -> SeriesWork:
     sources = {str(ds.SOPInstanceUID): ds for ds in work.datasets}
     assessed = []
     for view in work.views:
-        features = pipeline.encode([view.pixels])
-        perception = pipeline.perceive(features, views=[view.pixels], modalities=[work.modality])[0]
+        features, perceptions = pipeline.encode_and_perceive([view.pixels], modalities=[work.modality])
+        perception = perceptions[0]
         assessed.append(AssessedView(view, sources[view.sop_instance_uid], features, perception))
         logger.debug(
             "series %s view %s: %s (p_clean %.3f)",

@@ -168,6 +168,36 @@ def test_shift_variant_and_calibration_records(bank: PrototypeBank, tiny_llava, 
         PDCCalibrator(bank).calibrate(features, perception * 2)
 
 
+def test_measures_run_beside_the_encode_and_perceive_alike(bank: PrototypeBank, tiny_llava, views, monkeypatch) -> None:
+    import threading
+
+    import monai_imc.perceive as perceive_module
+
+    shown = [views[0], corrupt(views[1], "spike", 4, 5), np.full((64, 64), 9, np.uint8)]
+    measured_on: list[str] = []
+    real = perceive_module.measures_and_vector
+
+    def spy(view):  # the real measures, recording the thread they ran on
+        measured_on.append(threading.current_thread().name)
+        return real(view)
+
+    monkeypatch.setattr(perceive_module, "measures_and_vector", spy)
+    pipeline = IMCPipeline(tiny_llava, bank)
+    features, found = pipeline.encode_and_perceive(shown, modalities=["CT", "CT", "CT"])
+    assert measured_on and all(name.startswith("imc-measures") for name in measured_on)
+    assert len(measured_on) == 2, "the constant view is not assessable: it is not measured"
+    measured_on.clear()
+    expected = ArtifactPerceiver(bank).perceive(tiny_llava.encode_images(shown), views=shown)
+    assert measured_on == [threading.current_thread().name] * 2, "perceive alone measures in the caller's thread"
+    assert [p.verdict for p in found] == [p.verdict for p in expected]
+    assert found[2].verdict == "not assessable" and "constant" in (found[2].reason or "")
+    for got, want in zip(found[:2], expected[:2]):
+        assert got.measures == want.measures and got.noise == want.noise and got.severity == want.severity
+        assert got.p_clean == pytest.approx(want.p_clean, abs=1e-6)
+    with pytest.raises(ValueError, match="1 measured for 3 images"):
+        pipeline.perceiver.perceive(features, views=shown, measured=[None])
+
+
 def test_pipeline_uses_one_vision_pass_and_keeps_every_result(bank: PrototypeBank, tiny_llava, views) -> None:
     forced = dataclasses.replace(
         bank, tensors={**bank.tensors, "strength": torch.ones_like(bank.tensors["strength"])}
