@@ -17,13 +17,14 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from monai_imc.bundle import CONFIG, bundle_parser, find_bundle, parsed
 from monai_imc.dicom.frames import DEFAULT_MAX_PIXELS
-from monai_imc.dicom.sr import AlgorithmInfo
+from monai_imc.dicom.sr import AlgorithmInfo, warm_up
 from monai_imc.dicom.views import CT_PRESETS
 from monai_imc.pipeline import IMCPipeline
 from monai_imc.refine import SMSRefiner
@@ -166,6 +167,8 @@ def load_context(path: str | os.PathLike[str], device: str | None = None) -> IMC
     """
     bundle = find_bundle(path).resolve()
     config_file = bundle / CONFIG
+    # highdicom's first SR costs about a second of table loading: spend it while the model loads
+    threading.Thread(target=_warm_up_sr, name="imc-sr-warm-up", daemon=True).start()
     parser = bundle_parser(bundle, {"device": device})
     try:
         if "context" in parser:
@@ -200,6 +203,13 @@ def load_context(path: str | os.PathLike[str], device: str | None = None) -> IMC
         context.algorithm.bank_hash[:19],
     )
     return context
+
+
+def _warm_up_sr() -> None:
+    try:
+        warm_up()
+    except Exception:  # a warm-up only saves time: the first real SR loads the same tables, and reports errors
+        logger.debug("SR warm-up failed", exc_info=True)
 
 
 def _get(parser: Any, key: str, default: Any) -> Any:
