@@ -10,6 +10,12 @@ perceived artifact picks) -> encode the restored view -> perceive it again -> ca
 perceiver sees in the restored view: a residual artifact is calibrated, a view restored to clean passes the
 gate) -> answer. A view that restoration leaves unchanged costs no second vision pass.
 
+Concurrency: the text and the image do not depend on each other until the answer, so :meth:`IMCPipeline.run`
+starts the SMS refinement on a worker thread (the agents' text-only calls take the model's text lock, not
+the lock of image calls) and the perceiver's physics measures on another
+(:meth:`IMCPipeline.encode_and_perceive`) while the model encodes; the ``refine`` and ``perceive`` stages
+then time only what they add to the wall time (the wait). The results are those of running them in turn.
+
 The app (``monai_imc.deploy.work``), the
 benchmark (``monai_imc.bench.runner``) and the measurements call these steps; :meth:`IMCPipeline.run` runs
 them all on one image and one text.
@@ -24,7 +30,9 @@ Example::
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +49,18 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 __all__ = ["IMCAnswer", "IMCPipeline", "IMCRun", "RestoredView"]
+
+_TEXT_POOL: ThreadPoolExecutor | None = None
+_TEXT_POOL_LOCK = threading.Lock()
+
+
+def _text_pool() -> ThreadPoolExecutor:
+    """The worker thread that refines texts while images are encoded (created on first use)."""
+    global _TEXT_POOL
+    with _TEXT_POOL_LOCK:
+        if _TEXT_POOL is None:
+            _TEXT_POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="imc-text")
+        return _TEXT_POOL
 
 
 @dataclass(frozen=True)
@@ -249,6 +269,16 @@ class IMCPipeline:
         with timed("refine"):
             return self.refiner.refine(text)
 
+    def _refine_async(self, text: str) -> Future[Refinement]:
+        """Start :meth:`refine`'s work on the text worker thread (untimed there: :meth:`run` times the wait).
+
+        Raises:
+            RuntimeError: the pipeline has no refiner.
+        """
+        if self.refiner is None:
+            raise RuntimeError("refine needs an SMS refiner; this pipeline has none")
+        return _text_pool().submit(self.refiner.refine, text)
+
     def generate(self, features: VisionFeatures, question: str, **gen: Any) -> str:
         """The model's answer to ``question`` about the images behind ``features`` (no vision pass)."""
         with timed("answer"):
@@ -298,6 +328,7 @@ class IMCPipeline:
         use_pdc = self.pdc if pdc is None else pdc
         use_refine = self.refiner is not None if refine is None else refine
         use_restore = self.restorer.enabled if restore is None else restore
+        pending = self._refine_async(text) if use_refine else None
         features, perceptions = self.encode_and_perceive([image])
         perception = perceptions[0]
         restoration, seen = None, perception
@@ -305,7 +336,10 @@ class IMCPipeline:
             restored = self.restore_view(image, features, perception)
             features, seen, restoration = restored.features, restored.perception, restored.restoration
         features, records = self.calibrate(features, [seen], pdc=use_pdc)
-        refinement = self.refine(text) if use_refine else None
+        refinement = None
+        if pending is not None:
+            with timed("refine"):  # the wait: the refinement ran beside the encode
+                refinement = pending.result()
         question = refinement.text if refinement is not None else text
         answer = self.generate(features, question, **gen)
         logger.debug(

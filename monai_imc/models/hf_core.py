@@ -102,6 +102,9 @@ class HFVisionLanguageModel(HFTextMixin):
         # One model is shared by the operators (perceiver, calibrator, agents), possibly from several
         # threads; the projector hook of encode_images must not see another thread's generate.
         self._lock = threading.RLock()
+        # Text-only calls (the SMS agents' scores and chats) never run the projector: they take their own
+        # lock, so that a text agent can work while another thread encodes an image (IMCPipeline.run).
+        self._text_lock = threading.RLock()
 
     # ------------------------------------------------------------------ construction
     @classmethod

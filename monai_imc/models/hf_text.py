@@ -28,6 +28,8 @@ class HFTextMixin:
     tokenizer: Any
     chat_template: Any
     image_token: str
+    _lock: Any  # calls that run the projector (answers about images)
+    _text_lock: Any  # text-only calls
 
     def _left_pad(self, encoded: Sequence[dict[str, torch.Tensor]]) -> tuple[dict[str, torch.Tensor], int]:
         """One left-padded batch of single-row text inputs, and the pad id (the EOS where there is none)."""
@@ -156,7 +158,7 @@ class HFTextMixin:
             for row, e in enumerate(encs):
                 ids[row, : len(e["input_ids"])] = torch.tensor(e["input_ids"])
                 mask[row, : len(e["input_ids"])] = 1
-            with self._lock, torch.no_grad():
+            with self._text_lock, torch.no_grad():
                 logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits
             logprobs = torch.log_softmax(logits[:, :-1].float(), dim=-1)
             picked = logprobs.gather(-1, ids[:, 1:, None].to(logprobs.device))[..., 0].cpu()
@@ -179,7 +181,7 @@ class HFTextMixin:
         """
         enc = self.tokenizer(prompt, return_tensors="pt", return_offsets_mapping=True)
         ids = enc["input_ids"].to(self.device)
-        with self._lock, torch.no_grad():
+        with self._text_lock, torch.no_grad():
             logits = self.model(input_ids=ids, attention_mask=enc["attention_mask"].to(self.device)).logits
         logprobs = torch.log_softmax(logits[0, :-1].float(), dim=-1)
         picked = logprobs.gather(-1, ids[0, 1:, None])[:, 0].tolist()
@@ -203,7 +205,7 @@ class HFTextMixin:
         """
         text = self.render_chat(messages, add_generation_prompt=True)
         inputs = self.text_inputs(text, ())
-        with self._lock, torch.no_grad():
+        with self._text_lock, torch.no_grad():
             out = self.model.generate(**inputs, **self._gen_defaults(gen))
         return self.tokenizer.decode(out[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True).strip()
 
@@ -231,7 +233,7 @@ class HFTextMixin:
         batch, pad = self._left_pad(encoded)
         options = self._gen_defaults(gen)
         options["pad_token_id"] = pad
-        with self._lock, torch.no_grad():
+        with self._text_lock, torch.no_grad():
             out = self.model.generate(**batch, **options)
         return [self.tokenizer.decode(row, skip_special_tokens=True).strip() for row in out[:, batch["input_ids"].shape[1] :]]
 

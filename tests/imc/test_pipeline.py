@@ -51,3 +51,25 @@ def test_missing_parts_are_named(tiny_llava, views) -> None:
         pipeline.refine("Is it normal?")
     out, records = pipeline.calibrate(features, [None], pdc=False)  # PDC off needs no bank
     assert out is features and records[0].reason == "disabled"
+
+
+def test_run_refines_on_the_text_worker_while_the_image_is_encoded(bank: PrototypeBank, tiny_llava, views) -> None:
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    refiner = SMSRefiner(tiny_llava, max_rounds=1)
+    seen: list[str] = []
+    real = refiner.refine
+
+    def spy(text: str):  # the real refinement, recording the thread it ran on
+        seen.append(threading.current_thread().name)
+        return real(text)
+
+    refiner.refine = spy  # type: ignore[method-assign]
+    pipeline = IMCPipeline(tiny_llava, bank, refiner=refiner)
+    result = pipeline.run(views[0], "Is the lung normal?", max_new_tokens=4)
+    assert seen and seen[0].startswith("imc-text") and result.refinement == real("Is the lung normal?")
+    # text-only calls do not wait for an image call: they score while another thread holds the image lock
+    with tiny_llava._lock, ThreadPoolExecutor(1) as pool:
+        scored = pool.submit(tiny_llava.prompt_logprobs, "USER: Is the lung normal?")
+        assert len(scored.result(timeout=60)) > 3
