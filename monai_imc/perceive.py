@@ -26,9 +26,8 @@ same view, and :meth:`ArtifactPerceiver.perceive` takes their result (``measured
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,6 +37,7 @@ from monai_imc.discriminant import LinearDiscriminant
 from monai_imc.models.base import ImageInput, VisionFeatures
 from monai_imc.prototypes import CLEAN, PrototypeBank, descriptor
 from monai_imc.quality import MEASURES, assessability, measures_and_vector
+from monai_imc.workers import worker
 
 __all__ = ["ARTIFACT", "CLEAN_VERDICT", "NOT_ASSESSABLE", "ArtifactPerceiver", "Measured", "Perception", "measure_view"]
 
@@ -48,19 +48,6 @@ NOT_ASSESSABLE = "not assessable"
 Measured = tuple[dict[str, float], np.ndarray] | None
 """The physics measures of one view, by name and as the descriptor's vector
 (:func:`~monai_imc.quality.measures_and_vector`); ``None`` for a view that cannot be measured."""
-
-_POOL: ThreadPoolExecutor | None = None
-_POOL_LOCK = threading.Lock()
-
-
-def _pool() -> ThreadPoolExecutor:
-    """The one worker thread of the physics measures (created on first use, shared by all perceivers)."""
-    global _POOL
-    with _POOL_LOCK:
-        if _POOL is None:
-            _POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="imc-measures")
-        return _POOL
-
 
 def measure_view(view: ImageInput) -> Measured:
     """The physics measures of ``view``, or ``None`` when it is degenerate (see
@@ -214,7 +201,7 @@ class ArtifactPerceiver:
         if not self.uses_measures:
             return None
         arrays = [np.asarray(v) for v in views]
-        return _pool().submit(lambda: [measure_view(a) for a in arrays])
+        return worker("imc-measures").submit(lambda: [measure_view(a) for a in arrays])
 
     @property
     def range_threshold(self) -> float | None:

@@ -30,9 +30,8 @@ Example::
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +41,7 @@ from monai_imc.perceive import ArtifactPerceiver, Perception
 from monai_imc.prototypes import PrototypeBank
 from monai_imc.restore import Restoration, Restorer
 from monai_imc.timing import timed
+from monai_imc.workers import worker
 
 if TYPE_CHECKING:
     from monai_imc.refine import Refinement, SMSRefiner
@@ -49,18 +49,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 __all__ = ["IMCAnswer", "IMCPipeline", "IMCRun", "RestoredView"]
-
-_TEXT_POOL: ThreadPoolExecutor | None = None
-_TEXT_POOL_LOCK = threading.Lock()
-
-
-def _text_pool() -> ThreadPoolExecutor:
-    """The worker thread that refines texts while images are encoded (created on first use)."""
-    global _TEXT_POOL
-    with _TEXT_POOL_LOCK:
-        if _TEXT_POOL is None:
-            _TEXT_POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="imc-text")
-        return _TEXT_POOL
 
 
 @dataclass(frozen=True)
@@ -277,7 +265,7 @@ class IMCPipeline:
         """
         if self.refiner is None:
             raise RuntimeError("refine needs an SMS refiner; this pipeline has none")
-        return _text_pool().submit(self.refiner.refine, text)
+        return worker("imc-text").submit(self.refiner.refine, text)
 
     def generate(self, features: VisionFeatures, question: str, **gen: Any) -> str:
         """The model's answer to ``question`` about the images behind ``features`` (no vision pass)."""

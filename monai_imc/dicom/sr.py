@@ -75,7 +75,7 @@ from monai_imc.dicom import codes as imc_codes
 from monai_imc.dicom import vr
 from monai_imc.dicom.uids import sr_uids
 
-__all__ = ["AlgorithmInfo", "ImageAssessment", "TextRecord", "build_imc_sr", "warm_up", "write_imc_sr"]
+__all__ = ["AlgorithmInfo", "ImageAssessment", "TextRecord", "build_imc_sr", "write_imc_sr"]
 
 logger = logging.getLogger(__name__)
 
@@ -372,24 +372,6 @@ def write_imc_sr(
         target,
     )
     return target
-
-
-def warm_up() -> None:
-    """Build two SRs of a synthetic image in memory (nothing is written), so that highdicom's tables of the
-    standard and its lazily built caches are loaded before the first real SR: about a second once per
-    process, which :func:`monai_imc.deploy.context.load_context` spends on a background thread while the
-    model loads instead of in the first study's SR stage."""
-    from pydicom.uid import CTImageStorage
-
-    for _ in range(2):
-        ds = Dataset()
-        ds.SOPClassUID = CTImageStorage
-        ds.SOPInstanceUID, ds.StudyInstanceUID, ds.SeriesInstanceUID = (generate_uid() for _ in range(3))
-        ds.Modality, ds.PatientID, ds.PatientName, ds.StudyID = "CT", "0", "warm^up", "1"
-        ds.StudyDate, ds.StudyTime, ds.AccessionNumber, ds.ReferringPhysicianName = "20260101", "000000", "", ""
-        ds.PatientBirthDate, ds.PatientSex = "", ""
-        record = TextRecord("question", "What is shown?", "What is shown?", "What is shown?", "ct")
-        build_imc_sr([ImageAssessment(ds, "motion", 3, 0.8)], [record], AlgorithmInfo("warm-up", "sha256:0"))
 
 
 # --- internals ----------------------------------------------------------------------------------------

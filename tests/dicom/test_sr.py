@@ -392,18 +392,18 @@ def test_source_series_names_the_series_from_the_input_headers(tmp_path: Path) -
 
 
 def test_warm_up_builds_srs_in_memory_and_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from monai_imc.dicom import sr as sr_module
+    from monai_imc.deploy import context as context_module
 
     built = []
-    real = sr_module.build_imc_sr
+    real = context_module.build_imc_sr
 
     def spy(*args, **kwargs):  # the real builder: its SR must be valid, not merely built
         result = real(*args, **kwargs)
         built.append(result)
         return result
 
-    monkeypatch.setattr(sr_module, "build_imc_sr", spy)
+    monkeypatch.setattr(context_module, "build_imc_sr", spy)
     monkeypatch.chdir(tmp_path)
-    sr_module.warm_up()  # load_context runs it on a thread and swallows errors: here they must not occur
+    context_module.warm_up_sr_writer()  # load_context runs it on a thread and swallows errors: here they must not occur
     assert len(built) == 2 and list(tmp_path.iterdir()) == []
     assert all(isinstance(s, hd.sr.Comprehensive3DSR) and s.Modality == "SR" for s in built)
