@@ -51,8 +51,17 @@ EncodeMany = Callable[
 ]
 """``(items, names, severities, seed, batch_size, physics) -> {index: encode_variants(...)}``."""
 
-SHRINKAGES = (0.05, 0.2, 0.5)
-"""Covariance shrinkages tried on validation."""
+SHRINKAGES = (0.0, 0.01, 0.05, 0.2, 0.5)
+"""Covariance shrinkages tried on validation (none only where the within-class degrees of freedom are
+at least :data:`UNSHRUNK_DOF` times the dimensions)."""
+
+UNSHRUNK_DOF = 4
+"""An unshrunk (or barely shrunk, < 0.01) covariance needs this many within-class degrees of freedom per
+dimension."""
+
+GATE_LEVELS = (1, 2)
+"""The lowest artifact level the clean gate reads, tried on validation: 1 reads ``1 - p_clean``; 2 leaves
+out the faintest level of every noise, which on clean validation images looks like a clean image."""
 
 
 @dataclass(frozen=True)
@@ -64,9 +73,11 @@ class PerceiverChoice:
         parts: the descriptor parts it reads (``"tokens"``, ``"physics"``, ``"tokens+physics"``).
         lda: the discriminant.
         shrinkage: its covariance shrinkage.
-        gate_threshold: ``1 - p_clean`` at which an artifact is reported.
+        gate_threshold: the probability of an artifact (at ``gate_min_severity`` or above) at which one is
+            reported.
         range_threshold: the largest distance of an image like the bank's.
         validation: its validation scores (type right and flagged at severity >= 3, clean false alarm).
+        gate_min_severity: the lowest artifact level the gate reads.
     """
 
     name: str
@@ -76,6 +87,7 @@ class PerceiverChoice:
     gate_threshold: float
     range_threshold: float
     validation: dict[str, float]
+    gate_min_severity: int = 1
 
 
 def class_log_prior(n_noises: int, n_severities: int) -> torch.Tensor:
@@ -106,8 +118,9 @@ def fit_perceivers(
     """Fit candidate discriminants on the training descriptors and choose on the validation ones.
 
     Candidates: the token part, the physics part, both (where ``n_measures > 0``), each at every
-    ``shrinkage``. Criterion: the share of validation images at severity >= 3 that are reported with
-    the right noise type once the clean gate lets ``clean_false_alarm`` of clean validation images pass.
+    ``shrinkage`` and every gate level of :data:`GATE_LEVELS` within ``severities``. Criterion: the share
+    of validation images at severity >= 3 that are reported with the right noise type once the clean gate
+    lets ``clean_false_alarm`` of clean validation images pass.
 
     Args:
         train_z: standardised descriptors ``(n, dim)``, the last ``n_measures`` dimensions the measures.
@@ -136,28 +149,36 @@ def fit_perceivers(
     val_sev = torch.tensor([0, *[s for _ in range(n_noises) for s in severities]])[val_labels]
     strong, clean = (val_labels > 0) & (val_sev >= 3), val_labels == 0
     candidates: dict[str, list[PerceiverChoice]] = {"tokens": [], "fused": []}
+    dof = len(train_z) - n_classes
+    levels = [1] + [g for g in GATE_LEVELS if g > 1 and min(severities) < g <= max(severities)]
     for part, mask in parts.items():
         for shrinkage in shrinkages:
+            if shrinkage < 0.01 and dof < UNSHRUNK_DOF * int(mask.sum()):
+                continue  # too few images for an (almost) unshrunk covariance
             lda = LinearDiscriminant.fit(train_z, train_labels, n_classes, shrinkage, log_prior, mask)
             post = lda.posteriors(val_z)
-            artifact = 1.0 - post[:, 0]
-            gate = _gate(artifact[clean].numpy(), clean_false_alarm)
-            typed = post[:, 1:].reshape(-1, n_noises, n_sev).sum(2).argmax(1)
-            right = (artifact >= gate) & (typed == val_noise)
+            per_level = post[:, 1:].reshape(-1, n_noises, n_sev)
+            typed = per_level.sum(2).argmax(1)
             distances = lda.distances(val_z).numpy()
-            choice = PerceiverChoice(
-                "tokens" if part == "tokens" else "fused",
-                part,
-                lda,
-                shrinkage,
-                gate,
-                1.5 * float(np.quantile(distances, 0.995)),
-                {
-                    "type_right_severity_3_plus": float(right[strong].float().mean()),
-                    "clean_false_alarm": float((artifact[clean] >= gate).float().mean()),
-                },
-            )
-            candidates[choice.name].append(choice)
+            for level in levels:
+                below = [i for i, s in enumerate(severities) if s < level]
+                artifact = 1.0 - post[:, 0] - (per_level[:, :, below].sum((1, 2)) if below else 0.0)
+                gate = _gate(artifact[clean].numpy(), clean_false_alarm)
+                right = (artifact >= gate) & (typed == val_noise)
+                choice = PerceiverChoice(
+                    "tokens" if part == "tokens" else "fused",
+                    part,
+                    lda,
+                    shrinkage,
+                    gate,
+                    1.5 * float(np.quantile(distances, 0.995)),
+                    {
+                        "type_right_severity_3_plus": float(right[strong].float().mean()),
+                        "clean_false_alarm": float((artifact[clean] >= gate).float().mean()),
+                    },
+                    level,
+                )
+                candidates[choice.name].append(choice)
     chosen = {}
     for name, options in candidates.items():
         if options:
@@ -278,6 +299,8 @@ def build_bank(
     physics: bool = True,
     modalities: Sequence[str] | None = None,
     encode_many: EncodeMany | None = None,
+    clean_images: Sequence[ImageInput] = (),
+    clean_image_ids: Sequence[str] | None = None,
 ) -> PrototypeBank:
     """Build a :class:`PrototypeBank` for ``model`` from clean reference images.
 
@@ -310,6 +333,11 @@ def build_bank(
         encode_many: computes :func:`encode_variants` of many ``(index, image)`` at once, e.g. on Ray
             workers (:func:`monai_imc.bench.scale.ray_bank_encoder`); ``None``: here, one image at a time.
             The bank is the same either way.
+        clean_images: more clean reference images, encoded clean only (one vision pass each, no noisy
+            copies): they widen what the perceiver knows of clean images and calibrate its clean gate on
+            more of them (a site's own clean studies are the cheapest). Split like ``images``; not used
+            for the calibration maps.
+        clean_image_ids: their names for the manifest (default ``clean<index>``).
 
     Raises:
         ValueError: fewer than 2 assessable images, an unknown or non-image noise, a bad severity.
@@ -331,12 +359,33 @@ def build_bank(
         ids.append(name)
     if len(arrays) < 2:
         raise ValueError(f"a prototype bank needs at least 2 assessable reference images, got {len(arrays)}")
+    clean_arrays, clean_ids = [], []
+    for image, name in zip(clean_images, clean_image_ids or [f"clean{i}" for i in range(len(clean_images))]):
+        reason = assessability(np.asarray(image))
+        if reason is not None:
+            logger.warning("prototype bank: clean image %s left out: %s", name, reason)
+            continue
+        clean_arrays.append(to_hwc_uint8(image))
+        clean_ids.append(str(name))
     order = np.random.RandomState(seed).permutation(len(arrays))
     n_val = min(len(arrays) - 1, max(1, round(validation_fraction * len(arrays))))
     val_idx, train_idx = sorted(order[:n_val].tolist()), sorted(order[n_val:].tolist())
     classes = [(CLEAN, 0)] + [(n, s) for n in names for s in sev]
     n_measures = len(MEASURES) if physics else 0
-    bar = tqdm(total=len(arrays) * len(classes), desc="prototype bank", disable=not progress, unit="view")
+    clean_order = np.random.RandomState(seed + 1).permutation(len(clean_arrays))
+    n_clean_val = round(validation_fraction * len(clean_arrays))
+    clean_val, clean_train = sorted(clean_order[:n_clean_val].tolist()), sorted(clean_order[n_clean_val:].tolist())
+    bar = tqdm(
+        total=len(arrays) * len(classes) + len(clean_arrays), desc="prototype bank", disable=not progress, unit="view"
+    )
+
+    def clean_only(indices: Sequence[int]) -> list[torch.Tensor]:
+        """Raw descriptors of clean-only reference images (class 0)."""
+        out = []
+        for i in indices:
+            out.append(encode_variants(model, clean_arrays[i], i, (), sev, seed, 1, physics)[0][2])
+            bar.update(1)
+        return out
 
     shared = encode_many(
         [(i, arrays[i]) for i in (*train_idx, *val_idx)], names, sev, seed, batch_size, physics
@@ -361,6 +410,8 @@ def build_bank(
         train_desc += [d for _, _, d in triples]
         train_labels += [k for k, _, _ in triples]
     assert calibration is not None
+    train_desc += clean_only(clean_train)
+    train_labels += [0] * len(clean_train)
     n = calibration.n_images
     maps, basis = calibration.ridge_maps(ridge_lambda, ridge_rank)
     tensors: dict[str, torch.Tensor] = {
@@ -389,6 +440,8 @@ def build_bank(
             for g, strength in enumerate(grid):
                 out = calibrate_tokens(bank, tokens, names[n_i], sev[s_i], strength)
                 errors[n_i, s_i, g] += float(((out - clean) ** 2).mean())
+    val_desc += clean_only(clean_val)
+    val_labels += [0] * len(clean_val)
     bar.close()
     bank.tensors["strength"] = torch.tensor(grid, dtype=torch.float32)[errors.argmin(dim=2)]
 
@@ -425,6 +478,7 @@ def build_bank(
             "parts": choice.parts,
             "shrinkage": choice.shrinkage,
             "gate_threshold": choice.gate_threshold,
+            "gate_min_severity": choice.gate_min_severity,
             "range_threshold": choice.range_threshold,
             "validation": choice.validation,
         }
@@ -437,13 +491,18 @@ def build_bank(
         "noise_parameters": {name: [dict(p) for p in get_noise(name).levels] for name in names},
         "seed": seed,
         "images": {"train": [ids[i] for i in train_idx], "validation": [ids[i] for i in val_idx]},
+        "clean_images": {
+            "train": [clean_ids[i] for i in clean_train],
+            "validation": [clean_ids[i] for i in clean_val],
+        },
         "choices": {
             "gate_threshold": main.gate_threshold,
             "range_threshold": main.range_threshold,
             "clean_false_alarm_target": clean_false_alarm,
             "perceivers": perceivers,
             "range_rule": "1.5 x the 99.5th percentile of the validation descriptors' distance to the nearest class",
-            "gate_rule": f"the {100 * (1 - clean_false_alarm):g}th percentile of 1 - p_clean on clean validation images",
+            "gate_rule": f"the {100 * (1 - clean_false_alarm):g}th percentile, on clean validation images, of the "
+            "probability of an artifact at the perceiver's gate_min_severity or above",
             "selection": "descriptor parts and shrinkage with the most validation images at severity >= 3 "
             "reported with the right noise type",
             "strength_grid": list(grid),
@@ -459,11 +518,14 @@ def build_bank(
         "token_grid": calibration.token_count if "token_shift" in tensors else None,
     }
     logger.info(
-        "Built a prototype bank: %d noises x %d severities from %d + %d images; perceiver %s (validation %s)",
+        "Built a prototype bank: %d noises x %d severities from %d + %d images (and %d + %d clean only); "
+        "perceiver %s (validation %s)",
         len(names),
         len(sev),
         len(train_idx),
         len(val_idx),
+        len(clean_train),
+        len(clean_val),
         main.parts,
         main.validation,
     )

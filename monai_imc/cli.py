@@ -119,17 +119,24 @@ def _cmd_prototypes_build(args: argparse.Namespace) -> int:
     from monai_imc.models import load_model
     from monai_imc.noise.registry import parse_noise_list
 
-    files = []
-    for spec in args.images:  # each source gives at most --limit images
-        found = dataset_images(spec, splits=args.splits.split(","))
-        files += found[: args.limit] if args.limit else found
-    images, ids = [], []
-    for path in files:
-        try:
-            images.append(load_view(path, args.size))
-            ids.append(str(path))
-        except ValueError as err:  # one unreadable file does not stop the bank
-            print(f"skipped: {err}", file=sys.stderr)
+    splits = args.splits.split(",")
+
+    def read(specs: list[str], limit: int, skip: set[str]) -> tuple[list, list[str]]:
+        files = []
+        for spec in specs:  # each source gives at most `limit` images
+            found = [p for p in dataset_images(spec, splits=splits) if str(p) not in skip]
+            files += found[:limit] if limit else found
+        images, ids = [], []
+        for path in files:
+            try:
+                images.append(load_view(path, args.size))
+                ids.append(str(path))
+            except ValueError as err:  # one unreadable file does not stop the bank
+                print(f"skipped: {err}", file=sys.stderr)
+        return images, ids
+
+    images, ids = read(args.images, args.limit, set())
+    clean_images, clean_ids = read(args.clean_images or [], args.clean_limit, set(ids))
     model = load_model(args.model, device=args.device, dtype=args.dtype)
     encode_many = None
     if args.ray:  # the images' views encoded by Ray workers; the same bank (docs/scale.md)
@@ -141,12 +148,17 @@ def _cmd_prototypes_build(args: argparse.Namespace) -> int:
         model, images, parse_noise_list(args.noises, "image"), parse_severities(args.severities),
         seed=args.seed, validation_fraction=args.validation_fraction, image_ids=ids, progress=True,
         modalities=args.modalities.split(",") if args.modalities else None, encode_many=encode_many,
+        clean_images=clean_images, clean_image_ids=clean_ids,
     )
     bank.save(args.out)
     choices = bank.manifest["choices"]
+    clean = bank.manifest["clean_images"]
     print(f"bank: {len(bank.noises)} noises x {len(bank.severities)} severities from "
-          f"{len(bank.manifest['images']['train'])} + {len(bank.manifest['images']['validation'])} images")
-    print(f"gate threshold (1 - p_clean): {choices['gate_threshold']:.4f}")
+          f"{len(bank.manifest['images']['train'])} + {len(bank.manifest['images']['validation'])} images, "
+          f"and {len(clean['train'])} + {len(clean['validation'])} clean only")
+    fused = choices["perceivers"].get("fused") or choices["perceivers"]["tokens"]
+    print(f"clean gate: an artifact of level {fused['gate_min_severity']} or above at probability "
+          f"{choices['gate_threshold']:.4f}")
     print(f"wrote {args.out} (bank sha256 {bank.bank_hash[:16]}...)")
     return 0
 
@@ -326,6 +338,11 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--seed", type=int, default=0)
     build.add_argument("--validation-fraction", type=float, default=0.25)
     build.add_argument("--limit", type=int, default=0, help="use at most this many images of each source")
+    build.add_argument("--clean-images", action="append",
+                       help="more clean reference images, encoded clean only (no noisy copies), the same forms as "
+                            "--images: they widen the perceiver's clean class and calibrate its clean gate "
+                            "(images already in --images are skipped)")
+    build.add_argument("--clean-limit", type=int, default=0, help="use at most this many of each clean source")
     build.add_argument("--size", type=int, default=0, help="shrink images to this longest side before noise")
     build.add_argument("--modalities", default="",
                        help="DICOM modalities the images show, comma-separated (e.g. CT,MR,CR,DX): the perceiver "

@@ -10,10 +10,12 @@ bank's linear discriminant over ``clean`` and every (noise, severity). Three ver
   modalities and the caller knows the view's), the features are not finite, or the descriptor lies
   outside the bank's range (another kind of picture). It claims no
   artifact and nothing is calibrated; the reason is kept for the SR.
-- ``"artifact"``: the probability of an artifact, ``1 - p_clean``, reached the clean gate (calibrated on
-  clean validation images); the noise type is the most likely one (severities summed), the severity its
-  posterior-mean level, the confidence that type's posterior.
-- ``"clean"``: otherwise.
+- ``"artifact"``: the probability of an artifact reached the clean gate (calibrated on clean validation
+  images). The gate reads the artifacts at the bank's gate level or above (level 2 where validation chose
+  it: the faintest level of every noise looks like a clean image), or ``1 - p_clean``. The noise type is
+  the most likely one (severities summed), the severity its posterior-mean level, the confidence that
+  type's posterior.
+- ``"clean"``: otherwise; the confidence is one minus the gate's probability.
 
 Without views it falls back to the bank's token-only discriminant (a bank built before the measures has
 only that one).
@@ -49,13 +51,13 @@ Measured = tuple[dict[str, float], np.ndarray] | None
 """The physics measures of one view, by name and as the descriptor's vector
 (:func:`~monai_imc.quality.measures_and_vector`); ``None`` for a view that cannot be measured."""
 
-def measure_view(view: ImageInput) -> Measured:
-    """The physics measures of ``view``, or ``None`` when it is degenerate (see
-    :func:`~monai_imc.quality.assessability`: the perceiver says so without measuring)."""
+def measure_view(view: ImageInput, names: Sequence[str] = MEASURES) -> Measured:
+    """The physics measures of ``view`` (the vector in ``names`` order: a bank's own list), or ``None`` when
+    it is degenerate (see :func:`~monai_imc.quality.assessability`: the perceiver says so without measuring)."""
     arr = np.asarray(view)
     if assessability(arr) is not None:
         return None
-    return measures_and_vector(arr)
+    return measures_and_vector(arr, names)
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,8 @@ class Perception:
         measures: the physics measures of the view, when a view was given and could be measured.
         descriptor: ``"fused"`` (tokens and measures) or ``"tokens"``: the discriminant used; ``"given"`` for
             a perception told rather than perceived (:meth:`given`).
+        p_artifact: the probability the clean gate reads: of an artifact at the bank's gate level or
+            above (``None``: ``1 - p_clean``, a bank whose gate reads every level).
     """
 
     noise: str | None
@@ -90,6 +94,7 @@ class Perception:
     reason: str | None = None
     measures: Mapping[str, float] | None = None
     descriptor: str = "tokens"
+    p_artifact: float | None = None
 
     @classmethod
     def given(cls, noise: str | None, severity: int | None = None) -> Perception:
@@ -110,8 +115,11 @@ class Perception:
 
     @property
     def artifact_probability(self) -> float:
-        """``1 - p_clean``: the probability that some artifact is present (0 when not assessable)."""
-        return 0.0 if self.verdict == NOT_ASSESSABLE else 1.0 - self.p_clean
+        """The probability of an artifact the clean gate reads (0 when not assessable): of one at the
+        bank's gate level or above, ``1 - p_clean`` where the gate reads every level."""
+        if self.verdict == NOT_ASSESSABLE:
+            return 0.0
+        return 1.0 - self.p_clean if self.p_artifact is None else self.p_artifact
 
     @property
     def assessable(self) -> bool:
@@ -134,6 +142,7 @@ class _Discriminant:
     lda: LinearDiscriminant
     gate: float
     range: float | None
+    gate_min_severity: int = 1
 
 
 def _unassessable(reason: str, descriptor_name: str, distance: float = 0.0) -> Perception:
@@ -160,7 +169,8 @@ class ArtifactPerceiver:
 
     Args:
         bank: the model's prototype bank.
-        gate_threshold: override the bank's clean gate (``1 - p_clean`` needed to report an artifact).
+        gate_threshold: override the bank's clean gate (the :attr:`Perception.artifact_probability` needed
+            to report an artifact).
 
     Example::
 
@@ -174,13 +184,19 @@ class ArtifactPerceiver:
         self.gate_threshold = None if gate_threshold is None else float(gate_threshold)
         t = bank.tensors
         self._center, self._scale = t["descriptor_center"].float(), t["descriptor_scale"].float()
+        # the measures the bank was built with, in its order (a bank of an earlier release has fewer)
+        self.measure_names: tuple[str, ...] = tuple(bank.manifest.get("measures") or MEASURES)
         self._found: dict[str, _Discriminant] = {}
         perceivers = bank.manifest.get("choices", {}).get("perceivers")
         if perceivers:
             for name, choice in perceivers.items():
                 lda = LinearDiscriminant.from_tensors(t, f"perceiver.{name}")
                 self._found[name] = _Discriminant(
-                    name, lda, float(choice["gate_threshold"]), choice.get("range_threshold")
+                    name,
+                    lda,
+                    float(choice["gate_threshold"]),
+                    choice.get("range_threshold"),
+                    int(choice.get("gate_min_severity", 1)),
                 )
         else:  # a bank built before the physics measures: one token discriminant, uniform type prior
             n_types, n_sev = len(bank.noises) + 1, len(bank.severities)
@@ -201,7 +217,8 @@ class ArtifactPerceiver:
         if not self.uses_measures:
             return None
         arrays = [np.asarray(v) for v in views]
-        return worker("imc-measures").submit(lambda: [measure_view(a) for a in arrays])
+        names = self.measure_names
+        return worker("imc-measures").submit(lambda: [measure_view(a, names) for a in arrays])
 
     @property
     def range_threshold(self) -> float | None:
@@ -222,7 +239,7 @@ class ArtifactPerceiver:
         d = descriptor(tokens.detach().to("cpu"))
         width = self._center.shape[0]
         n_measures = width - d.shape[0]
-        if n_measures not in (0, len(MEASURES)):
+        if n_measures not in (0, len(self.measure_names)):
             raise ValueError(
                 f"features of width {tokens.shape[-1]} do not fit a bank built on a descriptor of width {width}"
             )
@@ -235,7 +252,7 @@ class ArtifactPerceiver:
         if measured is None and view is None:
             return torch.cat([z_tokens, torch.zeros(n_measures)])
         if measured is None:
-            measured = measures_and_vector(np.asarray(view))[1]
+            measured = measures_and_vector(np.asarray(view), self.measure_names)[1]
         m = torch.from_numpy(measured)
         return torch.cat([z_tokens, (m - self._center[d.shape[0] :]) / self._scale[d.shape[0] :]])
 
@@ -296,7 +313,9 @@ class ArtifactPerceiver:
             return _unassessable("the model's image features are not finite", chosen.name)
         measures, vector = None, None
         if view is not None and self.uses_measures:
-            measures, vector = measured if measured is not None else measures_and_vector(np.asarray(view))
+            if measured is None:
+                measured = measures_and_vector(np.asarray(view), self.measure_names)
+            measures, vector = measured
         z = self.standardised(tokens, view if vector is not None else None, vector)
         if not bool(torch.isfinite(z).all()):
             return _unassessable("the image's measures are not finite", chosen.name)
@@ -315,14 +334,18 @@ class ArtifactPerceiver:
         probabilities = {CLEAN: float(post[0])}
         probabilities.update({n: float(per_noise[i].sum()) for i, n in enumerate(bank.noises)})
         p_clean = probabilities[CLEAN]
+        # the gate reads the artifacts at its level or above: the faintest level of every noise is, on
+        # clean validation images, too like a clean image to tell apart (the bank chose the level)
+        low = [i for i, s in enumerate(bank.severities) if s < chosen.gate_min_severity]
+        p_artifact = 1.0 - p_clean - float(per_noise[:, low].sum()) if low else 1.0 - p_clean
         gate = chosen.gate if self.gate_threshold is None else self.gate_threshold
-        if 1.0 - p_clean < gate:
+        if p_artifact < gate:
             return Perception(
                 None,
                 None,
                 p_clean,
                 probabilities,
-                p_clean,
+                1.0 - p_artifact,
                 False,
                 distance,
                 True,
@@ -330,6 +353,7 @@ class ArtifactPerceiver:
                 None,
                 measures,
                 chosen.name,
+                p_artifact,
             )
         best = max(bank.noises, key=probabilities.__getitem__)
         row = per_noise[bank.noises.index(best)]
@@ -349,6 +373,7 @@ class ArtifactPerceiver:
             None,
             measures,
             chosen.name,
+            p_artifact,
         )
 
     def perceive(

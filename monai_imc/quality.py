@@ -2,7 +2,8 @@
 
 Each measure looks at what an artifact is made of, whatever the model's features show: thermal noise,
 a k-space spike, ghost replicas along the phase-encoding axis, k-space truncation and ringing, lost
-sharpness, a smooth intensity trend, 8 x 8 compression blocks, noise that grows with the signal. They
+sharpness, a smooth intensity trend, 8 x 8 compression blocks, noise that grows with the signal (its
+level function over the intensity range), a lifted noise floor, clipped pixels, lost left-right balance. They
 are cheap (a few FFTs and filters of an image of at most :data:`WORK_SIZE` pixels a side) and use numpy
 and scipy (``scipy.fft``, ``scipy.ndimage``) only. MRIQC's image-quality metrics are the reference.
 
@@ -21,6 +22,7 @@ Usage::
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -39,12 +41,17 @@ __all__ = [
     "gibbs_ringing",
     "measure_vector",
     "measures",
+    "clipped_shares",
+    "histogram_entropy",
+    "left_right_asymmetry",
     "measures_and_vector",
+    "noise_level_function",
     "noise_sigma",
     "sharpness",
     "signal_dependent_noise",
     "spike_score",
     "truncation_cliff",
+    "vector_of",
 ]
 
 MIN_SIDE = 16
@@ -67,8 +74,19 @@ MEASURES = (
     "bias_trend",
     "blockiness",
     "signal_dependent_noise",
+    "noise_dark",
+    "noise_slope",
+    "noise_bright",
+    "left_right_asymmetry",
+    "histogram_entropy",
+    "clipped_white",
+    "clipped_black",
 )
-"""The names of :func:`measures`, in the order of :func:`measure_vector`."""
+"""The names of :func:`measures`, in the order of :func:`measure_vector` (a bank built with fewer reads
+its own list: :func:`measures_and_vector` takes the names)."""
+
+_LOG_SCALED = ("noise_sigma", "clipped_white", "clipped_black")
+"""Measures that span decades: the descriptor reads their log."""
 
 
 def _gray(view: ArrayLike) -> np.ndarray:
@@ -133,13 +151,13 @@ def _second_difference(img: np.ndarray) -> np.ndarray:
     )
 
 
-def noise_sigma(img: np.ndarray) -> float:
+def noise_sigma(img: np.ndarray, residual: np.ndarray | None = None) -> float:
     """Immerkaer's estimate of the standard deviation of additive white noise (fast, edge-robust).
 
     A 3 x 3 kernel that cancels any locally linear signal leaves the noise; its mean absolute response
     times ``sqrt(pi / 2) / (6 (H - 2) (W - 2))`` estimates sigma (Immerkaer 1996).
     """
-    response = _second_difference(img)[1:-1, 1:-1]
+    response = (_second_difference(img) if residual is None else residual)[1:-1, 1:-1]
     return float(math.sqrt(math.pi / 2.0) * np.abs(response).mean() / 6.0)
 
 
@@ -289,10 +307,10 @@ def blockiness(img: np.ndarray, block: int = 8) -> float:
     return float(np.mean(steps))
 
 
-def signal_dependent_noise(img: np.ndarray) -> float:
+def signal_dependent_noise(img: np.ndarray, residual: np.ndarray | None = None) -> float:
     """Noise that grows with the signal (quantum noise of low dose): log ratio of the local noise (robust
     spread of a fine high-pass residual) in the brightest foreground quartile to that in the darkest one."""
-    residual = _second_difference(img)
+    residual = _second_difference(img) if residual is None else residual
     level = ndimage.gaussian_filter(img, 2.0)
     mask = _foreground(img)
     if mask.sum() < 64:
@@ -306,6 +324,74 @@ def signal_dependent_noise(img: np.ndarray) -> float:
         return float(np.median(np.abs(x - np.median(x)))) + 1e-4
 
     return float(np.log(spread(bright) / spread(dark)))
+
+
+def noise_level_function(
+    img: np.ndarray, block: int = 8, bins: int = 8, residual: np.ndarray | None = None
+) -> tuple[float, float, float]:
+    """How the noise level changes with the signal (the noise level function of Poisson-Gaussian noise).
+
+    Per ``block`` x ``block`` block, the mean level and a robust noise sigma (MAD of Immerkaer's
+    residual); per intensity bin (``bins`` quantile bins of the block levels), the lower quartile of the
+    blocks' sigmas (the flattest blocks: edges and texture raise the others); a line fitted to log sigma
+    over the level. Thermal (Rician) noise is flat and lifts the darkest bin; quantum (low-dose) noise
+    grows with the signal.
+
+    Returns:
+        ``(log sigma of the darkest bin, slope of log sigma per unit level, log sigma of the brightest bin)``.
+    """
+    r = (_second_difference(img) if residual is None else residual) / 6.0  # the kernel's gain on white noise
+    level = ndimage.uniform_filter(img, 3)
+    h, w = (img.shape[0] // block) * block, (img.shape[1] // block) * block
+    if h < 2 * block or w < 2 * block:
+        return 0.0, 0.0, 0.0
+
+    def blocks(a: np.ndarray) -> np.ndarray:
+        return a[:h, :w].reshape(h // block, block, w // block, block).transpose(0, 2, 1, 3).reshape(-1, block * block)
+
+    sigma = 1.4826 * np.median(np.abs(blocks(r)), axis=1)
+    levels = blocks(level).mean(axis=1)
+    edges = np.quantile(levels, np.linspace(0.0, 1.0, bins + 1))
+    xs, ys = [], []
+    for low, high in zip(edges[:-1], edges[1:]):
+        inside = (levels >= low) & (levels <= high)
+        if inside.sum() >= 4:
+            xs.append(float(np.median(levels[inside])))
+            ys.append(math.log(float(np.quantile(sigma[inside], 0.25)) + 1e-4))
+    if len(xs) < 2 or np.ptp(xs) <= 1e-9:
+        return (ys[0], 0.0, ys[-1]) if ys else (0.0, 0.0, 0.0)
+    slope = float(np.polyfit(np.array(xs), np.array(ys), 1)[0])
+    return ys[0], slope, ys[-1]
+
+
+def left_right_asymmetry(img: np.ndarray) -> float:
+    """Lost left-right balance (a bias field's shading; anatomy is roughly mirror-symmetric): the RMS log
+    ratio of the coarse (32 px, smoothed) foreground intensity to its mirror image."""
+    coarse = ndimage.gaussian_filter(_shrink(np.clip(img, 0.0, None), 32), 1.0)
+    mirror = coarse[:, ::-1]
+    mask = _foreground(coarse) & _foreground(mirror)
+    if mask.sum() < 10:
+        return 0.0
+    return float(np.sqrt(np.mean((np.log(coarse[mask] + 0.05) - np.log(mirror[mask] + 0.05)) ** 2)))
+
+
+def histogram_entropy(img: np.ndarray, bins: int = 64) -> float:
+    """Entropy (nats) of the foreground's intensity histogram: tissue classes make peaks; shading and
+    noise smear them."""
+    mask = _foreground(img)
+    counts, _ = np.histogram(np.clip(img[mask], 0.0, 1.0), bins=bins, range=(0.0, 1.0))
+    p = counts[counts > 0] / max(int(counts.sum()), 1)
+    return float(-(p * np.log(p)).sum())
+
+
+def clipped_shares(gray: np.ndarray) -> tuple[float, float]:
+    """Shares of pixels at the view's brightest and at its darkest value (within 0.5 / 255 of the range).
+
+    Clipping at white grows under a bias field's gain and under noise on bright tissue; a noise floor
+    (Rician magnitude noise) lifts the background off the darkest value."""
+    low, high = float(gray.min()), float(gray.max())
+    tolerance = 0.5 / 255.0 * max(high - low, 1e-12)
+    return float(np.mean(gray >= high - tolerance)), float(np.mean(gray <= low + tolerance))
 
 
 def _native_crop(img: np.ndarray, size: int = 2 * WORK_SIZE) -> np.ndarray:
@@ -327,11 +413,15 @@ def measures(view: ArrayLike) -> dict[str, float]:
     reason = assessability(view)
     if reason is not None:
         raise ValueError(f"view cannot be measured: {reason}")
-    native = _unit(_gray(view))
+    gray = _gray(view)
+    native = _unit(gray)
     img = _shrink(native)
     log_spec, power = _log_spectrum(img), _power_spectrum(img)
+    residual = _second_difference(img)  # Immerkaer's: shared by the noise measures
+    dark, slope, bright = noise_level_function(img, residual=residual)
+    white, black = clipped_shares(gray)
     return {
-        "noise_sigma": noise_sigma(img),
+        "noise_sigma": noise_sigma(img, residual),
         "spike_score": spike_score(img, log_spec=log_spec),
         "ghost_energy": ghost_energy(img, power=power),
         "gibbs_ringing": gibbs_ringing(img),
@@ -340,18 +430,37 @@ def measures(view: ArrayLike) -> dict[str, float]:
         "anisotropy": anisotropy(img),
         "bias_trend": bias_trend(img),
         "blockiness": blockiness(_native_crop(native)),
-        "signal_dependent_noise": signal_dependent_noise(img),
+        "signal_dependent_noise": signal_dependent_noise(img, residual),
+        "noise_dark": dark,
+        "noise_slope": slope,
+        "noise_bright": bright,
+        "left_right_asymmetry": left_right_asymmetry(img),
+        "histogram_entropy": histogram_entropy(img),
+        "clipped_white": white,
+        "clipped_black": black,
     }
 
 
-def measures_and_vector(view: ArrayLike) -> tuple[dict[str, float], np.ndarray]:
-    """:func:`measures` and the same as a float32 vector in :data:`MEASURES` order, the descriptor's part
-    (the noise level as its log: it spans decades)."""
+def vector_of(values: Mapping[str, float], names: Sequence[str] = MEASURES) -> np.ndarray:
+    """The descriptor's part: the measures ``names`` of :func:`measures`' ``values`` as a float32 vector
+    (the noise level and the clipped shares as their log: they span decades)."""
+    return np.array(
+        [math.log(values[name] + 1e-4) if name in _LOG_SCALED else values[name] for name in names],
+        dtype=np.float32,
+    )
+
+
+def measures_and_vector(view: ArrayLike, names: Sequence[str] = MEASURES) -> tuple[dict[str, float], np.ndarray]:
+    """:func:`measures` and the descriptor's part of them (:func:`vector_of`), in ``names`` order (a bank
+    records the names it was built with).
+
+    Raises:
+        KeyError: a name that is not a measure.
+    """
     values = measures(view)
-    vector = [math.log(values[name] + 1e-4) if name == "noise_sigma" else values[name] for name in MEASURES]
-    return values, np.array(vector, dtype=np.float32)
+    return values, vector_of(values, names)
 
 
-def measure_vector(view: ArrayLike) -> np.ndarray:
+def measure_vector(view: ArrayLike, names: Sequence[str] = MEASURES) -> np.ndarray:
     """The descriptor's part of :func:`measures_and_vector`."""
-    return measures_and_vector(view)[1]
+    return measures_and_vector(view, names)[1]

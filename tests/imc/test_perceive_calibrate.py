@@ -30,9 +30,14 @@ def test_perception_is_a_distribution_over_clean_and_noises(bank: PrototypeBank,
             assert p.p_clean == p.probabilities["clean"]
             assert p.flagged == (p.verdict == "artifact") == (p.noise is not None) == (p.severity is not None)
             name = "fused" if with_views else "tokens"
-            assert p.flagged == (
-                1.0 - p.p_clean >= bank.manifest["choices"]["perceivers"][name]["gate_threshold"]
-            )
+            choice = bank.manifest["choices"]["perceivers"][name]
+            assert p.flagged == (p.artifact_probability >= choice["gate_threshold"])
+            if choice["gate_min_severity"] == 1:
+                assert p.artifact_probability == pytest.approx(1.0 - p.p_clean, abs=1e-6)
+            else:  # the faintest level is left out of what the gate reads
+                assert p.artifact_probability <= 1.0 - p.p_clean + 1e-6
+            if p.verdict == "clean":
+                assert p.confidence == pytest.approx(1.0 - p.artifact_probability, abs=1e-6)
 
 
 def test_images_outside_the_banks_range_are_not_assessable(bank: PrototypeBank, tiny_llava, views) -> None:
@@ -177,9 +182,9 @@ def test_measures_run_beside_the_encode_and_perceive_alike(bank: PrototypeBank, 
     measured_on: list[str] = []
     real = perceive_module.measures_and_vector
 
-    def spy(view):  # the real measures, recording the thread they ran on
+    def spy(view, *names):  # the real measures, recording the thread they ran on
         measured_on.append(threading.current_thread().name)
-        return real(view)
+        return real(view, *names)
 
     monkeypatch.setattr(perceive_module, "measures_and_vector", spy)
     pipeline = IMCPipeline(tiny_llava, bank)
