@@ -301,6 +301,7 @@ def build_bank(
     encode_many: EncodeMany | None = None,
     clean_images: Sequence[ImageInput] = (),
     clean_image_ids: Sequence[str] | None = None,
+    measures: Sequence[str] | None = None,
 ) -> PrototypeBank:
     """Build a :class:`PrototypeBank` for ``model`` from clean reference images.
 
@@ -338,9 +339,13 @@ def build_bank(
             more of them (a site's own clean studies are the cheapest). Split like ``images``; not used
             for the calibration maps.
         clean_image_ids: their names for the manifest (default ``clean<index>``).
+        measures: the physics measures the fused descriptor reads (default: every one of
+            :data:`~monai_imc.quality.MEASURES`), recorded in the manifest; leave out those that do not
+            hold on a site's images (e.g. the clipped shares where views are windowed).
 
     Raises:
-        ValueError: fewer than 2 assessable images, an unknown or non-image noise, a bad severity.
+        ValueError: fewer than 2 assessable images, an unknown or non-image noise, a bad severity, an
+            unknown measure.
     """
     names = list(noises) if noises is not None else list_noises("image")
     for name in names:
@@ -371,7 +376,18 @@ def build_bank(
     n_val = min(len(arrays) - 1, max(1, round(validation_fraction * len(arrays))))
     val_idx, train_idx = sorted(order[:n_val].tolist()), sorted(order[n_val:].tolist())
     classes = [(CLEAN, 0)] + [(n, s) for n in names for s in sev]
-    n_measures = len(MEASURES) if physics else 0
+    measure_names = (list(MEASURES) if measures is None else list(measures)) if physics else []
+    unknown = sorted(set(measure_names) - set(MEASURES))
+    if unknown:
+        raise ValueError(f"unknown physics measures {unknown}; the measures are {list(MEASURES)}")
+    n_measures = len(measure_names)
+    keep = torch.tensor([MEASURES.index(m) for m in measure_names], dtype=torch.long)
+
+    def picked(d: torch.Tensor) -> torch.Tensor:
+        """A raw descriptor (tokens, every measure) with only the bank's measures, in its order."""
+        n_tok = d.shape[0] - len(MEASURES) if physics else d.shape[0]
+        return torch.cat([d[:n_tok], d[n_tok:][keep]]) if physics else d
+
     clean_order = np.random.RandomState(seed + 1).permutation(len(clean_arrays))
     n_clean_val = round(validation_fraction * len(clean_arrays))
     clean_val, clean_train = sorted(clean_order[:n_clean_val].tolist()), sorted(clean_order[n_clean_val:].tolist())
@@ -383,7 +399,7 @@ def build_bank(
         """Raw descriptors of clean-only reference images (class 0)."""
         out = []
         for i in indices:
-            out.append(encode_variants(model, clean_arrays[i], i, (), sev, seed, 1, physics)[0][2])
+            out.append(picked(encode_variants(model, clean_arrays[i], i, (), sev, seed, 1, physics)[0][2]))
             bar.update(1)
         return out
 
@@ -397,7 +413,7 @@ def build_bank(
             model, arrays[index], index, names, sev, seed, batch_size, physics
         )
         bar.update(len(classes))
-        return out
+        return [(k, tokens, picked(d)) for k, tokens, d in out]
 
     # Pass 1: calibration statistics and descriptors of the training images.
     calibration: _Calibration | None = None
@@ -510,9 +526,9 @@ def build_bank(
             "criterion": "token MSE to the clean features on the validation images",
         },
         "descriptor": "mean and std of the projector-input tokens over the token axis"
-        + (f", then the physics measures {list(MEASURES)}" if physics else "")
+        + (f", then the physics measures {measure_names}" if physics else "")
         + "; standardised",
-        "measures": list(MEASURES) if physics else [],
+        "measures": measure_names,
         "view_sides": view_sides(arrays),
         "modalities": sorted({m.strip().upper() for m in modalities if m.strip()}) if modalities else None,
         "token_grid": calibration.token_count if "token_shift" in tensors else None,

@@ -149,6 +149,7 @@ def _cmd_prototypes_build(args: argparse.Namespace) -> int:
         seed=args.seed, validation_fraction=args.validation_fraction, image_ids=ids, progress=True,
         modalities=args.modalities.split(",") if args.modalities else None, encode_many=encode_many,
         clean_images=clean_images, clean_image_ids=clean_ids,
+        measures=[m.strip() for m in args.measures.split(",") if m.strip()] if args.measures else None,
     )
     bank.save(args.out)
     choices = bank.manifest["choices"]
@@ -343,6 +344,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "--images: they widen the perceiver's clean class and calibrate its clean gate "
                             "(images already in --images are skipped)")
     build.add_argument("--clean-limit", type=int, default=0, help="use at most this many of each clean source")
+    build.add_argument("--measures", default="",
+                       help="comma-separated physics measures the perceiver reads (default: all of "
+                            "monai_imc.quality.MEASURES)")
     build.add_argument("--size", type=int, default=0, help="shrink images to this longest side before noise")
     build.add_argument("--modalities", default="",
                        help="DICOM modalities the images show, comma-separated (e.g. CT,MR,CR,DX): the perceiver "

@@ -121,6 +121,10 @@ def test_cli_builds_a_bank_from_a_folder(tiny_llava, views, tmp_path: Path) -> N
     for i, view in enumerate(views[:6]):
         Image.fromarray(view).save(folder / f"view{i}.png")
     (folder / "notes.png").write_text("not an image")
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    for i, view in enumerate(views[6:10]):
+        Image.fromarray(view).save(clean / f"clean{i}.png")
     out = tmp_path / "bank"
     code = main(
         [
@@ -134,6 +138,10 @@ def test_cli_builds_a_bank_from_a_folder(tiny_llava, views, tmp_path: Path) -> N
             "blur",
             "--severities",
             "1,5",
+            "--clean-images",
+            str(clean),
+            "--clean-images",
+            str(folder),  # the same images as --images: skipped, not counted twice
             "--out",
             str(out),
         ]
@@ -145,6 +153,24 @@ def test_cli_builds_a_bank_from_a_folder(tiny_llava, views, tmp_path: Path) -> N
         and len(bank.manifest["images"]["train"]) + len(bank.manifest["images"]["validation"]) == 6
     )
     assert np.isfinite(bank.tensors["perceiver.fused.precision"].numpy()).all()
+    clean_ids = bank.manifest["clean_images"]["train"] + bank.manifest["clean_images"]["validation"]
+    assert sorted(Path(i).name for i in clean_ids) == [f"clean{i}.png" for i in range(4)]
+
+
+def test_clean_only_images_join_the_clean_class_not_the_calibration(tiny_llava, views) -> None:
+    plain = build_bank(tiny_llava, views[:8], ["blur"], [1, 5], seed=0)
+    wider = build_bank(
+        tiny_llava, views[:8], ["blur"], [1, 5], seed=0, clean_images=views[8:16], clean_image_ids=list("abcdefgh")
+    )
+    clean = wider.manifest["clean_images"]
+    assert len(clean["train"]) == 6 and len(clean["validation"]) == 2, "split like the images: a quarter held out"
+    assert sorted(clean["train"] + clean["validation"]) == list("abcdefgh")
+    assert plain.manifest["clean_images"] == {"train": [], "validation": []}
+    for name in ("ridge_maps", "pooled_shift", "clean_prototype", "strength"):  # no noisy copies: maps unchanged
+        torch.testing.assert_close(wider.tensors[name], plain.tensors[name], msg=name)
+    assert not torch.allclose(wider.tensors["perceiver.fused.means"], plain.tensors["perceiver.fused.means"])
+    for choice in wider.manifest["choices"]["perceivers"].values():
+        assert choice["gate_min_severity"] in (1, 2)
 
 
 def test_low_rank_bank_for_wide_tokens(bank: PrototypeBank, tiny_llava, views) -> None:
@@ -168,3 +194,17 @@ def test_low_rank_bank_for_wide_tokens(bank: PrototypeBank, tiny_llava, views) -
     assert after < before
     perception = ArtifactPerceiver(small).perceive(tiny_llava.encode_images(views[:2]), views=views[:2])
     assert len(perception) == 2 and all(p.verdict in ("clean", "artifact", "not assessable") for p in perception)
+
+
+def test_a_bank_reads_only_the_measures_it_was_built_with(tiny_llava, views) -> None:
+    chosen = ["blockiness", "noise_sigma"]
+    bank = build_bank(tiny_llava, views[:8], ["blur"], [1, 5], seed=0, measures=chosen)
+    dim = tiny_llava.encode_images(views[:1]).tokens[0].shape[1]
+    assert bank.manifest["measures"] == chosen and bank.tensors["descriptor_center"].shape == (2 * dim + 2,)
+    perceiver = ArtifactPerceiver(bank)
+    assert perceiver.measure_names == tuple(chosen)
+    found = perceiver.perceive(tiny_llava.encode_images(views[8:10]), views=views[8:10])
+    assert all(p.verdict in ("clean", "artifact", "not assessable") and p.descriptor == "fused" for p in found)
+    assert all(set(p.measures or {}) >= set(chosen) for p in found if p.assessable)
+    with pytest.raises(ValueError, match="unknown physics measures"):
+        build_bank(tiny_llava, views[:8], ["blur"], [5], measures=["noise_sigma", "sharpnes"])

@@ -111,6 +111,55 @@ def test_signal_dependent_noise_tells_quantum_from_thermal_noise() -> None:
     assert quality.signal_dependent_noise(quantum) > quality.signal_dependent_noise(thermal) + 0.3
 
 
+def test_noise_level_function_recovers_flat_and_growing_noise() -> None:
+    ramp = np.tile(np.linspace(0.0, 1.0, 256), (256, 1))  # every level, no structure
+    rng = np.random.default_rng(2)
+    flat = ramp + rng.normal(0.0, 0.04, ramp.shape)
+    dark, slope, bright = quality.noise_level_function(flat)
+    assert np.exp(dark) == pytest.approx(0.04, rel=0.2) and np.exp(bright) == pytest.approx(0.04, rel=0.2)
+    assert abs(slope) < 0.3, "thermal noise does not change with the level"
+    growing = ramp + rng.normal(0.0, 1.0, ramp.shape) * 0.01 * np.exp(2.0 * ramp)  # log sigma = log 0.01 + 2 x
+    dark, slope, bright = quality.noise_level_function(growing)
+    assert slope == pytest.approx(2.0, abs=0.4)
+    assert bright - dark == pytest.approx(2.0 * 0.875, abs=0.4)  # the bins' medians span about 7/8 of the ramp
+
+
+def test_left_right_asymmetry_sees_shading_not_anatomy() -> None:
+    img = phantom(256)
+    mirrored = 0.5 * (img + img[:, ::-1])  # perfectly symmetric anatomy
+    assert quality.left_right_asymmetry(mirrored) < 0.02
+    xx = np.linspace(-1.0, 1.0, 256)[None, :]
+    for gain, floor in ((0.3, 0.15), (0.8, 0.4)):
+        shaded = mirrored * np.exp(gain * xx)  # the log ratio to the mirror is 2 * gain * x
+        assert quality.left_right_asymmetry(shaded) > floor
+
+
+def test_histogram_entropy_grows_when_tissue_peaks_are_smeared() -> None:
+    tissue = np.where(phantom(256) > 0.3, 0.9, 0.6) * (phantom(256) > 0)  # two tissue classes
+    assert quality.histogram_entropy(tissue) < 0.8  # two peaks: at most log 2 (0.69) and a little
+    shaded = tissue * np.exp(0.5 * np.linspace(-1.0, 1.0, 256)[None, :])
+    assert quality.histogram_entropy(shaded) > quality.histogram_entropy(tissue) + 1.0
+
+
+def test_clipped_shares_count_pixels_at_either_end() -> None:
+    img = np.full((100, 100), 128, np.uint8)
+    img[:10] = 255  # 10% at white
+    img[-5:] = 0  # 5% at black
+    img[50, 50] = 254  # within half a grey level is not clipped
+    white, black = quality.clipped_shares(img.astype(np.float64))
+    assert white == pytest.approx(0.10) and black == pytest.approx(0.05)
+    scaled = img.astype(np.float64) / 255.0 * 1000.0  # the same on any intensity scale
+    assert quality.clipped_shares(scaled) == (white, black)
+
+
+def test_a_banks_own_measure_names_pick_the_vector() -> None:
+    view = to_uint8(phantom())
+    values, vector = quality.measures_and_vector(view, ("blockiness", "noise_sigma"))
+    assert vector.tolist() == pytest.approx([values["blockiness"], np.log(values["noise_sigma"] + 1e-4)])
+    with pytest.raises(KeyError):
+        quality.measure_vector(view, ("not_a_measure",))
+
+
 @pytest.mark.parametrize(
     ("view", "words"),
     [
@@ -151,6 +200,9 @@ RESPONSES = [
     ("bias_field", "bias_trend", +1),
     ("jpeg", "blockiness", +1),
     ("motion", "anisotropy", +1),
+    ("rician", "noise_dark", +1),
+    ("low_dose", "noise_slope", +1),
+    ("bias_field", "left_right_asymmetry", +1),
 ]
 
 
