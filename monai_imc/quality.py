@@ -21,6 +21,7 @@ Usage::
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 
@@ -37,13 +38,13 @@ __all__ = [
     "assessability",
     "bias_trend",
     "blockiness",
+    "clipped_shares",
     "ghost_energy",
     "gibbs_ringing",
-    "measure_vector",
-    "measures",
-    "clipped_shares",
     "histogram_entropy",
     "left_right_asymmetry",
+    "measure_vector",
+    "measures",
     "measures_and_vector",
     "noise_level_function",
     "noise_sigma",
@@ -353,7 +354,7 @@ def noise_level_function(
     levels = blocks(level).mean(axis=1)
     edges = np.quantile(levels, np.linspace(0.0, 1.0, bins + 1))
     xs, ys = [], []
-    for low, high in zip(edges[:-1], edges[1:]):
+    for low, high in itertools.pairwise(edges):
         inside = (levels >= low) & (levels <= high)
         if inside.sum() >= 4:
             xs.append(float(np.median(levels[inside])))
