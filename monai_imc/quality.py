@@ -336,7 +336,8 @@ def noise_level_function(
     residual); per intensity bin (``bins`` quantile bins of the block levels), the lower quartile of the
     blocks' sigmas (the flattest blocks: edges and texture raise the others); a line fitted to log sigma
     over the level. Thermal (Rician) noise is flat and lifts the darkest bin; quantum (low-dose) noise
-    grows with the signal.
+    grows with the signal. Blocks with half or more of their pixels at the image's darkest or brightest
+    value are left out: clipped regions (a display window's black air and white bone) carry no noise.
 
     Returns:
         ``(log sigma of the darkest bin, slope of log sigma per unit level, log sigma of the brightest bin)``.
@@ -350,8 +351,14 @@ def noise_level_function(
     def blocks(a: np.ndarray) -> np.ndarray:
         return a[:h, :w].reshape(h // block, block, w // block, block).transpose(0, 2, 1, 3).reshape(-1, block * block)
 
-    sigma = 1.4826 * np.median(np.abs(blocks(r)), axis=1)
-    levels = blocks(level).mean(axis=1)
+    values = blocks(img)
+    low, high = float(img.min()), float(img.max())
+    tolerance = 1e-6 * max(high - low, 1e-12)
+    unclipped = ((values > low + tolerance) & (values < high - tolerance)).mean(axis=1) > 0.5
+    if unclipped.sum() < 2 * bins:
+        return 0.0, 0.0, 0.0
+    sigma = 1.4826 * np.median(np.abs(blocks(r)[unclipped]), axis=1)
+    levels = blocks(level)[unclipped].mean(axis=1)
     edges = np.quantile(levels, np.linspace(0.0, 1.0, bins + 1))
     xs, ys = [], []
     for low, high in itertools.pairwise(edges):

@@ -124,6 +124,16 @@ def test_noise_level_function_recovers_flat_and_growing_noise() -> None:
     assert bright - dark == pytest.approx(2.0 * 0.875, abs=0.4)  # the bins' medians span about 7/8 of the ramp
 
 
+def test_noise_level_function_leaves_clipped_regions_out() -> None:
+    ramp = np.tile(np.linspace(0.1, 0.7, 256), (256, 1))
+    noisy = ramp + np.random.default_rng(3).normal(0.0, 0.03, ramp.shape)
+    windowed = noisy.copy()
+    windowed[:, :96] = 0.0  # black air
+    windowed[:, -64:] = 1.0  # white bone: a display window clips both, leaving no noise to measure
+    dark, _, bright = quality.noise_level_function(windowed)
+    assert np.exp(dark) == pytest.approx(0.03, rel=0.25) and np.exp(bright) == pytest.approx(0.03, rel=0.25)
+
+
 def test_left_right_asymmetry_sees_shading_not_anatomy() -> None:
     img = phantom(256)
     mirrored = 0.5 * (img + img[:, ::-1])  # perfectly symmetric anatomy
@@ -201,7 +211,9 @@ RESPONSES = [
     ("jpeg", "blockiness", +1),
     ("motion", "anisotropy", +1),
     ("rician", "noise_dark", +1),
-    ("low_dose", "noise_slope", +1),
+    ("low_dose", "noise_bright", +1),  # noise_slope's known answer is the synthetic test above
+    ("bias_field", "clipped_white", +1),
+    ("rician", "clipped_black", -1),  # the noise floor lifts the background off black
     ("bias_field", "left_right_asymmetry", +1),
 ]
 
