@@ -68,16 +68,23 @@ CLINICAL = (
 )
 
 
-def _clinical(model: object, perceiver: ArtifactPerceiver) -> list[dict[str, str]]:
-    """The perceiver's verdict on :data:`CLINICAL` as the app sees them (key view, DICOM modality), and on
-    degenerate views."""
+#: Other clean DICOM of pydicom-data (CT, none of them an image of :data:`CLINICAL`): the validation images
+#: the bundled bank's measures were chosen on (a clean DICOM view must not look like an artifact).
+CLINICAL_VALIDATION = ("eCT_Supplemental.dcm", "explicit_VR-UN.dcm", "J2K_pixelrep_mismatch.dcm")
+
+
+def _clinical(
+    model: object, perceiver: ArtifactPerceiver, names: tuple[str, ...] = CLINICAL, degenerate_too: bool = True
+) -> list[dict[str, str]]:
+    """The perceiver's verdict on clean DICOM ``names`` as the app sees them (key view, DICOM modality), and
+    on degenerate views."""
     import pydicom
     from pydicom.data import get_testdata_file
 
     from monai_imc.dicom.views import series_views
 
     out = []
-    for name in CLINICAL:
+    for name in names:
         ds = pydicom.dcmread(get_testdata_file(name))
         view = series_views([ds], n_views=1)[0].pixels
         p = perceiver.perceive(model.encode_images([view]), views=[view], modalities=[str(ds.Modality)])[0]
@@ -88,7 +95,7 @@ def _clinical(model: object, perceiver: ArtifactPerceiver) -> list[dict[str, str
         "NaN": np.where(np.eye(64) > 0, np.nan, 0.5).astype(np.float32),
         "1 x 4000": np.tile(np.arange(4000) % 256, (1, 1)).astype(np.uint8),
         "8 x 8": np.tile(np.arange(8) * 30, (8, 1)).astype(np.uint8),
-    }
+    } if degenerate_too else {}
     for name, view in degenerate.items():
         shown = np.nan_to_num(view) if name == "NaN" else view  # the model gets a finite image
         p = perceiver.perceive(model.encode_images([shown]), views=[view])[0]
@@ -155,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
                 for (noise, severity), p in zip(conditions[start_b : start_b + 8], found):
                     rows.append((noise, severity, name, p.verdict, p.noise, p.severity))
     # Clean false alarm on many more test images: clean views are cheap (one encode, no noisy copies).
-    clean_views, clean_ids = _images(data, "test", args.clean_test_images, args.seed + 7, train_files)
+    clean_views, _clean_ids = _images(data, "test", args.clean_test_images, args.seed + 7, train_files)
     clean_rows = []  # (descriptor, verdict)
     for start_b in range(0, len(clean_views), 8):
         batch = [v[..., 0] if v.ndim == 3 and v.shape[-1] == 1 else v for v in clean_views[start_b : start_b + 8]]
@@ -220,6 +227,12 @@ def main(argv: list[str] | None = None) -> int:
         for noise in noises:
             print(f"  {noise:11s} " + " ".join(f"{per[noise][s]:.2f} " for s in bank.severities))
         _plot(result["confusion_severity_3_plus"], labels, out / f"perceiver_confusion_{name}.png", name)
+    validation = _clinical(model, perceiver, CLINICAL_VALIDATION, degenerate_too=False)
+    report["clinical_validation"] = validation
+    print(f"\nclean DICOM the measures were chosen on ({len(validation)}): "
+          f"{sum(c['verdict'] == ARTIFACT for c in validation)} reported as artifacts")
+    for c in validation:
+        print(f"  {c['image']:36s} {c['modality']:3s} {c['size']:>10s}  {c['summary']}")
     clinical = _clinical(model, perceiver)
     report["clinical_unseen"] = clinical
     real = [c for c in clinical if not c["image"].startswith("degenerate")]
