@@ -11,7 +11,8 @@ bank's linear discriminant over ``clean`` and every (noise, severity). Three ver
   outside the bank's range (another kind of picture). It claims no
   artifact and nothing is calibrated; the reason is kept for the SR.
 - ``"artifact"``: the probability of an artifact reached the clean gate (calibrated on clean validation
-  images). The gate reads the artifacts at the bank's gate level or above (level 2 where validation chose
+  images). Where the DICOM modality is known, the noises its acquisition cannot make (low dose in an MR,
+  Rician noise in a CT: the noise's ``dicom_modalities``) get no probability. The gate reads the artifacts at the bank's gate level or above (level 2 where validation chose
   it: the faintest level of every noise looks like a clean image), or ``1 - p_clean``. The noise type is
   the most likely one (severities summed), the severity its posterior-mean level, the confidence that
   type's posterior.
@@ -281,6 +282,36 @@ class ArtifactPerceiver:
             f"({', '.join(known)})"
         )
 
+    def impossible_noises(self, modality: str | None) -> list[str]:
+        """The bank's noises that the acquisition of DICOM ``modality`` cannot make (the noise's
+        ``dicom_modalities``: low dose is an X-ray artifact, Rician noise and k-space spikes are MR ones);
+        none for an unknown modality. The perceiver gives them no probability for such an image."""
+        if not modality or not modality.strip():
+            return []
+        from monai_imc.noise import get_noise
+
+        kind, out = _modality_kind(modality), []
+        for name in self.bank.noises:
+            try:
+                allowed = getattr(get_noise(name).transform, "dicom_modalities", ())
+            except ValueError:  # a noise this release does not know: no restriction
+                continue
+            if allowed and kind not in {_modality_kind(m) for m in allowed}:
+                out.append(name)
+        return out
+
+    def _within_modality(self, scores: torch.Tensor, modality: str) -> torch.Tensor:
+        """The class scores with the noises ``modality`` cannot make ruled out (their softmax is 0)."""
+        impossible = self.impossible_noises(modality)
+        if not impossible:
+            return scores
+        n_sev = len(self.bank.severities)
+        out = scores.clone()
+        for name in impossible:
+            i = self.bank.noises.index(name)
+            out[1 + i * n_sev : 1 + (i + 1) * n_sev] = float("-inf")
+        return out
+
     def perceive_tokens(
         self,
         tokens: torch.Tensor,
@@ -327,8 +358,11 @@ class ArtifactPerceiver:
                 chosen.name,
                 distance,
             )
-        post = chosen.lda.posteriors(z[None])[0]
+        scores = chosen.lda.scores(z[None])[0]
         bank = self.bank
+        if modality is not None:
+            scores = self._within_modality(scores, modality)
+        post = torch.softmax(scores, dim=0)
         n_sev = len(bank.severities)
         per_noise = post[1:].reshape(len(bank.noises), n_sev)
         probabilities = {CLEAN: float(post[0])}

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -120,6 +120,9 @@ class ImageArtifact(Noise):
     """
 
     modality = "image"
+    dicom_modalities: ClassVar[tuple[str, ...]] = ()
+    """The DICOM modalities whose acquisition makes this artifact (``()``: any): the perceiver does not
+    name it for an image of another modality."""
 
     def __init__(self, severity: int = 3, seed: int | None = 0) -> None:
         super().__init__(severity, seed)
@@ -185,6 +188,7 @@ class MotionArtifact(ImageArtifact):
     """
 
     name = "motion"
+    dicom_modalities = ("MR",)
     cause = "patient motion during MRI k-space acquisition (breathing, restlessness): ghosts and smearing"
     levels = (
         {"moved_fraction": 0.2, "degrees": 10.0, "translation": 0.07},
@@ -243,6 +247,7 @@ class GhostingArtifact(ImageArtifact):
     """
 
     name = "ghosting"
+    dicom_modalities = ("MR",)
     cause = "periodic motion (pulsating vessels, cardiac or respiratory cycles) along the MRI phase-encoding axis"
     levels = (
         {"intensity": 0.2, "restore": 0.02},
@@ -273,6 +278,7 @@ class SpikeArtifact(ImageArtifact):
     """
 
     name = "spike"
+    dicom_modalities = ("MR",)
     cause = "a k-space spike from electrostatic discharge or a loose RF connection in the MRI scanner"
     levels = (
         {"amplitude": 0.015},
@@ -307,6 +313,7 @@ class BiasFieldArtifact(ImageArtifact):
     """
 
     name = "bias_field"
+    dicom_modalities = ("MR",)
     cause = "B1 / receive-coil inhomogeneity in MRI: smooth shading across the field of view"
     levels = (
         {"coefficient": 0.15, "order": 3},
@@ -338,6 +345,7 @@ class GibbsArtifact(ImageArtifact):
     """
 
     name = "gibbs"
+    dicom_modalities = ("MR",)
     cause = "k-space truncation (low acquisition matrix) in MRI: ringing parallel to sharp edges"
     levels = ({"alpha": 0.5}, {"alpha": 0.65}, {"alpha": 0.75}, {"alpha": 0.83}, {"alpha": 0.89})
 
@@ -355,6 +363,7 @@ class RicianNoiseArtifact(ImageArtifact):
     """
 
     name = "rician"
+    dicom_modalities = ("MR",)
     cause = "thermal noise in low-SNR MRI (fast scans, high resolution, low field) in magnitude images"
     levels = ({"std": 0.02}, {"std": 0.04}, {"std": 0.07}, {"std": 0.10}, {"std": 0.15})
 
@@ -378,6 +387,7 @@ class LowDoseArtifact(ImageArtifact):
     """
 
     name = "low_dose"
+    dicom_modalities = ("CT", "CR", "DX")
     cause = "too few X-ray photons (low-dose CT, portable or pediatric radiographs): quantum mottle"
     levels = (
         {"photons": 6000.0, "mu": 3.0},

@@ -192,7 +192,7 @@ def test_measures_run_beside_the_encode_and_perceive_alike(bank: PrototypeBank, 
     assert measured_on and all(name.startswith("imc-measures") for name in measured_on)
     assert len(measured_on) == 2, "the constant view is not assessable: it is not measured"
     measured_on.clear()
-    expected = ArtifactPerceiver(bank).perceive(tiny_llava.encode_images(shown), views=shown)
+    expected = ArtifactPerceiver(bank).perceive(tiny_llava.encode_images(shown), views=shown, modalities=["CT"] * 3)
     assert measured_on == [threading.current_thread().name] * 2, "perceive alone measures in the caller's thread"
     assert [p.verdict for p in found] == [p.verdict for p in expected]
     assert found[2].verdict == "not assessable" and "constant" in (found[2].reason or "")
@@ -246,3 +246,19 @@ def test_views_of_a_modality_the_bank_has_no_images_of_are_not_assessable(
     assert all("modality" not in p.summary for p in unrecorded)
     with pytest.raises(ValueError, match="1 modalities for 3 images"):
         perceiver.perceive(features, views=views[:3], modalities=["CT"])
+
+
+def test_a_modality_never_gets_the_noises_its_acquisition_cannot_make(bank: PrototypeBank, tiny_llava, views) -> None:
+    perceiver = ArtifactPerceiver(bank, gate_threshold=0.0)  # flag every view: the type is what is compared
+    assert bank.noises == ["rician", "blur", "motion"]
+    assert perceiver.impossible_noises("CT") == ["rician", "motion"], "Rician noise and k-space motion are MR's"
+    assert perceiver.impossible_noises("MR") == [] and perceiver.impossible_noises(None) == []
+    assert perceiver.impossible_noises("DX") == perceiver.impossible_noises("CR") == ["rician", "motion"]
+    shown = [corrupt(v, "rician", 5, 3) for v in views[8:12]]
+    features = tiny_llava.encode_images(shown)
+    as_ct = perceiver.perceive(features, views=shown, modalities=["CT"] * 4)
+    as_mr = perceiver.perceive(features, views=shown, modalities=["MR"] * 4)
+    for ct, mr in zip(as_ct, as_mr):
+        assert ct.noise == "blur" and ct.probabilities["rician"] == 0.0 and ct.probabilities["motion"] == 0.0
+        assert sum(ct.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
+    assert any(p.noise == "rician" for p in as_mr), "the same images as MR may be read as Rician noise"
