@@ -235,14 +235,15 @@ class IMCPipeline:
         return [v for v, _ in done], [r for _, r in done]
 
     def restore_view(
-        self, view: ImageInput, features: VisionFeatures, perception: Perception
+        self, view: ImageInput, features: VisionFeatures, perception: Perception, modality: str | None = None
     ) -> RestoredView:
         """Restore one view, then encode and perceive the restored view (see the module docstring); the given
-        features and perception when restoration left the view unchanged."""
+        features and perception when restoration left the view unchanged. ``modality``: the view's DICOM
+        modality, where known (see :meth:`perceive`)."""
         restored, records = self.restore([view], [perception])
         if not records[0].applied:
             return RestoredView(view, features, perception, records[0])
-        new_features, new_perceptions = self.encode_and_perceive([restored[0]])
+        new_features, new_perceptions = self.encode_and_perceive([restored[0]], modalities=[modality])
         new_perception = new_perceptions[0]
         return RestoredView(restored[0], new_features, new_perception, records[0])
 
@@ -285,10 +286,12 @@ class IMCPipeline:
             return [(self.model.generate(f, q, **gen), None) for f, q in zip(features, questions)]
 
     # ------------------------------------------------------------------ the method
-    def answer(self, image: ImageInput, question: str, pdc: bool | None = None, **gen: Any) -> IMCAnswer:
+    def answer(
+        self, image: ImageInput, question: str, pdc: bool | None = None, modality: str | None = None, **gen: Any
+    ) -> IMCAnswer:
         """Perceive, calibrate and answer ``question`` about ``image`` (no refine; see :meth:`run`);
-        ``pdc`` overrides the pipeline's setting for this call."""
-        result = self.run(image, question, pdc=pdc, refine=False, **gen)
+        ``pdc`` overrides the pipeline's setting for this call; ``modality``: the image's DICOM modality."""
+        result = self.run(image, question, pdc=pdc, refine=False, modality=modality, **gen)
         return IMCAnswer(result.question, result.answer, result.perception, result.calibration, result.pdc)
 
     def run(
@@ -298,6 +301,7 @@ class IMCPipeline:
         pdc: bool | None = None,
         refine: bool | None = None,
         restore: bool | None = None,
+        modality: str | None = None,
         **gen: Any,
     ) -> IMCRun:
         """The whole method on one image and one text: encode, perceive, (restore), calibrate, refine, answer.
@@ -308,6 +312,8 @@ class IMCPipeline:
             pdc: calibrate flagged images (default: the pipeline's setting).
             refine: refine the text with SMS (default: when the pipeline has a refiner).
             restore: restore flagged images before the answer (default: the restorer's ``enabled``).
+            modality: the image's DICOM modality, where known: the perceiver checks the bank has reference
+                images of it and gives no probability to noises its acquisition cannot make.
             **gen: generation options (``max_new_tokens`` ...).
 
         Returns:
@@ -317,11 +323,11 @@ class IMCPipeline:
         use_refine = self.refiner is not None if refine is None else refine
         use_restore = self.restorer.enabled if restore is None else restore
         pending = self._refine_async(text) if use_refine else None
-        features, perceptions = self.encode_and_perceive([image])
+        features, perceptions = self.encode_and_perceive([image], modalities=[modality])
         perception = perceptions[0]
         restoration, seen = None, perception
         if use_restore:
-            restored = self.restore_view(image, features, perception)
+            restored = self.restore_view(image, features, perception, modality)
             features, seen, restoration = restored.features, restored.perception, restored.restoration
         features, records = self.calibrate(features, [seen], pdc=use_pdc)
         refinement = None

@@ -288,7 +288,7 @@ def calibrate(work: SeriesWork, pipeline: IMCPipeline) -> SeriesWork:
     for item in work.assessed:
         features, seen, restoration = item.features, item.perception, None
         if pipeline.restorer.enabled:
-            restored = pipeline.restore_view(item.view.pixels, item.features, item.perception)
+            restored = pipeline.restore_view(item.view.pixels, item.features, item.perception, work.modality)
             features, seen, restoration = restored.features, restored.perception, restored.restoration
         features, records = pipeline.calibrate(features, [seen])
         out.append(

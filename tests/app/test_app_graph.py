@@ -88,8 +88,9 @@ def test_sr_says_what_the_library_computes(
     (group,) = summary.groups
     assert group.sop_instance_uid == str(ds.SOPInstanceUID)
     assert group.frame_numbers == ([view.frame_number] if view.frame_number else [])
+    modality = str(ds.Modality)  # the app passes each series' Modality to the perceiver
     expected = pipeline.answer(
-        view.pixels, imc.settings.standing_questions[0], max_new_tokens=imc.settings.max_new_tokens
+        view.pixels, imc.settings.standing_questions[0], modality=modality, max_new_tokens=imc.settings.max_new_tokens
     )
     perception = expected.perception
     assert group.verdict == perception.verdict
@@ -108,7 +109,7 @@ def test_sr_says_what_the_library_computes(
     assert asked[0].answer == expected.answer
     for text in asked:  # every answer is the pipeline's answer to the refined question
         again = pipeline.answer(
-            view.pixels, vqa_prompt(text.refined or ""), max_new_tokens=imc.settings.max_new_tokens
+            view.pixels, vqa_prompt(text.refined or ""), modality=modality, max_new_tokens=imc.settings.max_new_tokens
         )
         assert text.answer == again.answer, text
 
