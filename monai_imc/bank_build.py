@@ -4,7 +4,7 @@ Every clean reference image is copied under every image noise x severity, each c
 model, and measured (:mod:`monai_imc.quality`) on the same view. Pass 1 (training images) gathers the
 calibration statistics and the perceiver's descriptors; pass 2 (validation images) the descriptors and
 the calibration errors by strength. Then, on the validation images, the perceiver's discriminants are
-chosen (which descriptor parts, which shrinkage: :func:`fit_perceivers`), its clean gate calibrated and
+chosen (parts, shrinkage, gate level: :func:`monai_imc.perceiver_choice.fit_perceivers`), its clean gate set and
 the calibration strengths picked.
 
 Usage::
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -27,9 +26,9 @@ from tqdm.auto import tqdm
 
 from monai_imc import __version__
 from monai_imc.calibrate import calibrate_tokens
-from monai_imc.discriminant import LinearDiscriminant
 from monai_imc.models.base import ImageInput, VisionFeatures, VisionLanguageModel
 from monai_imc.noise import SEVERITIES, check_severity, get_noise, list_noises
+from monai_imc.perceiver_choice import PerceiverChoice, class_log_prior, fit_perceivers
 from monai_imc.prototypes import (
     CLEAN,
     PrototypeBank,
@@ -50,148 +49,6 @@ EncodeMany = Callable[
     Mapping[int, list[tuple[int, torch.Tensor, torch.Tensor]]],
 ]
 """``(items, names, severities, seed, batch_size, physics) -> {index: encode_variants(...)}``."""
-
-SHRINKAGES = (0.0, 0.01, 0.05, 0.2, 0.5)
-"""Covariance shrinkages tried on validation (none only where the within-class degrees of freedom are
-at least :data:`UNSHRUNK_DOF` times the dimensions)."""
-
-UNSHRUNK_DOF = 4
-"""An unshrunk (or barely shrunk, < 0.01) covariance needs this many within-class degrees of freedom per
-dimension."""
-
-GATE_LEVELS = (1, 2)
-"""The lowest artifact level the clean gate reads, tried on validation: 1 reads ``1 - p_clean``; 2 leaves
-out the faintest level of every noise, which on clean validation images looks like a clean image."""
-
-
-@dataclass(frozen=True)
-class PerceiverChoice:
-    """One discriminant chosen on validation, with its clean gate and range.
-
-    Attributes:
-        name: ``"fused"`` (used with views) or ``"tokens"`` (used without).
-        parts: the descriptor parts it reads (``"tokens"``, ``"physics"``, ``"tokens+physics"``).
-        lda: the discriminant.
-        shrinkage: its covariance shrinkage.
-        gate_threshold: the probability of an artifact (at ``gate_min_severity`` or above) at which one is
-            reported.
-        range_threshold: the largest distance of an image like the bank's.
-        validation: its validation scores (type right and flagged at severity >= 3, clean false alarm).
-        gate_min_severity: the lowest artifact level the gate reads.
-    """
-
-    name: str
-    parts: str
-    lda: LinearDiscriminant
-    shrinkage: float
-    gate_threshold: float
-    range_threshold: float
-    validation: dict[str, float]
-    gate_min_severity: int = 1
-
-
-def class_log_prior(n_noises: int, n_severities: int) -> torch.Tensor:
-    """Log prior of ``clean`` then every (noise, severity): each type alike, a noise's share split over levels."""
-    n_types = n_noises + 1
-    prior = torch.full((1 + n_noises * n_severities,), 1.0 / (n_types * n_severities))
-    prior[0] = 1.0 / n_types
-    return prior.log()
-
-
-def _gate(clean_scores: np.ndarray, false_alarm: float) -> float:
-    # "higher": never below the target on the validation images themselves (with few images, the max)
-    gate = float(np.quantile(clean_scores, 1.0 - false_alarm, method="higher")) if clean_scores.size else 0.5
-    return min(max(gate + 1e-6, 0.05), 0.999)
-
-
-def fit_perceivers(
-    train_z: torch.Tensor,
-    train_labels: torch.Tensor,
-    val_z: torch.Tensor,
-    val_labels: torch.Tensor,
-    n_noises: int,
-    severities: Sequence[int],
-    n_measures: int,
-    clean_false_alarm: float = 0.02,
-    shrinkages: Sequence[float] = SHRINKAGES,
-) -> dict[str, PerceiverChoice]:
-    """Fit candidate discriminants on the training descriptors and choose on the validation ones.
-
-    Candidates: the token part, the physics part, both (where ``n_measures > 0``), each at every
-    ``shrinkage`` and every gate level of :data:`GATE_LEVELS` within ``severities``. Criterion: the share
-    of validation images at severity >= 3 that are reported with the right noise type once the clean gate
-    lets ``clean_false_alarm`` of clean validation images pass, among the candidates whose gate meets
-    that target on validation (a gate at its 0.999 cap may not; then the best of all).
-
-    Args:
-        train_z: standardised descriptors ``(n, dim)``, the last ``n_measures`` dimensions the measures.
-        train_labels: class index of each (0 clean, then noise-major, severity-minor).
-        val_z: validation descriptors.
-        val_labels: their classes.
-        n_noises: number of noises.
-        severities: the severity levels.
-        n_measures: how many physics measures end the descriptor (0: none).
-        clean_false_alarm: the gate's target share of clean images reported as artifacts.
-        shrinkages: covariance shrinkages to try.
-
-    Returns:
-        ``{"tokens": ...}`` and, with measures, ``{"fused": ...}`` (the best of physics and tokens+physics).
-    """
-    n_sev, dim = len(severities), train_z.shape[1]
-    n_classes = 1 + n_noises * n_sev
-    log_prior = class_log_prior(n_noises, n_sev)
-    token_mask = torch.zeros(dim, dtype=torch.bool)
-    token_mask[: dim - n_measures] = True
-    parts = {"tokens": token_mask}
-    if n_measures:
-        parts["physics"] = ~token_mask
-        parts["tokens+physics"] = torch.ones(dim, dtype=torch.bool)
-    val_noise = torch.where(val_labels == 0, -1, (val_labels - 1) // n_sev)
-    val_sev = torch.tensor([0, *[s for _ in range(n_noises) for s in severities]])[val_labels]
-    strong, clean = (val_labels > 0) & (val_sev >= 3), val_labels == 0
-    candidates: dict[str, list[PerceiverChoice]] = {"tokens": [], "fused": []}
-    dof = len(train_z) - n_classes
-    levels = [1] + [g for g in GATE_LEVELS if g > 1 and min(severities) < g <= max(severities)]
-    for part, mask in parts.items():
-        for shrinkage in shrinkages:
-            if shrinkage < 0.01 and dof < UNSHRUNK_DOF * int(mask.sum()):
-                continue  # too few images for an (almost) unshrunk covariance
-            lda = LinearDiscriminant.fit(train_z, train_labels, n_classes, shrinkage, log_prior, mask)
-            post = lda.posteriors(val_z)
-            per_level = post[:, 1:].reshape(-1, n_noises, n_sev)
-            typed = per_level.sum(2).argmax(1)
-            distances = lda.distances(val_z).numpy()
-            for level in levels:
-                below = [i for i, s in enumerate(severities) if s < level]
-                artifact = 1.0 - post[:, 0] - (per_level[:, :, below].sum((1, 2)) if below else 0.0)
-                gate = _gate(artifact[clean].numpy(), clean_false_alarm)
-                right = (artifact >= gate) & (typed == val_noise)
-                choice = PerceiverChoice(
-                    "tokens" if part == "tokens" else "fused",
-                    part,
-                    lda,
-                    shrinkage,
-                    gate,
-                    1.5 * float(np.quantile(distances, 0.995)),
-                    {
-                        "type_right_severity_3_plus": float(right[strong].float().mean()),
-                        "clean_false_alarm": float((artifact[clean] >= gate).float().mean()),
-                    },
-                    level,
-                )
-                candidates[choice.name].append(choice)
-    chosen = {}
-    for name, options in candidates.items():
-        if options:  # the gate's false-alarm target first (a gate at its cap can miss it), then accuracy
-            chosen[name] = max(
-                options,
-                key=lambda c: (
-                    c.validation["clean_false_alarm"] <= clean_false_alarm + 1e-9,
-                    c.validation["type_right_severity_3_plus"],
-                ),
-            )
-    return chosen
-
 
 class _Calibration:
     """Streaming sums of the calibration statistics (no feature tensor of the whole set is kept)."""
