@@ -46,6 +46,7 @@ from scipy import ndimage
 from monai_imc.noise.base import Noise
 from monai_imc.noise.local_names import LOCAL_PREFIX, base_noise, is_local_noise, local_noises, with_local
 from monai_imc.noise.registry import NoiseSpec, get_noise, list_noises, local_class_name
+from monai_imc.noise.unit_range import ImageLike
 
 __all__ = [
     "LOCAL_PREFIX",
@@ -63,8 +64,6 @@ __all__ = [
 
 DEFAULT_FRACTION = (0.10, 0.20)
 DEFAULT_FEATHER = 0.02
-
-ImageLike = np.ndarray | torch.Tensor
 
 
 def local_noise_name(noise: str) -> str:
