@@ -24,6 +24,7 @@ from monai_imc.bench.model_spec import LoadedModel, load_bench_model
 from monai_imc.bench.records import RESTORE_METHODS, fill_row_fields, read_records, resolve_methods
 from monai_imc.bench.report import write_report
 from monai_imc.bench.runner import BenchRecord, BenchRunner, RunStats, project_seconds
+from monai_imc.bench.settings import BenchSettings
 from monai_imc.data import VQARow, load_dataset
 from monai_imc.models.remote import RemoteModel
 from monai_imc.noise import get_noise
@@ -37,59 +38,6 @@ __all__ = ["BenchResult", "BenchSettings", "rebuild_report", "run_benchmark", "w
 
 #: The validation split (:mod:`monai_imc.data`: the images training held out; JSONL files have none).
 VALIDATION_SPLIT = "validate"
-
-
-@dataclass
-class BenchSettings:
-    """The options of a run (the command line's flags).
-
-    Attributes:
-        model: bundle folder, checkpoint folder or hub id; ``bank``: its prototype bank folder.
-        datasets: ``slake:PATH``, ``vqa-rad:PATH`` or ``jsonl:FILE`` specs; ``split``: the split to test.
-        noises / severities / methods: what to run (``methods`` from :data:`~monai_imc.bench.runner.METHODS`).
-        limit: at most this many questions per dataset (a seeded, stratified subset; 0: all).
-        denoiser: the denoise filter; ``None``: chosen on the validation split.
-        denoise_questions: closed validation questions per dataset for that choice (0: all).
-        out: the results folder (its ``cache.jsonl`` makes a run resumable).
-        text_server: an OpenAI-compatible server (vLLM) for the text agents (SMS and repass); ``None``:
-            the local model.
-        sms_prompts: ``reference`` (what the bundled reference model was trained on) or ``instructed``
-            (kind-specific instructions for large chat models); ``None``: ``reference`` for a bundle,
-            ``instructed`` otherwise.
-        answer_suffix: appended to every question put to the model.
-        threads: torch CPU threads (0: torch's default).
-        leave_out: an image noise the prototype bank is used without (:meth:`PrototypeBank.without`): the
-            leave-one-noise-out run; the noise's conditions still run.
-        ray: answer with Ray workers (:mod:`monai_imc.bench.scale`), image by image; the records are those of
-            the single-process run. ``ray_workers``: how many (0: one per CPU Ray offers).
-    """
-
-    model: str
-    datasets: Sequence[str]
-    out: str | Path
-    bank: str | None = None
-    split: str = "test"
-    noises: Sequence[str] = ()
-    severities: Sequence[int] = (3,)
-    methods: Sequence[str] = ("none",)
-    limit: int = 0
-    seed: int = 0
-    image_size: int = 256
-    max_new_tokens: int = 12
-    batch_size: int = 16
-    denoiser: str | None = None
-    denoise_questions: int = 48
-    device: str | None = None
-    dtype: str | None = None
-    threads: int = 0
-    text_server: str | None = None
-    sms_prompts: str | None = None
-    answer_suffix: str = ""
-    command: str = ""
-    leave_out: str | None = None
-    ray: bool = False
-    ray_workers: int = 0
-    ray_address: str | None = None
 
 
 @dataclass
@@ -218,7 +166,7 @@ def run_benchmark(settings: BenchSettings, progress: bool = False) -> BenchResul
     if settings.ray:  # Ray workers answer what the cache lacks; the run below reads it back in order
         from monai_imc.bench.scale import answer_with_ray, merge_stats
 
-        worker_stats = answer_with_ray(settings, runner, rows, progress=progress)
+        worker_stats = answer_with_ray(settings, runner, rows, build_runner, progress=progress)
     records = runner.run(rows, settings.noises, settings.severities, progress=progress)
     if settings.ray:
         runner.stats = merge_stats(worker_stats, runner.stats)

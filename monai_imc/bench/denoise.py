@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 from scipy import ndimage
@@ -32,10 +32,32 @@ from monai_imc.data import VQARow
 from monai_imc.models.base import VisionFeatures
 from monai_imc.prompts import vqa_prompt
 
-if TYPE_CHECKING:
-    from monai_imc.bench.runner import BenchRunner
 
-__all__ = ["CLEAN_TOLERANCE", "DENOISERS", "DenoiseChoice", "apply_denoiser", "choose_denoiser", "choose_on_rows"]
+class DenoiseRunner(Protocol):
+    """What :func:`choose_on_rows` needs of a runner (:class:`monai_imc.bench.runner.BenchRunner` is one):
+    the condition's image, a vision pass, the answer memo, and where the choice goes."""
+
+    batch_size: int
+    answer_suffix: str
+    denoiser: str | None
+
+    def image(self, row: VQARow, noise: str, severity: int) -> np.ndarray: ...
+
+    def encode(self, image: np.ndarray) -> VisionFeatures: ...
+
+    def generate_missing(self, wanted: dict[tuple[str, str], VisionFeatures]) -> None: ...
+
+    def answer_of(self, key: tuple[str, str]) -> str | None: ...
+
+__all__ = [
+    "CLEAN_TOLERANCE",
+    "DENOISERS",
+    "DenoiseChoice",
+    "DenoiseRunner",
+    "apply_denoiser",
+    "choose_denoiser",
+    "choose_on_rows",
+]
 
 #: Points of clean closed accuracy a filter may cost and still be chosen.
 CLEAN_TOLERANCE = 2.0
@@ -130,7 +152,7 @@ def choose_denoiser(scores: Mapping[str, Mapping[str, float]], clean_reference: 
     return max(allowed, key=lambda n: (scores[n]["noisy"], -names.index(n)))
 
 
-def choose_on_rows(runner: BenchRunner, rows: Sequence[VQARow], noises: Sequence[str], severities: Sequence[int],
+def choose_on_rows(runner: DenoiseRunner, rows: Sequence[VQARow], noises: Sequence[str], severities: Sequence[int],
                    progress: bool = False) -> DenoiseChoice:
     """Choose the filter on validation ``rows`` with ``runner``'s model, images and answer memo; the choice
     is stored in ``runner.denoiser``.

@@ -5,7 +5,7 @@ reference image's views and tokens on the workers (:func:`~monai_imc.bank_build.
 :func:`~monai_imc.bank_build.build_bank` fits the bank from them in its usual order.
 
 ``monai-imc bench --ray`` (``BenchSettings.ray``) shards the images of a run that the cache lacks into
-contiguous blocks; each Ray actor builds the run's runner (:func:`~monai_imc.bench.benchmark.build_runner`,
+contiguous blocks; each Ray actor builds the run's runner (:func:`~monai_imc.bench.benchmark.build_runner`, passed in,
 its own model) and answers its blocks with :meth:`BenchRunner.run`, the single-process code. The driver
 appends the new records to ``cache.jsonl`` in image order, and the usual run then reads every record back
 from the cache, in the usual order: the same records, resumable the same way, with one owner of the method.
@@ -26,7 +26,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,10 +35,13 @@ from monai_imc.data import VQARow
 from monai_imc.optional import require
 
 if TYPE_CHECKING:
-    from monai_imc.bench.benchmark import BenchSettings
     from monai_imc.bench.runner import BenchRunner
+    from monai_imc.bench.settings import BenchSettings
 
 logger = logging.getLogger(__name__)
+
+RunnerFactory = Callable[..., tuple[Any, Any, str]]
+"""``(settings, cache=False) -> (runner, loaded model, prompts name)``: how a Ray worker builds its runner."""
 
 __all__ = ["answer_with_ray", "image_blocks", "merge_stats", "ray_bank_encoder", "ray_workers", "start_ray"]
 
@@ -121,10 +124,8 @@ def ray_workers(requested: int = 0) -> int:
 class _Worker:
     """One Ray actor: the run's runner with its own model, loaded once (no cache; the driver keeps it)."""
 
-    def __init__(self, settings: BenchSettings, denoiser: str | None) -> None:
+    def __init__(self, settings: BenchSettings, denoiser: str | None, build_runner: RunnerFactory) -> None:
         import torch
-
-        from monai_imc.bench.benchmark import build_runner
 
         torch.set_num_threads(settings.threads or 1)
         self.runner, _, _ = build_runner(settings, cache=False)
@@ -138,7 +139,11 @@ class _Worker:
 
 
 def answer_with_ray(
-    settings: BenchSettings, runner: BenchRunner, rows: Sequence[VQARow], progress: bool = False
+    settings: BenchSettings,
+    runner: BenchRunner,
+    rows: Sequence[VQARow],
+    build_runner: RunnerFactory,
+    progress: bool = False,
 ) -> RunStats:
     """Answer with Ray workers every record of ``rows`` the runner's cache lacks, and append them to it.
 
@@ -149,6 +154,8 @@ def answer_with_ray(
         settings: the run's settings (each worker builds its runner from them).
         runner: the driver's runner (its cache, its denoiser).
         rows: the run's questions.
+        build_runner: how a worker builds its runner from the settings
+            (:func:`monai_imc.bench.benchmark.build_runner`; Ray sends it by reference).
         progress: log each finished block.
 
     Returns:
@@ -177,7 +184,7 @@ def answer_with_ray(
     count = min(ray_workers(settings.ray_workers), len(images))
     package_root = str(Path(__file__).resolve().parents[2])
     actor = ray.remote(num_cpus=1)(_Worker).options(runtime_env={"env_vars": {"PYTHONPATH": package_root}})
-    workers = [actor.remote(settings, runner.denoiser) for _ in range(count)]
+    workers = [actor.remote(settings, runner.denoiser, build_runner) for _ in range(count)]
     blocks = image_blocks(todo, count * 2)  # two blocks per worker: a slow block does not hold the others
     pending = {}
     for index, block in enumerate(blocks):
