@@ -38,7 +38,7 @@ from monai_imc.prototypes import (
     to_hwc_uint8,
     variant_seed,
 )
-from monai_imc.quality import MEASURES, assessability, measure_vector
+from monai_imc.quality import MEASURES, assessability, check_measures, measure_vector
 
 logger = logging.getLogger(__name__)
 
@@ -108,6 +108,22 @@ class _Calibration:
             reg[dim, dim] = 1e-9  # the bias is not shrunk
             maps[i] = torch.linalg.solve(xtx[i] + reg, xty[i])
         return maps, basis
+
+
+def _assessable(
+    images: Sequence[ImageInput], names: Sequence[str], what: str
+) -> tuple[list[np.ndarray], list[str]]:
+    """The assessable ``images`` as (H, W, C) uint8 arrays, with their names; the others are left out with a
+    warning that names them and says why."""
+    arrays, kept = [], []
+    for image, name in zip(images, names):
+        reason = assessability(np.asarray(image))
+        if reason is not None:
+            logger.warning("prototype bank: %s %s left out: %s", what, name, reason)
+            continue
+        arrays.append(to_hwc_uint8(image))
+        kept.append(str(name))
+    return arrays, kept
 
 
 def view_sides(views: Sequence[np.ndarray]) -> dict[str, float]:
@@ -216,34 +232,18 @@ def build_bank(
         if get_noise(name).modality != "image":
             raise ValueError(f"noise {name!r} is a text noise; a prototype bank needs image noises")
     sev = [check_severity(s) for s in severities]
+    measure_names = check_measures(MEASURES if measures is None else measures) if physics else []
     all_ids = [str(i) for i in (image_ids or range(len(images)))]
-    arrays, ids = [], []
-    for image, name in zip(images, all_ids):
-        array = to_hwc_uint8(image) if assessability(np.asarray(image)) is None else None
-        reason = "" if array is not None else assessability(np.asarray(image))
-        if array is None:
-            logger.warning("prototype bank: image %s left out: %s", name, reason)
-            continue
-        arrays.append(array)
-        ids.append(name)
+    arrays, ids = _assessable(images, all_ids, "image")
     if len(arrays) < 2:
         raise ValueError(f"a prototype bank needs at least 2 assessable reference images, got {len(arrays)}")
-    clean_arrays, clean_ids = [], []
-    for image, name in zip(clean_images, clean_image_ids or [f"clean{i}" for i in range(len(clean_images))]):
-        reason = assessability(np.asarray(image))
-        if reason is not None:
-            logger.warning("prototype bank: clean image %s left out: %s", name, reason)
-            continue
-        clean_arrays.append(to_hwc_uint8(image))
-        clean_ids.append(str(name))
+    clean_arrays, clean_ids = _assessable(
+        clean_images, clean_image_ids or [f"clean{i}" for i in range(len(clean_images))], "clean image"
+    )
     order = np.random.RandomState(seed).permutation(len(arrays))
     n_val = min(len(arrays) - 1, max(1, round(validation_fraction * len(arrays))))
     val_idx, train_idx = sorted(order[:n_val].tolist()), sorted(order[n_val:].tolist())
     classes = [(CLEAN, 0)] + [(n, s) for n in names for s in sev]
-    measure_names = (list(MEASURES) if measures is None else list(measures)) if physics else []
-    unknown = sorted(set(measure_names) - set(MEASURES))
-    if unknown:
-        raise ValueError(f"unknown physics measures {unknown}; the measures are {list(MEASURES)}")
     n_measures = len(measure_names)
     keep = torch.tensor([MEASURES.index(m) for m in measure_names], dtype=torch.long)
 

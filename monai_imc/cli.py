@@ -118,8 +118,10 @@ def _cmd_prototypes_build(args: argparse.Namespace) -> int:
     from monai_imc.data import dataset_images, load_view
     from monai_imc.models import load_model
     from monai_imc.noise.registry import parse_noise_list
+    from monai_imc.quality import check_measures
 
     splits = args.splits.split(",")
+    measures = check_measures([m.strip() for m in args.measures.split(",") if m.strip()]) if args.measures else None
 
     def read(specs: list[str], limit: int, skip: set[str]) -> tuple[list, list[str]]:
         files = []
@@ -149,7 +151,7 @@ def _cmd_prototypes_build(args: argparse.Namespace) -> int:
         seed=args.seed, validation_fraction=args.validation_fraction, image_ids=ids, progress=True,
         modalities=args.modalities.split(",") if args.modalities else None, encode_many=encode_many,
         clean_images=clean_images, clean_image_ids=clean_ids,
-        measures=[m.strip() for m in args.measures.split(",") if m.strip()] if args.measures else None,
+        measures=measures,
     )
     bank.save(args.out)
     choices = bank.manifest["choices"]

@@ -38,6 +38,7 @@ import torch
 
 from monai_imc.discriminant import LinearDiscriminant
 from monai_imc.models.base import ImageInput, VisionFeatures
+from monai_imc.perceiver_choice import gate_probability
 from monai_imc.prototypes import CLEAN, PrototypeBank, descriptor
 from monai_imc.quality import MEASURES, assessability, measures_and_vector
 from monai_imc.workers import worker
@@ -370,8 +371,7 @@ class ArtifactPerceiver:
         p_clean = probabilities[CLEAN]
         # the gate reads the artifacts at its level or above: the faintest level of every noise is, on
         # clean validation images, too like a clean image to tell apart (the bank chose the level)
-        low = [i for i, s in enumerate(bank.severities) if s < chosen.gate_min_severity]
-        p_artifact = 1.0 - p_clean - float(per_noise[:, low].sum()) if low else 1.0 - p_clean
+        p_artifact = float(gate_probability(post[None], bank.severities, chosen.gate_min_severity)[0])
         gate = chosen.gate if self.gate_threshold is None else self.gate_threshold
         if p_artifact < gate:
             return Perception(

@@ -16,7 +16,15 @@ import torch
 
 from monai_imc.discriminant import LinearDiscriminant
 
-__all__ = ["GATE_LEVELS", "SHRINKAGES", "UNSHRUNK_DOF", "PerceiverChoice", "class_log_prior", "fit_perceivers"]
+__all__ = [
+    "GATE_LEVELS",
+    "SHRINKAGES",
+    "UNSHRUNK_DOF",
+    "PerceiverChoice",
+    "class_log_prior",
+    "fit_perceivers",
+    "gate_probability",
+]
 
 SHRINKAGES = (0.0, 0.01, 0.05, 0.2, 0.5)
 """Covariance shrinkages tried on validation (none only where the within-class degrees of freedom are
@@ -63,6 +71,16 @@ def class_log_prior(n_noises: int, n_severities: int) -> torch.Tensor:
     prior = torch.full((1 + n_noises * n_severities,), 1.0 / (n_types * n_severities))
     prior[0] = 1.0 / n_types
     return prior.log()
+
+
+def gate_probability(posteriors: torch.Tensor, severities: Sequence[int], level: int) -> torch.Tensor:
+    """What the clean gate reads: the probability of an artifact at ``level`` or above, ``(n,)``, from class
+    posteriors ``(n, 1 + n_noises * len(severities))`` (clean, then noise-major, severity-minor). Level 1
+    is ``1 - p_clean``; a higher level leaves out the fainter levels of every noise."""
+    per_level = posteriors[:, 1:].reshape(posteriors.shape[0], -1, len(severities))
+    below = [i for i, s in enumerate(severities) if s < level]
+    faint = per_level[:, :, below].sum((1, 2)) if below else torch.zeros(posteriors.shape[0])
+    return 1.0 - posteriors[:, 0] - faint
 
 
 def _gate(clean_scores: np.ndarray, false_alarm: float) -> float:
@@ -125,12 +143,10 @@ def fit_perceivers(
                 continue  # too few images for an (almost) unshrunk covariance
             lda = LinearDiscriminant.fit(train_z, train_labels, n_classes, shrinkage, log_prior, mask)
             post = lda.posteriors(val_z)
-            per_level = post[:, 1:].reshape(-1, n_noises, n_sev)
-            typed = per_level.sum(2).argmax(1)
+            typed = post[:, 1:].reshape(-1, n_noises, n_sev).sum(2).argmax(1)
             distances = lda.distances(val_z).numpy()
             for level in levels:
-                below = [i for i, s in enumerate(severities) if s < level]
-                artifact = 1.0 - post[:, 0] - (per_level[:, :, below].sum((1, 2)) if below else 0.0)
+                artifact = gate_probability(post, severities, level)
                 gate = _gate(artifact[clean].numpy(), clean_false_alarm)
                 right = (artifact >= gate) & (typed == val_noise)
                 choice = PerceiverChoice(

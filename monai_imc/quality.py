@@ -38,6 +38,7 @@ __all__ = [
     "assessability",
     "bias_trend",
     "blockiness",
+    "check_measures",
     "clipped_shares",
     "ghost_energy",
     "gibbs_ringing",
@@ -447,6 +448,18 @@ def measures(view: ArrayLike) -> dict[str, float]:
         "clipped_white": white,
         "clipped_black": black,
     }
+
+
+def check_measures(names: Sequence[str]) -> list[str]:
+    """``names`` as a list, each one a measure of :data:`MEASURES`.
+
+    Raises:
+        ValueError: an unknown name (the message lists the measures).
+    """
+    unknown = sorted(set(names) - set(MEASURES))
+    if unknown:
+        raise ValueError(f"unknown physics measures {unknown}; the measures are {list(MEASURES)}")
+    return list(names)
 
 
 def vector_of(values: Mapping[str, float], names: Sequence[str] = MEASURES) -> np.ndarray:
