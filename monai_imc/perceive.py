@@ -189,6 +189,7 @@ class ArtifactPerceiver:
         # the measures the bank was built with, in its order (a bank of an earlier release has fewer)
         self.measure_names: tuple[str, ...] = tuple(bank.manifest.get("measures") or MEASURES)
         self._found: dict[str, _Discriminant] = {}
+        self._impossible: dict[str, list[str]] = {}  # modality kind -> noises it cannot make
         perceivers = bank.manifest.get("choices", {}).get("perceivers")
         if perceivers:
             for name, choice in perceivers.items():
@@ -289,17 +290,20 @@ class ArtifactPerceiver:
         none for an unknown modality. The perceiver gives them no probability for such an image."""
         if not modality or not modality.strip():
             return []
-        from monai_imc.noise import get_noise
+        kind = _modality_kind(modality)
+        if kind not in self._impossible:  # once per modality: the perceiver runs per image
+            from monai_imc.noise import get_noise
 
-        kind, out = _modality_kind(modality), []
-        for name in self.bank.noises:
-            try:
-                allowed = getattr(get_noise(name).transform, "dicom_modalities", ())
-            except ValueError:  # a noise this release does not know: no restriction
-                continue
-            if allowed and kind not in {_modality_kind(m) for m in allowed}:
-                out.append(name)
-        return out
+            out = []
+            for name in self.bank.noises:
+                try:
+                    allowed = getattr(get_noise(name).transform, "dicom_modalities", ())
+                except ValueError:  # a noise this release does not know: no restriction
+                    continue
+                if allowed and kind not in {_modality_kind(m) for m in allowed}:
+                    out.append(name)
+            self._impossible[kind] = out
+        return list(self._impossible[kind])
 
     def _within_modality(self, scores: torch.Tensor, modality: str) -> torch.Tensor:
         """The class scores with the noises ``modality`` cannot make ruled out (their softmax is 0)."""
