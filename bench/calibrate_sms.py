@@ -40,6 +40,7 @@ from monai_imc.reference.data import question_words
 from monai_imc.reference.train import training_rows
 from monai_imc.refine import SMSRefiner, calibrate
 from monai_imc.text_candidates import Vocabulary
+from monai_imc.vocabulary import ClinicalVocabulary
 
 
 def heldout_questions(data: str) -> tuple[list[str], list[str]]:
@@ -100,10 +101,15 @@ def main(argv: list[str] | None = None) -> int:
     site = options.get("site_words")
     texts, train_words = heldout_questions(args.data)
     random.Random(args.seed).shuffle(texts)
-    vocabulary = Vocabulary.from_tokenizer(model.tokenizer, extra_words=train_words)
+    clinical = ClinicalVocabulary.system()
+    vocabulary = Vocabulary.from_tokenizer(model.tokenizer, extra_words=train_words, dictionary=clinical)
     unseen = sum(any(w not in vocabulary for w in question_words_of(t)) for t in texts)
     base = SMSRefiner(
-        model, vocabulary=vocabulary, site_words=site, max_suspects=options.get("max_suspects", 3)
+        model,
+        vocabulary=vocabulary,
+        clinical=clinical,
+        site_words=site,
+        max_suspects=options.get("max_suspects", 3),
     )
 
     def refiner_with(settings: dict[str, float]) -> SMSRefiner:

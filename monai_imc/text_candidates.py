@@ -10,7 +10,7 @@ likelihood decides among them (the reviewer). One edit changes one place of the 
 - ``recognition`` (ASR mishearings, OCR splits): a correct word becomes a known word within distance 1 or
   one that sounds alike (a shared Metaphone or NYSIIS key: ``plural`` -> ``pleural``, ``long`` -> ``lung``),
   two or three words that form or sound like a known word are joined (``pneumo thorax``, ``new monia``),
-  a filler (``uh``, ``um``) is dropped;
+  a filler (``uh``, ``um``: never a correct word; ``you know`` that asks nothing) is dropped;
 - ``terminology`` (abbreviations, shorthand): an unknown short word becomes a known word that starts with
   its first letter and holds its letters in order (``abnl`` -> ``abnormal``, ``img`` -> ``image``);
 - ``distractor``: of several sentences, only the one question is kept.
@@ -39,14 +39,18 @@ from monai_imc.lexicon import is_protected_word
 from monai_imc.vocabulary import phonetic_keys, sounds_alike
 
 __all__ = [
+    "FILLERS",
     "KINDS",
+    "SHORT_PIECE",
     "TIERS",
     "WORD_LIST",
     "Candidate",
     "Vocabulary",
     "apply_candidates",
     "damerau_distance",
+    "filler_spans",
     "is_correct",
+    "is_editable",
     "propose",
 ]
 
@@ -63,10 +67,20 @@ MIN_CLINICAL_LENGTH = 4
 #: The word list a model folder may hold beside its weights (one known word per line).
 WORD_LIST = "words.txt"
 
-#: Filler words speech recognition leaves in dictated text.
+#: Tokenizer pieces this short are words only when the model's own word list holds them (see
+#: :meth:`Vocabulary.from_tokenizer`).
+SHORT_PIECE = 3
+
+#: Filler words speech recognition leaves in dictated text (never correct words of clinical text).
 FILLERS: frozenset[str] = frozenset({"uh", "um", "er", "erm", "hmm"})
 
+#: A filler phrase of dictated speech (``is the liver you know enlarged``); not after an auxiliary or ``if``
+#: (``do you know``, ``if you know`` ask something).
+_FILLER_PHRASE = re.compile(r"(?<![A-Za-z])you know(?![A-Za-z])", re.IGNORECASE)
+_ASKING = frozenset({"do", "does", "did", "can", "could", "would", "will", "should", "if", "don't", "didn't"})
+
 _WORD = re.compile(r"[A-Za-z]+")
+_WORD_OR_CONTRACTION = re.compile(r"[A-Za-z]+(?:'[a-z]+)?")
 _SENTENCE_END = re.compile(r"(?<=[.?!])\s+")
 
 
@@ -125,30 +139,50 @@ class Vocabulary:
 
     @classmethod
     def from_tokenizer(
-        cls, tokenizer: Any, extra_words: Iterable[str] = (), min_length: int = 1
+        cls,
+        tokenizer: Any,
+        extra_words: Iterable[str] = (),
+        min_length: int = 1,
+        dictionary: Container[str] | None = None,
     ) -> Vocabulary:
         """The whole words of a tokenizer's vocabulary (byte-level ``Ġword`` and SentencePiece ``▁word`` tokens).
 
+        A tokenizer's word-initial pieces are not all words (``Ġimag``, ``Ġabdom``, ``Ġimg``): with a
+        ``dictionary`` (the clinical vocabulary), a piece counts only when the dictionary holds it, and a
+        piece of :data:`SHORT_PIECE` letters or fewer (``pt``, ``loc``: dictionary words that are mostly
+        shorthand in clinical text) only when ``extra_words`` holds it too, where there are any.
+
         Args:
             tokenizer: a transformers tokenizer (anything with ``get_vocab()``).
-            extra_words: a site's own word list (e.g. its report vocabulary), added as known words.
+            extra_words: a site's or the model's own word list (e.g. its training questions' words), added
+                as known words.
             min_length: shortest word kept.
+            dictionary: words known to be correct (see above); ``None``: every word-initial piece counts.
         """
-        words = set(extra_words)
+        listed = {w.lower() for w in extra_words}
+        words = set(listed)
         for token in tokenizer.get_vocab():
             word = token.lstrip("Ġ▁")
             if word != token and word.isalpha() and word.isascii():
-                words.add(word)
+                lw = word.lower()
+                if dictionary is None or (
+                    lw in dictionary and (len(lw) > SHORT_PIECE or not listed or lw in listed)
+                ):
+                    words.add(lw)
         return cls(words, min_length=min_length)
 
     @classmethod
-    def from_model(cls, model: Any, word_list: str | Path | None = None) -> Vocabulary:
+    def from_model(
+        cls, model: Any, word_list: str | Path | None = None, dictionary: Container[str] | None = None
+    ) -> Vocabulary:
         """The words of ``model``'s tokenizer plus a word list (one word per line).
 
         Args:
             model: a loaded model with a ``tokenizer`` (the local adapters).
             word_list: a file of known words; default: ``words.txt`` in the model's folder when there is
                 one (the reference model ships the words of its training questions there).
+            dictionary: the clinical vocabulary that tells the tokenizer's words from its word pieces (see
+                :meth:`from_tokenizer`).
 
         Raises:
             ValueError: the model has no tokenizer.
@@ -166,7 +200,7 @@ class Vocabulary:
             if not path.is_file():
                 raise FileNotFoundError(f"{path}: word list not found")
             extra = [w.strip() for w in path.read_text(encoding="utf-8").splitlines() if w.strip()]
-        return cls.from_tokenizer(tokenizer, extra_words=extra)
+        return cls.from_tokenizer(tokenizer, extra_words=extra, dictionary=dictionary)
 
     def __contains__(self, word: object) -> bool:
         return isinstance(word, str) and word.lower() in self.words
@@ -285,7 +319,32 @@ def _max_distance(word: str) -> int:
 def is_correct(word: str, vocabulary: Vocabulary, clinical: Container[str] | None = None) -> bool:
     """Whether ``word`` is a correct word: the model knows it, or the clinical vocabulary holds it (4+ letters)."""
     lw = word.lower()
+    if lw in FILLERS:
+        return False
     return lw in vocabulary or (clinical is not None and len(lw) >= MIN_CLINICAL_LENGTH and lw in clinical)
+
+
+def is_editable(text: str, match: re.Match[str], vocabulary: Vocabulary) -> bool:
+    """Whether the specialists may edit the word ``match`` of ``text``: not a protected word, not part of a
+    token with a digit (``3cm``, ``1fet``), not an acronym the vocabulary does not know (a site's or a
+    device's name)."""
+    word = match.group()
+    return not (
+        is_protected_word(word)
+        or _touches_digit(text, match)
+        or (len(word) > 1 and word.isupper() and word.lower() not in vocabulary)
+    )
+
+
+def filler_spans(text: str) -> list[tuple[int, int]]:
+    """Where ``text`` holds a filler phrase of dictated speech (``you know`` that asks nothing), as
+    ``(start, end)`` character spans; single filler words are :data:`FILLERS`."""
+    spans = []
+    for m in _FILLER_PHRASE.finditer(text):
+        before = _WORD_OR_CONTRACTION.findall(text[: m.start()])
+        if before and before[-1].lower() not in _ASKING:
+            spans.append((m.start(), m.end()))
+    return spans
 
 
 def propose(
@@ -310,13 +369,13 @@ def propose(
     for index, m in enumerate(matches):
         word = m.group()
         lw = word.lower()
-        correct = is_correct(lw, vocabulary, clinical)
-        if (
-            is_protected_word(word)
-            or _touches_digit(text, m)
-            or (len(word) > 1 and word.isupper() and lw not in vocabulary)
-        ):
+        if not is_editable(text, m, vocabulary):
             continue  # facts, and acronyms the model does not know (a site's or a device's name)
+        if lw in FILLERS:  # a hesitation transcribed: it is only ever dropped
+            if "recognition" in kinds:
+                out.append(Candidate("recognition", m.start(), m.end(), word, "", "unknown"))
+            continue
+        correct = is_correct(lw, vocabulary, clinical)
         # A correct word may only be misheard (one edit, or a sound-alike); an unknown one may be misspelt.
         kind = "recognition" if correct else "spelling"
         if kind in kinds and len(lw) >= 2:
@@ -324,8 +383,8 @@ def propose(
             if len(lw) >= 3:
                 options |= set(vocabulary.sounds_like(lw))
             for w in sorted(options):
-                if not _same_polarity(lw, w) or is_protected_word(w):
-                    continue
+                if not _same_polarity(lw, w) or is_protected_word(w) or len(w) < 2:
+                    continue  # a word never becomes a single letter (``cx`` -> ``x``)
                 tier = "unknown" if not correct else "sound-alike" if _sound_alike(lw, w) else "known"
                 out.append(Candidate(kind, m.start(), m.end(), word, _case_like(word, w), tier))
         if kind == "spelling" and "spelling" in kinds and len(lw) >= 4:  # two words run together (OCR)
@@ -335,8 +394,6 @@ def propose(
                 if lw[:i] in vocabulary and lw[i:] in vocabulary and min(i, len(lw) - i) >= 2
             ]
         if "recognition" in kinds:
-            if lw in FILLERS:
-                out.append(Candidate("recognition", m.start(), m.end(), word, "", "sound-alike"))
             out += _joins(text, matches, index, vocabulary)
         if "terminology" in kinds and 2 <= len(lw) <= 5:
             tier = "known" if correct else "unknown"
@@ -345,6 +402,13 @@ def propose(
                 for w in vocabulary.expansions(lw)
                 if len(w) >= len(lw) + 2 and _same_polarity(lw, w) and not is_protected_word(w)
             ]
+    if "recognition" in kinds:
+        out += [
+            Candidate(
+                "recognition", a, b + (text[b : b + 1] == " "), text[a : b + (text[b : b + 1] == " ")], ""
+            )
+            for a, b in filler_spans(text)
+        ]
     if "distractor" in kinds:
         out += _distractor_candidates(text)
     return _dedupe(out)

@@ -16,7 +16,7 @@ import pytest
 from helpers import REPO
 
 from monai_imc.refine import SMSRefiner
-from monai_imc.text_candidates import Vocabulary, propose
+from monai_imc.text_candidates import Vocabulary, filler_spans, is_correct, propose
 from monai_imc.vocabulary import ClinicalVocabulary, read_hunspell, read_word_list, sounds_alike, system_words
 
 BUNDLE = REPO / "bundles" / "monai_imc_vqa"
@@ -177,3 +177,67 @@ def test_spellcheck_baseline(refiner: SMSRefiner) -> None:
     out = checker.correct("Are there thre nodules in the lfet lung?").lower().rstrip("?").split()
     assert "three" not in out and "left" not in out, "a correction that adds a number or a side is refused"
     assert checker.correct("Is the 3cm mass in the CT?") == "Is the 3cm mass in the CT?"
+
+
+class _PieceTokenizer:
+    """A tokenizer's vocabulary as transformers gives it: byte-level word-initial pieces (``Ġimag``) beside
+    whole words; only ``get_vocab`` is read."""
+
+    def get_vocab(self) -> dict[str, int]:
+        pieces = ["Ġimage", "Ġimag", "Ġabdom", "Ġlung", "Ġpt", "Ġthe", "Ġis", "ing", "Ġuh"]
+        return {p: i for i, p in enumerate(pieces)}
+
+
+def test_tokenizer_pieces_are_words_only_when_a_dictionary_confirms_them() -> None:
+    dictionary = {"image", "lung", "pt", "the", "is", "uh"}
+    everything = Vocabulary.from_tokenizer(_PieceTokenizer())
+    assert {"imag", "abdom", "pt"} <= everything.words, "without a dictionary every word-initial piece counts"
+    confirmed = Vocabulary.from_tokenizer(_PieceTokenizer(), dictionary=dictionary)
+    assert "imag" not in confirmed and "abdom" not in confirmed, "word pieces are not words"
+    assert {"image", "lung", "pt", "the"} <= confirmed.words, (
+        "with no word list, short dictionary words count"
+    )
+    listed = Vocabulary.from_tokenizer(
+        _PieceTokenizer(), extra_words=["the", "is", "chest"], dictionary=dictionary
+    )
+    assert {"image", "lung", "the", "is", "chest"} <= listed.words
+    assert "pt" not in listed and "uh" not in listed, (
+        "a short piece (shorthand in clinical text) counts only when the model's own word list holds it"
+    )
+
+
+def test_fillers_are_never_correct_and_are_only_dropped() -> None:
+    vocab = Vocabulary(["is", "the", "um", "uh", "trunk", "patent", "celiac", "up"])
+    assert not is_correct("um", vocab, {"um"}), "a filler is not a word of clinical text"
+    cands = propose("Is the celiac um trunk patent?", vocab, ["spelling", "recognition"], None)
+    at_filler = [c for c in cands if c.before == "um"]
+    assert at_filler and all(c.after == "" and c.tier == "unknown" for c in at_filler), at_filler
+    assert filler_spans("Is the liver you know enlarged?") == [(13, 21)]
+    assert filler_spans("Do you know the answer?") == [], "'do you know' asks something: not a filler"
+    dropped = [
+        c for c in propose("Is celiac trunk you know patent?", vocab, ["recognition"]) if c.after == ""
+    ]
+    assert [c.apply("Is celiac trunk you know patent?") for c in dropped] == ["Is celiac trunk patent?"]
+
+
+def test_a_word_never_becomes_a_single_letter() -> None:
+    vocab = Vocabulary(["x", "is", "where", "contrast"])
+    assert not any(c.after == "x" for c in propose("Where is cx?", vocab, ["spelling"])), (
+        "cx -> x deletes a word"
+    )
+
+
+def test_an_unknown_word_is_a_suspect_whatever_its_surprisal(refiner: SMSRefiner) -> None:
+    """The assessor's threshold is for correct words; a word no vocabulary knows (or a filler) always counts."""
+    strict = SMSRefiner(
+        refiner.model, vocabulary=refiner.vocabulary, clinical=refiner.clinical, suspicion=1e9, max_suspects=3
+    )
+    assert not strict.assess("Is the liver normal?").noisy, "correct words alone never reach 1e9 nats"
+    unknown = strict.assess("Is the lievr normal?")
+    assert unknown.noisy and "spelling" in unknown.kinds, unknown
+    assert unknown.suspects and "Is the lievr normal?"[slice(*unknown.suspects[0])] == "lievr"
+    filler = strict.assess("Is the uh liver normal?")
+    assert filler.noisy and filler.kinds == ("recognition",), filler
+    assert strict.assess("Is the MRCP normal?").noisy is False, (
+        "an unknown acronym is not editable: no suspect"
+    )

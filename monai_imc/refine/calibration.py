@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from monai_imc.lexicon import is_protected_word
 from monai_imc.refine.refiner import SMSRefiner
 from monai_imc.text_candidates import TIERS
 
@@ -57,8 +56,10 @@ def calibrate(
 ) -> SMSCalibration:
     """Choose the assessor's ``suspicion`` and the reviewer's margins on clean held-out text.
 
-    ``suspicion`` is the ``1 - flag_rate`` quantile of the clean texts' highest word surprisal (so about
-    ``flag_rate`` of clean texts reach the specialists, the rest pass for one call). Each margin is the
+    ``suspicion`` is the ``1 - flag_rate`` quantile of the clean texts' highest word suspicion
+    (:meth:`SMSRefiner.suspicion_of`; so about ``flag_rate`` of clean texts reach the specialists, the rest
+    pass for one call); a word no vocabulary knows is always a suspect, so where such words already flag
+    more than ``flag_rate`` of the texts, only they do. Each margin is the
     ``1 - false_edit_rate / 3`` quantile of the best gain the specialists find, in its tier
     (:data:`~monai_imc.text_candidates.TIERS`), on the clean texts (so at most about ``false_edit_rate``
     of clean text is edited); the margin of a correct word into another word is at least the other two.
@@ -96,12 +97,7 @@ def calibrate(
     for raw in clean_texts:
         text = probe.as_data(raw)
         assessment = probe.assess(text)
-        counted = [
-            v
-            for i, (w, v) in enumerate(assessment.surprisal)
-            if not is_protected_word(w) and (i > 0 or not refiner.is_correct(w))
-        ]
-        highest.append(max(counted, default=0.0))
+        highest.append(max(probe.word_suspicions(text, assessment), default=0.0))
         edits = [c for c in probe.propose(text, assessment) if not probe._check(text, c.apply(text), c.kind)]
         values, _calls = probe.score([c.apply(text) for c in edits])
         base = assessment.log_likelihood or 0.0
@@ -110,6 +106,8 @@ def calibrate(
                 max((v - base for v, c in zip(values, edits) if c.tier == tier), default=-math.inf)
             )
     suspicion = _quantile(highest, 1.0 - flag_rate)
+    if math.isinf(suspicion):  # words no vocabulary knows already flag that many: only they flag
+        suspicion = max((h for h in highest if not math.isinf(h)), default=0.0) + 1e-6
     q = 1.0 - false_edit_rate / len(TIERS)
     margins = {tier: max(0.0, _quantile(best[tier], q)) + 1e-6 for tier in TIERS}
     margins["known"] = max(margins.values())

@@ -6,18 +6,28 @@ See :mod:`monai_imc.refine` for the method; this module holds the loop.
 from __future__ import annotations
 
 import logging
+import math
 import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
 from monai_imc.guards import check_repair
-from monai_imc.lexicon import is_protected_word
 from monai_imc.models.base import Message, VisionLanguageModel
 from monai_imc.noise.metrics import edit_distance
 from monai_imc.refine.prompts import SMSPrompts
 from monai_imc.refine.records import AgentStep, Assessment, Edit, Refinement, text_edits
-from monai_imc.text_candidates import KINDS, Candidate, Vocabulary, apply_candidates, is_correct, propose
+from monai_imc.text_candidates import (
+    FILLERS,
+    KINDS,
+    Candidate,
+    Vocabulary,
+    apply_candidates,
+    filler_spans,
+    is_correct,
+    is_editable,
+    propose,
+)
 from monai_imc.vocabulary import ClinicalVocabulary, read_word_list
 
 logger = logging.getLogger(__name__)
@@ -26,16 +36,6 @@ __all__ = ["SMSRefiner"]
 
 _WORD_SPAN = re.compile(r"[A-Za-z]+")
 _SENTENCES = re.compile(r"(?<=[.?!])\s+(?=\S)")
-
-
-def _token_of(text: str, m: re.Match[str]) -> str:
-    """The whole token (letters and digits) that the word ``m`` belongs to (``1fet`` for ``fet``)."""
-    start, end = m.start(), m.end()
-    while start > 0 and text[start - 1].isalnum():
-        start -= 1
-    while end < len(text) and text[end].isalnum():
-        end += 1
-    return text[start:end]
 
 
 class _Accepted(NamedTuple):
@@ -98,17 +98,18 @@ class SMSRefiner:
             raise ValueError(f"max_rounds must be at least 1, got {max_rounds}")
         self.model = model
         self.prompts = prompts or SMSPrompts.reference()
-        if isinstance(vocabulary, str):
-            if vocabulary != "auto":
-                raise ValueError(f"vocabulary must be a Vocabulary, None or 'auto', got {vocabulary!r}")
-            vocabulary = (
-                Vocabulary.from_model(model) if getattr(model, "tokenizer", None) is not None else None
-            )
-        site = read_word_list(site_words) if site_words is not None else set()
+        if isinstance(vocabulary, str) and vocabulary != "auto":
+            raise ValueError(f"vocabulary must be a Vocabulary, None or 'auto', got {vocabulary!r}")
+        if isinstance(clinical, str) and clinical != "auto":
+            raise ValueError(f"clinical must be a ClinicalVocabulary, None or 'auto', got {clinical!r}")
+        lexical = vocabulary is not None and (
+            vocabulary != "auto" or getattr(model, "tokenizer", None) is not None
+        )
         if isinstance(clinical, str):
-            if clinical != "auto":
-                raise ValueError(f"clinical must be a ClinicalVocabulary, None or 'auto', got {clinical!r}")
-            clinical = ClinicalVocabulary.system() if vocabulary is not None else None
+            clinical = ClinicalVocabulary.system() if lexical else None
+        if isinstance(vocabulary, str):  # the tokenizer's words that the clinical vocabulary confirms
+            vocabulary = Vocabulary.from_model(model, dictionary=clinical) if lexical else None
+        site = read_word_list(site_words) if site_words is not None else set()
         if clinical is not None and site:
             clinical = ClinicalVocabulary(clinical.words | site, (*clinical.sources, str(site_words)))
         if vocabulary is not None and site:
@@ -178,26 +179,22 @@ class SMSRefiner:
         for m in _WORD_SPAN.finditer(text):
             a, b = m.start() + offset, m.end() + offset
             words.append((m, -float(sum(lp for _t, lp, s, e in rows if lp is not None and e > a and s < b))))
-        # The first word's surprisal is the model's doubt about what is asked, not noise: it counts only
-        # when the word is unknown.
-        ranked = sorted(
-            (
-                w
-                for i, w in enumerate(words)
-                if not is_protected_word(_token_of(text, w[0]))
-                and (i > 0 or not self.is_correct(w[0].group()))
-            ),
-            key=lambda w: -w[1],
-        )
+        scored = [(m, self.suspicion_of(text, m, v, i)) for i, (m, v) in enumerate(words)]
+        ranked = sorted(((m, v) for m, v in scored if v is not None), key=lambda w: -w[1])
         suspects = [w for w in ranked[: self.max_suspects] if w[1] >= self.suspicion]
         kinds: list[str] = []
+        fillers = filler_spans(text)
         for m, _s in suspects:
-            kinds += ["recognition"] if self.is_correct(m.group()) else ["spelling", "terminology"]
+            if m.group().lower() in FILLERS or any(a <= m.start() < b for a, b in fillers):
+                kinds += ["recognition"]
+            else:
+                kinds += ["recognition"] if self.is_correct(m.group()) else ["spelling", "terminology"]
         if len(_SENTENCES.split(text.strip())) > 1:
             kinds.append("distractor")
         kinds = [k for k in KINDS if k in kinds]
         surprisal = tuple((m.group(), round(v, 3)) for m, v in words)
-        summary = ", ".join(f"{m.group()} {v:.1f}" for m, v in ranked[: self.max_suspects])
+        raw = {m.start(): v for m, v in words}
+        summary = ", ".join(f"{m.group()} {raw[m.start()]:.1f}" for m, _v in ranked[: self.max_suspects])
         return Assessment(
             bool(kinds),
             tuple(kinds),
@@ -206,6 +203,27 @@ class SMSRefiner:
             total,
             f"most surprising: {summary}",
         )
+
+    def suspicion_of(self, text: str, match: re.Match[str], surprisal: float, index: int) -> float | None:
+        """How suspect the word ``match`` of ``text`` is: ``None`` when it may not be edited (a protected word,
+        a token with a digit, an unknown acronym) or when it is a correct first word (its surprisal is the
+        model's doubt about what is asked, not noise); infinite when it is not a correct word (an unknown
+        word, a filler) or part of a filler phrase: such a word is always a suspect; else its surprisal (nats).
+        """
+        if self.vocabulary is None or not is_editable(text, match, self.vocabulary):
+            return None
+        if not self.is_correct(match.group()) or any(a <= match.start() < b for a, b in filler_spans(text)):
+            return math.inf
+        return None if index == 0 else surprisal
+
+    def word_suspicions(self, text: str, assessment: Assessment) -> list[float]:
+        """:meth:`suspicion_of` every word of ``text`` that counts, from its lexical ``assessment``."""
+        values = (v for _w, v in assessment.surprisal)
+        found = (
+            self.suspicion_of(text, m, v, i)
+            for i, (m, v) in enumerate(zip(_WORD_SPAN.finditer(text), values))
+        )
+        return [v for v in found if v is not None]
 
     def is_correct(self, word: str) -> bool:
         """Whether ``word`` is a correct word (the model knows it, or the clinical vocabulary holds it)."""
