@@ -2,7 +2,8 @@
 
 1. IMC / plain per question, clean and noisy text: the plain model (encode, answer) against the whole
    method (encode, perceive, calibrate, refine, answer) on the same images and questions, the two
-   interleaved question by question so that a busy machine slows both alike.
+   interleaved question by question so that a busy machine slows both alike; and SMS / plain: the SMS
+   refinement in turn (not beside the encode), then the plain answer of the refined text.
 2. perceive + calibrate / plain: the method without refine against the plain model.
 3. app overhead / model time per study: the MONAI Deploy app (Holoscan graph: DICOM in, views, SR out) on the
    sample study, from the run report's per-stage timings (monai_imc.timing): (wall - model) / model.
@@ -40,16 +41,17 @@ from monai_imc.timing import StageTimer, timed
 def per_question(context: IMCContext, rows: list, noisy: bool, seed: int, max_new_tokens: int) -> dict:
     """Plain, PDC (perceive + calibrate) and IMC (+ refine) on each question, interleaved."""
     pipeline = context.pipeline
-    timers = {"plain": StageTimer(), "pdc": StageTimer(), "imc": StageTimer()}
+    timers = {"plain": StageTimer(), "sms": StageTimer(), "pdc": StageTimer(), "imc": StageTimer()}
     changed = 0
     for index, row in enumerate(rows):
         image = load_view(row.image, 256)
         text = get_noise("typo").apply(row.question, severity=3, seed=seed + index) if noisy else row.question
-        order = ["plain", "pdc", "imc"] if index % 2 == 0 else ["imc", "pdc", "plain"]
+        order = ["plain", "sms", "pdc", "imc"] if index % 2 == 0 else ["imc", "pdc", "sms", "plain"]
         for method in order:
             with timers[method].active(), timed("question"):
-                if method == "plain":
-                    pipeline.generate(pipeline.encode([image]), text, max_new_tokens=max_new_tokens)
+                if method in ("plain", "sms"):  # sms: the refinement first, in turn, then the plain answer
+                    asked = pipeline.refine(text).text if method == "sms" else text
+                    pipeline.generate(pipeline.encode([image]), asked, max_new_tokens=max_new_tokens)
                 else:
                     result = pipeline.run(image, text, refine=method == "imc", max_new_tokens=max_new_tokens)
                     changed += int(method == "imc" and result.question != text)
@@ -60,6 +62,7 @@ def per_question(context: IMCContext, rows: list, noisy: bool, seed: int, max_ne
         "stages_imc": timers["imc"].to_dict()["stages"],
         "imc_over_plain": round(walls["imc"] / walls["plain"], 3),
         "pdc_over_plain": round(walls["pdc"] / walls["plain"], 3),
+        "sms_over_plain": round(walls["sms"] / walls["plain"], 3),
         "texts_changed_by_sms": changed,
     }
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from monai_imc.data import dataset_images, load_view
 from monai_imc.models import load_model
-from monai_imc.quality import measures_and_vector
+from monai_imc.quality import MEASURES, measures_and_vector
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,7 +43,13 @@ def main(argv: list[str] | None = None) -> int:
     views = [load_view(f, args.size) for f in files]
     model = load_model(args.model, device="cpu")
     model.encode_images(views[:2])  # warm-up (lazy initialisation, allocator)
-    measures_and_vector(views[0])
+    bank = None
+    if args.bank:
+        from monai_imc.prototypes import PrototypeBank
+
+        bank = PrototypeBank.load(args.bank)
+    names = tuple(bank.manifest.get("measures") or MEASURES) if bank is not None else MEASURES  # the bank's own
+    measures_and_vector(views[0], names)
 
     def timed(fn) -> tuple[float, float]:
         cpu, wall = time.process_time(), time.perf_counter()
@@ -56,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def measure() -> None:
         for view in views:
-            measures_and_vector(view)
+            measures_and_vector(view, names)
 
     encode_cpu, encode_wall = timed(encode)
     measure_cpu, measure_wall = timed(measure)
@@ -67,15 +73,15 @@ def main(argv: list[str] | None = None) -> int:
         "view_size": args.size,
         "threads": os.environ.get("OMP_NUM_THREADS", "default"),
         "encode_ms_per_image": {"cpu": 1000 * encode_cpu / n, "wall": 1000 * encode_wall / n},
+        "measures": len(names),
         "measures_ms_per_image": {"cpu": 1000 * measure_cpu / n, "wall": 1000 * measure_wall / n},
         "ratio_cpu": measure_cpu / encode_cpu,
         "ratio_wall": measure_wall / encode_wall,
     }
-    if args.bank:
+    if bank is not None:
         from monai_imc.pipeline import IMCPipeline
-        from monai_imc.prototypes import PrototypeBank
 
-        pipeline = IMCPipeline(model, PrototypeBank.load(args.bank))
+        pipeline = IMCPipeline(model, bank)
         pipeline.encode_and_perceive(views[:1])  # warm-up (the measures' worker thread)
         plain = perceived = 0.0
         for index, view in enumerate(views):  # interleaved, alternating which goes first

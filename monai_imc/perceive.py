@@ -40,10 +40,18 @@ from monai_imc.discriminant import LinearDiscriminant
 from monai_imc.models.base import ImageInput, VisionFeatures
 from monai_imc.perceiver_choice import gate_probability
 from monai_imc.prototypes import CLEAN, PrototypeBank, descriptor
-from monai_imc.quality import MEASURES, assessability, measures_and_vector
-from monai_imc.workers import worker
+from monai_imc.quality import MEASURES, assessability, measure_view, measure_views, measures_and_vector
+from monai_imc.workers import beside
 
-__all__ = ["ARTIFACT", "CLEAN_VERDICT", "NOT_ASSESSABLE", "ArtifactPerceiver", "Measured", "Perception", "measure_view"]
+__all__ = [
+    "ARTIFACT",
+    "CLEAN_VERDICT",
+    "NOT_ASSESSABLE",
+    "ArtifactPerceiver",
+    "Measured",
+    "Perception",
+    "measure_view",
+]
 
 CLEAN_VERDICT = "clean"
 ARTIFACT = "artifact"
@@ -52,14 +60,6 @@ NOT_ASSESSABLE = "not assessable"
 Measured = tuple[dict[str, float], np.ndarray] | None
 """The physics measures of one view, by name and as the descriptor's vector
 (:func:`~monai_imc.quality.measures_and_vector`); ``None`` for a view that cannot be measured."""
-
-def measure_view(view: ImageInput, names: Sequence[str] = MEASURES) -> Measured:
-    """The physics measures of ``view`` (the vector in ``names`` order: a bank's own list), or ``None`` when
-    it is degenerate (see :func:`~monai_imc.quality.assessability`: the perceiver says so without measuring)."""
-    arr = np.asarray(view)
-    if assessability(arr) is not None:
-        return None
-    return measures_and_vector(arr, names)
 
 
 @dataclass(frozen=True)
@@ -215,13 +215,11 @@ class ArtifactPerceiver:
         return "fused" in self._found
 
     def measure_async(self, views: Sequence[ImageInput]) -> Future[list[Measured]] | None:
-        """Start the physics measures of ``views`` on the measures' worker thread; ``None`` when this
-        perceiver reads no measures. Pass the future's result to :meth:`perceive` (``measured``)."""
+        """Start the physics measures of ``views`` in the measures' worker process (:func:`~monai_imc.workers.beside`);
+        ``None`` when this perceiver reads no measures. Pass the future's result to :meth:`perceive` (``measured``)."""
         if not self.uses_measures:
             return None
-        arrays = [np.asarray(v) for v in views]
-        names = self.measure_names
-        return worker("imc-measures").submit(lambda: [measure_view(a, names) for a in arrays])
+        return beside("imc-measures", measure_views, [np.asarray(v) for v in views], self.measure_names)
 
     @property
     def range_threshold(self) -> float | None:

@@ -21,16 +21,27 @@ Usage::
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy import fft as sfft
 from scipy import ndimage
 
+from monai_imc.assessable import MAX_ASPECT, MIN_SIDE, assessability
+from monai_imc.spectral_measures import (
+    ghost_energy,
+    log_spectrum,
+    power_spectrum,
+    sharpness,
+    spike_score,
+    truncation_cliff,
+)
+
 __all__ = [
+    "MAX_ASPECT",
     "MEASURES",
     "MIN_SIDE",
     "WORK_SIZE",
@@ -45,6 +56,8 @@ __all__ = [
     "histogram_entropy",
     "left_right_asymmetry",
     "measure_vector",
+    "measure_view",
+    "measure_views",
     "measures",
     "measures_and_vector",
     "noise_level_function",
@@ -55,12 +68,6 @@ __all__ = [
     "truncation_cliff",
     "vector_of",
 ]
-
-MIN_SIDE = 16
-"""Smallest side (pixels) of an assessable image."""
-
-MAX_ASPECT = 8.0
-"""Largest ratio of the long to the short side of an assessable image."""
 
 WORK_SIZE = 256
 """Measures other than blockiness run on the view shrunk (by area) to at most this many pixels a side."""
@@ -101,33 +108,6 @@ def _gray(view: ArrayLike) -> np.ndarray:
     return arr.astype(np.float64)
 
 
-def assessability(view: ArrayLike) -> str | None:
-    """Why ``view`` cannot be assessed, or ``None`` when it can.
-
-    Reasons: not a 2-D image, NaN or infinite pixels, a single row or column, a side under
-    :data:`MIN_SIDE` pixels, a long side over :data:`MAX_ASPECT` times the short one, constant pixels.
-    """
-    arr = np.asarray(view)
-    if arr.ndim == 3 and arr.shape[-1] in (1, 3, 4):
-        pass
-    elif arr.ndim != 2:
-        return f"not a 2-D image (shape {arr.shape})"
-    h, w = int(arr.shape[0]), int(arr.shape[1])
-    if h == 0 or w == 0:
-        return f"empty image ({h} x {w} pixels)"
-    if np.issubdtype(arr.dtype, np.floating) and not np.isfinite(arr).all():
-        return "NaN or infinite pixel values"
-    if min(h, w) == 1:
-        return f"a single {'row' if h == 1 else 'column'} of pixels ({h} x {w})"
-    if min(h, w) < MIN_SIDE:
-        return f"too small to assess ({h} x {w} pixels; at least {MIN_SIDE} a side needed)"
-    if max(h, w) / min(h, w) > MAX_ASPECT:
-        return f"extreme aspect ratio ({h} x {w} pixels)"
-    if float(np.ptp(arr)) == 0.0:
-        return "constant image (no contrast)"
-    return None
-
-
 def _unit(img: np.ndarray) -> np.ndarray:
     """Scale to [0, 1] by the 0.5 / 99.5 percentiles' span (values outside are kept, not clipped)."""
     low, high = np.percentile(img, (0.5, 99.5))
@@ -163,59 +143,6 @@ def noise_sigma(img: np.ndarray, residual: np.ndarray | None = None) -> float:
     return float(math.sqrt(math.pi / 2.0) * np.abs(response).mean() / 6.0)
 
 
-def _log_spectrum(img: np.ndarray) -> np.ndarray:
-    """Centred log magnitude spectrum of ``img`` minus its mean (Hann-windowed against edge leakage)."""
-    window = np.outer(np.hanning(img.shape[0]), np.hanning(img.shape[1]))
-    spectrum = np.abs(sfft.fftshift(sfft.fft2((img - img.mean()) * window)))
-    return np.log(spectrum + 1e-9)
-
-
-def spike_score(
-    img: np.ndarray, reach: float = 0.15, exclude: int = 2, size: int = 5, log_spec: np.ndarray | None = None
-) -> float:
-    """k-space spike: the largest peak of the log spectrum over its local median (within ``reach`` of the
-    centre, the DC neighbourhood of ``exclude`` bins left out). A spike is one outstanding k-space sample.
-    ``log_spec``: :func:`_log_spectrum` of ``img`` when already computed."""
-    log_spec = _log_spectrum(img) if log_spec is None else log_spec
-    cy, cx = log_spec.shape[0] // 2, log_spec.shape[1] // 2
-    ry, rx = max(size, int(reach * log_spec.shape[0])), max(size, int(reach * log_spec.shape[1]))
-    crop = log_spec[max(0, cy - ry) : cy + ry + 1, max(0, cx - rx) : cx + rx + 1]
-    excess = crop - ndimage.median_filter(crop, size=size, mode="reflect")
-    oy, ox = cy - max(0, cy - ry), cx - max(0, cx - rx)
-    excess[max(0, oy - exclude) : oy + exclude + 1, :] = 0.0  # the DC row and column carry edge energy
-    excess[:, max(0, ox - exclude) : ox + exclude + 1] = 0.0
-    return float(excess.max())
-
-
-def _power_spectrum(img: np.ndarray) -> np.ndarray:
-    """Power spectrum of ``img`` minus its mean (not shifted, no window)."""
-    return np.abs(sfft.fft2(img - img.mean())) ** 2
-
-
-def ghost_energy(
-    img: np.ndarray, periods: tuple[int, ...] = (2, 3, 4, 5, 6, 7, 8), power: np.ndarray | None = None
-) -> float:
-    """Ghost replicas along a phase-encoding axis: every p-th k-space line scaled down makes p ghost copies.
-
-    Per axis, the log energy of each k-space line minus its running median; the score is the largest
-    drop of the lines of one phase of one period ``p`` below the other lines' mean (both axes tried: the
-    phase-encoding axis is not known). ``power``: :func:`_power_spectrum` of ``img`` when already computed.
-    """
-    power = sfft.fftshift(_power_spectrum(img) if power is None else power)
-    best = 0.0
-    for axis in (0, 1):
-        energy = np.log(power.sum(axis=1 - axis) + 1e-12)
-        residual = energy - ndimage.median_filter(energy, size=9, mode="reflect")
-        for p in periods:
-            if residual.shape[0] < 4 * p:
-                continue
-            for phase in range(p):
-                picked = np.zeros(residual.shape[0], dtype=bool)
-                picked[phase::p] = True
-                best = max(best, float(residual[~picked].mean() - residual[picked].mean()))
-    return best
-
-
 def _within(mask: np.ndarray, reach: int) -> np.ndarray:
     """Pixels within ``reach`` (chessboard distance) of ``mask``: a box dilation, by a separable filter."""
     return ndimage.uniform_filter(mask.astype(np.float32), size=2 * reach + 1, mode="constant") > 1e-6
@@ -234,34 +161,6 @@ def gibbs_ringing(img: np.ndarray) -> float:
         return 0.0
     band = np.abs(ndimage.gaussian_filter(img, 0.7) - ndimage.gaussian_filter(img, 1.5))
     return float((band[near].mean() - band[far].mean()) / (magnitude[edges].mean() + 1e-6))
-
-
-def truncation_cliff(img: np.ndarray, log_spec: np.ndarray | None = None) -> float:
-    """k-space truncation: the steepest drop of the log power profile along either k axis in the outer
-    half of k-space (truncated sampling cuts the spectrum; blur makes it roll off smoothly)."""
-    log_spec = _log_spectrum(img) if log_spec is None else log_spec
-    best = 0.0
-    for axis in (0, 1):
-        profile = log_spec.mean(axis=1 - axis)
-        n, c = profile.shape[0], profile.shape[0] // 2
-        half = 0.5 * (profile[c:][: n - c] + profile[: c + 1][::-1][: n - c])  # fold +k and -k
-        half = ndimage.uniform_filter1d(half, 3)
-        start = max(2, len(half) // 6)
-        drops = half[start:-3] - half[start + 3 :]
-        if drops.size:
-            best = max(best, float(drops.max()))
-    return best
-
-
-def sharpness(img: np.ndarray, power: np.ndarray | None = None) -> float:
-    """High-frequency energy: the share (log10) of the spectrum's energy above half the Nyquist frequency.
-    ``power``: :func:`_power_spectrum` of ``img`` when already computed."""
-    power = _power_spectrum(img) if power is None else power
-    fy = np.abs(sfft.fftfreq(img.shape[0]))[:, None]
-    fx = np.abs(sfft.fftfreq(img.shape[1]))[None, :]
-    high = np.maximum(fy, fx) > 0.25
-    total = float(power.sum()) or 1e-12
-    return float(np.log10(float(power[high].sum()) / total + 1e-12))
 
 
 def anisotropy(img: np.ndarray) -> float:
@@ -350,7 +249,12 @@ def noise_level_function(
         return 0.0, 0.0, 0.0
 
     def blocks(a: np.ndarray) -> np.ndarray:
-        return a[:h, :w].reshape(h // block, block, w // block, block).transpose(0, 2, 1, 3).reshape(-1, block * block)
+        return (
+            a[:h, :w]
+            .reshape(h // block, block, w // block, block)
+            .transpose(0, 2, 1, 3)
+            .reshape(-1, block * block)
+        )
 
     values = blocks(img)
     low, high = float(img.min()), float(img.max())
@@ -410,11 +314,63 @@ def _native_crop(img: np.ndarray, size: int = 2 * WORK_SIZE) -> np.ndarray:
     return img[y0 : y0 + size, x0 : x0 + size]
 
 
-def measures(view: ArrayLike) -> dict[str, float]:
-    """The physics measures of one assessable view, by name (see :data:`MEASURES`).
+class _Shared:
+    """One view's working images and the intermediate results several measures read, each made once."""
+
+    def __init__(self, view: ArrayLike) -> None:
+        self.gray = _gray(view)
+        self.native = _unit(self.gray)
+        self.img = _shrink(self.native)
+
+    @functools.cached_property
+    def log_spec(self) -> np.ndarray:
+        return log_spectrum(self.img)
+
+    @functools.cached_property
+    def power(self) -> np.ndarray:
+        return power_spectrum(self.img)
+
+    @functools.cached_property
+    def residual(self) -> np.ndarray:  # Immerkaer's: shared by the noise measures
+        return _second_difference(self.img)
+
+    @functools.cached_property
+    def level_function(self) -> tuple[float, float, float]:
+        return noise_level_function(self.img, residual=self.residual)
+
+    @functools.cached_property
+    def clipped(self) -> tuple[float, float]:
+        return clipped_shares(self.gray)
+
+
+_MEASURE: dict[str, Callable[[_Shared], float]] = {
+    "noise_sigma": lambda v: noise_sigma(v.img, v.residual),
+    "spike_score": lambda v: spike_score(v.img, log_spec=v.log_spec),
+    "ghost_energy": lambda v: ghost_energy(v.img, power=v.power),
+    "gibbs_ringing": lambda v: gibbs_ringing(v.img),
+    "truncation_cliff": lambda v: truncation_cliff(v.img, log_spec=v.log_spec),
+    "sharpness": lambda v: sharpness(v.img, power=v.power),
+    "anisotropy": lambda v: anisotropy(v.img),
+    "bias_trend": lambda v: bias_trend(v.img),
+    "blockiness": lambda v: blockiness(_native_crop(v.native)),
+    "signal_dependent_noise": lambda v: signal_dependent_noise(v.img, v.residual),
+    "noise_dark": lambda v: v.level_function[0],
+    "noise_slope": lambda v: v.level_function[1],
+    "noise_bright": lambda v: v.level_function[2],
+    "left_right_asymmetry": lambda v: left_right_asymmetry(v.img),
+    "histogram_entropy": lambda v: histogram_entropy(v.img),
+    "clipped_white": lambda v: v.clipped[0],
+    "clipped_black": lambda v: v.clipped[1],
+}
+
+
+def measures(view: ArrayLike, names: Sequence[str] = MEASURES) -> dict[str, float]:
+    """The physics measures ``names`` of one assessable view (default: all of :data:`MEASURES`), by name;
+    only those are computed (a bank reads its own list), the results they share once.
 
     Args:
         view: the model's view, ``(H, W)`` or ``(H, W, C)``, any numeric dtype.
+        names: the measures wanted; a name that is not a measure is left out (:func:`check_measures`).
 
     Raises:
         ValueError: the view is not assessable (see :func:`assessability`).
@@ -422,32 +378,8 @@ def measures(view: ArrayLike) -> dict[str, float]:
     reason = assessability(view)
     if reason is not None:
         raise ValueError(f"view cannot be measured: {reason}")
-    gray = _gray(view)
-    native = _unit(gray)
-    img = _shrink(native)
-    log_spec, power = _log_spectrum(img), _power_spectrum(img)
-    residual = _second_difference(img)  # Immerkaer's: shared by the noise measures
-    dark, slope, bright = noise_level_function(img, residual=residual)
-    white, black = clipped_shares(gray)
-    return {
-        "noise_sigma": noise_sigma(img, residual),
-        "spike_score": spike_score(img, log_spec=log_spec),
-        "ghost_energy": ghost_energy(img, power=power),
-        "gibbs_ringing": gibbs_ringing(img),
-        "truncation_cliff": truncation_cliff(img, log_spec=log_spec),
-        "sharpness": sharpness(img, power=power),
-        "anisotropy": anisotropy(img),
-        "bias_trend": bias_trend(img),
-        "blockiness": blockiness(_native_crop(native)),
-        "signal_dependent_noise": signal_dependent_noise(img, residual),
-        "noise_dark": dark,
-        "noise_slope": slope,
-        "noise_bright": bright,
-        "left_right_asymmetry": left_right_asymmetry(img),
-        "histogram_entropy": histogram_entropy(img),
-        "clipped_white": white,
-        "clipped_black": black,
-    }
+    shared, wanted = _Shared(view), set(names)
+    return {name: float(_MEASURE[name](shared)) for name in MEASURES if name in wanted}
 
 
 def check_measures(names: Sequence[str]) -> list[str]:
@@ -471,17 +403,37 @@ def vector_of(values: Mapping[str, float], names: Sequence[str] = MEASURES) -> n
     )
 
 
-def measures_and_vector(view: ArrayLike, names: Sequence[str] = MEASURES) -> tuple[dict[str, float], np.ndarray]:
+def measures_and_vector(
+    view: ArrayLike, names: Sequence[str] = MEASURES
+) -> tuple[dict[str, float], np.ndarray]:
     """:func:`measures` and the descriptor's part of them (:func:`vector_of`), in ``names`` order (a bank
     records the names it was built with).
 
     Raises:
         KeyError: a name that is not a measure.
     """
-    values = measures(view)
+    values = measures(view, names)
     return values, vector_of(values, names)
 
 
 def measure_vector(view: ArrayLike, names: Sequence[str] = MEASURES) -> np.ndarray:
     """The descriptor's part of :func:`measures_and_vector`."""
     return measures_and_vector(view, names)[1]
+
+
+def measure_view(
+    view: ArrayLike, names: Sequence[str] = MEASURES
+) -> tuple[dict[str, float], np.ndarray] | None:
+    """:func:`measures_and_vector` of ``view`` (the vector in ``names`` order: a bank's own list), or ``None``
+    when it is degenerate (see :func:`assessability`: the perceiver says so without measuring)."""
+    arr = np.asarray(view)
+    if assessability(arr) is not None:
+        return None
+    return measures_and_vector(arr, names)
+
+
+def measure_views(
+    views: Sequence[ArrayLike], names: Sequence[str] = MEASURES
+) -> list[tuple[dict[str, float], np.ndarray] | None]:
+    """:func:`measure_view` of each view (one task for a worker process: :func:`monai_imc.workers.beside`)."""
+    return [measure_view(v, names) for v in views]

@@ -173,12 +173,26 @@ def test_shift_variant_and_calibration_records(bank: PrototypeBank, tiny_llava, 
         PDCCalibrator(bank).calibrate(features, perception * 2)
 
 
-def test_measures_run_beside_the_encode_and_perceive_alike(bank: PrototypeBank, tiny_llava, views, monkeypatch) -> None:
+def test_measures_run_beside_the_encode_and_perceive_alike(
+    bank: PrototypeBank, tiny_llava, views, monkeypatch
+) -> None:
     import threading
 
     import monai_imc.perceive as perceive_module
+    from monai_imc.quality import measure_views
 
     shown = [views[0], corrupt(views[1], "spike", 4, 5), np.full((64, 64), 9, np.uint8)]
+    sent: list[tuple[str, object, int]] = []
+    real_beside = perceive_module.beside
+
+    def spy_beside(name, fn, arrays, names):  # the real worker process, recording what was sent to it
+        sent.append((name, fn, len(arrays)))
+        return real_beside(name, fn, arrays, names)
+
+    monkeypatch.setattr(perceive_module, "beside", spy_beside)
+    pipeline = IMCPipeline(tiny_llava, bank)
+    features, found = pipeline.encode_and_perceive(shown, modalities=["CT", "CT", "CT"])
+    assert sent == [("imc-measures", measure_views, 3)], "one task for the measures' worker process"
     measured_on: list[str] = []
     real = perceive_module.measures_and_vector
 
@@ -187,13 +201,12 @@ def test_measures_run_beside_the_encode_and_perceive_alike(bank: PrototypeBank, 
         return real(view, *names)
 
     monkeypatch.setattr(perceive_module, "measures_and_vector", spy)
-    pipeline = IMCPipeline(tiny_llava, bank)
-    features, found = pipeline.encode_and_perceive(shown, modalities=["CT", "CT", "CT"])
-    assert measured_on and all(name.startswith("imc-measures") for name in measured_on)
-    assert len(measured_on) == 2, "the constant view is not assessable: it is not measured"
-    measured_on.clear()
-    expected = ArtifactPerceiver(bank).perceive(tiny_llava.encode_images(shown), views=shown, modalities=["CT"] * 3)
-    assert measured_on == [threading.current_thread().name] * 2, "perceive alone measures in the caller's thread"
+    expected = ArtifactPerceiver(bank).perceive(
+        tiny_llava.encode_images(shown), views=shown, modalities=["CT"] * 3
+    )
+    assert measured_on == [threading.current_thread().name] * 2, (
+        "perceive alone measures in the caller's thread; the constant view is not assessable: not measured"
+    )
     assert [p.verdict for p in found] == [p.verdict for p in expected]
     assert found[2].verdict == "not assessable" and "constant" in (found[2].reason or "")
     for got, want in zip(found[:2], expected[:2]):
@@ -242,16 +255,22 @@ def test_views_of_a_modality_the_bank_has_no_images_of_are_not_assessable(
     # CR is a projection radiograph like DX; an unknown modality is not held against the view
     assert "modality" not in cr.summary and "modality" not in unknown.summary
     # a bank that does not record its modalities checks none
-    unrecorded = ArtifactPerceiver(bank, gate_threshold=0.0).perceive(features, views=views[:3], modalities=["US"] * 3)
+    unrecorded = ArtifactPerceiver(bank, gate_threshold=0.0).perceive(
+        features, views=views[:3], modalities=["US"] * 3
+    )
     assert all("modality" not in p.summary for p in unrecorded)
     with pytest.raises(ValueError, match="1 modalities for 3 images"):
         perceiver.perceive(features, views=views[:3], modalities=["CT"])
 
 
-def test_a_modality_never_gets_the_noises_its_acquisition_cannot_make(bank: PrototypeBank, tiny_llava, views) -> None:
+def test_a_modality_never_gets_the_noises_its_acquisition_cannot_make(
+    bank: PrototypeBank, tiny_llava, views
+) -> None:
     perceiver = ArtifactPerceiver(bank, gate_threshold=0.0)  # flag every view: the type is what is compared
     assert bank.noises == ["rician", "blur", "motion"]
-    assert perceiver.impossible_noises("CT") == ["rician", "motion"], "Rician noise and k-space motion are MR's"
+    assert perceiver.impossible_noises("CT") == ["rician", "motion"], (
+        "Rician noise and k-space motion are MR's"
+    )
     assert perceiver.impossible_noises("MR") == [] and perceiver.impossible_noises(None) == []
     assert perceiver.impossible_noises("DX") == perceiver.impossible_noises("CR") == ["rician", "motion"]
     shown = [corrupt(v, "rician", 5, 3) for v in views[8:12]]
