@@ -23,6 +23,7 @@ TEMPORARY_NAME = re.compile(r"^\.(?P<target>.+)\.[A-Za-z0-9_]{8}\.tmp$")
 
 _pending: set[Path] = set()  # this process's temporary files being written (a registry, like tempfile's)
 _lock = threading.Lock()
+_stopping: int | None = None  # the thread that is stopping the process (remove_pending(stop=True))
 
 
 @contextlib.contextmanager
@@ -36,11 +37,13 @@ def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    tmp = Path(name)
-    with _lock:
+    with _lock:  # made and registered at once: a signal handler's remove_pending sees every one
+        if _stopping is not None and _stopping != threading.get_ident():
+            raise RuntimeError(f"{target}: not written: the process is stopping")
+        fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        tmp = Path(name)
         _pending.add(tmp)
+    os.close(fd)
     try:
         yield tmp
         umask = os.umask(0)
@@ -54,11 +57,21 @@ def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
             _pending.discard(tmp)
 
 
-def remove_pending() -> list[Path]:
-    """Remove the temporary files this process is writing (for a signal handler about to exit)."""
+def remove_pending(stop: bool = False) -> list[Path]:
+    """Remove the temporary files this process is writing (for a signal handler about to exit).
+
+    Args:
+        stop: the process is stopping: from now on only the calling thread may start an output (the
+            handler's own run report; :func:`atomic_output` raises in any other thread), and the files stay
+            registered, so that a second call just before exiting removes one a write in flight made again.
+    """
+    global _stopping
     with _lock:
+        if stop:
+            _stopping = threading.get_ident()
         paths = sorted(_pending)
-        _pending.clear()
+        if not stop:
+            _pending.clear()
     for tmp in paths:
         with contextlib.suppress(OSError):
             tmp.unlink()

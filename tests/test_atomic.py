@@ -30,3 +30,35 @@ def test_remove_pending_for_a_signal_handler(tmp_path: Path) -> None:
         assert remove_pending() == [tmp] and not tmp.exists()
         raise RuntimeError("stopped")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_stopping_process_starts_no_new_output_but_its_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from monai_imc import atomic
+
+    monkeypatch.setattr(atomic, "_stopping", None)  # restored after the test: this process goes on
+    errors: list[BaseException] = []
+
+    def other_thread_writes() -> None:
+        try:
+            with atomic_output(tmp_path / "b.dcm") as tmp:
+                tmp.write_bytes(b"x")
+        except RuntimeError as err:
+            errors.append(err)
+
+    with pytest.raises(FileNotFoundError), atomic_output(tmp_path / "a.dcm") as in_flight:
+        in_flight.write_bytes(b"half")
+        assert remove_pending(stop=True) == [in_flight] and not in_flight.exists()
+        in_flight.write_bytes(b"made again by the write in flight")
+        assert remove_pending(stop=True) == [in_flight] and not in_flight.exists(), "a second call removes it"
+        worker = threading.Thread(target=other_thread_writes)
+        worker.start()
+        worker.join()
+        with atomic_output(tmp_path / "report.json") as mine:  # the stopping thread's own report
+            mine.write_text("{}")
+    # the write in flight cannot rename a file that is gone: it fails, and leaves nothing
+    assert len(errors) == 1 and "the process is stopping" in str(errors[0])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.json"]

@@ -227,7 +227,7 @@ class IMCApplication(Application):
 
     def _interrupted(self, signum: int, frame: Any) -> None:
         name = signal.Signals(signum).name
-        removed = remove_pending()
+        removed = remove_pending(stop=True)  # and no other thread starts an output from now on
         if self.report is not None:
             self.report.autosave = False
             self._record_srs_in_place()
@@ -237,6 +237,7 @@ class IMCApplication(Application):
             )
             self.report.finish("interrupted")
         self._logger.warning("interrupted by %s; run report completed", name)
+        remove_pending(stop=True)  # again: a write that was in flight may have made its file anew
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(128 + signum)
