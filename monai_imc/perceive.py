@@ -22,8 +22,9 @@ Without views it falls back to the bank's token-only discriminant (a bank built 
 only that one).
 
 The physics measures read only the view, not the features: :meth:`ArtifactPerceiver.measure_async` starts
-them on a worker thread (numpy and scipy release the GIL) so that they run while the model encodes the
-same view, and :meth:`ArtifactPerceiver.perceive` takes their result (``measured``).
+them in the measures' worker process (:func:`monai_imc.workers.beside`: no GIL shared with the model) so
+that they run while the model encodes the same view, and :meth:`ArtifactPerceiver.perceive` takes their
+result (``measured``).
 :meth:`monai_imc.pipeline.IMCPipeline.encode_and_perceive` is the one place that does both.
 """
 

@@ -12,7 +12,7 @@ gate) -> answer. A view that restoration leaves unchanged costs no second vision
 
 Concurrency: the text and the image do not depend on each other until the answer, so :meth:`IMCPipeline.run`
 starts the SMS refinement on a worker thread (the agents' text-only calls take the model's text lock, not
-the lock of image calls) and the perceiver's physics measures on another
+the lock of image calls) and the perceiver's physics measures in a worker process
 (:meth:`IMCPipeline.encode_and_perceive`) while the model encodes; the ``refine`` and ``perceive`` stages
 then time only what they add to the wall time (the wait). The results are those of running them in turn.
 
@@ -183,7 +183,7 @@ class IMCPipeline:
     ) -> tuple[VisionFeatures, list[Perception]]:
         """One vision pass over ``views`` and their perceptions (with the views' physics measures).
 
-        The measures read only the views, so they run on the perceiver's worker thread while the model
+        The measures read only the views, so they run in the measures' worker process while the model
         encodes (:meth:`ArtifactPerceiver.measure_async`); the ``perceive`` stage then times only what
         perception adds to the wall time: waiting for the measures, and the discriminant.
 
