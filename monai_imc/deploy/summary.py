@@ -1,6 +1,6 @@
 """Read a written IMC SR back into a short summary: per assessed image, the verdict (clean, artifact with
 severity and probability, or not assessable with its reason), whether calibration was applied, and the
-text records (original, refined, question, answer: each question with its own answer).
+text records (original, refined, its edits, question, answer: each question with its own answer).
 
 It reads the file with the API that wrote it (``highdicom.sr.srread`` and the TID 1500 / 1501 typed
 getters), not the app's memory, so what it prints is what a PACS receives. :func:`source_series` names
@@ -34,13 +34,15 @@ __all__ = ["GroupSummary", "SRSummary", "SeriesInfo", "TextSummary", "source_ser
 
 @dataclass
 class TextSummary:
-    """One text record of a group: role, original, refined, question, answer (``None`` when absent)."""
+    """One text record of a group: role, original, refined, question, answer (``None`` when absent), and
+    the edits refinement made (in words, as the SR gives them)."""
 
     role: str
     original: str | None = None
     refined: str | None = None
     question: str | None = None
     answer: str | None = None
+    edits: list[str] = field(default_factory=list)
 
     @property
     def refined_changed(self) -> bool:
@@ -137,7 +139,12 @@ def _record(container: Dataset) -> TextSummary:
         for t in container.get("ContentSequence", [])
         if t.get("ValueType") == "TEXT" and _concept(t) in _TEXT_FIELDS
     }
-    return TextSummary(values.pop("role", ""), **values)
+    edits = [
+        str(t.TextValue)
+        for t in container.get("ContentSequence", [])
+        if t.get("ValueType") == "TEXT" and _concept(t) == codes.TEXT_EDIT.value
+    ]
+    return TextSummary(values.pop("role", ""), **values, edits=edits)
 
 
 def _group_summary(group: hd.sr.MeasurementsAndQualitativeEvaluations) -> GroupSummary:

@@ -115,6 +115,13 @@ class RefinedText:
         """Whether SMS changed the text."""
         return self.text != self.source.text
 
+    @property
+    def edits(self) -> tuple[str, ...]:
+        """Each change SMS made, in words (``'Iocoted' -> 'Located' (specialist:spelling)``), for the SR."""
+        if self.refinement is None or not self.changed:
+            return ()
+        return tuple(f"'{e.before}' -> '{e.after}' ({e.agent})" for e in self.refinement.edits)
+
 
 @dataclass(frozen=True)
 class Answer:
@@ -408,11 +415,12 @@ def write_sr(
                     reply.answer,
                     uid,
                     frame if _multi_group(work, uid) else None,
+                    text.edits,
                 )
             )
     for text in work.refined:
         if not text.source.ask:
-            records.append(TextRecord(text.source.role, text.source.text, text.text))
+            records.append(TextRecord(text.source.role, text.source.text, text.text, edits=text.edits))
     path = write_imc_sr(
         Path(folder) / sr_file_name(work.series_uid),
         assessments,

@@ -44,6 +44,7 @@ __all__ = [
     "SEVERITY_LEVEL",
     "SEVERITY_LEVEL_UNIT",
     "SEVERITY_VALUES",
+    "TEXT_EDIT",
     "TEXT_RECORD",
     "TEXT_ROLE",
     "YES",
@@ -153,6 +154,9 @@ RESTORATION = Code("IMC014", IMC_SCHEME, "Image restoration")
 
 TEXT_RECORD = Code("IMC025", IMC_SCHEME, "Clinical text record")
 """Private CONTAINER concept: one clinical text with its refinement, the question asked and the answer."""
+
+TEXT_EDIT = Code("IMC026", IMC_SCHEME, "Clinical text edit")
+"""Private TEXT concept: one change refinement made to the text (``'Iocoted' -> 'Located' (specialist:spelling)``)."""
 
 IMAGING_PROCEDURE = Code("363679005", "SCT", "Imaging procedure")
 """SCT 363679005 "Imaging procedure": the default *procedure reported* of the TID 1500 root."""

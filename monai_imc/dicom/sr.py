@@ -18,7 +18,7 @@ Content tree (see ``docs/sr.md`` for a ``dsrdump`` of one)::
           Reason not assessable (99IMC)                    TEXT, when not assessable
           Image restoration (99IMC)                        TEXT, when restoration ran: what was done
           Clinical text record (99IMC)                     CONTAINER, one per text record:
-            Clinical text role / Original / Refined / Question / Answer   TEXT
+            Clinical text role / Original / Refined / edits / Question / Answer   TEXT
 
 The SR is marked unverified (VerificationFlag UNVERIFIED) and complete (CompletionFlag COMPLETE); its
 patient and study attributes come from the source images (highdicom copies them from the evidence), so a
@@ -162,6 +162,7 @@ class TextRecord:
         role: where the text came from or what it is (``"question"``, ``"ReasonForTheRequestedProcedure"``).
         original: the text exactly as received; always written to the SR.
         refined: the refined text (``None`` when refinement did not run).
+        edits: each change refinement made, in words (``'Iocoted' -> 'Located' (specialist:spelling)``).
         question: the question put to the model (``None`` when none).
         answer: the model's answer or draft report (``None`` when none).
         sop_instance_uid: attach the record to the group of this image only; ``None``: every group.
@@ -176,6 +177,7 @@ class TextRecord:
     answer: str | None = None
     sop_instance_uid: str | None = None
     frame_number: int | None = None
+    edits: tuple[str, ...] = ()
 
     def applies_to(self, assessment: ImageAssessment) -> bool:
         """Whether this record belongs in the measurement group of ``assessment``."""
@@ -186,8 +188,8 @@ class TextRecord:
         return self.frame_number is None or self.frame_number == assessment.frame_number
 
     def __post_init__(self) -> None:
-        for name in ("role", "original", "refined", "question", "answer"):
-            value = getattr(self, name)
+        named = [(n, getattr(self, n)) for n in ("role", "original", "refined", "question", "answer")]
+        for name, value in named + [("edits", e) for e in self.edits]:
             if value is not None and not isinstance(value, str):
                 raise TypeError(f"TextRecord.{name} must be a str, got {type(value).__name__}")
         if not self.role.strip():
@@ -488,6 +490,7 @@ def _group(
                 (imc_codes.TEXT_ROLE, record.role),
                 (imc_codes.ORIGINAL_TEXT, record.original),
                 (imc_codes.REFINED_TEXT, record.refined),
+                *((imc_codes.TEXT_EDIT, edit) for edit in record.edits),
                 (imc_codes.QUESTION, record.question),
                 (imc_codes.ANSWER, record.answer),
             )

@@ -125,6 +125,10 @@ def test_every_text_is_kept_as_received(
     for group in summary.groups:
         for text in group.texts:
             assert text.refined is not None  # every text went through SMS
+            assert bool(text.edits) == text.refined_changed, text  # every change, and only changes, listed
+            for edit in text.edits:  # in words: "'before' -> 'after' (agent)", the before part of the original
+                before = edit.split(" -> ")[0][1:-1]
+                assert before in (text.original or ""), (edit, text.original)
             if text.role in ("standing question", "sidecar question"):
                 assert text.question is not None and text.answer
             else:

@@ -67,6 +67,10 @@ TEXTS = (
         refined="Rule out pneumothorax; patient complains of shortness of breath.",
         question="Is there a pneumothorax?",
         answer="No pneumothorax is seen. Draft, unverified.",
+        edits=(
+            "'pnemothorax' -> 'pneumothorax' (specialist:spelling)",
+            "'pt' -> 'patient' (specialist:terminology)",
+        ),
     ),
     # text from DICOM fields is data: markup and control-looking content is stored verbatim
     TextRecord(role="question", original="Ist die Lunge frei? <b>é</b> 肺", question="Is the lung clear?"),
@@ -147,7 +151,7 @@ def test_dsrdump_shows_texts_and_codes(name: str, written: dict[str, tuple[Path,
         assert "Image restoration" not in dump
     assert "Verification Flag   : UNVERIFIED" in dump
     for record in TEXTS:
-        for value in (record.original, record.refined, record.question, record.answer):
+        for value in (record.original, record.refined, *record.edits, record.question, record.answer):
             if value:
                 assert f'"{value}"' in dump, value
     if case.severity is not None:
@@ -220,6 +224,7 @@ def test_highdicom_round_trip(name: str, written: dict[str, tuple[Path, pydicom.
                     (codes.TEXT_ROLE, record.role),
                     (codes.ORIGINAL_TEXT, record.original),
                     (codes.REFINED_TEXT, record.refined),
+                    *((codes.TEXT_EDIT, edit) for edit in record.edits),  # every edit, after the refined text
                     (codes.QUESTION, record.question),
                     (codes.ANSWER, record.answer),
                 )
@@ -227,6 +232,7 @@ def test_highdicom_round_trip(name: str, written: dict[str, tuple[Path, pydicom.
             ]
         )
     assert _records(group) == expected
+    assert any(code == codes.TEXT_EDIT.value for record in expected for code, _ in record)
     # TID 4019: model id, bank hash, monai-imc version
     params = [
         item.TextValue
@@ -304,6 +310,8 @@ def test_invalid_input_is_refused(tmp_path: Path) -> None:
         ImageAssessment(ct, "motion", 3, None, not_assessable="constant image")
     with pytest.raises(ValueError, match="needs its reason"):
         ImageAssessment(ct, None, None, None, not_assessable=" ")
+    with pytest.raises(TypeError, match="TextRecord.edits must be a str"):
+        TextRecord("q", "x", edits=(3,))  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="not among the assessed images"):
         build_imc_sr(
             [ImageAssessment(ct, None, None, 0.9)],
@@ -391,7 +399,9 @@ def test_source_series_names_the_series_from_the_input_headers(tmp_path: Path) -
     assert str(info) == "series 7 'chest, low dose' (CT, ct)"
 
 
-def test_warm_up_builds_srs_in_memory_and_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_warm_up_builds_srs_in_memory_and_writes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from monai_imc.deploy import context as context_module
 
     built = []
