@@ -1,4 +1,4 @@
-"""Paired bootstrap (resampling questions) of the recovery of the mean image-noise loss, per dataset and method."""
+"""Paired bootstrap (resampling questions) of the recovery of the mean loss the noises of a run cost (image or text noises), per dataset and method."""
 import json, sys, random
 from collections import defaultdict
 cache = sys.argv[1] + "/cache.jsonl"; methods = sys.argv[2].split(","); metric = sys.argv[3]  # correct | recall
