@@ -17,7 +17,7 @@ Content tree (see ``docs/sr.md`` for a ``dsrdump`` of one)::
           IMC assessment (99IMC)                           TEXT, the verdict in plain words
           Reason not assessable (99IMC)                    TEXT, when not assessable
           Image restoration (99IMC)                        TEXT, when restoration ran: what was done
-          Clinical text record (99IMC)                     CONTAINER, one per text record:
+          Clinical text record (99IMC)                     CONTAINER, one per text record (sr_text.py):
             Clinical text role / Original / Refined / edits / Question / Answer   TEXT
 
 The SR is marked unverified (VerificationFlag UNVERIFIED) and complete (CompletionFlag COMPLETE); its
@@ -51,7 +51,6 @@ import pydicom
 from highdicom.sr import (
     AlgorithmIdentification,
     Comprehensive3DSR,
-    ContainerContentItem,
     DeviceObserverIdentifyingAttributes,
     Measurement,
     MeasurementReport,
@@ -59,20 +58,18 @@ from highdicom.sr import (
     ObservationContext,
     ObserverContext,
     QualitativeEvaluation,
-    RelationshipTypeValues,
     SourceImageForMeasurementGroup,
-    TextContentItem,
     TrackingIdentifier,
 )
 from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
-from pydicom.sr.coding import Code
 from pydicom.uid import generate_uid
 
 import monai_imc
 from monai_imc.atomic import atomic_output
 from monai_imc.dicom import codes as imc_codes
 from monai_imc.dicom import vr
+from monai_imc.dicom.sr_text import TextRecord, text_item, text_record_container
 from monai_imc.dicom.uids import sr_uids
 
 __all__ = ["AlgorithmInfo", "ImageAssessment", "TextRecord", "build_imc_sr", "write_imc_sr"]
@@ -152,50 +149,6 @@ class ImageAssessment:
         for kw in ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID"):
             if not self.source.get(kw):
                 raise ValueError(f"SOP Instance UID {uid}: the source dataset has no {kw}")
-
-
-@dataclass(frozen=True)
-class TextRecord:
-    """One clinical text, as received and as refined, with the question and the model's answer.
-
-    Attributes:
-        role: where the text came from or what it is (``"question"``, ``"ReasonForTheRequestedProcedure"``).
-        original: the text exactly as received; always written to the SR.
-        refined: the refined text (``None`` when refinement did not run).
-        edits: each change refinement made, in words (``'Iocoted' -> 'Located' (specialist:spelling)``).
-        question: the question put to the model (``None`` when none).
-        answer: the model's answer or draft report (``None`` when none).
-        sop_instance_uid: attach the record to the group of this image only; ``None``: every group.
-        frame_number: with ``sop_instance_uid``, attach it to the group of this frame only (a multi-frame
-            image assessed at several frames); ``None``: every group of that image.
-    """
-
-    role: str
-    original: str
-    refined: str | None = None
-    question: str | None = None
-    answer: str | None = None
-    sop_instance_uid: str | None = None
-    frame_number: int | None = None
-    edits: tuple[str, ...] = ()
-
-    def applies_to(self, assessment: ImageAssessment) -> bool:
-        """Whether this record belongs in the measurement group of ``assessment``."""
-        if self.sop_instance_uid is None:
-            return True
-        if self.sop_instance_uid != str(assessment.source.SOPInstanceUID):
-            return False
-        return self.frame_number is None or self.frame_number == assessment.frame_number
-
-    def __post_init__(self) -> None:
-        named = [(n, getattr(self, n)) for n in ("role", "original", "refined", "question", "answer")]
-        for name, value in named + [("edits", e) for e in self.edits]:
-            if value is not None and not isinstance(value, str):
-                raise TypeError(f"TextRecord.{name} must be a str, got {type(value).__name__}")
-        if not self.role.strip():
-            raise ValueError("TextRecord.role is empty")
-        if self.frame_number is not None and self.sop_instance_uid is None:
-            raise ValueError(f"TextRecord {self.role!r}: a frame number needs a SOP Instance UID")
 
 
 @dataclass(frozen=True)
@@ -421,10 +374,6 @@ def _unique_sources(assessments: Sequence[ImageAssessment]) -> list[Dataset]:
     return list(seen.values())
 
 
-def _text(concept: Code, value: str) -> TextContentItem:
-    return TextContentItem(name=concept, value=value, relationship_type=RelationshipTypeValues.CONTAINS)
-
-
 def _group(
     index: int, assessment: ImageAssessment, texts: Sequence[TextRecord], algorithm: AlgorithmInfo
 ) -> MeasurementsAndQualitativeEvaluations:
@@ -475,26 +424,10 @@ def _group(
         ],
     )
     items = group[0].ContentSequence
-    items.append(_text(imc_codes.ASSESSMENT_SUMMARY, assessment.summary))
+    items.append(text_item(imc_codes.ASSESSMENT_SUMMARY, assessment.summary))
     if assessment.not_assessable is not None:
-        items.append(_text(imc_codes.NOT_ASSESSABLE_REASON, assessment.not_assessable))
+        items.append(text_item(imc_codes.NOT_ASSESSABLE_REASON, assessment.not_assessable))
     if assessment.restoration is not None:
-        items.append(_text(imc_codes.RESTORATION, assessment.restoration))
-    for record in texts:  # each text with its question and answer, in a container of its own
-        container = ContainerContentItem(
-            name=imc_codes.TEXT_RECORD, relationship_type=RelationshipTypeValues.CONTAINS
-        )
-        container.ContentSequence = [
-            _text(concept, value)
-            for concept, value in (
-                (imc_codes.TEXT_ROLE, record.role),
-                (imc_codes.ORIGINAL_TEXT, record.original),
-                (imc_codes.REFINED_TEXT, record.refined),
-                *((imc_codes.TEXT_EDIT, edit) for edit in record.edits),
-                (imc_codes.QUESTION, record.question),
-                (imc_codes.ANSWER, record.answer),
-            )
-            if value and value.strip()  # None, "" or blank (a TEXT item cannot be empty: type 1)
-        ]
-        items.append(container)
+        items.append(text_item(imc_codes.RESTORATION, assessment.restoration))
+    items += [text_record_container(record) for record in texts]  # each text in a container of its own
     return group
