@@ -28,6 +28,7 @@ scanner's name) are never edited, and the guards check every composed text again
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import defaultdict
 from collections.abc import Container, Iterable, Sequence
@@ -51,6 +52,7 @@ __all__ = [
     "filler_spans",
     "is_correct",
     "is_editable",
+    "is_filler",
     "propose",
 ]
 
@@ -339,12 +341,23 @@ def is_editable(text: str, match: re.Match[str], vocabulary: Vocabulary) -> bool
 def filler_spans(text: str) -> list[tuple[int, int]]:
     """Where ``text`` holds a filler phrase of dictated speech (``you know`` that asks nothing), as
     ``(start, end)`` character spans; single filler words are :data:`FILLERS`."""
+    return list(_filler_phrases(text))
+
+
+def is_filler(text: str, match: re.Match[str]) -> bool:
+    """Whether the word ``match`` of ``text`` is a filler of dictated speech: one of :data:`FILLERS`, or a
+    word of a filler phrase (:func:`filler_spans`)."""
+    return match.group().lower() in FILLERS or any(a <= match.start() < b for a, b in _filler_phrases(text))
+
+
+@functools.lru_cache(maxsize=256)  # asked once per word of a text by the assessor
+def _filler_phrases(text: str) -> tuple[tuple[int, int], ...]:
     spans = []
     for m in _FILLER_PHRASE.finditer(text):
         before = _WORD_OR_CONTRACTION.findall(text[: m.start()])
         if before and before[-1].lower() not in _ASKING:
             spans.append((m.start(), m.end()))
-    return spans
+    return tuple(spans)
 
 
 def propose(
@@ -402,13 +415,10 @@ def propose(
                 for w in vocabulary.expansions(lw)
                 if len(w) >= len(lw) + 2 and _same_polarity(lw, w) and not is_protected_word(w)
             ]
-    if "recognition" in kinds:
-        out += [
-            Candidate(
-                "recognition", a, b + (text[b : b + 1] == " "), text[a : b + (text[b : b + 1] == " ")], ""
-            )
-            for a, b in filler_spans(text)
-        ]
+    if "recognition" in kinds:  # a filler phrase is dropped with the space after it
+        for a, b in _filler_phrases(text):
+            end = b + (text[b : b + 1] == " ")
+            out.append(Candidate("recognition", a, end, text[a:end], ""))
     if "distractor" in kinds:
         out += _distractor_candidates(text)
     return _dedupe(out)

@@ -18,14 +18,13 @@ from monai_imc.noise.metrics import edit_distance
 from monai_imc.refine.prompts import SMSPrompts
 from monai_imc.refine.records import AgentStep, Assessment, Edit, Refinement, text_edits
 from monai_imc.text_candidates import (
-    FILLERS,
     KINDS,
     Candidate,
     Vocabulary,
     apply_candidates,
-    filler_spans,
     is_correct,
     is_editable,
+    is_filler,
     propose,
 )
 from monai_imc.vocabulary import ClinicalVocabulary, read_word_list
@@ -183,9 +182,8 @@ class SMSRefiner:
         ranked = sorted(((m, v) for m, v in scored if v is not None), key=lambda w: -w[1])
         suspects = [w for w in ranked[: self.max_suspects] if w[1] >= self.suspicion]
         kinds: list[str] = []
-        fillers = filler_spans(text)
         for m, _s in suspects:
-            if m.group().lower() in FILLERS or any(a <= m.start() < b for a, b in fillers):
+            if is_filler(text, m):
                 kinds += ["recognition"]
             else:
                 kinds += ["recognition"] if self.is_correct(m.group()) else ["spelling", "terminology"]
@@ -212,7 +210,7 @@ class SMSRefiner:
         """
         if self.vocabulary is None or not is_editable(text, match, self.vocabulary):
             return None
-        if not self.is_correct(match.group()) or any(a <= match.start() < b for a, b in filler_spans(text)):
+        if not self.is_correct(match.group()) or is_filler(text, match):
             return math.inf
         return None if index == 0 else surprisal
 
