@@ -378,6 +378,11 @@ def measures(view: ArrayLike, names: Sequence[str] = MEASURES) -> dict[str, floa
     reason = assessability(view)
     if reason is not None:
         raise ValueError(f"view cannot be measured: {reason}")
+    return _measured(view, names)
+
+
+def _measured(view: ArrayLike, names: Sequence[str]) -> dict[str, float]:
+    """:func:`measures` of a view already found assessable."""
     shared, wanted = _Shared(view), set(names)
     return {name: float(_MEASURE[name](shared)) for name in MEASURES if name in wanted}
 
@@ -429,7 +434,8 @@ def measure_view(
     arr = np.asarray(view)
     if assessability(arr) is not None:
         return None
-    return measures_and_vector(arr, names)
+    values = _measured(arr, names)  # assessable: not checked twice
+    return values, vector_of(values, names)
 
 
 def measure_views(
