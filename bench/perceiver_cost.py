@@ -43,12 +43,13 @@ def main(argv: list[str] | None = None) -> int:
     views = [load_view(f, args.size) for f in files]
     model = load_model(args.model, device="cpu")
     model.encode_images(views[:2])  # warm-up (lazy initialisation, allocator)
-    bank = None
+    pipeline = None
     if args.bank:
+        from monai_imc.pipeline import IMCPipeline
         from monai_imc.prototypes import PrototypeBank
 
-        bank = PrototypeBank.load(args.bank)
-    names = tuple(bank.manifest.get("measures") or MEASURES) if bank is not None else MEASURES  # the bank's own
+        pipeline = IMCPipeline(model, PrototypeBank.load(args.bank))
+    names = pipeline.perceiver.measure_names if pipeline is not None else MEASURES  # the bank's own list
     measures_and_vector(views[0], names)
 
     def timed(fn) -> tuple[float, float]:
@@ -78,11 +79,8 @@ def main(argv: list[str] | None = None) -> int:
         "ratio_cpu": measure_cpu / encode_cpu,
         "ratio_wall": measure_wall / encode_wall,
     }
-    if bank is not None:
-        from monai_imc.pipeline import IMCPipeline
-
-        pipeline = IMCPipeline(model, bank)
-        pipeline.encode_and_perceive(views[:1])  # warm-up (the measures' worker thread)
+    if pipeline is not None:
+        pipeline.encode_and_perceive(views[:1])  # warm-up (the measures' worker process)
         plain = perceived = 0.0
         for index, view in enumerate(views):  # interleaved, alternating which goes first
             for which in (("plain", "perceived") if index % 2 == 0 else ("perceived", "plain")):
