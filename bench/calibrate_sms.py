@@ -33,13 +33,13 @@ from tqdm.auto import tqdm
 
 from monai_imc.atomic import atomic_output
 from monai_imc.bench.model_spec import bundle_settings
+from monai_imc.model_vocabulary import Vocabulary
 from monai_imc.models import load_model
 from monai_imc.noise import get_noise, list_noises
 from monai_imc.noise.metrics import edit_distance
 from monai_imc.reference.data import question_words
 from monai_imc.reference.train import training_rows
 from monai_imc.refine import SMSRefiner, calibrate
-from monai_imc.text_candidates import Vocabulary
 from monai_imc.vocabulary import ClinicalVocabulary
 
 

@@ -1,6 +1,6 @@
 """A clinical vocabulary beside the model's words, and the sound of a word.
 
-SMS writes only words the model knows (:class:`monai_imc.text_candidates.Vocabulary`); this module says
+SMS writes only words the model knows (:class:`monai_imc.model_vocabulary.Vocabulary`); this module says
 which words are *correct* English or clinical words even when the model does not know them, so that a
 correct word the model lacks (``nerve``, ``wedge``, ``hemidiaphragms``) is not "corrected" into a word it
 has. The words come from:

@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 from helpers import REPO
 
+from monai_imc.model_vocabulary import Vocabulary
 from monai_imc.refine import SMSRefiner
-from monai_imc.text_candidates import Vocabulary, filler_spans, is_correct, propose
+from monai_imc.text_candidates import filler_spans, is_correct, propose
 from monai_imc.vocabulary import ClinicalVocabulary, read_hunspell, read_word_list, sounds_alike, system_words
 
 BUNDLE = REPO / "bundles" / "monai_imc_vqa"

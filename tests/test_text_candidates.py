@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from monai_imc.guards import check_repair
-from monai_imc.text_candidates import Candidate, Vocabulary, apply_candidates, damerau_distance, propose
+from monai_imc.model_vocabulary import Vocabulary, damerau_distance
+from monai_imc.text_candidates import Candidate, apply_candidates, propose
 
 WORDS = ["is", "there", "a", "in", "the", "left", "lung", "liver", "image", "abnormal", "normal", "organ", "organs",
          "pneumothorax", "healthy", "unhealthy", "which", "this", "of", "ct", "effusion", "pleural"]

@@ -20,8 +20,9 @@ from collections.abc import Container
 
 from monai_imc.guards import check_repair
 from monai_imc.lexicon import is_protected_word
+from monai_imc.model_vocabulary import Vocabulary
 from monai_imc.refine import SMSRefiner
-from monai_imc.text_candidates import Vocabulary, is_correct
+from monai_imc.text_candidates import is_correct
 
 __all__ = ["SpellCheckBaseline"]
 

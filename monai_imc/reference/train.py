@@ -45,11 +45,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from monai_imc.model_vocabulary import WORD_LIST
 from monai_imc.reference.architecture import ArchitectureConfig, build_model, build_processor
 from monai_imc.reference.data import VQARow, agent_examples, is_heldout_image, load_vqa, question_words
 from monai_imc.reference.features import BLANK, tower_features
 from monai_imc.reference.prompts import vqa_prompt
-from monai_imc.text_candidates import WORD_LIST
 
 logger = logging.getLogger(__name__)
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from monai_imc.guards import check_repair
+from monai_imc.model_vocabulary import Vocabulary
 from monai_imc.models.base import Message, VisionLanguageModel
 from monai_imc.noise.metrics import edit_distance
 from monai_imc.refine.prompts import SMSPrompts
@@ -20,7 +21,6 @@ from monai_imc.refine.records import AgentStep, Assessment, Edit, Refinement, te
 from monai_imc.text_candidates import (
     KINDS,
     Candidate,
-    Vocabulary,
     apply_candidates,
     is_correct,
     is_editable,
