@@ -6,6 +6,7 @@ A method a run did not include (imc: pdc + SMS, the same as pdc on clean questio
 """
 import glob
 import json
+import os
 import sys
 
 PREFIX = sys.argv[1] if len(sys.argv) > 1 else "results/final-loo-"
@@ -18,7 +19,7 @@ def cell(value: tuple[float, float] | None, k: int) -> str:
 print("| left-out noise | dataset | closed none | closed pdc | closed imc | open recall none | open recall pdc | open recall imc | perceived as (pdc) |")
 print("|---|---|---|---|---|---|---|---|---|")
 worst = []
-for d in sorted(glob.glob(PREFIX + "*")):
+for d in sorted(p for p in glob.glob(PREFIX + "*") if os.path.isdir(p)):
     noise = d[len(PREFIX):]
     rows = json.load(open(d + "/results.json"))["rows"]
     recs = [json.loads(l) for l in open(d + "/cache.jsonl")]
