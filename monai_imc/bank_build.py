@@ -127,9 +127,22 @@ def _assessable(
 
 
 def view_sides(views: Sequence[np.ndarray]) -> dict[str, float]:
-    """The shorter sides (pixels) of the reference views: the sizes the bank's statistics describe."""
-    sides = np.array([min(np.asarray(v).shape[:2]) for v in views], dtype=np.float64)
-    return {"min": float(sides.min()), "median": float(np.median(sides)), "max": float(sides.max())}
+    """The sides (pixels) of the reference views: the sizes the bank's statistics describe.
+
+    ``min`` / ``median`` / ``max`` are of the shorter sides, ``long_min`` / ``long_median`` / ``long_max``
+    of the longer ones (a view's scale: a wide view is as detailed as a square one of its longer side).
+    """
+    shapes = [np.asarray(v).shape[:2] for v in views]
+    short = np.array([min(s) for s in shapes], dtype=np.float64)
+    long = np.array([max(s) for s in shapes], dtype=np.float64)
+    return {
+        "min": float(short.min()),
+        "median": float(np.median(short)),
+        "max": float(short.max()),
+        "long_min": float(long.min()),
+        "long_median": float(np.median(long)),
+        "long_max": float(long.max()),
+    }
 
 
 def encode_variants(

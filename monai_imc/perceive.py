@@ -154,7 +154,7 @@ def _unassessable(reason: str, descriptor_name: str, distance: float = 0.0) -> P
     )
 
 
-#: A view whose shorter side is below this share of the bank's typical (median) reference view is not
+#: A view whose longer side is below this share of the bank's typical (median) reference view's is not
 #: assessable: the tower sees an upsampled thumbnail as blurred and blocky.
 SMALLEST_VIEW_FRACTION = 0.75
 
@@ -335,8 +335,11 @@ class ArtifactPerceiver:
             if reason is not None:
                 return _unassessable(f"degenerate image: {reason}", chosen.name)
             sides = self.bank.manifest.get("view_sides", {})
-            typical = sides.get("median") or sides.get("min")
-            side = min(np.asarray(view).shape[:2])
+            # a view's scale is its longer side: a wide view (146 x 256) is as detailed as the bank's
+            # 256 x 256 ones; banks saved before the longer sides were recorded give their typical
+            # shorter side, which for their (mostly square) views is the same size
+            typical = sides.get("long_median") or sides.get("median") or sides.get("min")
+            side = max(np.asarray(view).shape[:2])
             if typical and side < SMALLEST_VIEW_FRACTION * typical:
                 # the physics measures and token statistics of an upsampled thumbnail are not those of
                 # the images the bank describes: say so instead of reading its blockiness as an artifact

@@ -281,3 +281,20 @@ def test_a_modality_never_gets_the_noises_its_acquisition_cannot_make(
         assert ct.noise == "blur" and ct.probabilities["rician"] == 0.0 and ct.probabilities["motion"] == 0.0
         assert sum(ct.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
     assert any(p.noise == "rician" for p in as_mr), "the same images as MR may be read as Rician noise"
+
+
+def test_a_thumbnail_is_not_assessable_but_a_wide_view_is(bank: PrototypeBank, tiny_llava, views) -> None:
+    """The size rule reads a view's scale (its longer side): a wide crop of a reference-sized view is
+    measured like the bank's views; a view a third of their size is a thumbnail."""
+    sides = bank.manifest["view_sides"]
+    assert sides["long_median"] == 64 and sides["long_min"] <= sides["long_median"] <= sides["long_max"]
+    wide = np.ascontiguousarray(views[0][14:50])  # 36 x 64: its shorter side is under 0.75 x 64
+    thumbnail = np.ascontiguousarray(views[0][::3, ::3])  # 22 x 22
+    perceiver = ArtifactPerceiver(bank)
+    found = perceiver.perceive(tiny_llava.encode_images([wide, thumbnail]), views=[wide, thumbnail])
+    assert "smaller" not in (found[0].reason or "")
+    assert found[1].verdict == "not assessable" and "smaller (22 px)" in (found[1].reason or "")
+    # a bank saved before the longer sides were recorded compares with its typical shorter side
+    old = dataclasses.replace(bank, manifest={**bank.manifest, "view_sides": {"min": 64.0, "median": 64.0, "max": 64.0}})
+    again = ArtifactPerceiver(old).perceive(tiny_llava.encode_images([wide, thumbnail]), views=[wide, thumbnail])
+    assert "smaller" not in (again[0].reason or "") and "smaller (22 px)" in (again[1].reason or "")
