@@ -92,6 +92,9 @@ class BenchRecord:
         answer: the model's answer; ``reference``: the dataset's answer.
         correct: exact match after normalisation; ``recall``: share of the reference's words answered.
         perceived: the perceiver's noise (``clean``), where the method perceives; ``calls``: text-agent calls.
+        verdict: the perceiver's verdict on the image (``clean``, ``artifact``, ``not assessable``) and
+            ``perceived_severity`` its level of the artifact, where the method perceives (the perceiver report,
+            :mod:`monai_imc.bench.perceiver_report`).
         confidence: the probability the model's decoder gave its answer, where the model reports it.
         calibrated: whether PDC changed the features (the gate flagged the image), for ``pdc`` / ``imc``;
             for ``pdc-oracle``, whether the calibration told the true noise changed them.
@@ -129,6 +132,8 @@ class BenchRecord:
     question_type: str = ""
     modality: str = ""
     body_part: str = ""
+    verdict: str | None = None
+    perceived_severity: int | None = None
 
     @property
     def complete(self) -> bool:

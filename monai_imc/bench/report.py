@@ -33,6 +33,7 @@ from typing import Any
 
 from monai_imc.atomic import atomic_output
 from monai_imc.bench.calibration_error import expected_calibration_error, write_reliability_diagrams
+from monai_imc.bench.perceiver_report import perceiver_markdown, perceiver_summary, write_perceiver_report
 from monai_imc.bench.records import BenchRecord, iter_groups
 from monai_imc.bench.sms_table import sms_markdown, sms_rows
 from monai_imc.noise import get_noise
@@ -95,8 +96,9 @@ def summarize(records: Sequence[BenchRecord]) -> list[dict[str, Any]]:
 
 
 def write_report(records: Sequence[BenchRecord], out: str | Path, config: dict[str, Any]) -> dict[str, Path]:
-    """Write results.json, results.csv, results.md, accuracy_vs_severity.png, methods.png and
-    ``reliability_<method>.png`` into ``out``.
+    """Write results.json, results.csv, results.md, accuracy_vs_severity.png, methods.png,
+    ``reliability_<method>.png`` and, where a method perceives, the perceiver report
+    (:mod:`monai_imc.bench.perceiver_report`: ``perceiver.json``, ``perceiver_confusion.png``) into ``out``.
 
     Args:
         records: every record of the run.
@@ -117,10 +119,13 @@ def write_report(records: Sequence[BenchRecord], out: str | Path, config: dict[s
     writer.writerows(rows)
     with atomic_output(paths["results.csv"]) as tmp:
         tmp.write_text(buffer.getvalue())
-    with atomic_output(paths["results.md"]) as tmp:
-        tmp.write_text(markdown(rows, config, sms_rows(records, rows)))
     present = {r["method"] for r in rows}
     methods = [m for m in config.get("methods", []) if m in present] or sorted(present)
+    perceived = perceiver_summary(records, methods)
+    perceiver = perceiver_markdown(perceived)
+    with atomic_output(paths["results.md"]) as tmp:
+        tmp.write_text(markdown(rows, config, sms_rows(records, rows)) + ("\n\n" + "\n".join(perceiver) if perceiver else ""))
+    paths.update(write_perceiver_report(perceived, out))
     paths.update(_plots(rows, out, methods))
     paths.update(write_reliability_diagrams(records, out, methods))
     return paths

@@ -85,6 +85,8 @@ class _View:
         self._denoised: VisionFeatures | None = None
         self._restored: dict[bool, tuple[VisionFeatures, str, str, bool]] = {}
         self._restoration: tuple[str, RestoredView] | None = None
+        #: what the perceiver saw in the view (set by :meth:`calibrated` and :meth:`restored`)
+        self.perception: Perception | None = None
 
     def array(self) -> np.ndarray:
         if self._array is None:
@@ -106,6 +108,7 @@ class _View:
             perception = pipeline.perceive(raw, views=[self.array()])[0]
             calibrated, records = pipeline.calibrate(raw, [perception], pdc=True)
             self.runner.stats.add_time("perceive+calibrate", time.perf_counter() - start)
+            self.perception = perception
             if records[0].applied:
                 self._pdc = (calibrated, f"{self.tag}|pdc", perception.noise or "clean")
             else:  # the gate passed the image: the raw features, the plain model's answers
@@ -144,6 +147,7 @@ class _View:
             start = time.perf_counter()
             if self._restoration is None:
                 perception = pipeline.perceive(raw, views=[self.array()])[0]
+                self.perception = perception
                 self._restoration = (perception.noise or "clean", pipeline.restore_view(self.array(), raw, perception))
             perceived, done = self._restoration
             features, key = (done.features, f"{self.tag}|restore") if done.restoration.applied else (raw, raw_key)
@@ -172,6 +176,7 @@ class _Job:
     answer_key: tuple[str, str]
     calibrated: bool | None = None
     repair: TextRepair | None = None
+    perception: Perception | None = None
 
 
 class BenchRunner:
@@ -385,7 +390,7 @@ class BenchRunner:
             views[view_key] = _View(self, row, image_noise, image_severity,
                                     f"{row.image_key}|{image_noise}|{image_severity}")
         view = views[view_key]
-        perceived, calibrated = None, None
+        perceived, calibrated, perception = None, None, None
         if method == "no-image":
             features, fkey = self.blank(), "blank"
         elif method == "pdc-oracle":
@@ -395,9 +400,10 @@ class BenchRunner:
             features, fkey = self._shuffled_view(row, image_noise, image_severity, views).raw()
         elif method in RESTORE_METHODS:
             features, fkey, perceived, calibrated = view.restored(pdc=method == "imc+restore")
+            perception = view.perception
         elif method in BANK_METHODS:
             features, fkey, perceived = view.calibrated()
-            calibrated = fkey.endswith("|pdc")
+            calibrated, perception = fkey.endswith("|pdc"), view.perception
         elif method == "denoise":
             features, fkey = view.denoised()
         else:
@@ -405,7 +411,7 @@ class BenchRunner:
         prompt = vqa_prompt(question + self.answer_suffix)
         answer_key = (fkey, prompt) if self.memoize else (f"{fkey}|{noise}|{severity}|{method}|{item_id(row)}", prompt)
         return _Job(row, noise, severity, method, question, calls, perceived, features, answer_key, calibrated,
-                    repair)
+                    repair, perception)
 
     def _draw_shuffled(self, rows: Sequence[VQARow]) -> None:
         pool = self.image_pool if self.image_pool is not None else rows
@@ -464,6 +470,8 @@ class BenchRunner:
             guard_refusals=job.repair.guard_refusals if job.repair else None,
             guard_violations=job.repair.guard_violations if job.repair else None,
             **row_fields(job.row),
+            verdict=job.perception.verdict if job.perception is not None else None,
+            perceived_severity=job.perception.severity if job.perception is not None else None,
         )
 
     def _append(self, record: BenchRecord) -> None:

@@ -138,6 +138,11 @@ def test_memoization_changes_no_answer(reference, tiny_rows, slake_test) -> None
     perceiving = ("pdc", "imc", "restore", "imc+restore")
     assert all(r.perceived is not None for r in a if r.method in perceiving)
     assert all(r.perceived is None for r in a if r.method not in perceiving)
+    # the verdict and level the report reads are the perceiver's own, on the view the method answered on
+    assert all(r.verdict in ("clean", "artifact", "not assessable") for r in a if r.method in perceiving)
+    assert all(r.verdict is None and r.perceived_severity is None for r in a if r.method not in perceiving)
+    assert all((r.perceived_severity is not None) == (r.verdict == "artifact") for r in a if r.method in perceiving)
+    assert all(r.perceived == ("clean" if r.verdict != "artifact" else r.perceived) for r in a if r.method in perceiving)
     assert all(r.calibrated is None for r in a if r.method not in (*perceiving, "pdc-oracle"))
     by = {r.key: r for r in a}
     for r in a:  # an image the gate passes (or the oracle leaves alone) reuses the plain answer
@@ -235,8 +240,12 @@ def test_bench_command_end_to_end(data_dir: Path, tmp_path: Path, capsys: pytest
     assert (out / "results.csv").read_text().startswith("dataset,noise,severity,method,closed_acc")
     md = (out / "results.md").read_text()
     assert "Denoise filter:" in md and "| noise | sev | " + " | ".join(METHODS) + " |" in md
-    for png in ("accuracy_vs_severity.png", "methods.png"):
+    for png in ("accuracy_vs_severity.png", "methods.png", "perceiver_confusion.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    perceiver = json.loads((out / "perceiver.json").read_text())
+    assert perceiver["method"] == "pdc" and set(perceiver["datasets"]) == {"slake", "vqa_rad", "all"}
+    images = {json.loads(x)["item"].split("#")[0] for x in (out / "cache.jsonl").read_text().splitlines()}
+    assert perceiver["datasets"]["all"]["images"] == len(images) and "## The perceiver" in md
     before = (out / "cache.jsonl").read_text()
     assert main(argv) == 0, "a second run resumes"
     assert (out / "cache.jsonl").read_text() == before, "nothing answered twice"

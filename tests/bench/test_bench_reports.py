@@ -220,3 +220,48 @@ def test_a_given_perception() -> None:
     assert not Perception.given("clean").flagged and Perception.given(None).noise is None
     with pytest.raises(ValueError, match="severity"):
         Perception.given("blur")
+
+
+def test_perceiver_report_on_hand_made_verdicts(tmp_path: Path) -> None:
+    from monai_imc.bench.perceiver_report import perceiver_markdown, perceiver_summary, write_perceiver_report
+
+    def record(image: str, noise: str, severity: int, verdict: str, perceived: str | None = None,
+               level: int | None = None, question: str = "q", dataset: str = "slake") -> BenchRecord:
+        return BenchRecord(f"{dataset}/{image}#{question}", dataset, True, noise, severity, "pdc", "q", "a", "a",
+                           True, 1.0, perceived or "clean", verdict=verdict, perceived_severity=level)
+
+    made = [
+        record("a", "clean", 0, "clean"),
+        record("a", "clean", 0, "clean", question="q2"),  # a second question on the same view: one verdict
+        record("a", "typo", 3, "clean"),  # a text noise leaves the image clean
+        record("b", "clean", 0, "artifact", "blur", 2),  # a false alarm
+        record("c", "clean", 0, "not assessable"),
+        record("a", "blur", 3, "artifact", "blur", 4),  # right, level within 1
+        record("b", "blur", 3, "artifact", "blur", 1),  # right, level 2 off
+        record("c", "blur", 3, "not assessable"),
+        record("a", "local-blur", 5, "artifact", "gibbs", 5),  # a local variant counts as its noise: wrong
+        record("b", "blur", 5, "clean"),
+        record("a", "blur", 1, "clean"),  # severity 1: in its cell, not in the >= 3 mean or the matrix
+        record("z", "blur", 3, "artifact", "blur", 3, dataset="vqa-rad"),
+    ]
+    summary = perceiver_summary(made, ["none", "pdc"])
+    assert summary is not None and summary["method"] == "pdc"
+    slake = summary["datasets"]["slake"]
+    assert slake["images"] == 3 and slake["clean_images"] == 3
+    assert slake["type_right"]["blur"] == {1: 0.0, 3: pytest.approx(66.67), 5: 0.0}
+    assert slake["type_accuracy_severity_3_plus"] == pytest.approx((66.67 + 0.0) / 2, abs=0.01)
+    assert slake["severity_within_1"] == 50.0  # a (4 for 3) yes, b (1 for 3) no
+    assert slake["clean_false_alarm"] == pytest.approx(33.33) and slake["clean_not_assessable"] == pytest.approx(33.33)
+    assert slake["noisy_not_assessable"] == 20.0  # c at 3, of a, b, c at 3 and a, b at 5 (local-blur is blur)
+    assert slake["confusion"]["blur"] == {"clean": 1, "blur": 2, "gibbs": 1, "not assessable": 1}
+    assert slake["confusion"]["clean"] == {"clean": 1, "blur": 1, "gibbs": 0, "not assessable": 1}
+    pooled = summary["datasets"]["all"]
+    assert pooled["images"] == 4 and pooled["type_right"]["blur"][3] == 75.0
+    lines = perceiver_markdown(summary)
+    assert any(line.startswith("| slake | 3 | 33.3 | 50.0 | 33.3 | 33.3 | 20.0 |") for line in lines), lines
+    paths = write_perceiver_report(summary, tmp_path)
+    assert json.loads(paths["perceiver.json"].read_text())["datasets"]["vqa-rad"]["type_right"]["blur"]["3"] == 100.0
+    assert paths["perceiver_confusion.png"].read_bytes().startswith(PNG)
+    # a cache written before verdicts were recorded: no report rather than a wrong one
+    assert perceiver_summary([replace(r, verdict=None) for r in made], ["pdc"]) is None
+    assert write_perceiver_report(None, tmp_path / "none") == {} and perceiver_markdown(None) == []
