@@ -39,6 +39,9 @@ __all__ = ["BenchResult", "BenchSettings", "rebuild_report", "run_benchmark", "w
 #: The validation split (:mod:`monai_imc.data`: the images training held out; JSONL files have none).
 VALIDATION_SPLIT = "validate"
 
+#: The splits whose images a bank or a model may have been built from.
+TRAINING_SPLITS = ("train", "validate")
+
 
 @dataclass
 class BenchResult:
@@ -197,10 +200,29 @@ def run_benchmark(settings: BenchSettings, progress: bool = False) -> BenchResul
     return BenchResult(records, config, paths, runner.stats)
 
 
+def training_images(config: dict[str, Any]) -> set[str] | None:
+    """The image keys of the training splits (``train``, ``validate``) of the run's datasets, which the
+    perceiver report leaves out of a test run (a prototype bank may have been built from them); an empty
+    set for a run on a training split itself, ``None`` where a dataset cannot be read (logged)."""
+    if config.get("split", "test") in TRAINING_SPLITS:
+        return set()
+    keys: set[str] = set()
+    for spec in config.get("datasets", []):
+        for split in TRAINING_SPLITS:
+            try:
+                keys.update(r.image_key for r in load_dataset(spec, split))
+            except (FileNotFoundError, ValueError) as err:
+                logger.warning("%s: its %s images not known, the perceiver report counts every image: %s",
+                               spec, split, err)
+                return None
+    return keys
+
+
 def write_reports(records: Sequence[BenchRecord], out: str | Path, config: dict[str, Any]) -> dict[str, Path]:
-    """Every report of a run from its records: :func:`~monai_imc.bench.report.write_report`'s files, the
-    breakdowns and the modality x noise heat map (:mod:`monai_imc.bench.breakdown`)."""
-    paths = write_report(records, out, config)
+    """Every report of a run from its records: :func:`~monai_imc.bench.report.write_report`'s files (the
+    perceiver report without the images of :func:`training_images`), the breakdowns and the modality x
+    noise heat map (:mod:`monai_imc.bench.breakdown`)."""
+    paths = write_report(records, out, config, seen=training_images(config))
     present = {r.method for r in records}
     methods = [m for m in config.get("methods", []) if m in present] or sorted(present)
     paths.update(write_breakdowns(records, out, methods))

@@ -15,13 +15,16 @@ clean). Per dataset and over all of them:
 - ``confusion``: true condition (clean and each noise at severity >= 3) x reported (clean, each noise, not
   assessable), image counts; drawn as ``perceiver_confusion.png``.
 
+Test images that are also in a training split of their dataset (VQA-RAD asks its test questions about
+training images; a prototype bank may have been built from them) are left out and counted.
+
 Records cached before the verdict was recorded carry none; the report then says so and counts nothing.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -90,18 +93,33 @@ def _summary(views: dict[tuple[str, str, int], BenchRecord]) -> dict[str, Any]:
     }
 
 
-def perceiver_summary(records: Sequence[BenchRecord], methods: Sequence[str]) -> dict[str, Any] | None:
+def perceiver_summary(
+    records: Sequence[BenchRecord], methods: Sequence[str], seen: Collection[str] | None = None
+) -> dict[str, Any] | None:
     """The perceiver report of a run (the module docstring's metrics), per dataset and ``"all"``; ``None``
-    when no record of ``methods`` (in order; the first that perceives is read) carries a verdict."""
+    when no record of ``methods`` (in order; the first that perceives is read) carries a verdict.
+
+    ``seen``: image keys of the datasets' training splits (a prototype bank may have been built from
+    them: VQA-RAD's test questions ask about training images). Those images are left out and counted
+    (``left_out``); ``None``: every image counts, and ``heldout`` says it is not known."""
     method = next((m for m in methods if any(r.method == m and r.verdict is not None for r in records)), None)
     if method is None:
         return None
     views: dict[str, dict[tuple[str, str, int], BenchRecord]] = {}
+    left_out: dict[str, set[str]] = {}
     for r in records:
         if r.method == method and r.verdict is not None:
+            image = r.item.split("#", 1)[0]
+            if seen is not None and image in seen:
+                left_out.setdefault(r.dataset, set()).add(image)
+                continue
             views.setdefault(r.dataset, {}).setdefault(_image_condition(r), r)
     pooled = {(f"{d}/{k[0]}", k[1], k[2]): r for d, group in views.items() for k, r in group.items()}
-    return {"method": method, "datasets": {**{d: _summary(v) for d, v in views.items()}, "all": _summary(pooled)}}
+    datasets = {d: _summary(v) for d, v in views.items()}
+    if pooled:
+        datasets["all"] = _summary(pooled)
+    return {"method": method, "heldout": seen is not None,
+            "left_out": {d: len(images) for d, images in left_out.items()}, "datasets": datasets}
 
 
 def _fmt(value: float | None) -> str:
@@ -112,7 +130,15 @@ def perceiver_markdown(summary: dict[str, Any] | None) -> list[str]:
     """The report's tables (markdown lines): a target table per dataset and type accuracy per noise."""
     if summary is None:
         return []
-    lines = [f"## The perceiver (read from `{summary['method']}`, one verdict per image and condition)", "",
+    lines = [f"## The perceiver (read from `{summary['method']}`, one verdict per image and condition)", ""]
+    if not summary["heldout"]:
+        lines += [("Every image counts: the training splits could not be read, so images a bank may have been "
+                   "built from are not left out."), ""]
+    for dataset, n in summary["left_out"].items():
+        lines += [f"{dataset}: {n} image(s) left out, also in its training split.", ""]
+    if not summary["datasets"]:
+        return lines
+    lines += [
              ("| dataset | images | type right, severity >= 3 (%) | severity within +-1 (%) | clean reported as "
               "artifact (%) | clean not assessable (%) | noisy (>= 3) not assessable (%) |"),
              "|---|---:|---:|---:|---:|---:|---:|"]
@@ -120,7 +146,7 @@ def perceiver_markdown(summary: dict[str, Any] | None) -> list[str]:
         lines.append(f"| {dataset} | {s['images']} | {_fmt(s['type_accuracy_severity_3_plus'])} | "
                      f"{_fmt(s['severity_within_1'])} | {_fmt(s['clean_false_alarm'])} | "
                      f"{_fmt(s['clean_not_assessable'])} | {_fmt(s['noisy_not_assessable'])} |")
-    pooled = summary["datasets"]["all"]
+    pooled = summary["datasets"].get("all", {"type_right": {}})
     severities = sorted({sev for cells in pooled["type_right"].values() for sev in cells})
     if severities:
         lines += ["", "Type right (%) per noise and severity, all datasets:", "",
@@ -163,7 +189,7 @@ def write_perceiver_report(summary: dict[str, Any] | None, out: str | Path) -> d
     """Write the report :func:`perceiver_summary` gave as ``perceiver.json`` and ``perceiver_confusion.png``
     (every dataset pooled) into ``out``; nothing for ``None`` (no record carried a verdict). Returns file
     name -> path."""
-    if summary is None:
+    if summary is None or "all" not in summary["datasets"]:
         return {}
     out = Path(out)
     paths = {"perceiver.json": out / "perceiver.json", "perceiver_confusion.png": out / "perceiver_confusion.png"}

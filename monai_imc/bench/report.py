@@ -27,7 +27,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -95,7 +95,9 @@ def summarize(records: Sequence[BenchRecord]) -> list[dict[str, Any]]:
     return rows
 
 
-def write_report(records: Sequence[BenchRecord], out: str | Path, config: dict[str, Any]) -> dict[str, Path]:
+def write_report(
+    records: Sequence[BenchRecord], out: str | Path, config: dict[str, Any], seen: Collection[str] | None = None
+) -> dict[str, Path]:
     """Write results.json, results.csv, results.md, accuracy_vs_severity.png, methods.png,
     ``reliability_<method>.png`` and, where a method perceives, the perceiver report
     (:mod:`monai_imc.bench.perceiver_report`: ``perceiver.json``, ``perceiver_confusion.png``) into ``out``.
@@ -104,6 +106,7 @@ def write_report(records: Sequence[BenchRecord], out: str | Path, config: dict[s
         records: every record of the run.
         out: the results folder.
         config: what the run was (command, model, datasets, denoise choice, cost ...), kept in results.json.
+        seen: image keys the perceiver report leaves out (:func:`~monai_imc.bench.perceiver_report.perceiver_summary`).
 
     Returns:
         file name -> path of what was written.
@@ -121,7 +124,7 @@ def write_report(records: Sequence[BenchRecord], out: str | Path, config: dict[s
         tmp.write_text(buffer.getvalue())
     present = {r["method"] for r in rows}
     methods = [m for m in config.get("methods", []) if m in present] or sorted(present)
-    perceived = perceiver_summary(records, methods)
+    perceived = perceiver_summary(records, methods, seen)
     perceiver = perceiver_markdown(perceived)
     with atomic_output(paths["results.md"]) as tmp:
         tmp.write_text(markdown(rows, config, sms_rows(records, rows)) + ("\n\n" + "\n".join(perceiver) if perceiver else ""))

@@ -262,6 +262,12 @@ def test_perceiver_report_on_hand_made_verdicts(tmp_path: Path) -> None:
     paths = write_perceiver_report(summary, tmp_path)
     assert json.loads(paths["perceiver.json"].read_text())["datasets"]["vqa-rad"]["type_right"]["blur"]["3"] == 100.0
     assert paths["perceiver_confusion.png"].read_bytes().startswith(PNG)
+    # images of a training split are left out and counted (a bank may have been built from them)
+    held = perceiver_summary(made, ["pdc"], seen={"vqa-rad/z"})
+    assert held["heldout"] and held["left_out"] == {"vqa-rad": 1} and set(held["datasets"]) == {"slake", "all"}
+    assert held["datasets"]["all"]["type_right"]["blur"][3] == pytest.approx(66.67)
+    assert "vqa-rad: 1 image(s) left out, also in its training split." in perceiver_markdown(held)
+    assert not summary["heldout"] and any("could not be read" in line for line in lines)
     # a cache written before verdicts were recorded: no report rather than a wrong one
     assert perceiver_summary([replace(r, verdict=None) for r in made], ["pdc"]) is None
     assert write_perceiver_report(None, tmp_path / "none") == {} and perceiver_markdown(None) == []
