@@ -57,6 +57,7 @@ from monai_imc.perceive import ARTIFACT, Perception
 __all__ = [
     "CORRECTIONS",
     "DEFAULT_CORRECTIONS",
+    "LIBRARIES",
     "SPIKE_MIN_LOG_RATIO",
     "Restoration",
     "Restorer",
@@ -73,10 +74,24 @@ MIN_SIDE = 16
 Plane = np.ndarray
 
 
-def require_restore(purpose: str = "image restoration") -> None:
+#: The libraries each correction needs beyond numpy and scipy (the ``restore`` extra installs them all).
+LIBRARIES: dict[str, tuple[str, ...]] = {
+    "bias_field": ("SimpleITK",),
+    "rician": ("skimage", "pywt"),  # estimate_sigma reads wavelet coefficients
+    "low_dose": ("skimage", "pywt"),
+    "blur": ("skimage",),
+    "jpeg": ("skimage",),
+    "spike": (),
+    "gibbs": (),
+}
+
+
+def require_restore(purpose: str = "image restoration", noises: Sequence[str] | None = None) -> None:
     """Raise :class:`~monai_imc.optional.OptionalImportError` (with the install hint) unless the libraries of
-    the corrections (scikit-image, SimpleITK, PyWavelets: the ``restore`` extra) import."""
-    for module in ("skimage", "SimpleITK", "pywt"):
+    the corrections of ``noises`` import (default: every correction's: scikit-image, SimpleITK, PyWavelets,
+    the ``restore`` extra). A noise without a correction needs nothing."""
+    wanted = CORRECTIONS if noises is None else noises
+    for module in dict.fromkeys(m for n in wanted for m in LIBRARIES.get(n, ())):
         require(module, extra="restore", purpose=purpose)
 
 
@@ -298,7 +313,7 @@ def restore_view(view: ImageInput, noise: str, severity: int) -> tuple[ImageInpu
     if noise not in CORRECTIONS:
         return view, Restoration(False, noise=noise, severity=severity, reason=f"unknown artifact {noise!r}")
     arr = np.asarray(view)
-    require_restore()
+    require_restore(f"the {noise} correction", [noise])
     if min(arr.shape[:2]) < MIN_SIDE:
         return view, Restoration(False, noise=noise, severity=severity, reason="view too small to restore")
     action, correct = CORRECTIONS[noise]
@@ -338,12 +353,12 @@ class Restorer:
 
     def __init__(self, enabled: bool = False, noises: Sequence[str] | None = None) -> None:
         self.enabled = bool(enabled)
-        if self.enabled:
-            require_restore("the bundle's restore step")
         unknown = [n for n in noises or () if n not in CORRECTIONS]
         if unknown:
             raise ValueError(f"no correction for {unknown}; corrections exist for {sorted(CORRECTIONS)}")
         self.noises = tuple(noises) if noises is not None else DEFAULT_CORRECTIONS
+        if self.enabled:
+            require_restore("the bundle's restore step", self.noises)
 
     def restore(self, view: ImageInput, perception: Perception) -> tuple[ImageInput, Restoration]:
         """The view corrected for the perceived artifact and what was done; ``view`` itself when the

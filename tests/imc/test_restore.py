@@ -196,3 +196,23 @@ def test_app_stage_restores_and_the_sr_says_what_was_done(bank: PrototypeBank, t
     # restoration off (the bundle's default): no record, and the features are the perceived ones
     off = calibrate(work, IMCPipeline(tiny_llava, bank))
     assert off.assessed[0].restoration is None
+
+
+def test_a_restorer_needs_only_its_corrections_libraries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bundle's restorer (blur and spike) needs scikit-image only; the spike notch needs no extra library
+    at all; every correction names what it needs."""
+    from monai_imc import restore
+
+    assert set(restore.LIBRARIES) == set(CORRECTIONS)
+    asked: list[str] = []
+    monkeypatch.setattr(restore, "require", lambda module, extra, purpose: asked.append(module))
+    Restorer(enabled=True, noises=["spike"])
+    assert asked == []
+    Restorer(enabled=True, noises=["blur", "spike"])
+    assert asked == ["skimage"]
+    asked.clear()
+    Restorer(enabled=True)
+    assert set(asked) == {"skimage", "SimpleITK", "pywt"}
+    asked.clear()
+    Restorer(enabled=False)
+    assert asked == []
