@@ -242,7 +242,9 @@ def print_run_summary(report: object) -> None:
         for group in summary.groups:
             frame = f" frame {group.frame_numbers[0]}" if group.frame_numbers else ""
             calibration = "calibration applied" if group.calibration_applied else "not calibrated"
-            print(f"  image{frame}: {group.summary or group.artifact}; {calibration}")
+            restored = (f"; restored: {group.restoration}"
+                        if group.restoration and not group.restoration.startswith("none") else "")
+            print(f"  image{frame}: {group.summary or group.artifact}{restored}; {calibration}")
             for text in group.texts:
                 refined = "refined" if text.refined_changed else "unchanged"
                 line = f"    [{text.role}] {_short(text.original or '')!r} ({refined})"

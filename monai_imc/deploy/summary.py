@@ -63,6 +63,7 @@ class GroupSummary:
         level: the IMC severity level 1..5, if any.
         probability: the probability of the finding (``None`` when not assessable).
         calibration_applied: whether PDC was applied.
+        restoration: what perceiver-guided restoration did (``none: <why>`` when nothing), where it ran.
         summary: the verdict in plain words, as written.
         reason: why the image was not assessable, if so.
         texts: the text records.
@@ -76,6 +77,7 @@ class GroupSummary:
     level: int | None = None
     probability: float | None = None
     calibration_applied: bool | None = None
+    restoration: str | None = None
     summary: str | None = None
     reason: str | None = None
     texts: list[TextSummary] = field(default_factory=list)
@@ -175,6 +177,8 @@ def _group_summary(group: hd.sr.MeasurementsAndQualitativeEvaluations) -> GroupS
             out.summary = str(item.TextValue)
         elif item.ValueType == "TEXT" and concept == codes.NOT_ASSESSABLE_REASON.value:
             out.reason = str(item.TextValue)
+        elif item.ValueType == "TEXT" and concept == codes.RESTORATION.value:
+            out.restoration = str(item.TextValue)
         elif item.ValueType == "CONTAINER" and concept == codes.TEXT_RECORD.value:
             out.texts.append(_record(item))
     return out

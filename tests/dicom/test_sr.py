@@ -369,6 +369,7 @@ def test_summary_reads_back_what_was_written(
     assert group.verdict == expected_verdict and group.reason == case.not_assessable
     assert group.probability == (None if case.probability is None else pytest.approx(case.probability))
     assert group.level == case.severity and group.calibration_applied == (case.artifact is not None)
+    assert group.restoration == case.restoration
     # each question sits with its own answer, whatever the order of the records
     assert [(t.role, t.original, t.question, t.answer) for t in group.texts] == [
         (r.role, r.original, r.question, r.answer) for r in TEXTS
@@ -412,3 +413,23 @@ def test_warm_up_builds_srs_in_memory_and_writes_nothing(
     context_module.warm_up_sr_writer()  # load_context runs it on a thread and swallows errors: here they must not occur
     assert len(built) == 2 and list(tmp_path.iterdir()) == []
     assert all(isinstance(s, hd.sr.Comprehensive3DSR) and s.Modality == "SR" for s in built)
+
+
+def test_run_summary_says_what_restoration_did(
+    written: dict[str, tuple[Path, pydicom.Dataset]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The printed summary names a correction that changed the image, and stays quiet about "none: ..."."""
+    from monai_imc.cli import print_run_summary
+    from monai_imc.deploy.report import Outcome, RunReport
+
+    report = RunReport(str(tmp_path / "in"), str(tmp_path))
+    for name, (path, _source) in written.items():
+        report.add(Outcome("written", "series", name, sr_path=str(path)))
+    print_run_summary(report)
+    printed = capsys.readouterr().out
+    for case in CASES.values():
+        if case.restoration and not case.restoration.startswith("none"):
+            assert f"; restored: {case.restoration};" in printed
+    assert "restored: none" not in printed
+    assert sum(bool(c.restoration and not c.restoration.startswith("none")) for c in CASES.values()) >= 1
+

@@ -193,6 +193,9 @@ def test_app_stage_restores_and_the_sr_says_what_was_done(bank: PrototypeBank, t
         if i.ValueType == "TEXT"
     }
     assert texts[codes.RESTORATION.value] == expected.summary
+    from monai_imc.deploy.summary import summarize_sr
+
+    assert summarize_sr(written.sr_path).groups[0].restoration == expected.summary
     # restoration off (the bundle's default): no record, and the features are the perceived ones
     off = calibrate(work, IMCPipeline(tiny_llava, bank))
     assert off.assessed[0].restoration is None
