@@ -3,7 +3,7 @@
 Real CT, MR (single slice and a 10-frame enhanced MR), CR chest and US images from ``pydicom.data``, put into
 one study (one StudyInstanceUID, fresh Series / SOP Instance / Frame of Reference UIDs, an anonymous
 patient), plus noisy series made with :mod:`monai_imc.noise` (MR motion severity 4, MR Rician noise severity
-3, CT low dose severity 4) and noisy clinical texts (text noise of the same library) in the Request
+3, CT low dose severity 4, MR k-space spike severity 4) and noisy clinical texts (text noise of the same library) in the Request
 Attributes Sequence and in a JSON sidecar. UIDs derive from the seed, so one seed gives the same study.
 
 Usage::
@@ -44,6 +44,7 @@ SAMPLE_SERIES: tuple[tuple[str, str, str | None, int | None], ...] = (
     ("mr_motion4", "MR-SIEMENS-DICOM-WithOverlays.dcm", "motion", 4),
     ("mr_rician3", "MR-SIEMENS-DICOM-WithOverlays.dcm", "rician", 3),
     ("ct_low_dose4", "693_UNCR.dcm", "low_dose", 4),
+    ("mr_spike4", "MR-SIEMENS-DICOM-WithOverlays.dcm", "spike", 4),
 )
 """``(name, pydicom test file, image noise or None, severity)`` of each series of the sample study.
 

@@ -132,9 +132,12 @@ def test_readme_first_command_sample_study_then_run(
     printed = capsys.readouterr().out
     assert code == 0, printed
     report = json.loads((tmp_path / "out" / REPORT_NAME).read_text())
-    assert printed.count("SR IMC_SR_") == report["written"] == 8
+    assert printed.count("SR IMC_SR_") == report["written"] == 9
     assert "artifact " in printed and "calibration " in printed and "answer: " in printed
-    assert "8 SR(s) written" in printed and "exit code 0" in printed
+    assert "9 SR(s) written" in printed and "exit code 0" in printed
+    # the bundle restores a perceived k-space spike (its restore step) and says so
+    (spike,) = [block for block in printed.split("\nseries ") if "mr_spike4" in block.splitlines()[0]]
+    assert "spike artifact" in spike and "restored: k-space spike notch" in spike
     assert asked == [(default_bundle().resolve(), "cpu")]
 
 

@@ -103,7 +103,9 @@ def test_kill_9_then_rerun_completes(small_study: tuple[Path, set[str]], tmp_pat
     assert after["state"] == "complete" and after["exit_code"] == 0
     assert any("did not finish" in note for note in after["notes"]), after["notes"]
     removed = [o for o in after["outcomes"] if o["status"] == "removed"]
-    assert [o["name"] for o in removed] == [str(leftover)] and "interrupted run" in removed[0]["reason"]
+    # the planted file, and any the kill really left (it can hit the report's own atomic save)
+    assert str(leftover) in [o["name"] for o in removed]
+    assert all(TEMPORARY_NAME.match(Path(o["name"]).name) and "interrupted run" in o["reason"] for o in removed)
     kept = {o["name"] for o in after["outcomes"] if o["status"] == "kept"}
     written = {o["name"] for o in after["outcomes"] if o["status"] == "written"}
     assert done_before <= kept and not kept & written

@@ -31,7 +31,7 @@ def test_one_study_with_fresh_uids_and_no_patient(sample_study: SampleStudy) -> 
 
 def test_noisy_series_differ_from_their_source_in_pixels_only(sample_study: SampleStudy) -> None:
     noisy = [s for s in sample_study.series if s.noise]
-    assert {(s.noise, s.severity) for s in noisy} == {("motion", 4), ("rician", 3), ("low_dose", 4)}
+    assert {(s.noise, s.severity) for s in noisy} == {("motion", 4), ("rician", 3), ("low_dose", 4), ("spike", 4)}
     for series in noisy:
         ds = pydicom.dcmread(series.path)
         original = pydicom.dcmread(dicom_path(series.source))
