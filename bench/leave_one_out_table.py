@@ -48,7 +48,7 @@ for d in sorted(p for p in glob.glob(PREFIX + "*") if os.path.isdir(p)):
 print()
 for meth, costs in worst.items():
     if costs:
-        c = max(costs)
+        c = max(costs, key=lambda w: w[0])
         o = max(costs, key=lambda w: w[1])
         print(f"largest closed cost of {meth} against none: {c[0]:.1f} points ({c[2]}, {c[3]}); "
               f"largest open-recall cost: {o[1]:.1f} ({o[2]}, {o[3]})")
