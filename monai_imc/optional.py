@@ -12,7 +12,15 @@ from __future__ import annotations
 
 from monai.utils import OptionalImportError, optional_import
 
-__all__ = ["OptionalImportError", "require"]
+__all__ = ["PIP_NAMES", "OptionalImportError", "pip_name", "require"]
+
+#: The distribution that installs a module, where its name differs from the module's.
+PIP_NAMES = {"skimage": "scikit-image", "pywt": "PyWavelets", "yaml": "pyyaml"}
+
+
+def pip_name(module: str) -> str:
+    """The name ``pip install`` takes for ``module`` (``skimage`` -> ``scikit-image``)."""
+    return PIP_NAMES.get(module, module)
 
 
 def require(module: str, extra: str, purpose: str) -> None:
@@ -29,5 +37,6 @@ def require(module: str, extra: str, purpose: str) -> None:
     _, found = optional_import(module)
     if not found:
         raise OptionalImportError(
-            f"{purpose} needs {module}, which is not installed: pip install 'monai-imc[{extra}]' (or pip install {module})"
+            f"{purpose} needs {module}, which is not installed: pip install 'monai-imc[{extra}]' "
+            f"(or pip install {pip_name(module)})"
         )

@@ -219,3 +219,22 @@ def test_a_restorer_needs_only_its_corrections_libraries(monkeypatch: pytest.Mon
     asked.clear()
     Restorer(enabled=False)
     assert asked == []
+
+
+def test_the_map_installs_what_the_bundles_restorer_needs() -> None:
+    """The MAP's requirements (app_package/requirements.txt) hold every library of the corrections the bundle
+    switches on: a packaged app must not fail at its restore step."""
+    import json
+    import re
+    from pathlib import Path
+
+    from monai_imc.optional import pip_name
+    from monai_imc.restore import LIBRARIES
+
+    root = Path(__file__).resolve().parents[2]
+    config = json.loads((root / "bundles/monai_imc_vqa/configs/inference.json").read_text())["restore"]
+    noises = config.get("noises", list(DEFAULT_CORRECTIONS)) if config.get("enabled") else []
+    needed = {pip_name(m).lower() for n in noises for m in LIBRARIES[n]}
+    lines = (root / "app_package/requirements.txt").read_text().splitlines()
+    listed = {re.split(r"[<>=\[ ;]", line.strip(), maxsplit=1)[0].lower() for line in lines if line and not line.startswith("#")}
+    assert needed <= listed, needed - listed
