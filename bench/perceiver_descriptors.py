@@ -22,16 +22,16 @@ import json
 import os
 import sys
 import time
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
 from monai_imc.bank_build import build_bank
+from monai_imc.bench.perceiver_report import Verdict, perceiver_metrics, plot_confusion
 from monai_imc.data import dataset_images, load_view
 from monai_imc.models import load_model
 from monai_imc.noise import list_noises
-from monai_imc.perceive import ARTIFACT, NOT_ASSESSABLE, ArtifactPerceiver
+from monai_imc.perceive import ARTIFACT, ArtifactPerceiver
 from monai_imc.prototypes import PrototypeBank, corrupt, variant_seed
 
 __all__ = ["main"]
@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     perceiver = ArtifactPerceiver(bank)
     noises = list_noises("image")
     conditions = [("clean", 0)] + [(n, s) for n in noises for s in bank.severities]
-    rows = []  # (noise, severity, descriptor, verdict, perceived noise, perceived severity)
+    verdicts: dict[str, list[Verdict]] = {"tokens": [], "fused": []}  # what each descriptor said
     for i, view in enumerate(test_views):
         copies = [view] + [
             corrupt(view, n, s, variant_seed(args.seed + 99, i, noises.index(n))) for n, s in conditions[1:]
@@ -160,15 +160,16 @@ def main(argv: list[str] | None = None) -> int:
                 ("fused", perceiver.perceive(features, batch)),
             ):
                 for (noise, severity), p in zip(conditions[start_b : start_b + 8], found):
-                    rows.append((noise, severity, name, p.verdict, p.noise, p.severity))
+                    verdicts[name].append(Verdict(test_ids[i], noise, severity, p.verdict, p.noise, p.severity))
     # Clean false alarm on many more test images: clean views are cheap (one encode, no noisy copies).
-    clean_views, _clean_ids = _images(data, "test", args.clean_test_images, args.seed + 7, train_files)
-    clean_rows = []  # (descriptor, verdict)
+    clean_views, clean_ids = _images(data, "test", args.clean_test_images, args.seed + 7, train_files)
+    clean_verdicts: dict[str, list[Verdict]] = {"tokens": [], "fused": []}
     for start_b in range(0, len(clean_views), 8):
         batch = [v[..., 0] if v.ndim == 3 and v.shape[-1] == 1 else v for v in clean_views[start_b : start_b + 8]]
         features = model.encode_images(batch)
-        clean_rows += [("tokens", p.verdict) for p in perceiver.perceive(features)]
-        clean_rows += [("fused", p.verdict) for p in perceiver.perceive(features, batch)]
+        ids = clean_ids[start_b : start_b + 8]
+        for name, found in (("tokens", perceiver.perceive(features)), ("fused", perceiver.perceive(features, batch))):
+            clean_verdicts[name] += [Verdict(i, "clean", 0, p.verdict, p.noise, p.severity) for i, p in zip(ids, found)]
     elapsed = time.perf_counter() - start
     report = {
         "bank": args.bank or "built from train images",
@@ -185,48 +186,29 @@ def main(argv: list[str] | None = None) -> int:
         f"{len(conditions)} conditions; {elapsed:.0f} s in all"
     )
     for name in ("tokens", "fused"):
-        mine = [r for r in rows if r[2] == name]
-        clean = [r for r in mine if r[0] == "clean"]
-        result: dict[str, object] = {
-            "clean_false_alarm": float(np.mean([r[3] == ARTIFACT for r in clean])),
-            "clean_not_assessable": float(np.mean([r[3] == NOT_ASSESSABLE for r in clean])),
-            "clean_false_alarm_all_test": float(np.mean([v == ARTIFACT for d, v in clean_rows if d == name])),
-            "clean_false_alarms_all_test": int(sum(v == ARTIFACT for d, v in clean_rows if d == name)),
-        }
-        per = {}
-        for noise in noises:
-            per[noise] = {}
-            for s in bank.severities:
-                cell = [r for r in mine if r[0] == noise and r[1] == s]
-                per[noise][s] = float(np.mean([r[3] == ARTIFACT and r[4] == noise for r in cell]))
-        strong = [r for r in mine if r[0] != "clean" and r[1] >= 3]
-        typed = [r for r in mine if r[0] != "clean" and r[3] == ARTIFACT and r[4] == r[0]]
-        result["type_accuracy_severity_3_plus"] = float(
-            np.mean([np.mean([per[n][s] for s in (3, 4, 5)]) for n in noises])
+        # the perceiver's metrics (%), as monai-imc bench reports them (monai_imc.bench.perceiver_report)
+        result = perceiver_metrics(verdicts[name])
+        everyone = perceiver_metrics(clean_verdicts[name])
+        result["clean_false_alarm_all_test"] = everyone["clean_false_alarm"]
+        result["clean_false_alarms_all_test"] = sum(v.verdict == ARTIFACT for v in clean_verdicts[name])
+        result["type_accuracy_severity_5"] = (
+            round(sum(c[5] for c in result["type_right"].values()) / len(noises), 2) if 5 in bank.severities else None
         )
-        result["type_accuracy_severity_5"] = float(np.mean([per[n][5] for n in noises]))
-        result["severity_within_1"] = float(np.mean([abs(r[5] - r[1]) <= 1 for r in typed])) if typed else 0.0
-        result["noisy_not_assessable"] = float(np.mean([r[3] == NOT_ASSESSABLE for r in strong]))
-        result["per_noise"] = per
-        labels = ["clean", *noises, NOT_ASSESSABLE]
-        matrix = Counter(
-            (r[0], r[4] if r[3] == ARTIFACT else ("clean" if r[3] != NOT_ASSESSABLE else NOT_ASSESSABLE))
-            for r in mine
-            if r[0] == "clean" or r[1] >= 3
-        )
-        result["confusion_severity_3_plus"] = {t: {p: matrix[(t, p)] for p in labels} for t in labels[:-1]}
         report["descriptors"][name] = result
         print(
-            f"\n{name}: clean false alarm {result['clean_false_alarm']:.3f} "
+            f"\n{name}: clean false alarm {result['clean_false_alarm']:.1f}% "
             f"({result['clean_false_alarms_all_test']} of {len(clean_views)} clean test images: "
-            f"{result['clean_false_alarm_all_test']:.3f}), type accuracy s>=3 "
-            f"{result['type_accuracy_severity_3_plus']:.3f}, s5 {result['type_accuracy_severity_5']:.3f}, "
-            f"severity within 1 {result['severity_within_1']:.3f}, noisy not assessable {result['noisy_not_assessable']:.3f}"
+            f"{result['clean_false_alarm_all_test']:.1f}%), type accuracy s>=3 "
+            f"{result['type_accuracy_severity_3_plus']:.1f}%, s5 {result['type_accuracy_severity_5']:.1f}%, "
+            f"severity within 1 {result['severity_within_1']:.1f}%, noisy not assessable {result['noisy_not_assessable']:.1f}%"
         )
         print(f"  {'noise':11s} " + " ".join(f"s{s}   " for s in bank.severities))
         for noise in noises:
-            print(f"  {noise:11s} " + " ".join(f"{per[noise][s]:.2f} " for s in bank.severities))
-        _plot(result["confusion_severity_3_plus"], labels, out / f"perceiver_confusion_{name}.png", name)
+            print(f"  {noise:11s} " + " ".join(f"{result['type_right'][noise][s]:5.1f}" for s in bank.severities))
+        plot_confusion(
+            result["confusion"], out / f"perceiver_confusion_{name}.png",
+            f"perceiver, {name} descriptor: type right at severity >= 3 {result['type_accuracy_severity_3_plus']:.1f}%",
+        )
     validation = _clinical(model, perceiver, CLINICAL_VALIDATION, degenerate_too=False)
     report["clinical_validation"] = validation
     print(f"\nclean DICOM the measures were chosen on ({len(validation)}): "
@@ -243,41 +225,6 @@ def main(argv: list[str] | None = None) -> int:
     (out / "perceiver_report.json").write_text(json.dumps(report, indent=2))
     print(f"\nwrote {out / 'perceiver_report.json'}")
     return 0
-
-
-def _plot(confusion: dict[str, dict[str, int]], labels: list[str], path: Path, title: str) -> None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:  # the [bench] extra is not installed: the JSON still has the matrix
-        return
-    rows = labels[:-1]
-    m = np.array([[confusion[t][p] for p in labels] for t in rows], dtype=float)
-    m = m / np.maximum(m.sum(1, keepdims=True), 1)
-    fig, ax = plt.subplots(figsize=(7, 6))
-    ax.imshow(m, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(len(labels)), labels, rotation=60, ha="right")
-    ax.set_yticks(range(len(rows)), rows)
-    for i in range(len(rows)):
-        for j in range(len(labels)):
-            if m[i, j] >= 0.01:
-                ax.text(
-                    j,
-                    i,
-                    f"{m[i, j]:.2f}",
-                    ha="center",
-                    va="center",
-                    fontsize=7,
-                    color="white" if m[i, j] > 0.5 else "black",
-                )
-    ax.set_xlabel("verdict (severity >= 3)")
-    ax.set_ylabel("true condition")
-    ax.set_title(f"perceiver, {title} descriptor")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 if __name__ == "__main__":

@@ -24,71 +24,107 @@ Records cached before the verdict was recorded carry none; the report then says 
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from monai_imc.atomic import atomic_output
-from monai_imc.bench.records import BenchRecord
-from monai_imc.noise import get_noise
+from monai_imc.bench.records import BenchRecord, image_of, is_image_noise
 from monai_imc.noise.local import base_noise
 from monai_imc.perceive import ARTIFACT, NOT_ASSESSABLE
 
-__all__ = ["perceiver_markdown", "perceiver_summary", "write_perceiver_report"]
+__all__ = [
+    "Verdict",
+    "perceiver_markdown",
+    "perceiver_metrics",
+    "perceiver_summary",
+    "plot_confusion",
+    "write_perceiver_report",
+]
 
 #: The severities from which type accuracy is the issue's target ("severity >= 3").
 STRONG = 3
 
 
-def _image_condition(record: BenchRecord) -> tuple[str, str, int]:
-    """(image, image noise, severity): the view the record's answer was given on."""
-    image = record.item.split("#", 1)[0]
-    if record.noise != "clean" and get_noise(record.noise).modality == "image":
-        return image, base_noise(record.noise), record.severity
-    return image, "clean", 0
+@dataclass(frozen=True)
+class Verdict:
+    """What the perceiver said of one image under one condition (the unit every perceiver metric counts).
+
+    Attributes:
+        image: the image's id.
+        noise: the true condition: ``clean`` or the image noise (a local variant named by its wrapped noise).
+        severity: its level (0 for clean).
+        verdict: ``clean``, ``artifact`` or ``not assessable``.
+        perceived: the noise reported (with ``artifact``), else ``None``.
+        perceived_severity: its level, else ``None``.
+    """
+
+    image: str
+    noise: str
+    severity: int
+    verdict: str
+    perceived: str | None = None
+    perceived_severity: int | None = None
+
+    @property
+    def reported(self) -> str:
+        """The confusion matrix's column: the noise reported, ``clean`` or ``not assessable``."""
+        if self.verdict == NOT_ASSESSABLE:
+            return NOT_ASSESSABLE
+        return self.perceived if self.verdict == ARTIFACT and self.perceived else "clean"
 
 
-def _reported(record: BenchRecord) -> str:
-    if record.verdict == NOT_ASSESSABLE:
-        return NOT_ASSESSABLE
-    return str(record.perceived) if record.verdict == ARTIFACT and record.perceived else "clean"
+def _verdict(record: BenchRecord, image: str) -> Verdict:
+    """The verdict a record carries, on the view its answer was given on (a text noise's image is clean)."""
+    noise, severity = (base_noise(record.noise), record.severity) if is_image_noise(record.noise) else ("clean", 0)
+    perceived = record.perceived if record.verdict == ARTIFACT else None
+    return Verdict(image, noise, severity, str(record.verdict), perceived, record.perceived_severity)
 
 
 def _share(values: list[bool]) -> float | None:
     return round(100.0 * sum(values) / len(values), 2) if values else None
 
 
-def _summary(views: dict[tuple[str, str, int], BenchRecord]) -> dict[str, Any]:
-    noises = sorted({n for _, n, _ in views if n != "clean"})
-    severities = sorted({s for _, n, s in views if n != "clean"})
-    clean = [r for (_, n, _), r in views.items() if n == "clean"]
+def perceiver_metrics(verdicts: Iterable[Verdict]) -> dict[str, Any]:
+    """The perceiver's metrics (the module docstring's, in %) over ``verdicts``, one per image and condition
+    (a repeated one counts once)."""
+    views: dict[tuple[str, str, int], Verdict] = {}
+    for v in verdicts:
+        views.setdefault((v.image, v.noise, v.severity), v)
+    noises = sorted({v.noise for v in views.values() if v.noise != "clean"})
+    severities = sorted({v.severity for v in views.values() if v.noise != "clean"})
+    cells: dict[tuple[str, int], list[Verdict]] = {}
+    for v in views.values():
+        cells.setdefault((v.noise, v.severity), []).append(v)
+    clean = cells.get(("clean", 0), [])
     type_right: dict[str, dict[int, float | None]] = {}
-    typed: list[tuple[BenchRecord, int]] = []
+    typed: list[Verdict] = []
     for noise in noises:
         type_right[noise] = {}
         for severity in severities:
-            cell = [r for (_, n, s), r in views.items() if n == noise and s == severity]
-            right = [r.verdict == ARTIFACT and r.perceived == noise for r in cell]
+            cell = cells.get((noise, severity), [])
+            right = [v.verdict == ARTIFACT and v.perceived == noise for v in cell]
             type_right[noise][severity] = _share(right)
-            typed += [(r, severity) for r, ok in zip(cell, right) if ok]
+            typed += [v for v, ok in zip(cell, right) if ok]
     strong_cells = [type_right[n][s] for n in noises for s in severities if s >= STRONG and type_right[n][s] is not None]
-    strong = [r for (_, n, s), r in views.items() if n != "clean" and s >= STRONG]
-    shown = {k: r for k, r in views.items() if k[1] == "clean" or k[2] >= STRONG}
-    found = sorted({_reported(r) for r in shown.values()} - {"clean", NOT_ASSESSABLE, *noises})
+    strong = [v for v in views.values() if v.noise != "clean" and v.severity >= STRONG]
+    shown = [*clean, *strong]
+    found = sorted({v.reported for v in shown} - {"clean", NOT_ASSESSABLE, *noises})
     columns = ["clean", *noises, *found, NOT_ASSESSABLE]
     confusion = {t: dict.fromkeys(columns, 0) for t in ["clean", *noises]}
-    for (_, noise, _), r in shown.items():
-        confusion[noise][_reported(r)] += 1
+    for v in shown:
+        confusion[v.noise][v.reported] += 1
     return {
-        "images": len({image for image, _, _ in views}),
+        "images": len({v.image for v in views.values()}),
         "clean_images": len(clean),
         "type_right": type_right,
         "type_accuracy_severity_3_plus": (round(sum(strong_cells) / len(strong_cells), 2) if strong_cells else None),
-        "severity_within_1": _share([r.perceived_severity is not None and abs(r.perceived_severity - s) <= 1
-                                     for r, s in typed]),
-        "clean_false_alarm": _share([r.verdict == ARTIFACT for r in clean]),
-        "clean_not_assessable": _share([r.verdict == NOT_ASSESSABLE for r in clean]),
-        "noisy_not_assessable": _share([r.verdict == NOT_ASSESSABLE for r in strong]),
+        "severity_within_1": _share([v.perceived_severity is not None and abs(v.perceived_severity - v.severity) <= 1
+                                     for v in typed]),
+        "clean_false_alarm": _share([v.verdict == ARTIFACT for v in clean]),
+        "clean_not_assessable": _share([v.verdict == NOT_ASSESSABLE for v in clean]),
+        "noisy_not_assessable": _share([v.verdict == NOT_ASSESSABLE for v in strong]),
         "confusion": confusion,
     }
 
@@ -105,19 +141,18 @@ def perceiver_summary(
     method = next((m for m in methods if any(r.method == m and r.verdict is not None for r in records)), None)
     if method is None:
         return None
-    views: dict[str, dict[tuple[str, str, int], BenchRecord]] = {}
+    verdicts: dict[str, list[Verdict]] = {}
     left_out: dict[str, set[str]] = {}
     for r in records:
         if r.method == method and r.verdict is not None:
-            image = r.item.split("#", 1)[0]
+            image = image_of(r.item)
             if seen is not None and image in seen:
                 left_out.setdefault(r.dataset, set()).add(image)
                 continue
-            views.setdefault(r.dataset, {}).setdefault(_image_condition(r), r)
-    pooled = {(f"{d}/{k[0]}", k[1], k[2]): r for d, group in views.items() for k, r in group.items()}
-    datasets = {d: _summary(v) for d, v in views.items()}
-    if pooled:
-        datasets["all"] = _summary(pooled)
+            verdicts.setdefault(r.dataset, []).append(_verdict(r, f"{r.dataset}/{image}"))
+    datasets = {d: perceiver_metrics(v) for d, v in verdicts.items()}
+    if verdicts:
+        datasets["all"] = perceiver_metrics(v for group in verdicts.values() for v in group)
     return {"method": method, "heldout": seen is not None,
             "left_out": {d: len(images) for d, images in left_out.items()}, "datasets": datasets}
 
@@ -157,7 +192,7 @@ def perceiver_markdown(summary: dict[str, Any] | None) -> list[str]:
     return lines + ["", "Confusion matrix (severity >= 3 and clean): `perceiver_confusion.png`.", ""]
 
 
-def _plot_confusion(confusion: dict[str, dict[str, int]], path: Path, title: str) -> None:
+def plot_confusion(confusion: dict[str, dict[str, int]], path: Path, title: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -196,7 +231,7 @@ def write_perceiver_report(summary: dict[str, Any] | None, out: str | Path) -> d
     with atomic_output(paths["perceiver.json"]) as tmp:
         tmp.write_text(json.dumps(summary, indent=2))
     pooled = summary["datasets"]["all"]
-    _plot_confusion(pooled["confusion"], paths["perceiver_confusion.png"],
+    plot_confusion(pooled["confusion"], paths["perceiver_confusion.png"],
                     f"perceiver ({summary['method']}), {pooled['images']} test images: type right at severity "
                     f">= 3 {_fmt(pooled['type_accuracy_severity_3_plus'])}%")
     return paths

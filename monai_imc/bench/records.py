@@ -29,6 +29,7 @@ __all__ = [
     "RunStats",
     "conditions",
     "fill_row_fields",
+    "image_of",
     "is_image_noise",
     "item_id",
     "iter_groups",
@@ -256,6 +257,11 @@ def noisy_image(image: np.ndarray, row: VQARow, noise: str, severity: int, run_s
 def item_id(row: VQARow) -> str:
     """A stable id of a question: dataset, image and a hash of the question text."""
     return f"{row.image_key}#{hashlib.sha256(row.question.encode()).hexdigest()[:10]}"
+
+
+def image_of(item: str) -> str:
+    """The image key of an :func:`item_id`."""
+    return item.split("#", 1)[0]
 
 
 def is_image_noise(noise: str) -> bool:
