@@ -189,6 +189,8 @@ def _cmd_train_reference(args: argparse.Namespace) -> int:
         lr=args.lr,
         eval_every=args.eval_every,
         token_dropout=args.token_dropout,
+        per_example_loss=args.per_example_loss,
+        select=args.select,
         heldout_noise=args.heldout_noise,
         limit=args.limit,
         eval_limit=args.eval_limit,
@@ -373,6 +375,11 @@ def build_parser() -> argparse.ArgumentParser:
     ref.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (default 1e-3)")
     ref.add_argument("--eval-every", type=int, default=100, help="steps between held-out losses (best kept)")
     ref.add_argument("--token-dropout", type=float, default=0.0, help="image-token dropout in training")
+    ref.add_argument("--per-example-loss", action="store_true",
+                     help="average the answer loss per question (a one-word answer weighs as a long one)")
+    ref.add_argument("--select", choices=("loss", "accuracy"), default="loss",
+                     help="what picks the saved step on the held-out images: the answer loss (default) or "
+                     "the mean of closed and open greedy exact match")
     ref.add_argument(
         "--tower-from",
         default=None,

@@ -76,6 +76,10 @@ class TrainConfig:
         warmup_steps: linear learning-rate warm-up.
         eval_every: steps between two held-out answer losses (the best step is saved).
         token_dropout: probability of zeroing an image token in training (feature-space augmentation).
+        per_example_loss: average the answer loss per question first (a one-word closed answer weighs as
+            much as a long open one) instead of over all answer tokens of the batch.
+        select: what picks the saved step on the held-out images: ``"loss"`` (the answer loss) or
+            ``"accuracy"`` (the mean of closed and open greedy exact match).
         agent_weight: weight of the role loss.
         heldout_noise: the text noise kept out of role training.
         noise_variants: noisy variants per training question and noise.
@@ -101,6 +105,8 @@ class TrainConfig:
     warmup_steps: int = 100
     eval_every: int = 100
     token_dropout: float = 0.0
+    per_example_loss: bool = False
+    select: str = "loss"
     agent_weight: float = 1.0
     heldout_noise: str = "ocr"
     noise_variants: int = 2
@@ -255,10 +261,33 @@ def _project(model: Any, feats: torch.Tensor) -> dict[str, Any]:
     return {"image": BaseModelOutputWithPooling(pooler_output=list(projected.unbind(0)))}
 
 
-def _answer_loss(model: Any, items: list[tuple[int, list[int], list[int]]], feats: torch.Tensor, pad_id: int) -> torch.Tensor:
+def _answer_forward(
+    model: Any,
+    items: list[tuple[int, list[int], list[int]]],
+    feats: torch.Tensor,
+    pad_id: int,
+    per_example: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The answer loss of ``items`` and, per item, whether greedy decoding would give its answer exactly.
+
+    The loss is the cross-entropy of the answer tokens: the mean over all of the batch's answer tokens, or
+    with ``per_example`` the mean over the questions of each one's mean (a one-word answer weighs as much
+    as a long one). An answer is matched when every answer token (its end included) is the most likely
+    one after the true prefix: exactly when greedy decoding writes that answer, at the cost of one forward.
+    """
     batch = _pad([(p, t) for _, p, t in items], pad_id)
     img = torch.tensor([i for i, _, _ in items])
-    return model(**batch, mm_encoder_outputs=_project(model, feats[img])).loss
+    labels = batch.pop("labels")
+    logits = model(**batch, mm_encoder_outputs=_project(model, feats[img])).logits[:, :-1]
+    target = labels[:, 1:]
+    counted = target != -100
+    token = nn.functional.cross_entropy(logits.transpose(1, 2), target, ignore_index=-100, reduction="none")
+    if per_example:
+        loss = ((token * counted).sum(1) / counted.sum(1).clamp(min=1)).mean()
+    else:
+        loss = token.sum() / counted.sum().clamp(min=1)
+    matched = ((logits.argmax(-1) == target) | ~counted).all(1)
+    return loss, matched
 
 
 def train_reference(config: TrainConfig) -> TrainResult:
@@ -286,6 +315,8 @@ def train_reference(config: TrainConfig) -> TrainResult:
     if config.heldout_noise not in text_noises:
         raise ValueError(f"heldout_noise {config.heldout_noise!r} is not a text noise; choose from {text_noises}.")
     trained_noises = [n for n in text_noises if n != config.heldout_noise]
+    if config.select not in ("loss", "accuracy"):
+        raise ValueError(f"select {config.select!r} is neither 'loss' nor 'accuracy'.")
     torch.set_num_threads(config.threads)
     # Adam's second moments of rarely used embeddings decay into subnormal floats, which are many times
     # slower on CPUs; flushing them to zero keeps the step time flat.
@@ -348,13 +379,26 @@ def train_reference(config: TrainConfig) -> TrainResult:
     deadline = start + 60.0 * config.minutes
     stopped_early = False
 
-    def heldout_loss() -> float:
+    held_closed = torch.tensor([r.closed for r in heldout], dtype=torch.bool)
+
+    def heldout_scores() -> dict[str, float | None]:
+        """Held-out answer loss and the greedy exact match of its closed and open questions (percent)."""
         model.eval()
+        losses, matched = [], []
         with torch.no_grad():
-            losses = [float(_answer_loss(model, held[i : i + 64], feats, pad_id)) for i in range(0, len(held), 64)]
+            for i in range(0, len(held), 64):
+                loss, hit = _answer_forward(model, held[i : i + 64], feats, pad_id)
+                losses.append(float(loss))
+                matched.append(hit)
         model.train()
         model.model.vision_tower.eval()
-        return float(np.mean(losses)) if losses else float("nan")
+        hits = torch.cat(matched).float() if matched else torch.zeros(0)
+
+        def pct(mask: torch.Tensor) -> float | None:
+            return round(100.0 * float(hits[mask].mean()), 2) if bool(mask.any()) else None
+
+        return {"loss": float(np.mean(losses)) if losses else float("nan"),
+                "closed": pct(held_closed), "open": pct(~held_closed)}
 
     # ---------------------------------------------------------------- training
     trainable = [n for n, p in model.named_parameters() if p.requires_grad]
@@ -363,6 +407,8 @@ def train_reference(config: TrainConfig) -> TrainResult:
     model.train()
     model.model.vision_tower.eval()
     best_loss, best_step, best_state = float("inf"), 0, None
+    best_badness = float("inf")
+    curve: list[dict[str, float | None]] = []
     steps_done = 0
     bar = tqdm(range(config.max_steps), desc="train-reference", mininterval=5)
     for step in bar:
@@ -379,7 +425,7 @@ def train_reference(config: TrainConfig) -> TrainResult:
             keep = (torch.rand(len(img), feats.shape[1], 1, generator=gen) >= config.token_dropout).float()
             batch_feats = feats.clone()
             batch_feats[img] = feats[img] * keep
-        answer_loss = _answer_loss(model, items, batch_feats, pad_id)
+        answer_loss, _ = _answer_forward(model, items, batch_feats, pad_id, per_example=config.per_example_loss)
         total = answer_loss
         role_loss = torch.zeros(())
         if role and config.agent_batch_size > 0:
@@ -394,10 +440,14 @@ def train_reference(config: TrainConfig) -> TrainResult:
         history["answer"].append((step, float(answer_loss.detach())))
         history["roles"].append((step, float(role_loss.detach())))
         if held and (steps_done % config.eval_every == 0 or steps_done == config.max_steps):
-            loss = heldout_loss()
-            history["answer (held-out images)"].append((steps_done, loss))
-            if loss < best_loss:
-                best_loss, best_step = loss, steps_done
+            scores = heldout_scores()
+            curve.append({"step": steps_done, **scores})
+            history["answer (held-out images)"].append((steps_done, scores["loss"]))
+            # Lower is better: the loss, or the accuracy's shortfall (mean of closed and open exact match).
+            accuracy = [v for v in (scores["closed"], scores["open"]) if v is not None]
+            badness = scores["loss"] if config.select == "loss" else -float(np.mean(accuracy)) if accuracy else 0.0
+            if badness < best_badness:
+                best_badness, best_loss, best_step = badness, scores["loss"], steps_done
                 best_state = {n: p.detach().clone() for n, p in model.named_parameters() if n in set(trainable)}
         if step % 20 == 0:
             bar.set_postfix({n: f"{history[n][-1][1]:.3f}" for n in history if history[n]})
@@ -446,6 +496,8 @@ def train_reference(config: TrainConfig) -> TrainResult:
         steps=steps_done,
         best_step=best_step,
         best_heldout_answer_loss=None if math.isinf(best_loss) else round(best_loss, 4),
+        select=config.select,
+        heldout_curve=curve,
         max_steps=config.max_steps,
         stopped_early=stopped_early,
         train_minutes=round(train_seconds / 60, 2),

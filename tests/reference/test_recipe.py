@@ -34,6 +34,10 @@ def test_recipe_writes_every_artifact(trained: Path) -> None:
     metrics = json.loads((trained / "metrics.json").read_text())
     assert metrics["heldout_noise"] == "ocr" and "ocr" not in metrics["trained_noises"]
     assert metrics["steps"] == 2 and metrics["stopped_early"] is False and metrics["best_step"] in (1, 2)
+    assert metrics["select"] == "loss" and [c["step"] for c in metrics["heldout_curve"]] == [1, 2]
+    assert all(0 <= c["closed"] <= 100 and 0 <= c["open"] <= 100 and c["loss"] > 0 for c in metrics["heldout_curve"])
+    best = min(metrics["heldout_curve"], key=lambda c: c["loss"])
+    assert metrics["best_step"] == best["step"] and metrics["best_heldout_answer_loss"] == round(best["loss"], 4)
     for name in ("slake_test", "vqa_rad_test", "slake_test_blank_image", "slake_test_shuffled_image"):
         assert set(metrics[name]) >= {"closed_acc", "open_acc", "open_recall", "closed_n", "open_n"}
         assert metrics[name]["closed_n"] + metrics[name]["open_n"] == 6
@@ -99,3 +103,42 @@ def test_shuffled_control_shows_every_image_another_one(data_dir: Path) -> None:
     assert all(mapping[k] != own[k] for k in own)
     assert sorted(map(str, mapping.values())) == sorted(map(str, own.values()))
     assert mapping == shuffled_images(rows)
+
+
+def test_heldout_match_is_what_greedy_decoding_writes(trained: Path, data_dir: Path) -> None:
+    """The held-out accuracy that can pick the saved step reads one forward: an answer matches exactly when
+    ``generate`` (greedy) writes it. Checked against transformers' own generate and loss on a real image."""
+    import torch
+    from transformers import AutoProcessor, LlavaForConditionalGeneration
+
+    from monai_imc.models.efficientnet_lite import register
+    from monai_imc.reference.features import _encode, load_rgb
+    from monai_imc.reference.train import _answer_forward
+
+    register()
+    model = LlavaForConditionalGeneration.from_pretrained(trained).eval()
+    processor = AutoProcessor.from_pretrained(trained)
+    image = load_rgb(data_dir / "slake" / "imgs" / "xmlab1" / "source.jpg")
+    text = processor.apply_chat_template(
+        [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Is this a CT?"}]}],
+        add_generation_prompt=True,
+    )
+    inputs = processor(images=image, text=text, return_tensors="pt")
+    prompt = inputs["input_ids"][0].tolist()
+    with torch.no_grad():
+        written = model.generate(**inputs, max_new_tokens=3, do_sample=False)[0, len(prompt):].tolist()
+        other = (written[-1] + 1) % model.config.text_config.vocab_size
+        feats = _encode(model, processor, [image])
+        pad = int(processor.tokenizer.pad_token_id)
+        items = [(0, prompt, written), (0, prompt, written[:-1] + [other]), (0, prompt, [other] + written[1:])]
+        loss, matched = _answer_forward(model, items, feats, pad)
+        assert matched.tolist() == [True, False, written[0] == other]
+        # the loss is transformers' answer-token cross-entropy (first item), and per question averages items
+        labels = torch.tensor([[-100] * len(prompt) + written])
+        ids = torch.tensor([prompt + written])
+        reference = model(input_ids=ids, pixel_values=inputs["pixel_values"], labels=labels).loss
+        single, _ = _answer_forward(model, items[:1], feats, pad)
+        assert torch.allclose(single, reference, atol=1e-5)
+        two, _ = _answer_forward(model, [items[0], (0, prompt, written[:1])], feats, pad, per_example=True)
+        first, _ = _answer_forward(model, [(0, prompt, written[:1])], feats, pad)
+        assert torch.allclose(two, (single + first) / 2, atol=1e-5)
