@@ -87,6 +87,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--flag-rate", type=float, default=0.2, help="share of clean questions sent to specialists"
     )
+    p.add_argument(
+        "--sound-alike-flag-rate",
+        type=float,
+        default=0.0,
+        help="further share of clean questions sent to specialists for a word that sounds like another",
+    )
     p.add_argument("--false-edit-rate", type=float, default=0.01)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True)
@@ -124,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     halves = (texts[::2], texts[1::2])
     folds = []
     for pick, check in (halves, halves[::-1]) if args.two_fold else ():
-        chosen = calibrate(base, pick, args.flag_rate, args.false_edit_rate)
+        chosen = calibrate(base, pick, args.flag_rate, args.false_edit_rate, args.sound_alike_flag_rate)
         refiner = refiner_with(chosen.options())
         results = [refiner.refine(t) for t in tqdm(check, desc="fold check")]
         folds.append(
@@ -135,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
                 "false_edit_pct": round(100 * sum(r.changed for r in results) / len(results), 2),
             }
         )
-    chosen = calibrate(base, texts, args.flag_rate, args.false_edit_rate)
+    chosen = calibrate(base, texts, args.flag_rate, args.false_edit_rate, args.sound_alike_flag_rate)
     refiner = refiner_with(chosen.options())
     if args.write_bundle:  # written now; the record follows with the checks
         write_bundle(

@@ -49,6 +49,7 @@ __all__ = [
     "is_editable",
     "is_filler",
     "propose",
+    "sound_alikes",
 ]
 
 #: The specialists' kinds, in the order they are tried.
@@ -216,9 +217,11 @@ def propose(
             options = set(vocabulary.near(lw, 1 if correct else _max_distance(lw)))
             if len(lw) >= 3:
                 options |= set(vocabulary.sounds_like(lw))
+            if correct:
+                options |= set(sound_alikes(lw, vocabulary))
             for w in sorted(options):
-                if not _same_polarity(lw, w) or is_protected_word(w) or len(w) < 2:
-                    continue  # a word never becomes a single letter (``cx`` -> ``x``)
+                if not _admissible(lw, w):
+                    continue
                 tier = "unknown" if not correct else "sound-alike" if _sound_alike(lw, w) else "known"
                 out.append(Candidate(kind, m.start(), m.end(), word, _case_like(word, w), tier))
         if kind == "spelling" and "spelling" in kinds and len(lw) >= 4:  # two words run together (OCR)
@@ -243,6 +246,28 @@ def propose(
     if "distractor" in kinds:
         out += _distractor_candidates(text)
     return _dedupe(out)
+
+
+def _admissible(word: str, other: str) -> bool:
+    """Whether ``word`` may become ``other``: same polarity, not a protected word, never a single letter
+    (``cx`` -> ``x``)."""
+    return _same_polarity(word, other) and not is_protected_word(other) and len(other) >= 2
+
+
+@functools.lru_cache(maxsize=4096)
+def _sound_alikes(word: str, vocabulary: Vocabulary) -> tuple[str, ...]:
+    lw = word.lower()
+    if len(lw) < 3:
+        return ()
+    options = set(vocabulary.near(lw, 2)) | set(vocabulary.sounds_like(lw))
+    return tuple(sorted(w for w in options if _admissible(lw, w) and _sound_alike(lw, w)))
+
+
+def sound_alikes(word: str, vocabulary: Vocabulary) -> list[str]:
+    """The known words a correct ``word`` could have been misheard for (the recognition specialist's
+    ``sound-alike`` tier): within two edits or sharing a phonetic key, and sounding alike
+    (:func:`monai_imc.vocabulary.sounds_alike`; a plural is not a sound-alike of its singular)."""
+    return list(_sound_alikes(word, vocabulary))
 
 
 def _sound_alike(a: str, b: str) -> bool:

@@ -233,11 +233,21 @@ def phonetic_keys(word: str) -> tuple[str, str]:
 
 def sounds_alike(a: str, b: str) -> bool:
     """Whether ``a`` and ``b`` sound alike: both their Metaphone and NYSIIS keys agree, or one agrees and the
-    words are at most two edits apart (``waited`` / ``weighted``; not ``flat`` / ``fluid``). Keys of fewer
-    than two characters never count."""
+    words are at most two edits apart (``waited`` / ``weighted``; not ``flat`` / ``fluid``), or the words
+    start alike, are at most two edits apart and one's Metaphone key is the other's with one sound more at
+    its end (a final sound heard or lost: ``chess`` / ``chest``, ``content`` / ``contain``, ``imagine`` /
+    ``image``; not ``safe`` / ``same``, nor a word and the same word with an ending, ``large`` / ``larger``).
+    Keys of fewer than two characters never count."""
     import jellyfish
 
-    same = [x == y and len(x) >= 2 for x, y in zip(phonetic_keys(a), phonetic_keys(b))]
+    keys_a, keys_b = phonetic_keys(a), phonetic_keys(b)
+    same = [x == y and len(x) >= 2 for x, y in zip(keys_a, keys_b)]
     if all(same):
         return True
-    return any(same) and jellyfish.damerau_levenshtein_distance(a.lower(), b.lower()) <= 2
+    close = jellyfish.damerau_levenshtein_distance(a.lower(), b.lower()) <= 2
+    if any(same):
+        return close
+    short, long = sorted((keys_a[0], keys_b[0]), key=len)
+    ending = len(short) >= 2 and len(long) == len(short) + 1 and long.startswith(short)
+    shorter, longer = sorted((a.lower(), b.lower()), key=len)
+    return close and ending and shorter[:1] == longer[:1] and not longer.startswith(shorter)

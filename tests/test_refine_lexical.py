@@ -85,5 +85,31 @@ def test_calibrate_on_validation_questions(refiner: SMSRefiner, data_dir) -> Non
     assert abs(chosen.flagged - flagged / len(questions)) <= 0.05
     edited = sum(r.changed for r in refined)
     assert edited <= 2, "at the chosen margins at most about 5% of the calibration questions are edited"
+    hearing = calibrate(refiner, questions, flag_rate=0.4, false_edit_rate=0.05, sound_alike_flag_rate=0.2)
+    assert hearing.suspicion == chosen.suspicion and hearing.sound_alike_suspicion < hearing.suspicion
+    assert chosen.sound_alike_suspicion == chosen.suspicion, "no sound-alike budget: one threshold"
+    probe = SMSRefiner(refiner.model, vocabulary=refiner.vocabulary, **hearing.options())
+    now = sum(probe.assess(q).noisy for q in questions)
+    assert flagged < now <= round(0.6 * len(questions)) + 1 and abs(hearing.flagged - now / len(questions)) <= 0.05
     with pytest.raises(ValueError, match="clean validation"):
         calibrate(refiner, [])
+
+
+def test_a_misheard_real_word_is_a_suspect_from_the_sound_alike_threshold(refiner: SMSRefiner) -> None:
+    """Speech recognition writes real words (``long`` for ``lung``): their surprisal stays below the
+    assessor's ``suspicion``, so a word that sounds like another known word has its own, lower threshold."""
+    text = "Can mass be observed on left long in this picture?"
+    settings = {"suspicion": refiner.suspicion, "accept_margin": refiner.accept_margin,
+                "known_margin": refiner.known_margin, "sound_alike_margin": 10.0}
+    plain = SMSRefiner(refiner.model, vocabulary=refiner.vocabulary, clinical=refiner.clinical, **settings)
+    assert not plain.assess(text).noisy and not plain.refine(text).changed
+    surprisal = dict(plain.assess(text).surprisal)["long"]
+    assert surprisal < refiner.suspicion
+    hearing = SMSRefiner(refiner.model, vocabulary=refiner.vocabulary, clinical=refiner.clinical,
+                         sound_alike_suspicion=surprisal - 1.0, **settings)
+    assessment = hearing.assess(text)
+    assert assessment.noisy and assessment.kinds == ("recognition",)
+    assert [text[a:b] for a, b in assessment.suspects] == ["long"], "only the word that sounds like another"
+    result = hearing.refine(text)
+    assert result.text == "Can mass be observed on left lung in this picture?"
+    assert [(e.before, e.after) for e in result.edits] == [("long", "lung")]

@@ -17,7 +17,7 @@ from helpers import REPO
 
 from monai_imc.model_vocabulary import Vocabulary
 from monai_imc.refine import SMSRefiner
-from monai_imc.text_candidates import filler_spans, is_correct, propose
+from monai_imc.text_candidates import filler_spans, is_correct, propose, sound_alikes
 from monai_imc.vocabulary import ClinicalVocabulary, read_hunspell, read_word_list, sounds_alike, system_words
 
 BUNDLE = REPO / "bundles" / "monai_imc_vqa"
@@ -82,6 +82,8 @@ def test_sound_alikes() -> None:
         sounds_alike("plural", "pleural") and sounds_alike("long", "lung") and sounds_alike("hart", "heart")
     )
     assert sounds_alike("lever", "liver"), "one key and one letter"
+    assert sounds_alike("chess", "chest") and sounds_alike("imagine", "image"), "a final sound heard or lost"
+    assert not sounds_alike("large", "larger") and not sounds_alike("scan", "span"), "an ending; another start"
     assert (
         not sounds_alike("nerve", "were")
         and not sounds_alike("flat", "fluid")
@@ -93,6 +95,10 @@ def test_sound_alikes() -> None:
         (c.before, c.after, c.tier) for c in propose("Does the new monia spread?", vocab, ["recognition"])
     }
     assert ("new monia", "pneumonia", "sound-alike") in found, "split terms are joined by their sound"
+    vocab = Vocabulary(["chest", "image", "larger", "in", "this"])
+    found = {(c.before, c.after, c.tier) for c in propose("Is chess larger in this imagine?", vocab, ["recognition"], {"chess", "imagine"})}
+    assert {("chess", "chest", "sound-alike"), ("imagine", "image", "sound-alike")} <= found
+    assert sound_alikes("imagine", vocab) == ["image"] and sound_alikes("large", vocab) == []
 
 
 def test_protected_and_correct_words_get_the_right_candidates() -> None:

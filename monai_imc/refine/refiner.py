@@ -26,6 +26,7 @@ from monai_imc.text_candidates import (
     is_editable,
     is_filler,
     propose,
+    sound_alikes,
 )
 from monai_imc.vocabulary import ClinicalVocabulary, read_word_list
 
@@ -64,6 +65,9 @@ class SMSRefiner:
         max_rounds: specialist rounds at most.
         suspicion: a word whose surprisal (nats) reaches this makes the text suspect (lexical assessor;
             a known first word never counts); chosen on clean validation text (:func:`calibrate`).
+        sound_alike_suspicion: the lower surprisal that makes a suspect of a correct word that sounds like
+            another known word (``long`` for ``lung``: speech recognition writes real words); default
+            ``suspicion``; chosen on clean validation text too.
         max_suspects: at most this many of the most surprising words get specialists.
         accept_margin: how much the model's log-likelihood of a candidate must exceed the text's (nats) for
             the reviewer to accept an edit of an unknown word; chosen on clean held-out text (:func:`calibrate`).
@@ -86,6 +90,7 @@ class SMSRefiner:
         generative: bool | None = None,
         max_rounds: int = 1,
         suspicion: float = 8.0,
+        sound_alike_suspicion: float | None = None,
         max_suspects: int = 3,
         accept_margin: float = 5.0,
         sound_alike_margin: float | None = None,
@@ -120,6 +125,7 @@ class SMSRefiner:
             raise ValueError("SMS needs a vocabulary (lexical specialists) or generative=True")
         self.max_rounds = max_rounds
         self.suspicion = float(suspicion)
+        self.sound_alike_suspicion = self.suspicion if sound_alike_suspicion is None else float(sound_alike_suspicion)
         self.max_suspects = max_suspects
         self.accept_margin = float(accept_margin)
         self.sound_alike_margin = (
@@ -203,16 +209,22 @@ class SMSRefiner:
         )
 
     def suspicion_of(self, text: str, match: re.Match[str], surprisal: float, index: int) -> float | None:
-        """How suspect the word ``match`` of ``text`` is: ``None`` when it may not be edited (a protected word,
-        a token with a digit, an unknown acronym) or when it is a correct first word (its surprisal is the
-        model's doubt about what is asked, not noise); infinite when it is not a correct word (an unknown
-        word, a filler) or part of a filler phrase: such a word is always a suspect; else its surprisal (nats).
+        """How suspect the word ``match`` of ``text`` is, on the scale of :attr:`suspicion`: ``None`` when it
+        may not be edited (a protected word, a token with a digit, an unknown acronym) or when it is a correct
+        first word (its surprisal is the model's doubt about what is asked, not noise); infinite when it is
+        not a correct word (an unknown word, a filler) or part of a filler phrase: such a word is always a
+        suspect; else its surprisal (nats), raised by ``suspicion - sound_alike_suspicion`` when the word
+        sounds like another known word (so it is a suspect from :attr:`sound_alike_suspicion` on).
         """
         if self.vocabulary is None or not is_editable(text, match, self.vocabulary):
             return None
         if not self.is_correct(match.group()) or is_filler(text, match):
             return math.inf
-        return None if index == 0 else surprisal
+        if index == 0:
+            return None
+        if self.sound_alike_suspicion < self.suspicion and sound_alikes(match.group(), self.vocabulary):
+            return surprisal + (self.suspicion - self.sound_alike_suspicion)
+        return surprisal
 
     def word_suspicions(self, text: str, assessment: Assessment) -> list[float]:
         """:meth:`suspicion_of` every word of ``text`` that counts, from its lexical ``assessment``."""
@@ -222,6 +234,22 @@ class SMSRefiner:
             for i, (m, v) in enumerate(zip(_WORD_SPAN.finditer(text), values))
         )
         return [v for v in found if v is not None]
+
+    def sound_alike_surprisals(self, text: str, assessment: Assessment) -> list[float]:
+        """The surprisal (nats) of each word of ``text`` that :attr:`sound_alike_suspicion` applies to: a
+        correct, editable word, not the first, that sounds like another known word."""
+        out = []
+        for i, (m, (_w, v)) in enumerate(zip(_WORD_SPAN.finditer(text), assessment.surprisal)):
+            if (
+                i > 0
+                and self.vocabulary is not None
+                and is_editable(text, m, self.vocabulary)
+                and self.is_correct(m.group())
+                and not is_filler(text, m)
+                and sound_alikes(m.group(), self.vocabulary)
+            ):
+                out.append(v)
+        return out
 
     def is_correct(self, word: str) -> bool:
         """Whether ``word`` is a correct word (the model knows it, or the clinical vocabulary holds it)."""
@@ -406,7 +434,8 @@ class SMSRefiner:
         clinical = f"{len(self.clinical)} words" if self.clinical is not None else "none"
         return (
             f"SMSRefiner(vocabulary={lexical}, clinical={clinical}, generative={self.generative}, "
-            f"max_rounds={self.max_rounds}, suspicion={self.suspicion}, accept_margin={self.accept_margin}, "
+            f"max_rounds={self.max_rounds}, suspicion={self.suspicion}, "
+            f"sound_alike_suspicion={self.sound_alike_suspicion}, accept_margin={self.accept_margin}, "
             f"sound_alike_margin={self.sound_alike_margin}, known_margin={self.known_margin})"
         )
 

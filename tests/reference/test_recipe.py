@@ -131,7 +131,7 @@ def test_heldout_match_is_what_greedy_decoding_writes(trained: Path, data_dir: P
         feats = _encode(model, processor, [image])
         pad = int(processor.tokenizer.pad_token_id)
         items = [(0, prompt, written), (0, prompt, written[:-1] + [other]), (0, prompt, [other] + written[1:])]
-        loss, matched = _answer_forward(model, items, feats, pad)
+        _loss, matched = _answer_forward(model, items, feats, pad)
         assert matched.tolist() == [True, False, written[0] == other]
         # the loss is transformers' answer-token cross-entropy (first item), and per question averages items
         labels = torch.tensor([[-100] * len(prompt) + written])
