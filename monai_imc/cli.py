@@ -371,15 +371,16 @@ def build_parser() -> argparse.ArgumentParser:
     ref.add_argument("--blank-images", action="store_true", help="train the no-image twin (black images)")
     ref.add_argument("--minutes", type=float, default=55.0, help="wall-time cap of training (default 55)")
     ref.add_argument("--seed", type=int, default=0)
-    ref.add_argument("--max-steps", type=int, default=1000, help="training steps (default 1000)")
+    ref.add_argument("--max-steps", type=int, default=3000, help="training steps (default 3000)")
     ref.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (default 1e-3)")
-    ref.add_argument("--eval-every", type=int, default=100, help="steps between held-out losses (best kept)")
+    ref.add_argument("--eval-every", type=int, default=250,
+                     help="steps between two held-out measurements (the best step is kept; default 250)")
     ref.add_argument("--token-dropout", type=float, default=0.0, help="image-token dropout in training")
     ref.add_argument("--per-example-loss", action="store_true",
                      help="average the answer loss per question (a one-word answer weighs as a long one)")
-    ref.add_argument("--select", choices=("loss", "accuracy"), default="loss",
-                     help="what picks the saved step on the held-out images: the answer loss (default) or "
-                     "the mean of closed and open greedy exact match")
+    ref.add_argument("--select", choices=("loss", "accuracy"), default="accuracy",
+                     help="what picks the saved step on the held-out images: the mean of closed and open greedy "
+                     "exact match (default) or the answer loss")
     ref.add_argument(
         "--tower-from",
         default=None,

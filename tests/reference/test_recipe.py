@@ -34,9 +34,10 @@ def test_recipe_writes_every_artifact(trained: Path) -> None:
     metrics = json.loads((trained / "metrics.json").read_text())
     assert metrics["heldout_noise"] == "ocr" and "ocr" not in metrics["trained_noises"]
     assert metrics["steps"] == 2 and metrics["stopped_early"] is False and metrics["best_step"] in (1, 2)
-    assert metrics["select"] == "loss" and [c["step"] for c in metrics["heldout_curve"]] == [1, 2]
-    assert all(0 <= c["closed"] <= 100 and 0 <= c["open"] <= 100 and c["loss"] > 0 for c in metrics["heldout_curve"])
-    best = min(metrics["heldout_curve"], key=lambda c: c["loss"])
+    curve = metrics["heldout_curve"]
+    assert metrics["select"] == "accuracy" and [c["step"] for c in curve] == [1, 2]
+    assert all(0 <= c["closed"] <= 100 and 0 <= c["open"] <= 100 and c["loss"] > 0 for c in curve)
+    best = max(curve, key=lambda c: (c["closed"] + c["open"], -c["step"]))  # the first of equals is kept
     assert metrics["best_step"] == best["step"] and metrics["best_heldout_answer_loss"] == round(best["loss"], 4)
     for name in ("slake_test", "vqa_rad_test", "slake_test_blank_image", "slake_test_shuffled_image"):
         assert set(metrics[name]) >= {"closed_acc", "open_acc", "open_recall", "closed_n", "open_n"}
