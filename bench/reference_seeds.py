@@ -36,7 +36,7 @@ ROWS: tuple[tuple[str, tuple[str, ...], str | None], ...] = (
     ("SLAKE closed, another test image", ("slake_test_shuffled_image", "closed_acc"), None),
     ("SLAKE open, another test image", ("slake_test_shuffled_image", "open_acc"), None),
     ("training minutes", ("train_minutes",), "<= 60"),
-    ("kept step (held-out answer loss)", ("best_step",), None),
+    ("kept step (held-out, by the run's --select)", ("best_step",), None),
 )
 
 
