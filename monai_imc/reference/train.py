@@ -47,6 +47,7 @@ import torch
 from torch import nn
 
 from monai_imc.model_vocabulary import WORD_LIST
+from monai_imc.reference.answer_loss import answer_forward, pad_examples
 from monai_imc.reference.architecture import ArchitectureConfig, build_model, build_processor
 from monai_imc.reference.data import VQARow, agent_examples, is_heldout_image, load_vqa, question_words
 from monai_imc.reference.features import BLANK, tower_features
@@ -206,27 +207,11 @@ def _chat_text(tokenizer: Any, template: str, content: list[dict[str, str]]) -> 
     )
 
 
-def _pad(sequences: list[tuple[list[int], list[int]]], pad_id: int) -> dict[str, torch.Tensor]:
-    """Right-pad (prompt, target) id lists into input_ids / attention_mask / labels (prompt masked)."""
-    length = max(len(p) + len(t) for p, t in sequences)
-    ids = torch.full((len(sequences), length), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(sequences), length), dtype=torch.long)
-    labels = torch.full((len(sequences), length), -100, dtype=torch.long)
-    for i, (p, t) in enumerate(sequences):
-        n = len(p) + len(t)
-        ids[i, :n] = torch.tensor(p + t)
-        mask[i, :n] = 1
-        labels[i, len(p) : n] = torch.tensor(t)
-    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
-
-
 def _lr_factor(step: int, total: int, warmup: int) -> float:
     if step < warmup:
         return (step + 1) / warmup
     progress = min(1.0, (step - warmup) / max(1, total - warmup))
     return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress))
-
-
 
 
 def _plot_losses(history: dict[str, list[tuple[int, float]]], path: Path, title: str) -> None:
@@ -251,45 +236,6 @@ def _plot_losses(history: dict[str, list[tuple[int, float]]], path: Path, title:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
-
-
-
-
-def _project(model: Any, feats: torch.Tensor) -> dict[str, Any]:
-    """``mm_encoder_outputs`` for ``forward``: the projected tokens of each image of the batch."""
-    from transformers.modeling_outputs import BaseModelOutputWithPooling
-
-    projected = model.model.multi_modal_projector(feats)
-    return {"image": BaseModelOutputWithPooling(pooler_output=list(projected.unbind(0)))}
-
-
-def _answer_forward(
-    model: Any,
-    items: list[tuple[int, list[int], list[int]]],
-    feats: torch.Tensor,
-    pad_id: int,
-    per_example: bool = False,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The answer loss of ``items`` and, per item, whether greedy decoding would give its answer exactly.
-
-    The loss is the cross-entropy of the answer tokens: the mean over all of the batch's answer tokens, or
-    with ``per_example`` the mean over the questions of each one's mean (a one-word answer weighs as much
-    as a long one). An answer is matched when every answer token (its end included) is the most likely
-    one after the true prefix: exactly when greedy decoding writes that answer, at the cost of one forward.
-    """
-    batch = _pad([(p, t) for _, p, t in items], pad_id)
-    img = torch.tensor([i for i, _, _ in items])
-    labels = batch.pop("labels")
-    logits = model(**batch, mm_encoder_outputs=_project(model, feats[img])).logits[:, :-1]
-    target = labels[:, 1:]
-    counted = target != -100
-    token = nn.functional.cross_entropy(logits.transpose(1, 2), target, ignore_index=-100, reduction="none")
-    if per_example:
-        loss = ((token * counted).sum(1) / counted.sum(1).clamp(min=1)).mean()
-    else:
-        loss = token.sum() / counted.sum().clamp(min=1)
-    matched = ((logits.argmax(-1) == target) | ~counted).all(1)
-    return loss, matched
 
 
 def train_reference(config: TrainConfig) -> TrainResult:
@@ -389,7 +335,7 @@ def train_reference(config: TrainConfig) -> TrainResult:
         losses, matched = [], []
         with torch.no_grad():
             for i in range(0, len(held), 64):
-                loss, hit = _answer_forward(model, held[i : i + 64], feats, pad_id)
+                loss, hit = answer_forward(model, held[i : i + 64], feats, pad_id)
                 losses.append(float(loss))
                 matched.append(hit)
         model.train()
@@ -427,12 +373,12 @@ def train_reference(config: TrainConfig) -> TrainResult:
             keep = (torch.rand(len(img), feats.shape[1], 1, generator=gen) >= config.token_dropout).float()
             batch_feats = feats.clone()
             batch_feats[img] = feats[img] * keep
-        answer_loss, _ = _answer_forward(model, items, batch_feats, pad_id, per_example=config.per_example_loss)
+        answer_loss, _ = answer_forward(model, items, batch_feats, pad_id, per_example=config.per_example_loss)
         total = answer_loss
         role_loss = torch.zeros(())
         if role and config.agent_batch_size > 0:
             rpick = torch.randint(0, len(role), (config.agent_batch_size,), generator=gen).tolist()
-            role_loss = model(**_pad([role[i] for i in rpick], pad_id)).loss
+            role_loss = model(**pad_examples([role[i] for i in rpick], pad_id)).loss
             total = total + config.agent_weight * role_loss
         opt.zero_grad()
         total.backward()

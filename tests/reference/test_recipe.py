@@ -114,7 +114,7 @@ def test_heldout_match_is_what_greedy_decoding_writes(trained: Path, data_dir: P
 
     from monai_imc.models.efficientnet_lite import register
     from monai_imc.reference.features import _encode, load_rgb
-    from monai_imc.reference.train import _answer_forward
+    from monai_imc.reference.answer_loss import answer_forward
 
     register()
     model = LlavaForConditionalGeneration.from_pretrained(trained).eval()
@@ -132,14 +132,14 @@ def test_heldout_match_is_what_greedy_decoding_writes(trained: Path, data_dir: P
         feats = _encode(model, processor, [image])
         pad = int(processor.tokenizer.pad_token_id)
         items = [(0, prompt, written), (0, prompt, written[:-1] + [other]), (0, prompt, [other] + written[1:])]
-        _loss, matched = _answer_forward(model, items, feats, pad)
+        _loss, matched = answer_forward(model, items, feats, pad)
         assert matched.tolist() == [True, False, written[0] == other]
         # the loss is transformers' answer-token cross-entropy (first item), and per question averages items
         labels = torch.tensor([[-100] * len(prompt) + written])
         ids = torch.tensor([prompt + written])
         reference = model(input_ids=ids, pixel_values=inputs["pixel_values"], labels=labels).loss
-        single, _ = _answer_forward(model, items[:1], feats, pad)
+        single, _ = answer_forward(model, items[:1], feats, pad)
         assert torch.allclose(single, reference, atol=1e-5)
-        two, _ = _answer_forward(model, [items[0], (0, prompt, written[:1])], feats, pad, per_example=True)
-        first, _ = _answer_forward(model, [(0, prompt, written[:1])], feats, pad)
+        two, _ = answer_forward(model, [items[0], (0, prompt, written[:1])], feats, pad, per_example=True)
+        first, _ = answer_forward(model, [(0, prompt, written[:1])], feats, pad)
         assert torch.allclose(two, (single + first) / 2, atol=1e-5)

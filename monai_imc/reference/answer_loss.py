@@ -1,0 +1,62 @@
+"""The reference recipe's answer objective on cached tower features: padding, the projected image tokens
+as ``mm_encoder_outputs``, the answer loss and the greedy match that picks the saved step."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+__all__ = ["answer_forward", "pad_examples", "projected_tokens"]
+
+
+def pad_examples(sequences: list[tuple[list[int], list[int]]], pad_id: int) -> dict[str, torch.Tensor]:
+    """Right-pad (prompt, target) id lists into input_ids / attention_mask / labels (prompt masked)."""
+    length = max(len(p) + len(t) for p, t in sequences)
+    ids = torch.full((len(sequences), length), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(sequences), length), dtype=torch.long)
+    labels = torch.full((len(sequences), length), -100, dtype=torch.long)
+    for i, (p, t) in enumerate(sequences):
+        n = len(p) + len(t)
+        ids[i, :n] = torch.tensor(p + t)
+        mask[i, :n] = 1
+        labels[i, len(p) : n] = torch.tensor(t)
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
+def projected_tokens(model: Any, feats: torch.Tensor) -> dict[str, Any]:
+    """``mm_encoder_outputs`` for ``forward``: the projected tokens of each image of the batch."""
+    from transformers.modeling_outputs import BaseModelOutputWithPooling
+
+    projected = model.model.multi_modal_projector(feats)
+    return {"image": BaseModelOutputWithPooling(pooler_output=list(projected.unbind(0)))}
+
+
+def answer_forward(
+    model: Any,
+    items: list[tuple[int, list[int], list[int]]],
+    feats: torch.Tensor,
+    pad_id: int,
+    per_example: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The answer loss of ``items`` and, per item, whether greedy decoding would give its answer exactly.
+
+    The loss is the cross-entropy of the answer tokens: the mean over all of the batch's answer tokens, or
+    with ``per_example`` the mean over the questions of each one's mean (a one-word answer weighs as much
+    as a long one). An answer is matched when every answer token (its end included) is the most likely
+    one after the true prefix: exactly when greedy decoding writes that answer, at the cost of one forward.
+    """
+    batch = pad_examples([(p, t) for _, p, t in items], pad_id)
+    img = torch.tensor([i for i, _, _ in items])
+    labels = batch.pop("labels")
+    logits = model(**batch, mm_encoder_outputs=projected_tokens(model, feats[img])).logits[:, :-1]
+    target = labels[:, 1:]
+    counted = target != -100
+    token = nn.functional.cross_entropy(logits.transpose(1, 2), target, ignore_index=-100, reduction="none")
+    if per_example:
+        loss = ((token * counted).sum(1) / counted.sum(1).clamp(min=1)).mean()
+    else:
+        loss = token.sum() / counted.sum().clamp(min=1)
+    matched = ((logits.argmax(-1) == target) | ~counted).all(1)
+    return loss, matched
