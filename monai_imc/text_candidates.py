@@ -62,6 +62,17 @@ TIERS: tuple[str, ...] = ("unknown", "sound-alike", "known")
 #: Shortest word the clinical vocabulary vouches for (shorter ones are mostly shorthand: ``pt``, ``nl``).
 MIN_CLINICAL_LENGTH = 4
 
+#: Short English function words: correct whether or not the model's questions hold them (the clinical
+#: vocabulary vouches only for 4+ letters). Without this, ``Rule out pneumothorax`` had its ``out``, which
+#: no training question holds, read as shorthand and expanded to ``obstruction``. The sound-alikes the
+#: ASR noise writes (``buy``, ``bee``, ``sea``, ``our``) are not among them: they stay repairable.
+FUNCTION_WORDS: frozenset[str] = frozenset({
+    "a", "am", "an", "and", "any", "are", "as", "at", "be", "but", "by", "can", "did", "do", "due", "for",
+    "had", "has", "he", "her", "him", "his", "how", "if", "in", "is", "it", "its", "may", "me", "my", "nor",
+    "now", "of", "off", "on", "or", "out", "per", "she", "so", "the", "to", "up", "us", "via", "was", "we",
+    "who", "why", "yet", "you"
+})
+
 #: Filler words speech recognition leaves in dictated text (never correct words of clinical text).
 FILLERS: frozenset[str] = frozenset({"uh", "um", "er", "erm", "hmm"})
 
@@ -141,11 +152,12 @@ def _max_distance(word: str) -> int:
 
 
 def is_correct(word: str, vocabulary: Vocabulary, clinical: Container[str] | None = None) -> bool:
-    """Whether ``word`` is a correct word: the model knows it, or the clinical vocabulary holds it (4+ letters)."""
+    """Whether ``word`` is a correct word: the model knows it, it is a short English function word
+    (:data:`FUNCTION_WORDS`), or the clinical vocabulary holds it (4+ letters)."""
     lw = word.lower()
     if lw in FILLERS:
         return False
-    return lw in vocabulary or (clinical is not None and len(lw) >= MIN_CLINICAL_LENGTH and lw in clinical)
+    return lw in vocabulary or lw in FUNCTION_WORDS or (clinical is not None and len(lw) >= MIN_CLINICAL_LENGTH and lw in clinical)
 
 
 def is_editable(text: str, match: re.Match[str], vocabulary: Vocabulary) -> bool:

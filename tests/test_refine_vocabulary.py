@@ -144,9 +144,16 @@ def test_correct_words_the_model_lacks_are_kept(refiner: SMSRefiner) -> None:
         "Is there a wedge-shaped opacity?",
         "Are there three nodules?",
         "Are both hemidiaphragms flat?",
+        "Rule out pneumothorax in the left lung.",  # "out": no training question holds it
     ):
         result = refiner.refine(text)
         assert not result.changed, (text, result.text, result.trace)
+
+
+def test_short_function_words_are_correct_and_sound_alike_noise_is_not(refiner: SMSRefiner) -> None:
+    assert "out" not in refiner.vocabulary, "the case this guards: a function word the model's questions lack"
+    assert all(refiner.is_correct(w) for w in ("out", "off", "per", "nor", "the"))
+    assert not any(refiner.is_correct(w) for w in ("buy", "bee", "sea", "pt", "nl", "abd"))
 
 
 def test_overwhelming_margin_only(refiner: SMSRefiner) -> None:
