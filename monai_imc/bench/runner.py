@@ -465,7 +465,7 @@ class BenchRunner:
             severity=job.severity, method=job.method, question=job.question, answer=answer,
             reference=job.row.answer, correct=normalize_answer(answer) == normalize_answer(job.row.answer),
             recall=round(token_recall(answer, job.row.answer), 4), perceived=job.perceived, calls=job.calls,
-            confidence=float(f"{confidence:.6g}") if confidence is not None else None, calibrated=job.calibrated,
+            confidence=float(f"{confidence:.4g}") if confidence is not None else None, calibrated=job.calibrated,
             edited=job.repair.edited if job.repair else None,
             guard_refusals=job.repair.guard_refusals if job.repair else None,
             guard_violations=job.repair.guard_violations if job.repair else None,
