@@ -157,7 +157,9 @@ def is_correct(word: str, vocabulary: Vocabulary, clinical: Container[str] | Non
     lw = word.lower()
     if lw in FILLERS:
         return False
-    return lw in vocabulary or lw in FUNCTION_WORDS or (clinical is not None and len(lw) >= MIN_CLINICAL_LENGTH and lw in clinical)
+    if lw in vocabulary or lw in FUNCTION_WORDS:
+        return True
+    return clinical is not None and len(lw) >= MIN_CLINICAL_LENGTH and lw in clinical
 
 
 def is_editable(text: str, match: re.Match[str], vocabulary: Vocabulary) -> bool:

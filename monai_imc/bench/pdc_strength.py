@@ -19,6 +19,7 @@ Run it on the ``validate`` split only (``bench/choose_pdc_strength.py``).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +28,7 @@ import torch
 
 from monai_imc.answers import normalize_answer, token_recall
 from monai_imc.bench.runner import BenchRunner
+from monai_imc.calibrate import PDCCalibrator
 from monai_imc.data import VQARow
 from monai_imc.models.base import VisionFeatures
 from monai_imc.prototypes import PrototypeBank
@@ -82,8 +84,6 @@ def base_strengths(bank: PrototypeBank) -> torch.Tensor:
 def with_scaled_strengths(bank: PrototypeBank, scales: dict[str, float], note: dict[str, Any]) -> PrototypeBank:
     """A copy of ``bank`` whose strength row of each noise in ``scales`` is multiplied by its scale; the
     manifest's ``choices`` record the scales and ``note`` (how they were chosen)."""
-    import json
-
     tensors = dict(bank.tensors)
     base = base_strengths(bank)
     strength = base.clone()
@@ -116,7 +116,7 @@ def choose_strengths(
         progress: called with a line per condition done.
 
     Returns:
-        The choice; the runner's bank is left as it was.
+        The choice (the runner's bank and pipeline are not changed).
 
     Raises:
         ValueError: the runner has no bank, or no rows.
@@ -132,42 +132,39 @@ def choose_strengths(
     for r in rows:
         by_image.setdefault(r.image_key, []).append(r)
     conditions = [("clean", 0)] + [(n, s) for n in noises for s in severities]
-    original = bank.tensors["strength"].clone()
-    base = base_strengths(bank)
+    # one calibrator per scale, over a copy of the bank with every noise's strengths scaled: the runner's
+    # own bank and pipeline are never changed
+    calibrators = {
+        scale: PDCCalibrator(with_scaled_strengths(bank, dict.fromkeys(bank.noises, scale), {}), pipeline.variant)
+        for scale in grid
+    }
     # (condition, perceived noise, scale) -> [sum of scores, count]
     cells: dict[tuple[str, int, str, float], list[float]] = {}
-    try:
-        for noise, severity in conditions:
-            wanted: dict[tuple[str, str], VisionFeatures] = {}
-            plan: list[tuple[VQARow, str, dict[float, tuple[str, str]]]] = []
-            for key, group in by_image.items():
-                row = group[0]
-                view = runner.image(row, noise, severity)
-                raw = runner.encode(view)
-                perception = pipeline.perceive(raw, views=[view])[0]
-                done = pipeline.restore_view(view, raw, perception)
-                tag = f"{key}|{noise}|{severity}" + ("|restore" if done.restoration.applied else "")
-                perceived = done.perception.noise if done.perception.flagged and done.perception.noise else "clean"
-                ident: dict[float, str] = {}
-                for scale in grid:
-                    bank.tensors["strength"] = base * scale
-                    features, records = pipeline.calibrate(done.features, [done.perception], pdc=True)
-                    ident[scale] = f"{tag}|pdc@{scale}" if records[0].applied else tag
-                    for r in group:
-                        wanted.setdefault((ident[scale], r.question), features)
+    for noise, severity in conditions:
+        wanted: dict[tuple[str, str], VisionFeatures] = {}
+        plan: list[tuple[VQARow, str, dict[float, tuple[str, str]]]] = []
+        for key, group in by_image.items():
+            view = runner.image(group[0], noise, severity)
+            raw = runner.encode(view)
+            done = pipeline.restore_view(view, raw, pipeline.perceive(raw, views=[view])[0])
+            tag = f"{key}|{noise}|{severity}" + ("|restore" if done.restoration.applied else "")
+            perceived = done.perception.noise if done.perception.flagged and done.perception.noise else "clean"
+            ident: dict[float, str] = {}
+            for scale, calibrator in calibrators.items():
+                features, records = calibrator.calibrate(done.features, [done.perception])
+                ident[scale] = f"{tag}|pdc@{scale}" if records[0].applied else tag
                 for r in group:
-                    plan.append((r, perceived, {s: (ident[s], r.question) for s in grid}))
-            bank.tensors["strength"] = original
-            runner.generate_missing(wanted)
-            for r, perceived, keys in plan:
-                for scale, answer_key in keys.items():
-                    cell = cells.setdefault((noise, severity, perceived, scale), [0.0, 0.0])
-                    cell[0] += score_of(r, runner.answer_of(answer_key) or "")
-                    cell[1] += 1
-            if progress is not None:
-                progress(f"{noise} {severity}: {len(by_image)} images, {len(wanted)} answers")
-    finally:
-        bank.tensors["strength"] = original
+                    wanted.setdefault((ident[scale], r.question), features)
+            for r in group:
+                plan.append((r, perceived, {s: (ident[s], r.question) for s in grid}))
+        runner.generate_missing(wanted)
+        for r, perceived, keys in plan:
+            for scale, answer_key in keys.items():
+                cell = cells.setdefault((noise, severity, perceived, scale), [0.0, 0.0])
+                cell[0] += score_of(r, runner.answer_of(answer_key) or "")
+                cell[1] += 1
+        if progress is not None:
+            progress(f"{noise} {severity}: {len(by_image)} images, {len(wanted)} answers")
 
     perceived_noises = sorted({k[2] for k in cells if k[2] != "clean"})
     scores: dict[str, dict[str, float]] = {}

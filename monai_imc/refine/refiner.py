@@ -236,18 +236,14 @@ class SMSRefiner:
         return [v for v in found if v is not None]
 
     def sound_alike_surprisals(self, text: str, assessment: Assessment) -> list[float]:
-        """The surprisal (nats) of each word of ``text`` that :attr:`sound_alike_suspicion` applies to: a
-        correct, editable word, not the first, that sounds like another known word."""
+        """The surprisal (nats) of each word of ``text`` that :attr:`sound_alike_suspicion` applies to: a word
+        :meth:`suspicion_of` rates by its surprisal (correct, editable, not the first) that sounds like another
+        known word."""
         out = []
         for i, (m, (_w, v)) in enumerate(zip(_WORD_SPAN.finditer(text), assessment.surprisal)):
-            if (
-                i > 0
-                and self.vocabulary is not None
-                and is_editable(text, m, self.vocabulary)
-                and self.is_correct(m.group())
-                and not is_filler(text, m)
-                and sound_alikes(m.group(), self.vocabulary)
-            ):
+            rated = self.suspicion_of(text, m, v, i)
+            if rated is not None and not math.isinf(rated) and self.vocabulary is not None \
+                    and sound_alikes(m.group(), self.vocabulary):
                 out.append(v)
         return out
 
