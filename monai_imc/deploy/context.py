@@ -17,14 +17,14 @@ from __future__ import annotations
 import json
 import logging
 import os
-import threading
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from monai_imc.bundle import CONFIG, bundle_parser, find_bundle, parsed
 from monai_imc.dicom.frames import DEFAULT_MAX_PIXELS
-from monai_imc.dicom.sr import AlgorithmInfo, ImageAssessment, TextRecord, build_imc_sr
+from monai_imc.dicom.sr import AlgorithmInfo, warm_up_sr_writer
 from monai_imc.dicom.views import CT_PRESETS
 from monai_imc.pipeline import IMCPipeline
 from monai_imc.refine import SMSRefiner
@@ -168,7 +168,7 @@ def load_context(path: str | os.PathLike[str], device: str | None = None) -> IMC
     bundle = find_bundle(path).resolve()
     config_file = bundle / CONFIG
     # highdicom's first SR costs about a second of table loading: spend it while the model loads
-    threading.Thread(target=_warm_up_quietly, name="imc-sr-warm-up", daemon=True).start()
+    _warm_up_sr_worker()
     parser = bundle_parser(bundle, {"device": device})
     try:
         if "context" in parser:
@@ -205,30 +205,18 @@ def load_context(path: str | os.PathLike[str], device: str | None = None) -> IMC
     return context
 
 
-def warm_up_sr_writer() -> None:
-    """Build two SRs of a synthetic image in memory (nothing is written), so that highdicom's tables of the
-    standard and its lazily built caches are loaded before the first real SR: about a second once per
-    process, which :func:`load_context` spends on a background thread while the model loads instead of in
-    the first study's SR stage."""
-    from pydicom.dataset import Dataset
-    from pydicom.uid import CTImageStorage, generate_uid
+def _warm_up_sr_worker() -> None:
+    """Start the SR worker process and load highdicom's tables there (:func:`~monai_imc.dicom.sr.warm_up_sr_writer`)
+    while the model loads; a failure is logged only (the first real SR loads the same tables, and reports
+    errors)."""
+    from monai_imc.deploy.work import SR_WORKER
+    from monai_imc.workers import beside
 
-    for _ in range(2):
-        ds = Dataset()
-        ds.SOPClassUID = CTImageStorage
-        ds.SOPInstanceUID, ds.StudyInstanceUID, ds.SeriesInstanceUID = (generate_uid() for _ in range(3))
-        ds.Modality, ds.PatientID, ds.PatientName, ds.StudyID = "CT", "0", "warm^up", "1"
-        ds.StudyDate, ds.StudyTime, ds.AccessionNumber, ds.ReferringPhysicianName = "20260101", "000000", "", ""
-        ds.PatientBirthDate, ds.PatientSex = "", ""
-        record = TextRecord("question", "What is shown?", "What is shown?", "What is shown?", "ct")
-        build_imc_sr([ImageAssessment(ds, "motion", 3, 0.8)], [record], AlgorithmInfo("warm-up", "sha256:0"))
+    def done(future: Future[None]) -> None:
+        if future.exception() is not None:
+            logger.debug("SR warm-up failed: %r", future.exception())
 
-
-def _warm_up_quietly() -> None:
-    try:
-        warm_up_sr_writer()
-    except Exception:  # a warm-up only saves time: the first real SR loads the same tables, and reports errors
-        logger.debug("SR warm-up failed", exc_info=True)
+    beside(SR_WORKER, warm_up_sr_writer).add_done_callback(done)
 
 
 def _get(parser: Any, key: str, default: Any) -> Any:

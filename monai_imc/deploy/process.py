@@ -35,6 +35,7 @@ from monai_imc.deploy.work import (
     SeriesWork,
     answer,
     calibrate,
+    draft_sr,
     make_views,
     perceive,
     refine_texts,
@@ -54,6 +55,7 @@ __all__ = [
     "process_folder",
     "read_dicom_folder_once",
     "record_outcomes",
+    "sr_series_numbers",
     "stage_answer",
     "stage_calibrate",
     "stage_perceive",
@@ -191,10 +193,21 @@ def stage_refine(
 
 
 def stage_answer(works: Sequence[SeriesWork], context: IMCContext, progress: bool = True) -> list[SeriesWork]:
-    """VLMReport: answer every asked text about every view from the calibrated features."""
-    return run_step(
-        works, "answer", lambda w: answer(w, context.pipeline, context.settings.max_new_tokens), progress
-    )
+    """VLMReport: answer every asked text about every view from the calibrated features. As each series is
+    answered, its SR starts encoding in a worker process (:func:`~monai_imc.deploy.work.draft_sr`) beside the
+    model's work on the next series; :func:`stage_write` saves it."""
+    numbers = sr_series_numbers(works)
+
+    def step(work: SeriesWork) -> SeriesWork:
+        answered = answer(work, context.pipeline, context.settings.max_new_tokens)
+        return draft_sr(answered, context.algorithm, numbers[work.series_uid])
+
+    return run_step(works, "answer", step, progress)
+
+
+def sr_series_numbers(works: Sequence[SeriesWork]) -> dict[str, int]:
+    """The SeriesNumber of each series' SR: :data:`SR_SERIES_NUMBER` plus the series' place in the study."""
+    return {w.series_uid: SR_SERIES_NUMBER + i for i, w in enumerate(works)}
 
 
 def stage_write(
@@ -206,7 +219,7 @@ def stage_write(
 ) -> list[SeriesWork]:
     """IMCStructuredReportWriter: one SR per assessed series, then every outcome into ``report``, which is
     saved in the output folder."""
-    numbers = {w.series_uid: SR_SERIES_NUMBER + i for i, w in enumerate(works)}
+    numbers = sr_series_numbers(works)
     done = []
     for work in tqdm(works, desc="IMC write SR", unit="series", disable=not progress, leave=False):
         (finished,) = run_step(

@@ -7,7 +7,7 @@ the series UID and the reason), so the other series go on.
 
 The steps, in graph order (each MONAI Deploy operator calls one)::
 
-    make_views  ->  perceive  ->  calibrate  ->  refine_texts  ->  answer  ->  write_sr
+    make_views  ->  perceive  ->  calibrate  ->  refine_texts  ->  answer (+ draft_sr)  ->  write_sr
 
 ``calibrate`` restores flagged views first where the pipeline's restorer is enabled (the bundle config's
 ``restore`` section): :meth:`~monai_imc.pipeline.IMCPipeline.restore_view`, then PDC on what the perceiver
@@ -26,8 +26,10 @@ import dataclasses
 import logging
 import os
 from collections.abc import Callable, Iterable, MutableMapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pydicom.dataset import Dataset
 from tqdm.auto import tqdm
@@ -36,7 +38,14 @@ from monai_imc.calibrate import Calibration
 from monai_imc.deploy.texts import ClinicalText, Sidecar, collect_texts
 from monai_imc.dicom.frames import DEFAULT_MAX_PIXELS
 from monai_imc.dicom.read import check_complete
-from monai_imc.dicom.sr import AlgorithmInfo, ImageAssessment, TextRecord, write_imc_sr
+from monai_imc.dicom.sr import (
+    AlgorithmInfo,
+    EncodedSR,
+    ImageAssessment,
+    TextRecord,
+    encode_imc_sr,
+    save_encoded_sr,
+)
 from monai_imc.dicom.views import (
     SeriesView,
     UnsupportedSeriesError,
@@ -51,8 +60,10 @@ from monai_imc.prompts import vqa_prompt
 from monai_imc.refine import Refinement, SMSRefiner
 from monai_imc.restore import Restoration
 from monai_imc.timing import timed
+from monai_imc.workers import beside
 
 __all__ = [
+    "SR_WORKER",
     "Answer",
     "AssessedView",
     "RefinedText",
@@ -61,11 +72,13 @@ __all__ = [
     "as_data",
     "as_question",
     "calibrate",
+    "draft_sr",
     "make_views",
     "perceive",
     "refine_texts",
     "run_step",
     "series_work",
+    "sr_content",
     "sr_file_name",
     "write_sr",
 ]
@@ -159,6 +172,7 @@ class SeriesWork:
         refined: the series' clinical texts, refined.
         answers: the answers, per view and question.
         sr_path: the SR written.
+        sr_draft: the SR being encoded beside the model (:func:`draft_sr`), until :func:`write_sr` saves it.
     """
 
     study_uid: str
@@ -173,6 +187,7 @@ class SeriesWork:
     refined: tuple[RefinedText, ...] = dataclasses.field(default=(), repr=False)
     answers: tuple[Answer, ...] = dataclasses.field(default=(), repr=False)
     sr_path: Path | None = None
+    sr_draft: Future[EncodedSR] | None = dataclasses.field(default=None, repr=False, compare=False)
 
     @property
     def active(self) -> bool:
@@ -377,15 +392,16 @@ def sr_file_name(series_uid: str) -> str:
     return f"IMC_SR_{series_uid}.dcm"
 
 
-def write_sr(
-    work: SeriesWork, folder: str | os.PathLike[str], algorithm: AlgorithmInfo, series_number: int = 900
-) -> SeriesWork:
-    """Write the series' IMC SR atomically into ``folder``: one TID 1501 group per assessed view."""
+def sr_content(work: SeriesWork, algorithm: AlgorithmInfo, series_number: int = 900) -> tuple[Any, ...]:
+    """The arguments of :func:`~monai_imc.dicom.sr.encode_imc_sr` for the series' IMC SR (one TID 1501 group
+    per assessed view), all picklable: the source datasets without their pixel data (the SR needs their
+    patient, study and instance attributes only)."""
     if not work.assessed:
-        return work.fail("no assessed view to report")
+        raise ValueError("no assessed view to report")
+    headers: dict[int, Dataset] = {}
     assessments = [
         ImageAssessment(
-            item.source,
+            _header(item.source, headers),
             artifact=item.perception.noise,
             severity=item.perception.severity,
             probability=min(1.0, max(0.0, float(item.perception.confidence)))
@@ -421,15 +437,48 @@ def write_sr(
     for text in work.refined:
         if not text.source.ask:
             records.append(TextRecord(text.source.role, text.source.text, text.text, edits=text.edits))
-    path = write_imc_sr(
-        Path(folder) / sr_file_name(work.series_uid),
-        assessments,
-        records,
-        algorithm,
-        series_number=series_number,
-        series_description=f"IMC assessment of {work.modality or 'images'} (unverified)"[:64],
-    )
-    return dataclasses.replace(work, status="written", sr_path=path)
+    description = f"IMC assessment of {work.modality or 'images'} (unverified)"[:64]
+    return (assessments, records, algorithm, series_number, 1, description)
+
+
+SR_WORKER = "imc-sr"
+"""The worker process that encodes SRs beside the model (:func:`draft_sr`, :mod:`monai_imc.workers`)."""
+
+
+def draft_sr(work: SeriesWork, algorithm: AlgorithmInfo, series_number: int = 900) -> SeriesWork:
+    """Start encoding the series' SR in the :data:`SR_WORKER` process, beside the model's work on the next
+    series; :func:`write_sr` saves it. Nothing is written here, and an error (an SR the standard would refuse)
+    reaches :func:`write_sr`, which fails the series with it."""
+    if not work.active or not work.assessed:
+        return work
+    draft = beside(SR_WORKER, encode_imc_sr, *sr_content(work, algorithm, series_number))
+    return dataclasses.replace(work, sr_draft=draft)
+
+
+def write_sr(
+    work: SeriesWork, folder: str | os.PathLike[str], algorithm: AlgorithmInfo, series_number: int = 900
+) -> SeriesWork:
+    """Write the series' IMC SR atomically into ``folder``: one TID 1501 group per assessed view. The SR
+    :func:`draft_sr` encoded when there is one (the same content), else encoded here."""
+    if not work.assessed:
+        return work.fail("no assessed view to report")
+    if work.sr_draft is not None:
+        encoded = work.sr_draft.result()
+    else:
+        encoded = encode_imc_sr(*sr_content(work, algorithm, series_number))
+    path = save_encoded_sr(Path(folder) / sr_file_name(work.series_uid), encoded)
+    return dataclasses.replace(work, status="written", sr_path=path, sr_draft=None)
+
+
+def _header(ds: Dataset, seen: dict[int, Dataset]) -> Dataset:
+    """``ds`` without its pixel data (group 7FE0), one copy per dataset; the elements are shared, not copied."""
+    if id(ds) not in seen:
+        header = Dataset()
+        for element in ds:
+            if element.tag.group != 0x7FE0:
+                header.add(element)
+        seen[id(ds)] = header
+    return seen[id(ds)]
 
 
 def _multi_group(work: SeriesWork, sop_instance_uid: str) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import subprocess
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 from helpers import dicom_path, require_tool
 
 from monai_imc.dicom import codes
+from monai_imc.dicom import sr as sr_module
 from monai_imc.dicom.sr import AlgorithmInfo, ImageAssessment, TextRecord, build_imc_sr, write_imc_sr
 from monai_imc.noise import list_noises
 
@@ -398,21 +400,20 @@ def test_source_series_names_the_series_from_the_input_headers(tmp_path: Path) -
 def test_warm_up_builds_srs_in_memory_and_writes_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from monai_imc.deploy import context as context_module
-
     built = []
-    real = context_module.build_imc_sr
+    real = sr_module.encode_imc_sr
 
-    def spy(*args, **kwargs):  # the real builder: its SR must be valid, not merely built
+    def spy(*args, **kwargs):  # the real encoder: its SR must be valid, not merely built
         result = real(*args, **kwargs)
         built.append(result)
         return result
 
-    monkeypatch.setattr(context_module, "build_imc_sr", spy)
+    monkeypatch.setattr(sr_module, "encode_imc_sr", spy)
     monkeypatch.chdir(tmp_path)
-    context_module.warm_up_sr_writer()  # load_context runs it on a thread and swallows errors: here they must not occur
+    sr_module.warm_up_sr_writer()  # load_context runs it in the SR worker and logs errors: here none may occur
     assert len(built) == 2 and list(tmp_path.iterdir()) == []
-    assert all(isinstance(s, hd.sr.Comprehensive3DSR) and s.Modality == "SR" for s in built)
+    srs = [pydicom.dcmread(io.BytesIO(e.data)) for e in built]
+    assert all(s.Modality == "SR" and s.SOPClassUID == pydicom.uid.Comprehensive3DSRStorage for s in srs)
 
 
 def test_run_summary_says_what_restoration_did(
