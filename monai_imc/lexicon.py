@@ -15,8 +15,10 @@ __all__ = [
     "NEGATION",
     "NUMBER_PATTERN",
     "NUMBER_WORDS",
+    "OCR_DIGIT_LOOKALIKES",
     "UNITS",
     "is_protected_word",
+    "looks_misread",
     "number_words",
     "numbers",
 ]
@@ -148,15 +150,35 @@ NUMBER_PATTERN = re.compile(
 (``1ung``, ``I5``: OCR misreadings) is not a number."""
 
 
+OCR_DIGIT_LOOKALIKES: dict[str, str] = {"0": "o", "1": "li", "2": "z", "5": "s", "6": "b", "8": "b"}
+"""The letters each digit is the optical look-alike of (``0``/``o``, ``1``/``l``/``i``, ``5``/``s`` ...)."""
+
+_ORDINAL = re.compile(r"\d+(?:st|nd|rd|th)", re.IGNORECASE)
+_CODE = re.compile(r"[A-Z][A-Za-z]?\d+[A-Za-z]?")  # T2, L4, C5, Th12, T2W, D3, B12, I5: never read as letters
+
+
+def looks_misread(token: str) -> bool:
+    """Whether ``token`` is a word whose letters optical recognition misread as digits (``1ung``, ``th1s``,
+    ``n0rmal``): letters and digits mixed, every digit the look-alike of a letter (:data:`OCR_DIGIT_LOOKALIKES`),
+    and not a number (``3cm``, ``50%``), an ordinal (``2nd``) or a code (``T2``, ``L4``, ``C5``, ``B12``:
+    an upper-case letter or two, digits, at most one letter). Such a token holds no number to keep."""
+    if not any(ch.isalpha() for ch in token) or not any(ch.isdigit() for ch in token):
+        return False
+    if not all(ch.isalpha() or ch in OCR_DIGIT_LOOKALIKES for ch in token):
+        return False
+    return not (NUMBER_PATTERN.search(token) or _ORDINAL.fullmatch(token) or _CODE.fullmatch(token))
+
+
 def is_protected_word(word: str) -> bool:
-    """True for a negation, laterality, number or unit word, or any token that holds a digit."""
+    """True for a negation, laterality, number or unit word, or any token that holds a digit, unless the digit
+    is a misread letter (:func:`looks_misread`: ``1ung``)."""
     lowered = word.lower()
     return (
         lowered in NEGATION
         or lowered in LATERALITY
         or lowered in UNITS
         or lowered in NUMBER_WORDS
-        or any(ch.isdigit() for ch in word)
+        or (any(ch.isdigit() for ch in word) and not looks_misread(word))
     )
 
 

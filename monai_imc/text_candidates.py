@@ -7,7 +7,9 @@ words of its tokenizer) or from a site's word list, never from the noise generat
 likelihood decides among them (the reviewer). One edit changes one place of the text:
 
 - ``spelling`` (typos, OCR misreadings): a word the vocabulary does not know becomes a known word
-  within Damerau-Levenshtein distance 1 (words of up to 4 letters) or 2;
+  within Damerau-Levenshtein distance 1 (words of up to 4 letters) or 2; a word whose letters were misread
+  as digits (``1ung``, ``th1s``: :func:`monai_imc.lexicon.looks_misread`) becomes what it reads as
+  (:func:`ocr_readings`), and nothing else;
 - ``recognition`` (ASR mishearings, OCR splits): a correct word becomes a known word within distance 1 or
   one that sounds alike (a shared Metaphone or NYSIIS key: ``plural`` -> ``pleural``, ``long`` -> ``lung``),
   two or three words that form or sound like a known word are joined (``pneumo thorax``, ``new monia``),
@@ -34,7 +36,7 @@ import re
 from collections.abc import Container, Sequence
 from dataclasses import dataclass
 
-from monai_imc.lexicon import is_protected_word
+from monai_imc.lexicon import OCR_DIGIT_LOOKALIKES, is_protected_word, looks_misread
 from monai_imc.model_vocabulary import Vocabulary
 from monai_imc.vocabulary import sounds_alike
 
@@ -42,12 +44,14 @@ __all__ = [
     "FILLERS",
     "KINDS",
     "TIERS",
+    "WORD",
     "Candidate",
     "apply_candidates",
     "filler_spans",
     "is_correct",
     "is_editable",
     "is_filler",
+    "ocr_readings",
     "propose",
     "sound_alikes",
 ]
@@ -81,7 +85,10 @@ FILLERS: frozenset[str] = frozenset({"uh", "um", "er", "erm", "hmm"})
 _FILLER_PHRASE = re.compile(r"(?<![A-Za-z])you know(?![A-Za-z])", re.IGNORECASE)
 _ASKING = frozenset({"do", "does", "did", "can", "could", "would", "will", "should", "if", "don't", "didn't"})
 
-_WORD = re.compile(r"[A-Za-z]+")
+WORD = re.compile(r"(?<![0-9][.,])[A-Za-z0-9]*[A-Za-z][A-Za-z0-9]*")
+"""A word of a text as the agents see it: letters, with the digits that stand inside or beside them (``1ung``,
+``th1s``, ``3cm``, ``T2``), so that a word whose letters were misread as digits is one word; not the letters
+after a decimal point (``1.5T``)."""
 _WORD_OR_CONTRACTION = re.compile(r"[A-Za-z]+(?:'[a-z]+)?")
 _SENTENCE_END = re.compile(r"(?<=[.?!])\s+")
 
@@ -163,15 +170,14 @@ def is_correct(word: str, vocabulary: Vocabulary, clinical: Container[str] | Non
 
 
 def is_editable(text: str, match: re.Match[str], vocabulary: Vocabulary) -> bool:
-    """Whether the specialists may edit the word ``match`` of ``text``: not a protected word, not part of a
-    token with a digit (``3cm``, ``1fet``), not an acronym the vocabulary does not know (a site's or a
+    """Whether the specialists may edit the word ``match`` of ``text`` (a :data:`WORD` match): not a protected
+    word, not a token with a digit (``3cm``, ``T2``) unless its letters were misread as digits and it reads as
+    a known word (:func:`ocr_readings`: ``1ung``), not an acronym the vocabulary does not know (a site's or a
     device's name)."""
     word = match.group()
-    return not (
-        is_protected_word(word)
-        or _touches_digit(text, match)
-        or (len(word) > 1 and word.isupper() and word.lower() not in vocabulary)
-    )
+    if _has_digit(word):  # a misread word only, and only into what it reads as
+        return looks_misread(word) and bool(ocr_readings(word, vocabulary))
+    return not (is_protected_word(word) or (len(word) > 1 and word.isupper() and word.lower() not in vocabulary))
 
 
 def filler_spans(text: str) -> list[tuple[int, int]]:
@@ -214,12 +220,19 @@ def propose(
     if unknown:
         raise ValueError(f"unknown specialist kind(s) {unknown}; choose from {', '.join(KINDS)}")
     out: list[Candidate] = []
-    matches = list(_WORD.finditer(text))
+    matches = list(WORD.finditer(text))
     for index, m in enumerate(matches):
         word = m.group()
         lw = word.lower()
         if not is_editable(text, m, vocabulary):
             continue  # facts, and acronyms the model does not know (a site's or a device's name)
+        if _has_digit(word):  # letters misread as digits: only what the word reads as
+            if "spelling" in kinds:
+                out += [
+                    Candidate("spelling", m.start(), m.end(), word, _case_like(word, w), "unknown")
+                    for w in ocr_readings(word, vocabulary)
+                ]
+            continue
         if lw in FILLERS:  # a hesitation transcribed: it is only ever dropped
             if "recognition" in kinds:
                 out.append(Candidate("recognition", m.start(), m.end(), word, "", "unknown"))
@@ -268,6 +281,31 @@ def _admissible(word: str, other: str) -> bool:
     return _same_polarity(word, other) and not is_protected_word(other) and len(other) >= 2
 
 
+#: Most letter readings of one misread word that are tried (each look-alike digit has one or two).
+_MAX_READINGS = 32
+
+
+@functools.lru_cache(maxsize=4096)
+def _ocr_readings(token: str, vocabulary: Vocabulary) -> tuple[str, ...]:
+    lw = token.lower()
+    readings = [""]
+    for ch in lw:
+        readings = [r + c for r in readings for c in OCR_DIGIT_LOOKALIKES.get(ch, ch)][:_MAX_READINGS]
+    known = sorted({r for r in readings if len(r) >= 2 and (r in vocabulary or r in FUNCTION_WORDS)})
+    if known:
+        return tuple(known)
+    near = {w for r in readings if len(r) >= 5 for w in vocabulary.near(r, 1)}
+    return tuple(sorted(w for w in near if _admissible(lw, w)))
+
+
+def ocr_readings(token: str, vocabulary: Vocabulary) -> list[str]:
+    """The known words a misread ``token`` (:func:`~monai_imc.lexicon.looks_misread`) stands for: each digit
+    read as the letters it looks like (``1ung`` -> ``lung``, ``th1s`` -> ``this``), the readings the
+    vocabulary (or :data:`FUNCTION_WORDS`) holds; when none does, the known words one edit from a reading
+    of 5 letters or more (``hea1thv`` -> ``healthy``)."""
+    return list(_ocr_readings(token, vocabulary))
+
+
 @functools.lru_cache(maxsize=4096)
 def _sound_alikes(word: str, vocabulary: Vocabulary) -> tuple[str, ...]:
     lw = word.lower()
@@ -291,9 +329,8 @@ def _sound_alike(a: str, b: str) -> bool:
     return not any(long == short + end for end in ("s", "es", "'s")) and sounds_alike(a, b)
 
 
-def _touches_digit(text: str, m: re.Match[str]) -> bool:
-    """Whether the letters of ``m`` belong to a token that holds a digit (``1fet``, ``3cm``: protected)."""
-    return text[m.start() - 1 : m.start()].isdigit() or text[m.end() : m.end() + 1].isdigit()
+def _has_digit(word: str) -> bool:
+    return any(ch.isdigit() for ch in word)
 
 
 def _joins(
@@ -302,14 +339,14 @@ def _joins(
     """Two or three words from ``matches[index]`` on, joined into a known word they form or sound like."""
     out: list[Candidate] = []
     first = matches[index]
-    if is_protected_word(first.group()) or _touches_digit(text, first):
+    if is_protected_word(first.group()) or _has_digit(first.group()):
         return out
     joined = first.group().lower()
     for prev, nxt in zip(matches[index : index + 2], matches[index + 1 : index + 3]):
         if (
             text[prev.end() : nxt.start()] not in (" ", "-")
             or is_protected_word(nxt.group())
-            or _touches_digit(text, nxt)
+            or _has_digit(nxt.group())
         ):
             break
         joined += nxt.group().lower()

@@ -23,7 +23,9 @@ from monai_imc.noise import get_noise, list_noises
 from monai_imc.refine import SMSRefiner
 
 SENTENCES = REPO / "tests" / "data" / "clinical_sentences.txt"
-_TOKEN = re.compile(r"[A-Za-z]+(?:/[A-Za-z]+)?|\d+(?:[.,]\d+)*[A-Za-z%]*")
+# words (with the digits inside or beside them: ``3cm``, ``T2``, and ``1ung``, a word misread, which holds no
+# number), ``b/l``, and numbers (``2.5cm``, ``50%``)
+_TOKEN = re.compile(r"[A-Za-z0-9]*[A-Za-z][A-Za-z0-9]*(?:/[A-Za-z]+)?|\d+(?:[.,]\d+)*[A-Za-z%]*")
 
 
 def sentences() -> list[str]:

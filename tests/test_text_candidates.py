@@ -8,8 +8,30 @@ from monai_imc.guards import check_repair
 from monai_imc.model_vocabulary import Vocabulary, damerau_distance
 from monai_imc.text_candidates import Candidate, apply_candidates, propose
 
-WORDS = ["is", "there", "a", "in", "the", "left", "lung", "liver", "image", "abnormal", "normal", "organ", "organs",
-         "pneumothorax", "healthy", "unhealthy", "which", "this", "of", "ct", "effusion", "pleural"]
+WORDS = [
+    "is",
+    "there",
+    "a",
+    "in",
+    "the",
+    "left",
+    "lung",
+    "liver",
+    "image",
+    "abnormal",
+    "normal",
+    "organ",
+    "organs",
+    "pneumothorax",
+    "healthy",
+    "unhealthy",
+    "which",
+    "this",
+    "of",
+    "ct",
+    "effusion",
+    "pleural",
+]
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +63,9 @@ def test_propose_kinds(vocabulary: Vocabulary) -> None:
     assert not any(c[1] == "lt" for c in found), "laterality shorthand is protected"
     assert ("recognition", "uh", "") in found, "a filler may go"
     assert not any(c.before == "IMC" for c in propose("IMC sample stdy", vocabulary)), "unknown acronyms stay"
-    distractor = propose("The scan was late. Is there a pleural effusion? Family waits.", vocabulary, ["distractor"])
+    distractor = propose(
+        "The scan was late. Is there a pleural effusion? Family waits.", vocabulary, ["distractor"]
+    )
     assert [c.after for c in distractor] == ["Is there a pleural effusion?"]
     assert propose("Is there a lung? Is there a liver?", vocabulary, ["distractor"]) == []  # two questions
 
@@ -51,13 +75,18 @@ def test_meaning_inverting_prefixes_are_never_proposed(vocabulary: Vocabulary) -
     assert not any(c.after.lower() == "hyperinflation" for c in propose("Is there hypoinflation?", hyper))
     for text in ("Is the lung unhealthy?", "Is the liver abnormal?", "Is the liver normal?"):
         afters = {c.after.lower() for c in propose(text, vocabulary)}
-        assert not afters & {"healthy", "normal", "abnormal", "unhealthy"} - {w.lower() for w in text[:-1].split()}
+        assert not afters & {"healthy", "normal", "abnormal", "unhealthy"} - {
+            w.lower() for w in text[:-1].split()
+        }
 
 
 def test_apply_candidates_skips_overlaps() -> None:
     text = "Is teh lnug ok?"
-    edits = [Candidate("spelling", 3, 6, "teh", "the"), Candidate("spelling", 7, 11, "lnug", "lung"),
-             Candidate("spelling", 3, 11, "teh lnug", "x")]
+    edits = [
+        Candidate("spelling", 3, 6, "teh", "the"),
+        Candidate("spelling", 7, 11, "lnug", "lung"),
+        Candidate("spelling", 3, 11, "teh lnug", "x"),
+    ]
     assert apply_candidates(text, edits) == "Is the lung ok?"
     assert edits[0].apply(text) == "Is the lnug ok?"
     assert check_repair(text, apply_candidates(text, edits)) == []
@@ -68,3 +97,37 @@ def test_bad_input() -> None:
         Vocabulary(["", "12"])
     with pytest.raises(ValueError, match="unknown specialist"):
         propose("Is it?", Vocabulary(WORDS), ["grammar"])
+
+
+def test_letters_misread_as_digits_are_read_back_and_numbers_are_not(vocabulary: Vocabulary) -> None:
+    from monai_imc.lexicon import is_protected_word, looks_misread, numbers
+    from monai_imc.text_candidates import is_editable, ocr_readings
+
+    for misread in ("1ung", "th1s", "D0es", "n0rmaI", "5pleen", "hea1thv", "cy5t5"):
+        assert looks_misread(misread) and not is_protected_word(misread), misread
+    for fact in ("3cm", "50%", "2nd", "T2", "L4", "C5", "B12", "I5", "12", "3"):
+        assert not looks_misread(fact) and is_protected_word(fact), fact
+    assert not looks_misread("lung") and not looks_misread("x7"), "7 looks like no letter"
+    assert ocr_readings("1ung", vocabulary) == ["lung"] and ocr_readings("th1s", vocabulary) == ["this"]
+    assert ocr_readings("0rgan", vocabulary) == ["organ"] and ocr_readings("n0rmaI", vocabulary) == ["normal"]
+    assert ocr_readings("hea1thv", vocabulary) == ["healthy"], "one edit from a reading of 5+ letters"
+    assert ocr_readings("x2", vocabulary) == []
+    text = "Is th1s 1ung on T2 3cm or 1.5T in the L4 image?"
+    found = {(c.before, c.after) for c in propose(text, vocabulary)}
+    assert ("th1s", "this") in found and ("1ung", "lung") in found
+    assert not any(any(ch.isdigit() for ch in c.after) for c in propose(text, vocabulary))
+    assert not any(c.before in ("T2", "3cm", "L4", "5T", "T") for c in propose(text, vocabulary)), (
+        "facts stay"
+    )
+    for c in propose(text, vocabulary):
+        if any(ch.isdigit() for ch in c.before):  # a misread word becomes only what it reads as
+            assert (c.kind, c.tier) == ("spelling", "unknown") and c.after.lower() in ocr_readings(
+                c.before, vocabulary
+            )
+    repaired = apply_candidates(text, [c for c in propose(text, vocabulary) if c.before in ("th1s", "1ung")])
+    assert repaired == "Is this lung on T2 3cm or 1.5T in the L4 image?"
+    assert numbers(repaired) == numbers(text) and check_repair(text, repaired) == []
+    import re
+
+    t2 = next(m for m in re.finditer(r"\S+", text) if m.group() == "T2")
+    assert not is_editable(text, t2, vocabulary)

@@ -20,6 +20,7 @@ from monai_imc.refine.prompts import SMSPrompts
 from monai_imc.refine.records import AgentStep, Assessment, Edit, Refinement, text_edits
 from monai_imc.text_candidates import (
     KINDS,
+    WORD,
     Candidate,
     apply_candidates,
     is_correct,
@@ -34,7 +35,6 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["SMSRefiner"]
 
-_WORD_SPAN = re.compile(r"[A-Za-z]+")
 _SENTENCES = re.compile(r"(?<=[.?!])\s+(?=\S)")
 
 
@@ -181,7 +181,7 @@ class SMSRefiner:
         offset = len(self._context)
         total = float(sum(lp for _t, lp, _s, e in rows if lp is not None and e > offset))
         words = []
-        for m in _WORD_SPAN.finditer(text):
+        for m in WORD.finditer(text):
             a, b = m.start() + offset, m.end() + offset
             words.append((m, -float(sum(lp for _t, lp, s, e in rows if lp is not None and e > a and s < b))))
         scored = [(m, self.suspicion_of(text, m, v, i)) for i, (m, v) in enumerate(words)]
@@ -231,7 +231,7 @@ class SMSRefiner:
         values = (v for _w, v in assessment.surprisal)
         found = (
             self.suspicion_of(text, m, v, i)
-            for i, (m, v) in enumerate(zip(_WORD_SPAN.finditer(text), values))
+            for i, (m, v) in enumerate(zip(WORD.finditer(text), values))
         )
         return [v for v in found if v is not None]
 
@@ -240,7 +240,7 @@ class SMSRefiner:
         :meth:`suspicion_of` rates by its surprisal (correct, editable, not the first) that sounds like another
         known word."""
         out = []
-        for i, (m, (_w, v)) in enumerate(zip(_WORD_SPAN.finditer(text), assessment.surprisal)):
+        for i, (m, (_w, v)) in enumerate(zip(WORD.finditer(text), assessment.surprisal)):
             rated = self.suspicion_of(text, m, v, i)
             if rated is not None and not math.isinf(rated) and self.vocabulary is not None \
                     and sound_alikes(m.group(), self.vocabulary):
