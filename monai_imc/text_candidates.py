@@ -42,6 +42,7 @@ from monai_imc.vocabulary import sounds_alike
 
 __all__ = [
     "FILLERS",
+    "GLYPH_LOOKALIKES",
     "KINDS",
     "TIERS",
     "WORD",
@@ -242,6 +243,8 @@ def propose(
         kind = "recognition" if correct else "spelling"
         if kind in kinds and len(lw) >= 2:
             options = set(vocabulary.near(lw, 1 if correct else _max_distance(lw)))
+            if not correct:  # an OCR misreading of look-alike glyphs may be more than two edits away
+                options |= set(ocr_readings(word, vocabulary))
             if len(lw) >= 3:
                 options |= set(vocabulary.sounds_like(lw))
             if correct:
@@ -284,14 +287,43 @@ def _admissible(word: str, other: str) -> bool:
 #: Most letter readings of one misread word that are tried (each look-alike digit has one or two).
 _MAX_READINGS = 32
 
+#: Glyphs optical recognition reads as one another (``rn``/``m``, ``li``/``h``, ``cl``/``d``, ``vv``/``w``,
+#: ``ri``/``n``, a capital ``I`` for an ``l``): a misread word is read back through at most two of them.
+GLYPH_LOOKALIKES: dict[str, tuple[str, ...]] = {
+    "rn": ("m",), "m": ("rn",), "li": ("h",), "h": ("li",), "cl": ("d",), "d": ("cl",), "vv": ("w",),
+    "w": ("vv",), "ri": ("n",), "n": ("ri",), "I": ("l",),
+}
+
+
+def _glyph_variants(word: str, depth: int = 2) -> set[str]:
+    """``word`` and its readings through at most ``depth`` glyph look-alikes (:data:`GLYPH_LOOKALIKES`)."""
+    seen, frontier = {word}, {word}
+    for _ in range(depth):
+        found = set()
+        for w in frontier:
+            for glyph, options in GLYPH_LOOKALIKES.items():
+                i = w.find(glyph)
+                while i != -1:
+                    found.update(w[:i] + o + w[i + len(glyph) :] for o in options)
+                    i = w.find(glyph, i + 1)
+        frontier = found - seen
+        seen |= frontier
+        if len(seen) > 4 * _MAX_READINGS * _MAX_READINGS:
+            break
+    return seen
+
 
 @functools.lru_cache(maxsize=4096)
 def _ocr_readings(token: str, vocabulary: Vocabulary) -> tuple[str, ...]:
     lw = token.lower()
-    readings = [""]
-    for ch in lw:
-        readings = [r + c for r in readings for c in OCR_DIGIT_LOOKALIKES.get(ch, ch)][:_MAX_READINGS]
-    known = sorted({r for r in readings if len(r) >= 2 and (r in vocabulary or r in FUNCTION_WORDS)})
+    digit_free = [""]
+    for ch in token:
+        options = OCR_DIGIT_LOOKALIKES.get(ch, ch)
+        digit_free = [r + c for r in digit_free for c in options][:_MAX_READINGS]
+    readings = {v.lower() for r in digit_free for v in _glyph_variants(r)} - {lw}
+    known = sorted(
+        r for r in readings if len(r) >= 2 and (r in vocabulary or r in FUNCTION_WORDS) and _admissible(lw, r)
+    )
     if known:
         return tuple(known)
     near = {w for r in readings if len(r) >= 5 for w in vocabulary.near(r, 1)}
@@ -299,10 +331,11 @@ def _ocr_readings(token: str, vocabulary: Vocabulary) -> tuple[str, ...]:
 
 
 def ocr_readings(token: str, vocabulary: Vocabulary) -> list[str]:
-    """The known words a misread ``token`` (:func:`~monai_imc.lexicon.looks_misread`) stands for: each digit
-    read as the letters it looks like (``1ung`` -> ``lung``, ``th1s`` -> ``this``), the readings the
-    vocabulary (or :data:`FUNCTION_WORDS`) holds; when none does, the known words one edit from a reading
-    of 5 letters or more (``hea1thv`` -> ``healthy``)."""
+    """The known words a word misread by optical recognition stands for: each look-alike digit read as its
+    letters (``1ung`` -> ``lung``, ``th1s`` -> ``this``) and at most two look-alike glyphs read back
+    (``tlie`` -> ``the``, ``rnodalitv`` ... ``Iung`` -> ``lung``), the readings the vocabulary (or
+    :data:`FUNCTION_WORDS`) holds; when none does, the known words one edit from a reading of 5 letters or
+    more (``hea1thv`` -> ``healthy``, ``rnodalitv`` -> ``modality``)."""
     return list(_ocr_readings(token, vocabulary))
 
 

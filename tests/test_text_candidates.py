@@ -131,3 +131,20 @@ def test_letters_misread_as_digits_are_read_back_and_numbers_are_not(vocabulary:
 
     t2 = next(m for m in re.finditer(r"\S+", text) if m.group() == "T2")
     assert not is_editable(text, t2, vocabulary)
+
+
+def test_look_alike_glyphs_are_read_back_in_unknown_words_only(vocabulary: Vocabulary) -> None:
+    from monai_imc.text_candidates import ocr_readings
+
+    assert ocr_readings("tlie", vocabulary) == ["the"], "li read as h: two edits from a 4-letter word"
+    assert ocr_readings("Wliat", Vocabulary([*WORDS, "what"])) == ["what"]
+    assert ocr_readings("Iung", vocabulary) == ["lung"], "a capital I for an l"
+    assert ocr_readings("norrnal", vocabulary) == ["normal"] and ocr_readings("abnorrnal", vocabulary) == [
+        "abnormal"
+    ]
+    assert ocr_readings("unliealthy", vocabulary) == ["unhealthy"], "never healthy: no prefix is dropped"
+    found = {(c.before, c.after) for c in propose("Is tlie Iung normal?", vocabulary)}
+    assert ("tlie", "the") in found and ("Iung", "Lung") in found
+    assert not any(c.before == "normal" for c in propose("Is tlie Iung normal?", vocabulary)), (
+        "known words stay"
+    )
