@@ -23,11 +23,13 @@ from pathlib import Path
 from typing import Any
 
 from monai_imc.bundle import CONFIG, bundle_parser, find_bundle, parsed
+from monai_imc.deploy.work import SR_WORKER
 from monai_imc.dicom.frames import DEFAULT_MAX_PIXELS
 from monai_imc.dicom.sr import AlgorithmInfo, warm_up_sr_writer
 from monai_imc.dicom.views import CT_PRESETS
 from monai_imc.pipeline import IMCPipeline
 from monai_imc.refine import SMSRefiner
+from monai_imc.workers import beside
 
 __all__ = [
     "CONFIG",
@@ -209,8 +211,6 @@ def _warm_up_sr_worker() -> None:
     """Start the SR worker process and load highdicom's tables there (:func:`~monai_imc.dicom.sr.warm_up_sr_writer`)
     while the model loads; a failure is logged only (the first real SR loads the same tables, and reports
     errors)."""
-    from monai_imc.deploy.work import SR_WORKER
-    from monai_imc.workers import beside
 
     def done(future: Future[None]) -> None:
         if future.exception() is not None:
