@@ -149,6 +149,20 @@ def _same_polarity(a: str, b: str) -> bool:
     return True
 
 
+_SENTENCE_START = re.compile(r"(?:^|[.?!:]\s+)$")
+
+
+def _case_in(text: str, m: re.Match[str], word: str) -> str:
+    """``word`` cased like the word ``m`` of ``text`` replaces (:func:`_case_like`), except that a capital ``I``
+    that was a misread ``l`` (``Iocoted`` -> ``located``, ``Iung`` -> ``lung``) capitalises nothing inside a
+    sentence."""
+    source = m.group()
+    misread_l = source[:1] == "I" and source[1:2].islower() and word[:1].lower() == "l"
+    if misread_l and not _SENTENCE_START.search(text[: m.start()]):
+        return word.lower()
+    return _case_like(source, word)
+
+
 def _case_like(source: str, word: str) -> str:
     if source.isupper() and len(source) > 1:
         return word.upper()
@@ -230,7 +244,7 @@ def propose(
         if _has_digit(word):  # letters misread as digits: only what the word reads as
             if "spelling" in kinds:
                 out += [
-                    Candidate("spelling", m.start(), m.end(), word, _case_like(word, w), "unknown")
+                    Candidate("spelling", m.start(), m.end(), word, _case_in(text, m, w), "unknown")
                     for w in ocr_readings(word, vocabulary)
                 ]
             continue
@@ -253,7 +267,7 @@ def propose(
                 if not _admissible(lw, w):
                     continue
                 tier = "unknown" if not correct else "sound-alike" if _sound_alike(lw, w) else "known"
-                out.append(Candidate(kind, m.start(), m.end(), word, _case_like(word, w), tier))
+                out.append(Candidate(kind, m.start(), m.end(), word, _case_in(text, m, w), tier))
         if kind == "spelling" and "spelling" in kinds and len(lw) >= 4:  # two words run together (OCR)
             out += [
                 Candidate("spelling", m.start(), m.end(), word, _case_like(word, lw[:i]) + " " + lw[i:])

@@ -144,7 +144,8 @@ def test_look_alike_glyphs_are_read_back_in_unknown_words_only(vocabulary: Vocab
     ]
     assert ocr_readings("unliealthy", vocabulary) == ["unhealthy"], "never healthy: no prefix is dropped"
     found = {(c.before, c.after) for c in propose("Is tlie Iung normal?", vocabulary)}
-    assert ("tlie", "the") in found and ("Iung", "Lung") in found
+    assert ("tlie", "the") in found and ("Iung", "lung") in found, "a misread l capitalises nothing"
+    assert ("Iung", "Lung") in {(c.before, c.after) for c in propose("Iung is normal?", vocabulary)}
     assert not any(c.before == "normal" for c in propose("Is tlie Iung normal?", vocabulary)), (
         "known words stay"
     )
