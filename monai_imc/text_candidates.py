@@ -9,7 +9,8 @@ likelihood decides among them (the reviewer). One edit changes one place of the 
 - ``spelling`` (typos, OCR misreadings): a word the vocabulary does not know becomes a known word
   within Damerau-Levenshtein distance 1 (words of up to 4 letters) or 2; a word whose letters were misread
   as digits (``1ung``, ``th1s``: :func:`monai_imc.lexicon.looks_misread`) becomes what it reads as
-  (:func:`ocr_readings`), and nothing else;
+  (:func:`ocr_readings`), and nothing else; the plural of another option is not proposed for a word that
+  does not end in ``s`` (``orqan`` -> ``organ``, not ``organs``);
 - ``recognition`` (ASR mishearings, OCR splits): a correct word becomes a known word within distance 1 or
   one that sounds alike (a shared Metaphone or NYSIIS key: ``plural`` -> ``pleural``, ``long`` -> ``lung``),
   two or three words that form or sound like a known word are joined (``pneumo thorax``, ``new monia``),
@@ -263,6 +264,8 @@ def propose(
                 options |= set(vocabulary.sounds_like(lw))
             if correct:
                 options |= set(sound_alikes(lw, vocabulary))
+            else:
+                options = _same_number(lw, options)
             for w in sorted(options):
                 if not _admissible(lw, w):
                     continue
@@ -280,7 +283,7 @@ def propose(
             tier = "known" if correct else "unknown"
             out += [
                 Candidate("terminology", m.start(), m.end(), word, _case_like(word, w), tier)
-                for w in vocabulary.expansions(lw)
+                for w in sorted(_same_number(lw, set(vocabulary.expansions(lw))))
                 if len(w) >= len(lw) + 2 and _same_polarity(lw, w) and not is_protected_word(w)
             ]
     if "recognition" in kinds:  # a filler phrase is dropped with the space after it
@@ -290,6 +293,14 @@ def propose(
     if "distractor" in kinds:
         out += _distractor_candidates(text)
     return _dedupe(out)
+
+
+def _same_number(word: str, options: set[str]) -> set[str]:
+    """``options`` without the plurals of other options when ``word`` does not end in ``s``: a repair of
+    ``orqan`` or ``org`` may be ``organ``, not ``organs`` (how many is a fact of the text, not the repair's)."""
+    if word.endswith("s"):
+        return options
+    return {w for w in options if not any(w == v + end for end in ("s", "es") for v in options)}
 
 
 def _admissible(word: str, other: str) -> bool:

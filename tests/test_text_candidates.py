@@ -149,3 +149,14 @@ def test_look_alike_glyphs_are_read_back_in_unknown_words_only(vocabulary: Vocab
     assert not any(c.before == "normal" for c in propose("Is tlie Iung normal?", vocabulary)), (
         "known words stay"
     )
+
+
+def test_a_repair_adds_no_plural(vocabulary: Vocabulary) -> None:
+    spelled = {c.after for c in propose("Is the orqan normal?", vocabulary) if c.before == "orqan"}
+    assert "organ" in spelled and "organs" not in spelled, "how many is the text's fact"
+    expanded = {
+        c.after for c in propose("Is the org normal?", vocabulary, ["terminology"]) if c.before == "org"
+    }
+    assert "organ" in expanded and "organs" not in expanded
+    plural = {c.after for c in propose("Are the orqans normal?", vocabulary) if c.before == "orqans"}
+    assert "organs" in plural, "a word that ends in s may be a plural"
