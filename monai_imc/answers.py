@@ -3,7 +3,7 @@ model's evaluation."""
 
 from __future__ import annotations
 
-__all__ = ["normalize_answer", "token_recall"]
+__all__ = ["exact_match", "normalize_answer", "token_recall"]
 
 _ARTICLES = frozenset({"a", "an", "the"})
 
@@ -19,6 +19,11 @@ def normalize_answer(text: str) -> str:
     """
     text = "".join(c if c.isalnum() or c.isspace() else " " for c in str(text).lower())
     return " ".join(w for w in text.split() if w not in _ARTICLES)
+
+
+def exact_match(prediction: str, reference: str) -> bool:
+    """Whether the prediction is the reference answer, both normalised (:func:`normalize_answer`)."""
+    return normalize_answer(prediction) == normalize_answer(reference)
 
 
 def token_recall(prediction: str, reference: str) -> float:

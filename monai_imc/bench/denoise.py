@@ -26,7 +26,7 @@ import numpy as np
 from scipy import ndimage
 from tqdm.auto import tqdm
 
-from monai_imc.answers import normalize_answer
+from monai_imc.answers import exact_match
 from monai_imc.bench.records import is_image_noise
 from monai_imc.data import VQARow
 from monai_imc.models.base import VisionFeatures
@@ -191,7 +191,7 @@ def choose_on_rows(runner: DenoiseRunner, rows: Sequence[VQARow], noises: Sequen
     bar.close()
     hits: dict[tuple[str, str, int], list[float]] = {}
     for name, noise, severity, row, key in jobs:
-        correct = normalize_answer(runner.answer_of(key) or "") == normalize_answer(row.answer)
+        correct = exact_match(runner.answer_of(key) or "", row.answer)
         hits.setdefault((name, noise, severity), []).append(float(correct))
     scores = {}
     for name in candidates:

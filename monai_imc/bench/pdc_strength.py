@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from monai_imc.answers import normalize_answer, token_recall
+from monai_imc.answers import exact_match, token_recall
 from monai_imc.bench.runner import BenchRunner
 from monai_imc.calibrate import PDCCalibrator
 from monai_imc.data import VQARow
@@ -69,7 +69,7 @@ class StrengthChoice:
 def score_of(row: VQARow, answer: str) -> float:
     """One question's score: a closed answer's accuracy, an open one's token recall (0-1)."""
     if row.closed:
-        return float(normalize_answer(answer) == normalize_answer(row.answer))
+        return float(exact_match(answer, row.answer))
     return float(token_recall(answer, row.answer))
 
 

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from monai_imc.answers import normalize_answer, token_recall
+from monai_imc.answers import exact_match, token_recall
 from monai_imc.atomic import atomic_output
 from monai_imc.bench.denoise import DENOISERS, DenoiseChoice, apply_denoiser, choose_on_rows
 from monai_imc.bench.records import (
@@ -463,7 +463,7 @@ class BenchRunner:
         return BenchRecord(
             item=item_id(job.row), dataset=job.row.dataset, closed=job.row.closed, noise=job.noise,
             severity=job.severity, method=job.method, question=job.question, answer=answer,
-            reference=job.row.answer, correct=normalize_answer(answer) == normalize_answer(job.row.answer),
+            reference=job.row.answer, correct=exact_match(answer, job.row.answer),
             recall=round(token_recall(answer, job.row.answer), 4), perceived=job.perceived, calls=job.calls,
             confidence=float(f"{confidence:.4g}") if confidence is not None else None, calibrated=job.calibrated,
             edited=job.repair.edited if job.repair else None,

@@ -21,7 +21,7 @@ from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
-from monai_imc.answers import normalize_answer, token_recall
+from monai_imc.answers import exact_match, normalize_answer, token_recall
 from monai_imc.data import VQARow, load_vqa, shuffled_images
 from monai_imc.prompts import (
     CLEAN_LABEL,
@@ -144,9 +144,9 @@ def evaluate_vqa(
         return round(100.0 * sum(values) / len(values), 2) if values else 0.0
 
     out: dict[str, Any] = {
-        "closed_acc": pct([float(normalize_answer(a) == normalize_answer(r.answer)) for a, r in closed]),
+        "closed_acc": pct([float(exact_match(a, r.answer)) for a, r in closed]),
         "closed_n": len(closed),
-        "open_acc": pct([float(normalize_answer(a) == normalize_answer(r.answer)) for a, r in opened]),
+        "open_acc": pct([float(exact_match(a, r.answer)) for a, r in opened]),
         "open_recall": pct([token_recall(a, r.answer) for a, r in opened]),
         "open_n": len(opened),
         "closed_majority": round(closed_majority_accuracy(rows), 2),
@@ -155,7 +155,7 @@ def evaluate_vqa(
         hits: dict[str, list[float]] = {}
         for a, r in zip(answers, rows):
             name = groups.get((r.image_key, r.question), "")
-            hits.setdefault(name, []).append(float(normalize_answer(a) == normalize_answer(r.answer)))
+            hits.setdefault(name, []).append(float(exact_match(a, r.answer)))
         out["by_group"] = {k: {"acc": pct(v), "n": len(v)} for k, v in sorted(hits.items())}
     return out
 
@@ -204,7 +204,7 @@ def evaluate_roles(
             s["judge"].append(float(label == e.noise))
             s["detect"].append(float((label == CLEAN_LABEL) == (e.noise == CLEAN_LABEL) and label is not None))
             s["em"].append(float(" ".join(rewrite.split()) == e.clean))
-            s["em_norm"].append(float(normalize_answer(rewrite) == normalize_answer(e.clean)))
+            s["em_norm"].append(float(exact_match(rewrite, e.clean)))
 
     def summary(groups: list[dict[str, list[float]]]) -> dict[str, float]:
         merged = {k: [v for g in groups for v in g[k]] for k in ("judge", "detect", "em", "em_norm")}

@@ -26,6 +26,13 @@ def test_normalize_answer() -> None:
     assert normalize_answer("an X-Ray") == "x ray"
 
 
+def test_exact_match_compares_normalised_answers() -> None:
+    from monai_imc.answers import exact_match
+
+    assert exact_match("The left lung.", "left lung") and exact_match("X-Ray", "x ray")
+    assert not exact_match("left lung", "right lung") and not exact_match("lung", "left lung")
+
+
 def test_heldout_slice_is_fixed_and_about_five_percent() -> None:
     keys = [f"slake/xmlab{i}/source.jpg" for i in range(2000)]
     share = sum(map(is_heldout_image, keys)) / len(keys)
