@@ -295,12 +295,17 @@ def propose(
     return _dedupe(out)
 
 
+def _plural_of(word: str, other: str) -> bool:
+    """Whether ``word`` is ``other`` in the plural (or possessive): ``organs``, ``masses``, ``organ's``."""
+    return any(word == other + end for end in ("s", "es", "'s"))
+
+
 def _same_number(word: str, options: set[str]) -> set[str]:
     """``options`` without the plurals of other options when ``word`` does not end in ``s``: a repair of
     ``orqan`` or ``org`` may be ``organ``, not ``organs`` (how many is a fact of the text, not the repair's)."""
     if word.endswith("s"):
         return options
-    return {w for w in options if not any(w == v + end for end in ("s", "es") for v in options)}
+    return {w for w in options if not any(_plural_of(w, v) for v in options)}
 
 
 def _admissible(word: str, other: str) -> bool:
@@ -309,8 +314,10 @@ def _admissible(word: str, other: str) -> bool:
     return _same_polarity(word, other) and not is_protected_word(other) and len(other) >= 2
 
 
-#: Most letter readings of one misread word that are tried (each look-alike digit has one or two).
+#: Most letter readings of one misread word that are tried: its digits read as letters (each look-alike
+#: digit has one or two), then each of those through look-alike glyphs.
 _MAX_READINGS = 32
+_MAX_GLYPH_VARIANTS = 4096
 
 #: Glyphs optical recognition reads as one another (``rn``/``m``, ``li``/``h``, ``cl``/``d``, ``vv``/``w``,
 #: ``ri``/``n``, a capital ``I`` for an ``l``): a misread word is read back through at most two of them.
@@ -333,7 +340,7 @@ def _glyph_variants(word: str, depth: int = 2) -> set[str]:
                     i = w.find(glyph, i + 1)
         frontier = found - seen
         seen |= frontier
-        if len(seen) > 4 * _MAX_READINGS * _MAX_READINGS:
+        if len(seen) > _MAX_GLYPH_VARIANTS:
             break
     return seen
 
@@ -384,7 +391,7 @@ def _sound_alike(a: str, b: str) -> bool:
     """A sound-alike that is not the same word in another number (``nodule`` / ``nodules``: a correct word's
     number is a fact of the text, so that edit asks the overwhelming margin)."""
     long, short = (a, b) if len(a) >= len(b) else (b, a)
-    return not any(long == short + end for end in ("s", "es", "'s")) and sounds_alike(a, b)
+    return not _plural_of(long, short) and sounds_alike(a, b)
 
 
 def _has_digit(word: str) -> bool:

@@ -239,11 +239,12 @@ class SMSRefiner:
         """The surprisal (nats) of each word of ``text`` that :attr:`sound_alike_suspicion` applies to: a word
         :meth:`suspicion_of` rates by its surprisal (correct, editable, not the first) that sounds like another
         known word."""
-        out = []
+        out: list[float] = []
+        if self.vocabulary is None:
+            return out
         for i, (m, (_w, v)) in enumerate(zip(WORD.finditer(text), assessment.surprisal)):
             rated = self.suspicion_of(text, m, v, i)
-            if rated is not None and not math.isinf(rated) and self.vocabulary is not None \
-                    and sound_alikes(m.group(), self.vocabulary):
+            if rated is not None and not math.isinf(rated) and sound_alikes(m.group(), self.vocabulary):
                 out.append(v)
         return out
 
