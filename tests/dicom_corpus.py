@@ -21,7 +21,8 @@ from pydicom.sr.codedict import codes
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, RLELossless, generate_uid
 
 from monai_imc.dicom.frames import DEFAULT_MAX_PIXELS
-from monai_imc.dicom.sr import AlgorithmInfo, ImageAssessment, write_imc_sr
+from monai_imc.dicom.sr import AlgorithmInfo, ImageAssessment
+from monai_imc.dicom.sr_file import write_imc_sr
 
 STUDY_UID = "1.2.826.0.1.3680043.8.498.19"  # one study for every kind, like a PACS study
 PATIENT = ("CORPUS^Patient", "CORPUS-0001")

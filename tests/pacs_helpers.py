@@ -3,7 +3,7 @@ DICOM, reading back what a PACS holds, and a stand-in for the model step.
 
 The sender is pynetdicom (what a router does: send, and resend what was not acknowledged). The stand-in
 processor (:class:`StandInProcessor`) replaces only the model step of the app: it writes a real IMC SR
-(:func:`monai_imc.dicom.sr.write_imc_sr`, deterministic UIDs) per image series, with no model, so that a
+(:func:`monai_imc.dicom.sr_file.write_imc_sr`, deterministic UIDs) per image series, with no model, so that a
 service restarted many times does not spend ~20 s loading the model at each start; the tests say where they
 use it, and one end-to-end test runs the real app and model.
 """
@@ -19,7 +19,8 @@ import pydicom
 from pydicom.data import get_testdata_file
 from pydicom.uid import generate_uid
 
-from monai_imc.dicom.sr import AlgorithmInfo, ImageAssessment, write_imc_sr
+from monai_imc.dicom.sr import AlgorithmInfo, ImageAssessment
+from monai_imc.dicom.sr_file import write_imc_sr
 from monai_imc.pacs.service import ProcessResult
 
 logger = logging.getLogger(__name__)

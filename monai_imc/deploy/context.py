@@ -25,7 +25,8 @@ from typing import Any
 from monai_imc.bundle import CONFIG, bundle_parser, find_bundle, parsed
 from monai_imc.deploy.work import SR_WORKER
 from monai_imc.dicom.frames import DEFAULT_MAX_PIXELS
-from monai_imc.dicom.sr import AlgorithmInfo, warm_up_sr_writer
+from monai_imc.dicom.sr import AlgorithmInfo
+from monai_imc.dicom.sr_file import warm_up_sr_writer
 from monai_imc.dicom.views import CT_PRESETS
 from monai_imc.pipeline import IMCPipeline
 from monai_imc.refine import SMSRefiner
@@ -208,7 +209,7 @@ def load_context(path: str | os.PathLike[str], device: str | None = None) -> IMC
 
 
 def _warm_up_sr_worker() -> None:
-    """Start the SR worker process and load highdicom's tables there (:func:`~monai_imc.dicom.sr.warm_up_sr_writer`)
+    """Start the SR worker process and load highdicom's tables there (:func:`~monai_imc.dicom.sr_file.warm_up_sr_writer`)
     while the model loads; a failure is logged only (the first real SR loads the same tables, and reports
     errors)."""
 

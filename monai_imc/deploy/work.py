@@ -23,13 +23,13 @@ Usage::
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import os
 from collections.abc import Callable, Iterable, MutableMapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from pydicom.dataset import Dataset
 from tqdm.auto import tqdm
@@ -38,14 +38,8 @@ from monai_imc.calibrate import Calibration
 from monai_imc.deploy.texts import ClinicalText, Sidecar, collect_texts
 from monai_imc.dicom.frames import DEFAULT_MAX_PIXELS
 from monai_imc.dicom.read import check_complete
-from monai_imc.dicom.sr import (
-    AlgorithmInfo,
-    EncodedSR,
-    ImageAssessment,
-    TextRecord,
-    encode_imc_sr,
-    save_encoded_sr,
-)
+from monai_imc.dicom.sr import AlgorithmInfo, ImageAssessment, TextRecord
+from monai_imc.dicom.sr_file import EncodedSR, encode_imc_sr, save_encoded_sr
 from monai_imc.dicom.views import (
     SeriesView,
     UnsupportedSeriesError,
@@ -78,7 +72,7 @@ __all__ = [
     "refine_texts",
     "run_step",
     "series_work",
-    "sr_content",
+    "sr_encoder",
     "sr_file_name",
     "write_sr",
 ]
@@ -392,10 +386,12 @@ def sr_file_name(series_uid: str) -> str:
     return f"IMC_SR_{series_uid}.dcm"
 
 
-def sr_content(work: SeriesWork, algorithm: AlgorithmInfo, series_number: int = 900) -> tuple[Any, ...]:
-    """The arguments of :func:`~monai_imc.dicom.sr.encode_imc_sr` for the series' IMC SR (one TID 1501 group
-    per assessed view), all picklable: the source datasets without their pixel data (the SR needs their
-    patient, study and instance attributes only)."""
+def sr_encoder(
+    work: SeriesWork, algorithm: AlgorithmInfo, series_number: int = 900
+) -> functools.partial[EncodedSR]:
+    """:func:`~monai_imc.dicom.sr_file.encode_imc_sr` bound to the series' IMC SR (one TID 1501 group per
+    assessed view): call it to encode the SR; it pickles, with the source datasets without their pixel data
+    (the SR needs their patient, study and instance attributes only), so a worker process can call it."""
     if not work.assessed:
         raise ValueError("no assessed view to report")
     headers: dict[int, Dataset] = {}
@@ -438,7 +434,14 @@ def sr_content(work: SeriesWork, algorithm: AlgorithmInfo, series_number: int = 
         if not text.source.ask:
             records.append(TextRecord(text.source.role, text.source.text, text.text, edits=text.edits))
     description = f"IMC assessment of {work.modality or 'images'} (unverified)"[:64]
-    return (assessments, records, algorithm, series_number, 1, description)
+    return functools.partial(
+        encode_imc_sr,
+        assessments,
+        records,
+        algorithm,
+        series_number=series_number,
+        series_description=description,
+    )
 
 
 SR_WORKER = "imc-sr"
@@ -451,7 +454,7 @@ def draft_sr(work: SeriesWork, algorithm: AlgorithmInfo, series_number: int = 90
     reaches :func:`write_sr`, which fails the series with it."""
     if not work.active or not work.assessed:
         return work
-    draft = beside(SR_WORKER, encode_imc_sr, *sr_content(work, algorithm, series_number))
+    draft = beside(SR_WORKER, sr_encoder(work, algorithm, series_number))
     return dataclasses.replace(work, sr_draft=draft)
 
 
@@ -465,7 +468,7 @@ def write_sr(
     if work.sr_draft is not None:
         encoded = work.sr_draft.result()
     else:
-        encoded = encode_imc_sr(*sr_content(work, algorithm, series_number))
+        encoded = sr_encoder(work, algorithm, series_number)()
     path = save_encoded_sr(Path(folder) / sr_file_name(work.series_uid), encoded)
     return dataclasses.replace(work, status="written", sr_path=path, sr_draft=None)
 

@@ -25,9 +25,12 @@ patient and study attributes come from the source images (highdicom copies them 
 PACS files it into the original study. Texts, including those taken from DICOM fields, are stored as
 given: never parsed or interpreted. The original text is always written, whatever refinement did.
 
+The SR is built here (:func:`build_imc_sr`) and written as a file by :mod:`monai_imc.dicom.sr_file`.
+
 Usage::
 
-    from monai_imc.dicom.sr import AlgorithmInfo, ImageAssessment, TextRecord, write_imc_sr
+    from monai_imc.dicom.sr import AlgorithmInfo, ImageAssessment, TextRecord
+    from monai_imc.dicom.sr_file import write_imc_sr
 
     path = write_imc_sr(
         "out/imc_sr.dcm",
@@ -41,14 +44,10 @@ Usage::
 from __future__ import annotations
 
 import dataclasses
-import io
 import logging
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
-import pydicom
 from highdicom.sr import (
     AlgorithmIdentification,
     Comprehensive3DSR,
@@ -64,26 +63,15 @@ from highdicom.sr import (
 )
 from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
-from pydicom.uid import CTImageStorage, generate_uid
+from pydicom.uid import generate_uid
 
 import monai_imc
-from monai_imc.atomic import atomic_output
 from monai_imc.dicom import codes as imc_codes
 from monai_imc.dicom import vr
 from monai_imc.dicom.sr_text import TextRecord, text_item, text_record_container
 from monai_imc.dicom.uids import sr_uids
 
-__all__ = [
-    "AlgorithmInfo",
-    "EncodedSR",
-    "ImageAssessment",
-    "TextRecord",
-    "build_imc_sr",
-    "encode_imc_sr",
-    "save_encoded_sr",
-    "warm_up_sr_writer",
-    "write_imc_sr",
-]
+__all__ = ["AlgorithmInfo", "ImageAssessment", "TextRecord", "build_imc_sr"]
 
 logger = logging.getLogger(__name__)
 
@@ -285,114 +273,6 @@ def build_imc_sr(
     return sr
 
 
-@dataclass(frozen=True)
-class EncodedSR:
-    """An IMC SR encoded as a DICOM Part 10 file in memory, checked and read back, ready to be saved.
-
-    Attributes:
-        data: the file's bytes.
-        sop_instance_uid: its SOPInstanceUID.
-        groups: how many measurement groups (assessed images) it holds.
-    """
-
-    data: bytes
-    sop_instance_uid: str
-    groups: int
-
-
-def encode_imc_sr(
-    assessments: Sequence[ImageAssessment],
-    texts: Sequence[TextRecord],
-    algorithm: AlgorithmInfo,
-    series_number: int = 900,
-    instance_number: int = 1,
-    series_description: str = "IMC artifact assessment (unverified)",
-    institution_name: str | None = None,
-) -> EncodedSR:
-    """Build the IMC SR (:func:`build_imc_sr`), check its values against their VRs and encode it as a Part 10
-    file in memory, read back once. A module-level function of picklable arguments: the app runs it in a
-    worker process beside the model (:func:`monai_imc.deploy.work.draft_sr`). Arguments as
-    :func:`write_imc_sr`'s, without the path.
-
-    Raises:
-        ValueError: see :func:`build_imc_sr`, or a value that would break the DICOM standard.
-    """
-    sr = build_imc_sr(
-        assessments,
-        texts,
-        algorithm,
-        series_number=series_number,
-        instance_number=instance_number,
-        series_description=series_description,
-        institution_name=institution_name,
-    )
-    vr.clean_text_values(sr)
-    found = vr.problems(sr)
-    if found:
-        raise ValueError(f"the SR would break the DICOM standard: {'; '.join(found[:5])}")
-    buffer = io.BytesIO()
-    sr.save_as(buffer, enforce_file_format=True)
-    data = buffer.getvalue()
-    pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True)  # reads back before anything is written
-    return EncodedSR(data, str(sr.SOPInstanceUID), len(assessments))
-
-
-def save_encoded_sr(path: str | os.PathLike[str], encoded: EncodedSR) -> Path:
-    """Write an encoded SR atomically (temporary file beside ``path``, then rename); returns ``path``."""
-    target = Path(path)
-    with atomic_output(target) as tmp:
-        tmp.write_bytes(encoded.data)
-    logger.info(
-        "wrote IMC SR (SOP Instance UID %s, %d groups, %d bytes) to %s",
-        encoded.sop_instance_uid,
-        encoded.groups,
-        len(encoded.data),
-        target,
-    )
-    return target
-
-
-def write_imc_sr(
-    path: str | os.PathLike[str],
-    assessments: Sequence[ImageAssessment],
-    texts: Sequence[TextRecord],
-    algorithm: AlgorithmInfo,
-    series_number: int = 900,
-    instance_number: int = 1,
-    series_description: str = "IMC artifact assessment (unverified)",
-    institution_name: str | None = None,
-) -> Path:
-    """Build the IMC SR and write it atomically (temporary file beside ``path``, then rename):
-    :func:`encode_imc_sr`, then :func:`save_encoded_sr`.
-
-    Args:
-        path: the output file.
-        assessments: one per assessed image, all of one study.
-        texts: the clinical text records.
-        algorithm: model id, bank hash and version.
-        series_number: SeriesNumber of the new SR series.
-        instance_number: InstanceNumber of the SR.
-        series_description: SeriesDescription of the new SR series.
-        institution_name: InstitutionName, when known.
-
-    Returns:
-        The path written.
-
-    Raises:
-        ValueError: see :func:`build_imc_sr`; nothing is written then.
-    """
-    encoded = encode_imc_sr(
-        assessments,
-        texts,
-        algorithm,
-        series_number=series_number,
-        instance_number=instance_number,
-        series_description=series_description,
-        institution_name=institution_name,
-    )
-    return save_encoded_sr(path, encoded)
-
-
 # --- internals ----------------------------------------------------------------------------------------
 
 
@@ -496,18 +376,3 @@ def _group(
     items += [text_record_container(record) for record in texts]  # each text in a container of its own
     return group
 
-
-def warm_up_sr_writer() -> None:
-    """Encode two SRs of a synthetic image in memory (nothing is written), so that highdicom's tables of the
-    standard and its lazily built caches are loaded before the first real SR: about a second once per
-    process, which :func:`monai_imc.deploy.context.load_context` spends in the SR worker process while the
-    model loads instead of in the first study's SR stage."""
-    for _ in range(2):
-        ds = Dataset()
-        ds.SOPClassUID = CTImageStorage
-        ds.SOPInstanceUID, ds.StudyInstanceUID, ds.SeriesInstanceUID = (generate_uid() for _ in range(3))
-        ds.Modality, ds.PatientID, ds.PatientName, ds.StudyID = "CT", "0", "warm^up", "1"
-        ds.StudyDate, ds.StudyTime, ds.AccessionNumber, ds.ReferringPhysicianName = "20260101", "000000", "", ""
-        ds.PatientBirthDate, ds.PatientSex = "", ""
-        record = TextRecord("question", "What is shown?", "What is shown?", "What is shown?", "ct")
-        encode_imc_sr([ImageAssessment(ds, "motion", 3, 0.8)], [record], AlgorithmInfo("warm-up", "sha256:0"))

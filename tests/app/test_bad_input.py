@@ -20,7 +20,8 @@ from monai_imc.deploy.context import IMCContext
 from monai_imc.deploy.report import REPORT_NAME
 from monai_imc.deploy.sample import SampleStudy
 from monai_imc.deploy.work import sr_file_name
-from monai_imc.dicom.sr import AlgorithmInfo, ImageAssessment, write_imc_sr
+from monai_imc.dicom.sr import AlgorithmInfo, ImageAssessment
+from monai_imc.dicom.sr_file import write_imc_sr
 
 PATIENT_MARKERS = ("IMC^Sample", "IMC-SAMPLE-0001")
 

@@ -32,7 +32,8 @@ from pydicom import uid
 
 from monai_imc.dicom import vr
 from monai_imc.dicom.read import read_dicom_file
-from monai_imc.dicom.sr import AlgorithmInfo, ImageAssessment, TextRecord, write_imc_sr
+from monai_imc.dicom.sr import AlgorithmInfo, ImageAssessment, TextRecord
+from monai_imc.dicom.sr_file import write_imc_sr
 from monai_imc.dicom.views import UnsupportedSeriesError, series_views
 
 EXAMPLES = int(os.environ.get("MONAI_IMC_FUZZ_EXAMPLES", "30"))

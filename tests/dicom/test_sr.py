@@ -13,8 +13,9 @@ import pytest
 from helpers import dicom_path, require_tool
 
 from monai_imc.dicom import codes
-from monai_imc.dicom import sr as sr_module
-from monai_imc.dicom.sr import AlgorithmInfo, ImageAssessment, TextRecord, build_imc_sr, write_imc_sr
+from monai_imc.dicom import sr_file as sr_module
+from monai_imc.dicom.sr import AlgorithmInfo, ImageAssessment, TextRecord, build_imc_sr
+from monai_imc.dicom.sr_file import write_imc_sr
 from monai_imc.noise import list_noises
 
 ALGORITHM = AlgorithmInfo(model_id="tiny-llava-med", bank_hash="sha256:0f3a9c")

@@ -11,7 +11,8 @@ import pytest
 from helpers import dicom_path, require_tool
 
 from monai_imc.dicom import vr
-from monai_imc.dicom.sr import AlgorithmInfo, ImageAssessment, TextRecord, write_imc_sr
+from monai_imc.dicom.sr import AlgorithmInfo, ImageAssessment, TextRecord
+from monai_imc.dicom.sr_file import write_imc_sr
 
 
 @pytest.mark.parametrize(
