@@ -51,8 +51,8 @@ def worker(name: str) -> ThreadPoolExecutor:
 
 def beside(name: str, fn: Callable[..., T], *args: Any) -> Future[T]:
     """``fn(*args)`` beside the caller, in the worker process ``name`` (in its worker thread where no process
-    can run). ``fn`` must pickle (a module-level function, or a ``functools.partial`` of one) and so must ``args``; an exception
-    ``fn`` raises reaches the future as it would from a thread."""
+    can run). ``fn`` must pickle (a module-level function, or a ``functools.partial`` of one) and so must
+    ``args``; an exception ``fn`` raises reaches the future as it would from a thread."""
     return worker(name).submit(_in_process, name, fn, args)
 
 
