@@ -41,26 +41,45 @@ from monai_imc.discriminant import LinearDiscriminant
 from monai_imc.models.base import ImageInput, VisionFeatures
 from monai_imc.perceiver_choice import gate_probability
 from monai_imc.prototypes import CLEAN, PrototypeBank, descriptor
-from monai_imc.quality import MEASURES, assessability, measure_view, measure_views, measures_and_vector
+from monai_imc.quality import (
+    MEASURES,
+    assessability,
+    measure_view,
+    measure_views,
+    measures_and_vector,
+    warm_up,
+)
 from monai_imc.workers import beside
 
 __all__ = [
     "ARTIFACT",
     "CLEAN_VERDICT",
+    "MEASURES_WORKER",
     "NOT_ASSESSABLE",
     "ArtifactPerceiver",
     "Measured",
     "Perception",
     "measure_view",
+    "warm_up_measures_worker",
 ]
 
 CLEAN_VERDICT = "clean"
 ARTIFACT = "artifact"
 NOT_ASSESSABLE = "not assessable"
 
+MEASURES_WORKER = "imc-measures"
+"""The worker process of the physics measures (:func:`monai_imc.workers.beside`)."""
+
 Measured = tuple[dict[str, float], np.ndarray] | None
 """The physics measures of one view, by name and as the descriptor's vector
 (:func:`~monai_imc.quality.measures_and_vector`); ``None`` for a view that cannot be measured."""
+
+
+def warm_up_measures_worker() -> Future[None]:
+    """Start the measures' worker process and run every measure once there (:func:`monai_imc.quality.warm_up`),
+    beside the caller: while the model loads, so that the first image's measures do not wait for the process
+    to start (about 0.2 s)."""
+    return beside(MEASURES_WORKER, warm_up)
 
 
 @dataclass(frozen=True)
@@ -220,7 +239,7 @@ class ArtifactPerceiver:
         ``None`` when this perceiver reads no measures. Pass the future's result to :meth:`perceive` (``measured``)."""
         if not self.uses_measures:
             return None
-        return beside("imc-measures", measure_views, [np.asarray(v) for v in views], self.measure_names)
+        return beside(MEASURES_WORKER, measure_views, [np.asarray(v) for v in views], self.measure_names)
 
     @property
     def range_threshold(self) -> float | None:
@@ -238,12 +257,17 @@ class ArtifactPerceiver:
         """One image's standardised descriptor ``(dim,)``: tokens, then the measures of ``view`` (or the
         vector ``measured`` of them; zeros, the bank's mean, where neither is given: only the fused
         discriminant reads them)."""
-        d = descriptor(tokens.detach().to("cpu"))
+        return self._standardise(descriptor(tokens.detach().to("cpu")), view, measured)
+
+    def _standardise(
+        self, d: torch.Tensor, view: ImageInput | None = None, measured: np.ndarray | None = None
+    ) -> torch.Tensor:
+        """:meth:`standardised` of the token descriptor ``d`` (:func:`~monai_imc.prototypes.descriptor`)."""
         width = self._center.shape[0]
         n_measures = width - d.shape[0]
         if n_measures not in (0, len(self.measure_names)):
             raise ValueError(
-                f"features of width {tokens.shape[-1]} do not fit a bank built on a descriptor of width {width}"
+                f"features of width {d.shape[0] // 2} do not fit a bank built on a descriptor of width {width}"
             )
         z_tokens = (d - self._center[: d.shape[0]]) / self._scale[: d.shape[0]]
         projection = self.bank.tensors.get("descriptor_projection")
@@ -347,14 +371,15 @@ class ArtifactPerceiver:
                     f"smaller ({side} px) than the images the prototype bank was built from (typically {typical:.0f} px)",
                     chosen.name,
                 )
-        if not bool(torch.isfinite(tokens).all()):
+        d = descriptor(tokens.detach().to("cpu"))
+        if not bool(torch.isfinite(d).all()):  # a NaN or infinite token leaves its moments non-finite
             return _unassessable("the model's image features are not finite", chosen.name)
         measures, vector = None, None
         if view is not None and self.uses_measures:
             if measured is None:
                 measured = measures_and_vector(np.asarray(view), self.measure_names)
             measures, vector = measured
-        z = self.standardised(tokens, view if vector is not None else None, vector)
+        z = self._standardise(d, view if vector is not None else None, vector)
         if not bool(torch.isfinite(z).all()):
             return _unassessable("the image's measures are not finite", chosen.name)
         distance = float(chosen.lda.distances(z[None])[0])

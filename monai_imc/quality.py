@@ -67,6 +67,8 @@ __all__ = [
     "spike_score",
     "truncation_cliff",
     "vector_of",
+    "warm_up",
+    "warm_up_view",
 ]
 
 WORK_SIZE = 256
@@ -448,3 +450,18 @@ def measure_views(
 ) -> list[tuple[dict[str, float], np.ndarray] | None]:
     """:func:`measure_view` of each view (one task for a worker process: :func:`monai_imc.workers.beside`)."""
     return [measure_view(v, names) for v in views]
+
+
+def warm_up(size: int = WORK_SIZE) -> None:
+    """Every measure once on a synthetic ``size`` x ``size`` view (:func:`warm_up_view`), for nothing: what
+    the measures' worker process does while the model loads, so that the first image does not wait for the
+    imports, scipy's FFT plans and numpy's first buffers."""
+    measure_views([warm_up_view(size)])
+
+
+def warm_up_view(size: int = WORK_SIZE) -> np.ndarray:
+    """An assessable synthetic view: a shaded disc on black with seeded noise, ``(size, size)`` uint8."""
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    disc = ((yy - 0.5) ** 2 + (xx - 0.5) ** 2 < 0.16) * (0.6 + 0.3 * xx)
+    noisy = disc + np.random.default_rng(0).normal(0.0, 0.02, disc.shape)
+    return np.clip(noisy * 255, 0, 255).astype(np.uint8)

@@ -49,3 +49,13 @@ def test_no_process_means_the_thread(
     with caplog.at_level(logging.WARNING, logger="monai_imc.workers"):
         assert workers.beside("test-workers-none", os.getpid).result(timeout=60) == os.getpid()
     assert "no worker process (no processes here)" in caplog.text
+
+
+def test_the_measures_worker_warms_up_in_its_own_process_on_a_view_every_measure_reads() -> None:
+    from monai_imc.perceive import MEASURES_WORKER, warm_up_measures_worker
+    from monai_imc.quality import MEASURES, warm_up_view
+
+    measured = measure_view(warm_up_view())  # what the warm-up measures: assessable, so every measure runs
+    assert measured is not None and set(measured[0]) == set(MEASURES) and np.isfinite(measured[1]).all()
+    assert warm_up_measures_worker().result(timeout=60) is None
+    assert workers.beside(MEASURES_WORKER, os.getpid).result(timeout=60) != os.getpid()

@@ -16,8 +16,18 @@ from monai_imc.bank_build import build_bank
 from monai_imc.models import load_model
 from monai_imc.models.tiny import build_tiny_checkpoint
 from monai_imc.perceive import ArtifactPerceiver
-from monai_imc.prototypes import BankMismatchError, PrototypeBank, model_fingerprint
+from monai_imc.prototypes import BankMismatchError, PrototypeBank, descriptor, model_fingerprint
 from monai_imc.quality import MEASURES
+
+
+def test_the_descriptor_is_the_tokens_mean_and_population_std() -> None:
+    # a large mean beside a small spread: the variance must not lose its digits to the mean
+    tokens = 100.0 + 0.5 * torch.randn(49, 64, generator=torch.Generator().manual_seed(0))
+    exact = tokens.double()
+    expected = torch.cat([exact.mean(0), exact.std(0, unbiased=False)])
+    d = descriptor(tokens.t().contiguous().t())  # the tower's tokens come transposed (not contiguous)
+    assert d.shape == (128,) and d.dtype == torch.float32
+    assert torch.allclose(d.double(), expected, rtol=0, atol=2e-5)
 
 
 def test_bank_holds_every_statistic(bank: PrototypeBank, tiny_llava) -> None:
