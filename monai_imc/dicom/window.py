@@ -47,7 +47,10 @@ def modality_lut(ds: Dataset, frame: np.ndarray, frame_index: int | None) -> np.
             source = item
     slope = float(source.get("RescaleSlope", 1.0) or 1.0)
     intercept = float(source.get("RescaleIntercept", 0.0) or 0.0)
-    return frame.astype(np.float64) * slope + intercept
+    values = frame.astype(np.float64)  # in place from here: a radiograph's frame is tens of MB in float64
+    values *= slope
+    values += intercept
+    return values
 
 
 def first(value: Any) -> float:
@@ -76,16 +79,28 @@ def voi_source(ds: Dataset, frame_index: int | None) -> Dataset | tuple[float, f
 
 
 def apply_window(values: np.ndarray, center: float, width: float, function: str) -> np.ndarray:
-    """The VOI window of PS3.3 C.11.2.1.2 mapped to 0..255."""
-    if function == "SIGMOID":
-        out = 255.0 / (1.0 + np.exp(-4.0 * (values - center) / width))
-    elif function == "LINEAR_EXACT":
-        out = ((values - center) / width + 0.5) * 255.0
-    elif width <= 1.0:  # LINEAR with the smallest width: a threshold
-        out = np.where(values > center - 0.5, 255.0, 0.0)
-    else:  # LINEAR
-        out = ((values - (center - 0.5)) / (width - 1.0) + 0.5) * 255.0
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+    """The VOI window of PS3.3 C.11.2.1.2 mapped to 0..255.
+
+    The formulas' operations run in place on one float64 copy of ``values``, in the standard's order (a
+    radiograph's frame is tens of MB in float64: every temporary is a fresh allocation the first time)."""
+    if width <= 1.0 and function not in ("SIGMOID", "LINEAR_EXACT"):  # LINEAR, smallest width: a threshold
+        return np.where(values > center - 0.5, 255, 0).astype(np.uint8)
+    out = np.subtract(
+        values, center if function in ("SIGMOID", "LINEAR_EXACT") else center - 0.5, dtype=np.float64
+    )
+    if function == "SIGMOID":  # 255 / (1 + exp(-4 (x - c) / w))
+        out *= -4.0
+        out /= width
+        np.exp(out, out=out)
+        out += 1.0
+        np.divide(255.0, out, out=out)
+    else:  # LINEAR_EXACT ((x - c) / w + 0.5) * 255; LINEAR ((x - (c - 0.5)) / (w - 1) + 0.5) * 255
+        out /= width if function == "LINEAR_EXACT" else width - 1.0
+        out += 0.5
+        out *= 255.0
+    np.rint(out, out=out)
+    np.clip(out, 0, 255, out=out)
+    return out.astype(np.uint8)
 
 
 def lut_max(arr: np.ndarray) -> float:
@@ -95,5 +110,7 @@ def lut_max(arr: np.ndarray) -> float:
 def to_uint8(arr: np.ndarray, maximum: float) -> np.ndarray:
     if arr.dtype == np.uint8:
         return np.array(arr, copy=True)  # never the dataset's cached pixel array: views get frozen
-    scaled = np.asarray(arr, dtype=np.float64) * (255.0 / max(maximum, 1.0))
-    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+    scaled = np.multiply(arr, 255.0 / max(maximum, 1.0), dtype=np.float64)
+    np.rint(scaled, out=scaled)
+    np.clip(scaled, 0, 255, out=scaled)
+    return scaled.astype(np.uint8)
