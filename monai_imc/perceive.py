@@ -22,8 +22,8 @@ Without views it falls back to the bank's token-only discriminant (a bank built 
 only that one).
 
 The physics measures read only the view, not the features: :meth:`ArtifactPerceiver.measure_async` starts
-them in the measures' worker process (:func:`monai_imc.workers.beside`: no GIL shared with the model) so
-that they run while the model encodes the same view, and :meth:`ArtifactPerceiver.perceive` takes their
+them in the worker process beside the encode (:func:`monai_imc.workers.beside`: no GIL shared with the
+model) so that they run while the model encodes the same view, and :meth:`ArtifactPerceiver.perceive` takes their
 result (``measured``).
 :meth:`monai_imc.pipeline.IMCPipeline.encode_and_perceive` is the one place that does both.
 """
@@ -49,12 +49,11 @@ from monai_imc.quality import (
     measures_and_vector,
     warm_up,
 )
-from monai_imc.workers import beside
+from monai_imc.workers import BESIDE_ENCODE, beside
 
 __all__ = [
     "ARTIFACT",
     "CLEAN_VERDICT",
-    "MEASURES_WORKER",
     "NOT_ASSESSABLE",
     "ArtifactPerceiver",
     "Measured",
@@ -67,8 +66,6 @@ CLEAN_VERDICT = "clean"
 ARTIFACT = "artifact"
 NOT_ASSESSABLE = "not assessable"
 
-MEASURES_WORKER = "imc-measures"
-"""The worker process of the physics measures (:func:`monai_imc.workers.beside`)."""
 
 Measured = tuple[dict[str, float], np.ndarray] | None
 """The physics measures of one view, by name and as the descriptor's vector
@@ -76,10 +73,10 @@ Measured = tuple[dict[str, float], np.ndarray] | None
 
 
 def warm_up_measures_worker() -> Future[None]:
-    """Start the measures' worker process and run every measure once there (:func:`monai_imc.quality.warm_up`),
-    beside the caller: while the model loads, so that the first image's measures do not wait for the process
-    to start (about 0.2 s)."""
-    return beside(MEASURES_WORKER, warm_up)
+    """Start the worker process beside the encode and run every measure once there
+    (:func:`monai_imc.quality.warm_up`), beside the caller: while the model loads, so that the first image's
+    measures do not wait for the process to start (about 0.2 s)."""
+    return beside(BESIDE_ENCODE, warm_up)
 
 
 @dataclass(frozen=True)
@@ -235,11 +232,12 @@ class ArtifactPerceiver:
         return "fused" in self._found
 
     def measure_async(self, views: Sequence[ImageInput]) -> Future[list[Measured]] | None:
-        """Start the physics measures of ``views`` in the measures' worker process (:func:`~monai_imc.workers.beside`);
-        ``None`` when this perceiver reads no measures. Pass the future's result to :meth:`perceive` (``measured``)."""
+        """Start the physics measures of ``views`` in the worker process beside the encode
+        (:func:`~monai_imc.workers.beside`); ``None`` when this perceiver reads no measures. Pass the future's
+        result to :meth:`perceive` (``measured``)."""
         if not self.uses_measures:
             return None
-        return beside(MEASURES_WORKER, measure_views, [np.asarray(v) for v in views], self.measure_names)
+        return beside(BESIDE_ENCODE, measure_views, [np.asarray(v) for v in views], self.measure_names)
 
     @property
     def range_threshold(self) -> float | None:

@@ -39,6 +39,7 @@ from monai_imc.calibrate import Calibration, PDCCalibrator, Variant
 from monai_imc.models.base import Capabilities, ImageInput, VisionFeatures, VisionLanguageModel
 from monai_imc.perceive import ArtifactPerceiver, Perception
 from monai_imc.prototypes import PrototypeBank
+from monai_imc.refine.process import RefinerProcess
 from monai_imc.restore import Restoration, Restorer
 from monai_imc.timing import timed
 from monai_imc.workers import worker
@@ -128,6 +129,12 @@ class IMCPipeline:
         refiner: the SMS refiner of the text half (``None``: refine raises, :meth:`run` does not refine).
         restorer: perceiver-guided image restoration (default: a disabled :class:`~monai_imc.restore.Restorer`;
             a bundle enables it in its config's ``restore`` section).
+        refine_process: where :meth:`run` refines beside the encode: a copy of ``refiner`` in a worker process
+            (:class:`~monai_imc.refine.process.RefinerProcess`; for a model on the CPU); ``None``: the
+            refiner itself, in a worker thread. :meth:`refine` always refines in turn, here.
+
+    Raises:
+        ValueError: ``refine_process`` refines for another refiner.
     """
 
     def __init__(
@@ -139,13 +146,17 @@ class IMCPipeline:
         check_bank: bool = True,
         refiner: SMSRefiner | None = None,
         restorer: Restorer | None = None,
+        refine_process: RefinerProcess | None = None,
     ) -> None:
+        if refine_process is not None and refine_process.refiner is not refiner:
+            raise ValueError("refine_process must run a copy of the pipeline's own refiner")
         if bank is not None and check_bank:
             bank.check_model(model)
         self.model = model
         self.bank = bank
         self.pdc = pdc
         self.refiner = refiner
+        self.refine_process = refine_process
         self.capabilities = Capabilities.of(model)
         self.perceiver = ArtifactPerceiver(bank) if bank is not None else None
         self.calibrator = PDCCalibrator(bank, variant=variant) if bank is not None else None
@@ -183,7 +194,7 @@ class IMCPipeline:
     ) -> tuple[VisionFeatures, list[Perception]]:
         """One vision pass over ``views`` and their perceptions (with the views' physics measures).
 
-        The measures read only the views, so they run in the measures' worker process while the model
+        The measures read only the views, so they run in the worker process beside the encode while the model
         encodes (:meth:`ArtifactPerceiver.measure_async`); the ``perceive`` stage then times only what
         perception adds to the wall time: waiting for the measures, and the discriminant.
 
@@ -259,14 +270,16 @@ class IMCPipeline:
             return self.refiner.refine(text)
 
     def _refine_async(self, text: str) -> Future[Refinement]:
-        """Start :meth:`refine`'s work on the text worker thread (untimed there: :meth:`run` times the wait).
+        """Start :meth:`refine`'s work on the text worker thread (which waits on :attr:`refine_process` where
+        there is one); untimed there: :meth:`run` times the wait.
 
         Raises:
             RuntimeError: the pipeline has no refiner.
         """
         if self.refiner is None:
             raise RuntimeError("refine needs an SMS refiner; this pipeline has none")
-        return worker("imc-text").submit(self.refiner.refine, text)
+        agent = self.refine_process if self.refine_process is not None else self.refiner
+        return worker("imc-text").submit(agent.refine, text)
 
     def generate(self, features: VisionFeatures, question: str, **gen: Any) -> str:
         """The model's answer to ``question`` about the images behind ``features`` (no vision pass)."""
@@ -287,7 +300,12 @@ class IMCPipeline:
 
     # ------------------------------------------------------------------ the method
     def answer(
-        self, image: ImageInput, question: str, pdc: bool | None = None, modality: str | None = None, **gen: Any
+        self,
+        image: ImageInput,
+        question: str,
+        pdc: bool | None = None,
+        modality: str | None = None,
+        **gen: Any,
     ) -> IMCAnswer:
         """Perceive, calibrate and answer ``question`` about ``image`` (no refine; see :meth:`run`);
         ``pdc`` overrides the pipeline's setting for this call; ``modality``: the image's DICOM modality."""

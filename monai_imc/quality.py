@@ -167,7 +167,9 @@ def gibbs_ringing(img: np.ndarray) -> float:
         return 0.0
     band = np.abs(ndimage.gaussian_filter(img, 0.7) - ndimage.gaussian_filter(img, 1.5))
     edge_gradient = float(magnitude[edges].mean(dtype=np.float64))
-    return float((band[near].mean(dtype=np.float64) - band[far].mean(dtype=np.float64)) / (edge_gradient + 1e-6))
+    return float(
+        (band[near].mean(dtype=np.float64) - band[far].mean(dtype=np.float64)) / (edge_gradient + 1e-6)
+    )
 
 
 def anisotropy(img: np.ndarray) -> float:
@@ -454,7 +456,7 @@ def measure_views(
 
 def warm_up(size: int = WORK_SIZE) -> None:
     """Every measure once on a synthetic ``size`` x ``size`` view (:func:`warm_up_view`), for nothing: what
-    the measures' worker process does while the model loads, so that the first image does not wait for the
+    the worker process beside the encode does while the model loads, so that the first image does not wait for the
     imports, scipy's FFT plans and numpy's first buffers."""
     measure_views([warm_up_view(size)])
 

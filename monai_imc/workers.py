@@ -1,7 +1,7 @@
 """Named workers for work that runs beside the model (one owner of the process's side threads and processes).
 
 :func:`worker` gives the one single-thread executor of a name, created on first use and shared by the
-whole process: ``"imc-measures"`` (the perceiver's physics measures, beside the encode) and ``"imc-text"``
+whole process: :data:`BESIDE_ENCODE` (the work beside the encode) and ``"imc-text"``
 (the SMS refinement, beside the encode; :meth:`monai_imc.pipeline.IMCPipeline.run`). One thread per name
 keeps each kind of side work in order and bounds the threads to the names used.
 
@@ -27,7 +27,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import IO, Any, TypeVar
 
-__all__ = ["PRELOAD", "beside", "worker"]
+__all__ = ["BESIDE_ENCODE", "PRELOAD", "beside", "in_worker_process", "worker"]
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +36,12 @@ T = TypeVar("T")
 PRELOAD: tuple[str, ...] = ("monai_imc.quality",)
 """What a worker process imports when it starts (numpy and scipy come with it)."""
 
+BESIDE_ENCODE = "imc-beside-encode"
+"""The one worker process of the work beside the encode: the perceiver's physics measures and the SMS copy
+(:mod:`monai_imc.refine.process`). One process, so they run in turn on the second core: in two processes
+they ran side by side at the start of every encode, and the encode lost its core to them (docs/costs.md)."""
+
+_IN_WORKER_PROCESS = False  # set in a worker process by _serve
 _WORKERS: dict[str, ThreadPoolExecutor] = {}
 _PROCESSES: dict[str, _Child | None] = {}
 _LOCK = threading.Lock()
@@ -47,6 +53,11 @@ def worker(name: str) -> ThreadPoolExecutor:
         if name not in _WORKERS:
             _WORKERS[name] = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
         return _WORKERS[name]
+
+
+def in_worker_process() -> bool:
+    """Whether this process is a worker process of :func:`beside` (a task runs here, not in its caller's thread)."""
+    return _IN_WORKER_PROCESS
 
 
 def beside(name: str, fn: Callable[..., T], *args: Any) -> Future[T]:
@@ -64,20 +75,18 @@ class _Child:
             [sys.executable, "-m", "monai_imc.workers"], stdin=subprocess.PIPE, stdout=subprocess.PIPE
         )
 
-    def call(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+    def call(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> tuple[bool, Any]:
+        """``(True, result)`` or ``(False, the exception the task raised)``; the pipes' own errors raise."""
         assert self.proc.stdin is not None and self.proc.stdout is not None
         pickle.dump((fn, args), self.proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
         self.proc.stdin.flush()
-        ok, value = pickle.load(self.proc.stdout)
-        if not ok:
-            raise value
-        return value
+        return pickle.load(self.proc.stdout)
 
     def close(self) -> None:
         if self.proc.stdin is not None:
             self.proc.stdin.close()  # the child ends at end of input
         try:
-            self.proc.wait(timeout=5)
+            self.proc.wait(timeout=1)  # a task still running (a copy of a model loading) is not waited for
         except subprocess.TimeoutExpired:
             self.proc.kill()
 
@@ -86,9 +95,13 @@ def _in_process(name: str, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
     child = _child(name)
     if child is not None:
         try:
-            return child.call(fn, args)
+            ok, value = child.call(fn, args)
         except (OSError, EOFError, pickle.UnpicklingError) as err:  # the process died or cannot be reached
             _give_up(name, err)
+        else:  # the task's own error (an OSError too) is its caller's, not the process's
+            if not ok:
+                raise value
+            return value
     return fn(*args)
 
 
@@ -122,6 +135,8 @@ def _close_all() -> None:
 
 def _serve(tasks: IO[bytes], results: IO[bytes]) -> None:
     """The worker process: each pickled ``(fn, args)`` from ``tasks`` answered on ``results``."""
+    global _IN_WORKER_PROCESS
+    _IN_WORKER_PROCESS = True
     for module in PRELOAD:
         importlib.import_module(module)
     while True:
@@ -140,4 +155,5 @@ def _serve(tasks: IO[bytes], results: IO[bytes]) -> None:
 if __name__ == "__main__":
     out = sys.stdout.buffer
     sys.stdout = sys.stderr  # the results pipe carries pickles only
-    _serve(sys.stdin.buffer, out)
+    # serve from the importable module, not this __main__ copy of it: tasks see its state (in_worker_process)
+    importlib.import_module("monai_imc.workers")._serve(sys.stdin.buffer, out)

@@ -52,10 +52,17 @@ def test_no_process_means_the_thread(
 
 
 def test_the_measures_worker_warms_up_in_its_own_process_on_a_view_every_measure_reads() -> None:
-    from monai_imc.perceive import MEASURES_WORKER, warm_up_measures_worker
+    from monai_imc.perceive import warm_up_measures_worker
     from monai_imc.quality import MEASURES, warm_up_view
 
     measured = measure_view(warm_up_view())  # what the warm-up measures: assessable, so every measure runs
     assert measured is not None and set(measured[0]) == set(MEASURES) and np.isfinite(measured[1]).all()
     assert warm_up_measures_worker().result(timeout=60) is None
-    assert workers.beside(MEASURES_WORKER, os.getpid).result(timeout=60) != os.getpid()
+    assert workers.beside(workers.BESIDE_ENCODE, os.getpid).result(timeout=60) != os.getpid()
+
+
+def test_a_tasks_own_os_error_reaches_its_caller_and_the_process_serves_on(tmp_path) -> None:
+    pid = workers.beside("test-workers-oserror", os.getpid).result(timeout=60)
+    with pytest.raises(FileNotFoundError):  # an OSError raised by the task, not a broken pipe
+        workers.beside("test-workers-oserror", os.stat, str(tmp_path / "missing")).result(timeout=60)
+    assert workers.beside("test-workers-oserror", os.getpid).result(timeout=60) == pid != os.getpid()

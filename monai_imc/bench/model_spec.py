@@ -69,6 +69,8 @@ class LoadedModel:
             return IMCPipeline(self.model, self.bank, check_bank=False, refiner=refiner)
         for key, value in (("model", self.model), ("bank", self.bank), ("refiner", refiner)):
             self.parser[f"pipeline#{key}"] = value  # the parts already built: nothing is loaded twice
+        if "refine_process" in self.parser["pipeline"]:  # its copy is the config's refiner, not this one
+            self.parser["pipeline#refine_process"] = None
         pipeline = self.parser.get_parsed_content("pipeline")
         if not isinstance(pipeline, IMCPipeline):
             raise TypeError(

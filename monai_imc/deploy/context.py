@@ -211,9 +211,10 @@ def load_context(path: str | os.PathLike[str], device: str | None = None) -> IMC
 
 
 def _warm_up_workers() -> None:
-    """Start the SR and measures worker processes and warm them (:func:`~monai_imc.dicom.sr_file.warm_up_sr_writer`,
-    :func:`~monai_imc.perceive.warm_up_measures_worker`) while the model loads; a failure is logged only (the
-    first real task does the same work, and reports errors)."""
+    """Start the SR worker process and the one beside the encode, and warm them
+    (:func:`~monai_imc.dicom.sr_file.warm_up_sr_writer`, :func:`~monai_imc.perceive.warm_up_measures_worker`)
+    while the model loads; a failure is logged only (the first real task does the same work, and reports
+    errors)."""
 
     def done(future: Future[None]) -> None:
         if future.exception() is not None:

@@ -12,6 +12,7 @@ from monai_imc.calibrate import PDCCalibrator, calibrate_tokens
 from monai_imc.perceive import ArtifactPerceiver
 from monai_imc.pipeline import IMCPipeline
 from monai_imc.prototypes import PrototypeBank, corrupt, variant_seed
+from monai_imc.workers import BESIDE_ENCODE
 
 
 def test_perception_is_a_distribution_over_clean_and_noises(bank: PrototypeBank, tiny_llava, views) -> None:
@@ -192,7 +193,7 @@ def test_measures_run_beside_the_encode_and_perceive_alike(
     monkeypatch.setattr(perceive_module, "beside", spy_beside)
     pipeline = IMCPipeline(tiny_llava, bank)
     features, found = pipeline.encode_and_perceive(shown, modalities=["CT", "CT", "CT"])
-    assert sent == [("imc-measures", measure_views, 3)], "one task for the measures' worker process"
+    assert sent == [(BESIDE_ENCODE, measure_views, 3)], "one task for the measures' worker process"
     measured_on: list[str] = []
     real = perceive_module.measures_and_vector
 
