@@ -38,7 +38,7 @@ from pydicom.pixels import apply_color_lut, apply_voi
 from pydicom.uid import UID, UID_dictionary
 
 from monai_imc.dicom.frames import DEFAULT_MAX_PIXELS, FrameError, read_frame
-from monai_imc.dicom.window import apply_window, lut_max, modality_lut, to_uint8, voi_source
+from monai_imc.dicom.window import apply_window, by_stored_value, lut_max, modality_lut, to_uint8, voi_source
 
 __all__ = [
     "CT_PRESETS",
@@ -305,13 +305,18 @@ def window_frame(
         bits = int(ds.get("BitsStored", 8) or 8)
         return to_uint8(frame, float(2**bits - 1)), None
     modality = str(ds.get("Modality", "")).upper()
-    values = modality_lut(ds, frame, frame_index)
     voi = voi_source(ds, frame_index)
     if isinstance(voi, Dataset):  # the dataset (or frame VOI item) holding a VOI LUT Sequence
-        out = apply_voi(np.rint(values).astype(np.int64), voi)
-        view = to_uint8(out, float(2 ** int(voi.VOILUTSequence[0].LUTDescriptor[2]) - 1))
+        voi_lut, maximum = voi, float(2 ** int(voi.VOILUTSequence[0].LUTDescriptor[2]) - 1)
+
+        def display(stored: np.ndarray) -> np.ndarray:
+            values = np.rint(modality_lut(ds, stored, frame_index)).astype(np.int64)
+            return to_uint8(apply_voi(values, voi_lut), maximum)
+
+        view = by_stored_value(frame, display)
         window: Window = Window(None, None, "file_voi_lut")
     else:
+        values = None
         if voi is not None:
             center, width, function = voi
             source = "file"
@@ -321,11 +326,18 @@ def window_frame(
                 raise ValueError(f"unknown CT preset {name!r}; known: {sorted(CT_PRESETS)}")
             center, width = CT_PRESETS[name]
             function, source = "LINEAR", f"preset:{name}"
-        else:
+        else:  # a window from the values themselves
+            values = modality_lut(ds, frame, frame_index)
             lo, hi = np.percentile(values, _PERCENTILES)
             center, width = float(lo + hi) / 2.0, max(float(hi - lo), 1.0)
             function, source = "LINEAR", "percentile"
-        view = apply_window(values, center, width, function)
+        if values is not None:
+            view = apply_window(values, center, width, function)
+        else:  # each stored value once (modality LUT, then the window), where the frame is large
+            view = by_stored_value(
+                frame,
+                lambda stored: apply_window(modality_lut(ds, stored, frame_index), center, width, function),
+            )
         window = Window(center, width, source, function)
     if photometric == "MONOCHROME1":
         view = 255 - view

@@ -1,9 +1,11 @@
 """The pieces of DICOM windowing that :func:`monai_imc.dicom.views.window_frame` puts together: the
 functional-group lookups of multi-frame images, the modality LUT, the file's VOI and the VOI window of
-PS3.3 C.11.2.1.2, and the 8-bit conversion."""
+PS3.3 C.11.2.1.2, the 8-bit conversion, and :func:`by_stored_value` (a lookup table for a large frame of
+8- or 16-bit stored values)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -12,6 +14,7 @@ from pydicom.pixels import apply_modality_lut
 
 __all__ = [
     "apply_window",
+    "by_stored_value",
     "first",
     "functional_item",
     "lut_max",
@@ -114,3 +117,26 @@ def to_uint8(arr: np.ndarray, maximum: float) -> np.ndarray:
     np.rint(scaled, out=scaled)
     np.clip(scaled, 0, 255, out=scaled)
     return scaled.astype(np.uint8)
+
+
+_UNSIGNED = {
+    np.dtype(np.uint8): np.uint8,
+    np.dtype(np.int8): np.uint8,
+    np.dtype(np.uint16): np.uint16,
+    np.dtype(np.int16): np.uint16,
+}
+
+
+def by_stored_value(frame: np.ndarray, display: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """``display(frame)`` for an elementwise ``display`` (stored value -> displayed value), through a lookup
+    table where that is cheaper: for a frame of 8- or 16-bit integers with more pixels than the type has
+    values, ``display`` runs once on every value the type has, and each pixel looks its value up (the same
+    bytes: the same operations on the same values). A radiograph of millions of 16-bit pixels then needs no
+    float array of its size. Other frames: ``display(frame)``."""
+    unsigned = _UNSIGNED.get(frame.dtype)
+    if unsigned is None or frame.size <= np.iinfo(unsigned).max + 1:
+        return display(frame)
+    # every value of the frame's type, in the order of its bits read unsigned (int16 -1 is uint16 65535)
+    every = np.arange(np.iinfo(unsigned).max + 1, dtype=np.int64).astype(unsigned).view(frame.dtype)
+    table = display(every[None, :])[0]
+    return table[frame.view(unsigned)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from monai_imc.dicom.window import apply_window, to_uint8
+from monai_imc.dicom.window import apply_window, by_stored_value, to_uint8
 
 
 @pytest.mark.parametrize(
@@ -35,3 +35,19 @@ def test_stored_values_scale_to_eight_bits() -> None:
     stored = np.array([[0, 2048, 4095]], dtype=np.uint16)
     assert to_uint8(stored, 4095.0).tolist() == [[0, 128, 255]]
     assert stored.tolist() == [[0, 2048, 4095]]
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8, np.uint16, np.int16])
+@pytest.mark.parametrize("function", ["LINEAR", "SIGMOID"])
+def test_a_lookup_per_stored_value_gives_the_same_bytes(dtype: type, function: str) -> None:
+    info = np.iinfo(dtype)
+    rng = np.random.default_rng(0)
+
+    def display(stored: np.ndarray) -> np.ndarray:  # a rescale, then a window: elementwise
+        with np.errstate(over="ignore"):
+            return apply_window(stored.astype(np.float64) * 1.5 - 20.0, 40.0, 300.0, function)
+
+    for shape in ((300, 310), (7, 9)):  # more pixels than the type has values (a table), and fewer (direct)
+        frame = rng.integers(info.min, info.max, size=shape, endpoint=True).astype(dtype)
+        frame[0, :2] = info.min, info.max  # both ends of the type
+        assert np.array_equal(by_stored_value(frame, display), display(frame))
