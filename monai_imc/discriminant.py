@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 
@@ -68,12 +69,25 @@ class LinearDiscriminant:
         precision = torch.linalg.inv((1.0 - shrinkage) * cov + shrinkage * target)
         return cls(mask, means.float(), precision.float(), log_prior.float())
 
+    @cached_property
+    def _linear(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``W = means @ precision`` and the scores' offsets ``-diag(W means^T) / 2 + log_prior``: fixed by the
+        fitted tensors, computed once."""
+        weights = self.means @ self.precision
+        return weights, -0.5 * (weights * self.means).sum(dim=1) + self.log_prior
+
+    @cached_property
+    def _metric(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """In float64, for :meth:`distances`: ``precision``, ``W`` and ``k = diag(W means^T)`` (each class
+        mean's squared norm in the metric)."""
+        precision, means = self.precision.double(), self.means.double()
+        weights = means @ precision
+        return precision, weights, (weights * means).sum(dim=1)
+
     def scores(self, z: torch.Tensor) -> torch.Tensor:
         """Linear scores ``(n, n_classes)`` of standardised descriptors ``z`` ``(n, dim)``."""
-        x = z[:, self.mask].float()
-        weights = self.means @ self.precision
-        offsets = -0.5 * (weights * self.means).sum(dim=1) + self.log_prior
-        return x @ weights.T + offsets
+        weights, offsets = self._linear
+        return z[:, self.mask].float() @ weights.T + offsets
 
     def posteriors(self, z: torch.Tensor) -> torch.Tensor:
         """Posterior over the classes, ``(n, n_classes)``."""
@@ -81,10 +95,11 @@ class LinearDiscriminant:
 
     def distances(self, z: torch.Tensor) -> torch.Tensor:
         """Squared Mahalanobis distance to the nearest class mean, per used dimension, ``(n,)``."""
-        x = z[:, self.mask].float()
-        diff = x[:, None, :] - self.means[None, :, :]
-        squared = torch.einsum("ncd,de,nce->nc", diff, self.precision, diff)
-        return squared.min(dim=1).values.clamp_min(0.0) / x.shape[1]
+        x = z[:, self.mask].double()
+        precision, weights, norms = self._metric
+        # (x - m)^T P (x - m) = x^T P x - 2 (W x)_c + k_c, in float64: three small products, no (n, classes, dim)
+        squared = ((x @ precision) * x).sum(dim=1, keepdim=True) - 2.0 * x @ weights.T + norms
+        return (squared.min(dim=1).values.clamp_min(0.0) / x.shape[1]).float()
 
     def to_tensors(self, prefix: str) -> dict[str, torch.Tensor]:
         """The tensors to store, named ``<prefix>.<field>``."""

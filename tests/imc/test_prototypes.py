@@ -218,3 +218,17 @@ def test_a_bank_reads_only_the_measures_it_was_built_with(tiny_llava, views) -> 
     assert all(set(p.measures or {}) >= set(chosen) for p in found if p.assessable)
     with pytest.raises(ValueError, match="unknown physics measures"):
         build_bank(tiny_llava, views[:8], ["blur"], [5], measures=["noise_sigma", "sharpnes"])
+
+
+def test_the_discriminant_scores_and_distances_are_their_definitions() -> None:
+    from monai_imc.discriminant import LinearDiscriminant
+
+    g = torch.Generator().manual_seed(0)
+    z, labels = torch.randn(300, 12, generator=g), torch.arange(300) % 6
+    lda = LinearDiscriminant.fit(z, labels, n_classes=6, shrinkage=0.1, log_prior=torch.full((6,), -1.8))
+    x = 3.0 * torch.randn(20, 12, generator=g)
+    diff = (x[:, None, :] - lda.means[None]).double()
+    squared = torch.einsum("ncd,de,nce->nc", diff, lda.precision.double(), diff)  # (x - m)^T P (x - m)
+    assert torch.allclose(lda.distances(x).double(), squared.min(dim=1).values / 12, rtol=1e-6, atol=1e-6)
+    linear = -0.5 * squared + lda.log_prior.double()  # the log posterior up to a constant of x
+    assert torch.allclose(torch.softmax(linear, 1), lda.posteriors(x).double(), atol=1e-5)
