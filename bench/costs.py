@@ -39,6 +39,14 @@ from monai_imc.noise import get_noise
 from monai_imc.timing import StageTimer, timed
 
 
+METHODS = ("plain", "sms", "pdc", "imc")
+ORDERS = ((0, 1, 3, 2), (1, 2, 0, 3), (2, 3, 1, 0), (3, 0, 2, 1))
+"""The methods' order question by question: a Williams square, so that each method comes first, second, third
+and last once in four questions and follows each other method once (a method run right after a heavy one,
+SMS's repairs, starts with cold caches; alternating one order and its reverse let the plain model follow
+itself at every turn and perceive + calibrate never)."""
+
+
 def per_question(context: IMCContext, rows: list, noisy: bool, seed: int, max_new_tokens: int) -> dict:
     """Plain, PDC (perceive + calibrate) and IMC (+ refine) on each question, interleaved."""
     pipeline = context.pipeline
@@ -47,7 +55,7 @@ def per_question(context: IMCContext, rows: list, noisy: bool, seed: int, max_ne
     for index, row in enumerate(rows):
         image = load_view(row.image, 256)
         text = get_noise("typo").apply(row.question, severity=3, seed=seed + index) if noisy else row.question
-        order = ["plain", "sms", "pdc", "imc"] if index % 2 == 0 else ["imc", "pdc", "sms", "plain"]
+        order = [METHODS[k] for k in ORDERS[index % len(ORDERS)]]
         for method in order:
             with timers[method].active(), timed("question"):
                 if method in ("plain", "sms"):  # sms: the refinement first, in turn, then the plain answer
