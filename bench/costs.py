@@ -38,7 +38,6 @@ from monai_imc.deploy.context import IMCContext, load_context
 from monai_imc.noise import get_noise
 from monai_imc.timing import StageTimer, timed
 
-
 METHODS = ("plain", "sms", "pdc", "imc")
 ORDERS = ((0, 1, 3, 2), (1, 2, 0, 3), (2, 3, 1, 0), (3, 0, 2, 1))
 """The methods' order question by question: a Williams square, so that each method comes first, second, third
@@ -163,16 +162,18 @@ def main() -> int:
     parser.add_argument("--questions", type=int, default=12, help="SLAKE test questions (seeded subset)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-new-tokens", type=int, default=12)
+    parser.add_argument("--device", default="cpu", help="the model's device (cuda: bf16; bench/device_costs.py)")
     parser.add_argument("--skip", default="", help="comma-separated parts to skip: questions, app, ray")
     parser.add_argument(
         "--app-runs", type=int, default=3, help="app runs on the sample study, one model load"
     )
     parser.add_argument("--out", default=None, help="write the results as JSON here")
     args = parser.parse_args()
-    torch.set_num_threads(1)
+    if args.device == "cpu":
+        torch.set_num_threads(1)
     data = Path(args.data)
     skip = set(filter(None, args.skip.split(",")))
-    context = load_context(args.bundle, device="cpu")
+    context = load_context(args.bundle, device=args.device)
     if context.pipeline.refine_process is not None:  # the SMS copy beside the encode: measured when ready
         context.pipeline.refine_process.start().result()
     rows = stratified_subset(load_dataset(f"slake:{data / 'slake'}", "test"), args.questions, args.seed)
