@@ -38,6 +38,7 @@ from monai_imc.deploy.work import (
     draft_sr,
     make_views,
     perceive,
+    refine_ahead,
     refine_texts,
     run_step,
     series_work,
@@ -182,6 +183,10 @@ def stage_refine(
             if report is not None:
                 report.add(Outcome("failed", "file", str(path), reason))
     cache = {} if cache is None else cache
+    with timed("refine"):  # the study's texts assessed together, then each series reads the cache
+        refine_ahead(
+            works, context.refiner, settings.standing_questions, settings.text_fields, sidecars, cache
+        )
     return run_step(
         works,
         "refine",

@@ -179,16 +179,38 @@ class HFTextMixin:
             One ``(token_text, logprob, start, end)`` per token; ``logprob`` is ``None`` for the first
             token; ``start``/``end`` are character offsets into ``prompt`` (``0, 0`` for special tokens).
         """
-        enc = self.tokenizer(prompt, return_tensors="pt", return_offsets_mapping=True)
-        ids = enc["input_ids"].to(self.device)
-        with self._text_lock, torch.no_grad():
-            logits = self.model(input_ids=ids, attention_mask=enc["attention_mask"].to(self.device)).logits
-        logprobs = torch.log_softmax(logits[0, :-1].float(), dim=-1)
-        picked = logprobs.gather(-1, ids[0, 1:, None])[:, 0].tolist()
-        offsets = enc["offset_mapping"][0].tolist()
-        tokens = [self.tokenizer.decode([i]) for i in ids[0].tolist()]
-        values: list[float | None] = [None, *picked]
-        return [(t, v, int(s), int(e)) for t, v, (s, e) in zip(tokens, values, offsets)]
+        return self.prompt_logprobs_many([prompt])[0]
+
+    def prompt_logprobs_many(
+        self, prompts: Sequence[str], batch_size: int = 16
+    ) -> list[list[tuple[str, float | None, int, int]]]:
+        """:meth:`prompt_logprobs` of each prompt, ``batch_size`` prompts a forward pass (right-padded: a
+        causal model's logits at a prompt's own positions do not see the padding)."""
+        pad_id = self.tokenizer.pad_token_id
+        if pad_id is None:
+            pad_id = self.tokenizer.eos_token_id or 0
+        out: list[list[tuple[str, float | None, int, int]]] = []
+        for start in range(0, len(prompts), batch_size):
+            encs = [
+                self.tokenizer(p, return_offsets_mapping=True) for p in prompts[start : start + batch_size]
+            ]
+            width = max(len(e["input_ids"]) for e in encs)
+            ids = torch.full((len(encs), width), int(pad_id), dtype=torch.long)
+            mask = torch.zeros((len(encs), width), dtype=torch.long)
+            for row, e in enumerate(encs):
+                ids[row, : len(e["input_ids"])] = torch.tensor(e["input_ids"])
+                mask[row, : len(e["input_ids"])] = 1
+            with self._text_lock, torch.no_grad():
+                logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits
+            logprobs = torch.log_softmax(logits[:, :-1].float(), dim=-1)
+            picked = logprobs.gather(-1, ids[:, 1:, None].to(logprobs.device))[..., 0].cpu()
+            for row, e in enumerate(encs):
+                n = len(e["input_ids"])
+                values: list[float | None] = [None, *picked[row, : n - 1].tolist()]
+                tokens = [self.tokenizer.decode([i]) for i in e["input_ids"]]
+                offsets = [(int(a), int(b)) for a, b in e["offset_mapping"]]
+                out.append([(t, v, a, b) for t, v, (a, b) in zip(tokens, values, offsets)])
+        return out
 
     def chat(self, messages: Sequence[Message], **gen: Any) -> str:
         """A text-only chat turn with the model's chat template.

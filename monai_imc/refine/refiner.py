@@ -177,7 +177,21 @@ class SMSRefiner:
             label, reply = self._judge(text)
             noisy = label not in (None, self.prompts.clean_label)
             return Assessment(noisy, (label,) if noisy and label else (), reply=reply)
-        rows = token_logprobs(self._context + text)
+        return self._lexical_assessment(text, token_logprobs(self._context + text))
+
+    def assess_many(self, texts: Sequence[str]) -> list[Assessment]:
+        """:meth:`assess` of each text; the lexical assessor reads all of them in batched calls where the model
+        offers ``prompt_logprobs_many`` (the local adapter: a study's texts in one forward pass)."""
+        many = getattr(self.model, "prompt_logprobs_many", None)
+        if self.vocabulary is None or many is None:
+            return [self.assess(t) for t in texts]
+        rows = many([self._context + t for t in texts])
+        return [self._lexical_assessment(t, r) for t, r in zip(texts, rows)]
+
+    def _lexical_assessment(
+        self, text: str, rows: Sequence[tuple[str, float | None, int, int]]
+    ) -> Assessment:
+        """The lexical assessor's verdict on ``text`` from the token log-probabilities of context + text."""
         offset = len(self._context)
         total = float(sum(lp for _t, lp, _s, e in rows if lp is not None and e > offset))
         words = []
@@ -284,10 +298,24 @@ class SMSRefiner:
             TypeError: ``text`` is not a string.
             ValueError: ``text`` is empty.
         """
-        if not isinstance(text, str):
-            raise TypeError(f"expected a string, got {type(text).__name__}")
-        if not text.strip():
-            raise ValueError("text is empty: nothing to refine")
+        _check_text(text)
+        return self._refine(text, None)
+
+    def refine_many(self, texts: Sequence[str]) -> list[Refinement]:
+        """Refine several texts: the first assessment of all of them in batched calls (:meth:`assess_many`),
+        then each text's specialists and review in turn; each result is :meth:`refine`'s.
+
+        Raises:
+            TypeError: a text is not a string.
+            ValueError: a text is empty.
+        """
+        for text in texts:
+            _check_text(text)
+        currents = [self.as_data(t) or t for t in texts]
+        return [self._refine(t, a) for t, a in zip(texts, self.assess_many(currents))]
+
+    def _refine(self, text: str, first: Assessment | None) -> Refinement:
+        """:meth:`refine`, its first assessment given (``first``) or made here."""
         current = self.as_data(text) or text
         trace: list[AgentStep] = []
         rejected: list[str] = []
@@ -296,7 +324,7 @@ class SMSRefiner:
         first_kind: str | None = None
         feedback = ""
         while rounds < self.max_rounds:
-            assessment = self.assess(current)
+            assessment, first = (first, None) if first is not None else (self.assess(current), None)
             calls += 1
             verdict = ", ".join(assessment.kinds) if assessment.noisy else self.prompts.clean_label
             trace.append(AgentStep("assessor", current, assessment.reply, verdict))
@@ -422,10 +450,6 @@ class SMSRefiner:
             problems.append("a distractor repair may only remove text")
         return problems
 
-    def refine_many(self, texts: Sequence[str]) -> list[Refinement]:
-        """Refine several texts, one after another."""
-        return [self.refine(t) for t in texts]
-
     def __repr__(self) -> str:
         lexical = f"{len(self.vocabulary)} words" if self.vocabulary is not None else "none"
         clinical = f"{len(self.clinical)} words" if self.clinical is not None else "none"
@@ -435,6 +459,14 @@ class SMSRefiner:
             f"sound_alike_suspicion={self.sound_alike_suspicion}, accept_margin={self.accept_margin}, "
             f"sound_alike_margin={self.sound_alike_margin}, known_margin={self.known_margin})"
         )
+
+
+def _check_text(text: object) -> None:
+    """Raise for what cannot be refined: not a string (``TypeError``), or empty (``ValueError``)."""
+    if not isinstance(text, str):
+        raise TypeError(f"expected a string, got {type(text).__name__}")
+    if not text.strip():
+        raise ValueError("text is empty: nothing to refine")
 
 
 def _user_turn_prefix(model: VisionLanguageModel) -> str:
