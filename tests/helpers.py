@@ -55,3 +55,14 @@ def require_tool(name: str, package: str) -> str:
             pytest.fail(f"CI=true: {reason}")
         pytest.skip(reason)
     return path
+
+
+#: Questions for SMS tests on the shipped bundle: clean, typos, an unknown word, negation with laterality,
+#: numbers with a unit.
+SMS_TEXTS = [
+    "Is the liver normal?",
+    "Is there a pnuemothorax in the lft lung?",
+    "Does the picture contain any abnormaility?",
+    "Is there no lesion in the right kidney?",
+    "Are there 2 nodules larger than 5 mm?",
+]

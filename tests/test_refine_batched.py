@@ -4,14 +4,7 @@ them in batched forward passes, and every text gets the refinement it gets alone
 from __future__ import annotations
 
 import pytest
-
-TEXTS = [
-    "Is the liver normal?",
-    "Is there a pnuemothorax in the lft lung?",
-    "Does the picture contain any abnormaility?",
-    "Is there no lesion in the right kidney?",
-    "Are there 2 nodules larger than 5 mm?",
-]
+from helpers import SMS_TEXTS as TEXTS
 
 
 def test_a_studys_texts_are_assessed_together_as_each_alone(bundled, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -8,20 +8,13 @@ import logging
 from pathlib import Path
 
 import pytest
+from helpers import SMS_TEXTS as TEXTS
 
 from monai_imc.bundle import bundle_parser
 from monai_imc.pipeline import IMCPipeline
 from monai_imc.refine.process import RefinerProcess, settings_of
 
 BUNDLE = Path(__file__).resolve().parents[1] / "bundles" / "monai_imc_vqa"
-
-TEXTS = [
-    "Is the liver normal?",
-    "Is there a pnuemothorax in the lft lung?",
-    "Does the picture contain any abnormaility?",
-    "Is there no lesion in the right kidney?",
-    "Are there 2 nodules larger than 5 mm?",
-]
 
 
 @pytest.fixture(scope="module")

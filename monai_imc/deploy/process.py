@@ -38,16 +38,16 @@ from monai_imc.deploy.work import (
     draft_sr,
     make_views,
     perceive,
-    refine_ahead,
     refine_texts,
     run_step,
+    series_texts,
     series_work,
     sr_file_name,
     write_sr,
 )
 from monai_imc.dicom.read import DicomFolder, read_dicom_files
 from monai_imc.dicom.sr import AlgorithmInfo
-from monai_imc.refine import Refinement
+from monai_imc.refine import Refinement, SMSRefiner
 from monai_imc.timing import timed
 
 __all__ = [
@@ -171,7 +171,9 @@ def stage_refine(
     progress: bool = True,
     cache: MutableMapping[str, Refinement] | None = None,
 ) -> list[SeriesWork]:
-    """SMSReportRefiner: collect each series' texts (standing, DICOM fields, sidecars) and refine them.
+    """SMSReportRefiner: collect each series' texts (standing, DICOM fields, sidecars) and refine them: every
+    distinct text of the study at once first (batched assessments, :meth:`SMSRefiner.refine_many`), then each
+    series reads the refinements (:func:`~monai_imc.deploy.work.refine_texts`).
 
     Sidecars that cannot be read are failures of the run (in ``report``); the series go on without them.
     """
@@ -184,7 +186,7 @@ def stage_refine(
                 report.add(Outcome("failed", "file", str(path), reason))
     cache = {} if cache is None else cache
     with timed("refine"):  # the study's texts assessed together, then each series reads the cache
-        refine_ahead(
+        _refine_ahead(
             works, context.refiner, settings.standing_questions, settings.text_fields, sidecars, cache
         )
     return run_step(
@@ -195,6 +197,30 @@ def stage_refine(
         ),
         progress,
     )
+
+
+def _refine_ahead(
+    works: Sequence[SeriesWork],
+    refiner: SMSRefiner,
+    standing_questions: Sequence[str],
+    text_fields: Sequence[str],
+    sidecars: Sequence[Sidecar],
+    cache: MutableMapping[str, Refinement],
+) -> None:
+    """Refine the texts of all active series that ``cache`` lacks at once (:meth:`SMSRefiner.refine_many`: a
+    study's texts assessed in batched calls) into ``cache``, for :func:`~monai_imc.deploy.work.refine_texts`. Whatever fails here is
+    left to ``refine_texts``, series by series (a bad series never stops the others)."""
+    try:
+        wanted = {
+            data: None
+            for w in works
+            if w.active
+            for _text, data in series_texts(w, refiner, standing_questions, text_fields, sidecars)
+            if data and data not in cache
+        }
+        cache.update(zip(wanted, refiner.refine_many(list(wanted))))
+    except Exception as exc:  # noqa: BLE001 (each series refines its own texts again, and fails alone)
+        logger.warning("the study's texts could not be refined together (%s); refining series by series", exc)
 
 
 def stage_answer(works: Sequence[SeriesWork], context: IMCContext, progress: bool = True) -> list[SeriesWork]:

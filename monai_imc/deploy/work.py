@@ -9,9 +9,6 @@ The steps, in graph order (each MONAI Deploy operator calls one)::
 
     make_views  ->  perceive  ->  calibrate  ->  refine_texts  ->  answer (+ draft_sr)  ->  write_sr
 
-(``refine_ahead`` first refines the texts of all series at once, batched, into the cache ``refine_texts``
-reads.)
-
 ``calibrate`` restores flagged views first where the pipeline's restorer is enabled (the bundle config's
 ``restore`` section): :meth:`~monai_imc.pipeline.IMCPipeline.restore_view`, then PDC on what the perceiver
 sees in the restored view.
@@ -72,7 +69,6 @@ __all__ = [
     "draft_sr",
     "make_views",
     "perceive",
-    "refine_ahead",
     "refine_texts",
     "run_step",
     "series_texts",
@@ -367,30 +363,6 @@ def series_texts(
     image_token = image_token_of(refiner.model)
     texts = collect_texts(work.datasets[0], standing_questions, text_fields, sidecars)
     return [(text, as_data(text.text, image_token)) for text in texts]
-
-
-def refine_ahead(
-    works: Sequence[SeriesWork],
-    refiner: SMSRefiner,
-    standing_questions: Sequence[str],
-    text_fields: Sequence[str],
-    sidecars: Sequence[Sidecar],
-    cache: MutableMapping[str, Refinement],
-) -> None:
-    """Refine the texts of all active series that ``cache`` lacks at once (:meth:`SMSRefiner.refine_many`: a
-    study's texts assessed in batched calls) into ``cache``, for :func:`refine_texts`. Whatever fails here is
-    left to :func:`refine_texts`, series by series (a bad series never stops the others)."""
-    try:
-        wanted = {
-            data: None
-            for w in works
-            if w.active
-            for _text, data in series_texts(w, refiner, standing_questions, text_fields, sidecars)
-            if data and data not in cache
-        }
-        cache.update(zip(wanted, refiner.refine_many(list(wanted))))
-    except Exception as exc:  # noqa: BLE001 (each series refines its own texts again, and fails alone)
-        logger.warning("the study's texts could not be refined together (%s); refining series by series", exc)
 
 
 def as_data(text: str, image_token: str | None) -> str:

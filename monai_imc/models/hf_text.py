@@ -146,28 +146,33 @@ class HFTextMixin:
             raise ValueError("a text is empty; there is nothing to score.")
         scores: list[float] = []
         boundary = len(context)
-        pad_id = self.tokenizer.pad_token_id
-        if pad_id is None:
-            pad_id = self.tokenizer.eos_token_id or 0
         for start in range(0, len(texts), batch_size):
-            chunk = [context + t for t in texts[start : start + batch_size]]
-            encs = [self.tokenizer(s, return_offsets_mapping=True) for s in chunk]
-            width = max(len(e["input_ids"]) for e in encs)
-            ids = torch.full((len(encs), width), int(pad_id), dtype=torch.long)
-            mask = torch.zeros((len(encs), width), dtype=torch.long)
-            for row, e in enumerate(encs):
-                ids[row, : len(e["input_ids"])] = torch.tensor(e["input_ids"])
-                mask[row, : len(e["input_ids"])] = 1
-            with self._text_lock, torch.no_grad():
-                logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits
-            logprobs = torch.log_softmax(logits[:, :-1].float(), dim=-1)
-            picked = logprobs.gather(-1, ids[:, 1:, None].to(logprobs.device))[..., 0].cpu()
+            encs, picked = self._picked_logprobs([context + t for t in texts[start : start + batch_size]])
             for row, e in enumerate(encs):
                 ends = [int(end) for _s, end in e["offset_mapping"]]
                 scores.append(
                     float(sum(picked[row, k - 1] for k in range(1, len(ends)) if ends[k] > boundary))
                 )
         return scores
+
+    def _picked_logprobs(self, prompts: Sequence[str]) -> tuple[list[Any], torch.Tensor]:
+        """One forward pass over ``prompts``, right-padded (a causal model's logits at a prompt's own positions
+        do not see the padding): each prompt's encoding (with offsets) and ``(n, width - 1)`` log-probabilities
+        of every token after the first, on the CPU."""
+        pad_id = self.tokenizer.pad_token_id
+        if pad_id is None:
+            pad_id = self.tokenizer.eos_token_id or 0
+        encs = [self.tokenizer(p, return_offsets_mapping=True) for p in prompts]
+        width = max(len(e["input_ids"]) for e in encs)
+        ids = torch.full((len(encs), width), int(pad_id), dtype=torch.long)
+        mask = torch.zeros((len(encs), width), dtype=torch.long)
+        for row, e in enumerate(encs):
+            ids[row, : len(e["input_ids"])] = torch.tensor(e["input_ids"])
+            mask[row, : len(e["input_ids"])] = 1
+        with self._text_lock, torch.no_grad():
+            logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits
+        logprobs = torch.log_softmax(logits[:, :-1].float(), dim=-1)
+        return encs, logprobs.gather(-1, ids[:, 1:, None].to(logprobs.device))[..., 0].cpu()
 
     def prompt_logprobs(self, prompt: str) -> list[tuple[str, float | None, int, int]]:
         """Per-token log-probabilities of a prompt, as a completion server reports them with ``echo``.
@@ -184,26 +189,10 @@ class HFTextMixin:
     def prompt_logprobs_many(
         self, prompts: Sequence[str], batch_size: int = 16
     ) -> list[list[tuple[str, float | None, int, int]]]:
-        """:meth:`prompt_logprobs` of each prompt, ``batch_size`` prompts a forward pass (right-padded: a
-        causal model's logits at a prompt's own positions do not see the padding)."""
-        pad_id = self.tokenizer.pad_token_id
-        if pad_id is None:
-            pad_id = self.tokenizer.eos_token_id or 0
+        """:meth:`prompt_logprobs` of each prompt, ``batch_size`` prompts a forward pass."""
         out: list[list[tuple[str, float | None, int, int]]] = []
         for start in range(0, len(prompts), batch_size):
-            encs = [
-                self.tokenizer(p, return_offsets_mapping=True) for p in prompts[start : start + batch_size]
-            ]
-            width = max(len(e["input_ids"]) for e in encs)
-            ids = torch.full((len(encs), width), int(pad_id), dtype=torch.long)
-            mask = torch.zeros((len(encs), width), dtype=torch.long)
-            for row, e in enumerate(encs):
-                ids[row, : len(e["input_ids"])] = torch.tensor(e["input_ids"])
-                mask[row, : len(e["input_ids"])] = 1
-            with self._text_lock, torch.no_grad():
-                logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits
-            logprobs = torch.log_softmax(logits[:, :-1].float(), dim=-1)
-            picked = logprobs.gather(-1, ids[:, 1:, None].to(logprobs.device))[..., 0].cpu()
+            encs, picked = self._picked_logprobs(prompts[start : start + batch_size])
             for row, e in enumerate(encs):
                 n = len(e["input_ids"])
                 values: list[float | None] = [None, *picked[row, : n - 1].tolist()]
