@@ -153,6 +153,62 @@ def ray_over_single(bundle: str, data: Path, seed: int) -> dict:
     }
 
 
+def plot(results: dict, path: Path) -> None:
+    """The run as a picture: seconds per question of each method on clean and noisy text (the ratios to the
+    plain model written on the bars), and the app's stages per study (the first study and the others)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    parts = [p for p in ("clean_text", "noisy_text") if p in results]
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    ax = axes[0]
+    width = 0.8 / max(1, len(parts))
+    for k, part in enumerate(parts):
+        r = results[part]
+        ms = [1000 * r["seconds"][m] / r["questions"] for m in METHODS]
+        bars = ax.bar([i + k * width for i in range(len(METHODS))], ms, width, label=part.replace("_", " "))
+        for bar, m in zip(bars, METHODS):
+            ratio = r["seconds"][m] / r["seconds"]["plain"]
+            ax.annotate(f"{ratio:.2f}x", (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center",
+                        va="bottom", fontsize=8)  # fmt: skip
+    ax.set_xticks([i + width * (len(parts) - 1) / 2 for i in range(len(METHODS))])
+    ax.set_xticklabels(["plain", "SMS in turn\n+ plain", "perceive +\ncalibrate", "IMC"])
+    ax.set_ylabel("ms per question")
+    ax.set_title(f"per question ({results[parts[0]]['questions']} SLAKE test questions)" if parts else "")
+    ax.legend(loc="upper left", fontsize=8)
+    ax = axes[1]
+    app = results.get("app")
+    if app:
+        runs = app["runs"]
+        rows = [("first study", runs[0])] + [(f"study {i + 1}", r) for i, r in enumerate(runs[1:], 1)]
+        stages = list(runs[0]["stages"])
+        left = [0.0] * len(rows)
+        cmap = plt.get_cmap("tab10")
+        for j, stage in enumerate(stages):
+            widths = [r["stages"].get(stage, 0.0) for _, r in rows]
+            ax.barh(range(len(rows)), widths, left=left, color=cmap(j % 10), label=stage)
+            left = [a + b for a, b in zip(left, widths)]
+        for i, (_, r) in enumerate(rows):
+            ax.annotate(f"overhead {r['app_overhead_over_model']:.2f}", (r["wall_seconds"], i), va="center",
+                        xytext=(4, 0), textcoords="offset points", fontsize=8)  # fmt: skip
+            ax.plot([r["wall_seconds"]], [i], "k|", markersize=14)
+        ax.set_yticks(range(len(rows)))
+        ax.set_yticklabels([name for name, _ in rows])
+        ax.invert_yaxis()
+        ax.set_xlabel("seconds (stages; | = wall time)")
+        ax.set_title("the app on the sample study (one model load)")
+        ax.set_xlim(0, 1.3 * max(r["wall_seconds"] for _, r in rows))
+        ax.legend(fontsize=7, ncol=len(stages), loc="upper center", bbox_to_anchor=(0.5, -0.16), frameon=False)
+    else:
+        ax.axis("off")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -167,7 +223,7 @@ def main() -> int:
     parser.add_argument(
         "--app-runs", type=int, default=3, help="app runs on the sample study, one model load"
     )
-    parser.add_argument("--out", default=None, help="write the results as JSON here")
+    parser.add_argument("--out", default=None, help="write the results as JSON here (and a PNG beside it)")
     args = parser.parse_args()
     if args.device == "cpu":
         torch.set_num_threads(1)
@@ -195,6 +251,8 @@ def main() -> int:
         results["ray"] = ray_over_single(args.bundle, data, args.seed)
     results["load_average_after"] = os.getloadavg()
     save()
+    if args.out:
+        plot(results, Path(args.out).with_suffix(".png"))
     print(json.dumps(results, indent=2))
     return 0
 
