@@ -1,15 +1,17 @@
 """Named workers for work that runs beside the model (one owner of the process's side threads and processes).
 
 :func:`worker` gives the one single-thread executor of a name, created on first use and shared by the
-whole process: :data:`BESIDE_ENCODE` (the work beside the encode) and ``"imc-text"``
-(the SMS refinement, beside the encode; :meth:`monai_imc.pipeline.IMCPipeline.run`). One thread per name
-keeps each kind of side work in order and bounds the threads to the names used.
+whole process: :data:`BESIDE_ENCODE` (the work beside the encode) and ``"imc-text"`` (the SMS refinement
+beside the encode, :meth:`monai_imc.pipeline.IMCPipeline.run`; where a copy of the refiner runs in the worker
+process, :mod:`monai_imc.refine.process`, this thread only waits for it). One thread per name keeps each kind
+of side work in order and bounds the threads to the names used.
 
 :func:`beside` runs a picklable function in the named worker *process* instead (the worker thread of the
 name waits for it): numpy and scipy release the GIL inside each call, but a task of many small numpy calls
 takes the GIL back between them, and the model's Python code waits for it; a process shares no GIL with
 the model. The process is ``python -m monai_imc.workers``, started on first use: it imports only
-:data:`PRELOAD` and what its tasks name (never the application's ``__main__``, torch or the model), reads
+:data:`PRELOAD` and what its tasks name (never the application's ``__main__``; torch and a model only for a
+task that needs them, the SMS copy), reads
 pickled tasks from its stdin and writes their results to its stdout, and ends with its parent. Where it
 cannot start or dies, the worker thread runs the task itself from then on, and says so once.
 """
