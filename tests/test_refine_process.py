@@ -70,6 +70,12 @@ def test_a_copy_that_cannot_be_built_leaves_the_work_here(
     assert "refines in this process from now on" in caplog.text and not process.ready
 
 
+def test_the_copys_own_errors_reach_the_caller_and_the_copy_refines_on(bundled, copied) -> None:
+    with pytest.raises(ValueError, match="empty"):
+        copied.refine("   ")
+    assert copied.ready and copied.refine(TEXTS[1]) == bundled.refiner.refine(TEXTS[1])
+
+
 def test_a_pipeline_refuses_a_copy_of_another_refiner(bundled) -> None:
     other = RefinerProcess(bundled.refiner, BUNDLE)
     with pytest.raises(ValueError, match="own refiner"):

@@ -114,15 +114,27 @@ class RefinerProcess:
         )
 
     def refine(self, text: str) -> Refinement:
-        """:meth:`SMSRefiner.refine` of ``text``: by the copy in the worker process once it is ready, else here."""
+        """:meth:`SMSRefiner.refine` of ``text``: by the copy in the worker process once it is ready, else here.
+
+        Raises:
+            TypeError, ValueError: as :meth:`SMSRefiner.refine` (the copy's own errors reach the caller; only
+                a copy that could not be built, or whose process died, hands the work back here).
+        """
         ready = self.start()
         if not self._local and ready.done():
-            try:
-                ready.result()
-                return beside(
-                    BESIDE_ENCODE, refine_copy, self.bundle, settings_of(self.refiner), text
-                ).result()
-            except Exception as err:  # noqa: BLE001 (whatever failed there, the refiner here gives the answer)
-                self._local = True
-                logger.warning("SMS refines in this process from now on: its worker process failed (%r)", err)
+            if ready.exception() is not None:
+                self._fail(ready.exception())
+            else:
+                try:
+                    return beside(
+                        BESIDE_ENCODE, refine_copy, self.bundle, settings_of(self.refiner), text
+                    ).result()
+                except LookupError as err:  # no copy there: its process died and the task ran here
+                    self._fail(err)
         return self.refiner.refine(text)
+
+    def _fail(self, err: BaseException | None) -> None:
+        self._local = True
+        logger.warning(
+            "SMS refines in this process from now on: its copy in the worker process failed (%r)", err
+        )
