@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from monai_imc.bundle import CONFIG, bundle_parser, find_bundle, parsed
-from monai_imc.deploy.work import SR_WORKER
+from monai_imc.deploy.sr_step import SR_WORKER
 from monai_imc.dicom.frames import DEFAULT_MAX_PIXELS
 from monai_imc.dicom.sr import AlgorithmInfo
 from monai_imc.dicom.sr_file import warm_up_sr_writer

@@ -29,21 +29,19 @@ from tqdm.auto import tqdm
 from monai_imc.atomic import sweep_temporary
 from monai_imc.deploy.context import IMCContext
 from monai_imc.deploy.report import Outcome, RunReport
+from monai_imc.deploy.sr_step import draft_sr, sr_file_name, write_sr
 from monai_imc.deploy.stow import StowResult, public_url, stow_files
 from monai_imc.deploy.texts import Sidecar, load_sidecars
 from monai_imc.deploy.work import (
     SeriesWork,
     answer,
     calibrate,
-    draft_sr,
     make_views,
     perceive,
     refine_texts,
     run_step,
     series_texts,
     series_work,
-    sr_file_name,
-    write_sr,
 )
 from monai_imc.dicom.read import DicomFolder, read_dicom_files
 from monai_imc.dicom.sr import AlgorithmInfo
@@ -225,7 +223,7 @@ def _refine_ahead(
 
 def stage_answer(works: Sequence[SeriesWork], context: IMCContext, progress: bool = True) -> list[SeriesWork]:
     """VLMReport: answer every asked text about every view from the calibrated features. As each series is
-    answered, its SR starts encoding in a worker process (:func:`~monai_imc.deploy.work.draft_sr`) beside the
+    answered, its SR starts encoding in a worker process (:func:`~monai_imc.deploy.sr_step.draft_sr`) beside the
     model's work on the next series; :func:`stage_write` saves it."""
     numbers = sr_series_numbers(works)
 

@@ -9,6 +9,8 @@ The steps, in graph order (each MONAI Deploy operator calls one)::
 
     make_views  ->  perceive  ->  calibrate  ->  refine_texts  ->  answer (+ draft_sr)  ->  write_sr
 
+(``draft_sr`` and ``write_sr``, the series' SR, are in :mod:`monai_imc.deploy.sr_step`.)
+
 ``calibrate`` restores flagged views first where the pipeline's restorer is enabled (the bundle config's
 ``restore`` section): :meth:`~monai_imc.pipeline.IMCPipeline.restore_view`, then PDC on what the perceiver
 sees in the restored view.
@@ -23,7 +25,6 @@ Usage::
 from __future__ import annotations
 
 import dataclasses
-import functools
 import logging
 import os
 from collections.abc import Callable, Iterable, MutableMapping, Sequence
@@ -38,8 +39,7 @@ from monai_imc.calibrate import Calibration
 from monai_imc.deploy.texts import ClinicalText, Sidecar, collect_texts
 from monai_imc.dicom.frames import DEFAULT_MAX_PIXELS
 from monai_imc.dicom.read import check_complete
-from monai_imc.dicom.sr import AlgorithmInfo, ImageAssessment, TextRecord
-from monai_imc.dicom.sr_file import EncodedSR, encode_imc_sr, save_encoded_sr
+from monai_imc.dicom.sr_file import EncodedSR
 from monai_imc.dicom.views import (
     SeriesView,
     UnsupportedSeriesError,
@@ -54,10 +54,8 @@ from monai_imc.prompts import vqa_prompt
 from monai_imc.refine import Refinement, SMSRefiner
 from monai_imc.restore import Restoration
 from monai_imc.timing import timed
-from monai_imc.workers import beside
 
 __all__ = [
-    "SR_WORKER",
     "Answer",
     "AssessedView",
     "RefinedText",
@@ -66,16 +64,12 @@ __all__ = [
     "as_data",
     "as_question",
     "calibrate",
-    "draft_sr",
     "make_views",
     "perceive",
     "refine_texts",
     "run_step",
     "series_texts",
     "series_work",
-    "sr_encoder",
-    "sr_file_name",
-    "write_sr",
 ]
 
 logger = logging.getLogger(__name__)
@@ -167,7 +161,8 @@ class SeriesWork:
         refined: the series' clinical texts, refined.
         answers: the answers, per view and question.
         sr_path: the SR written.
-        sr_draft: the SR being encoded beside the model (:func:`draft_sr`), until :func:`write_sr` saves it.
+        sr_draft: the SR being encoded beside the model (:func:`~monai_imc.deploy.sr_step.draft_sr`), until
+            :func:`~monai_imc.deploy.sr_step.write_sr` saves it.
     """
 
     study_uid: str
@@ -391,111 +386,3 @@ def answer(work: SeriesWork, pipeline: IMCPipeline, max_new_tokens: int = 24) ->
             reply = pipeline.generate(item.features, question, max_new_tokens=max_new_tokens, do_sample=False)
             answers.append(Answer(item.view.sop_instance_uid, item.view.frame_number, index, question, reply))
     return dataclasses.replace(work, answers=tuple(answers))
-
-
-def sr_file_name(series_uid: str) -> str:
-    """The SR's file name for a source series."""
-    return f"IMC_SR_{series_uid}.dcm"
-
-
-def sr_encoder(
-    work: SeriesWork, algorithm: AlgorithmInfo, series_number: int = 900
-) -> functools.partial[EncodedSR]:
-    """:func:`~monai_imc.dicom.sr_file.encode_imc_sr` bound to the series' IMC SR (one TID 1501 group per
-    assessed view): call it to encode the SR; it pickles, with the source datasets without their pixel data
-    (the SR needs their patient, study and instance attributes only), so a worker process can call it."""
-    if not work.assessed:
-        raise ValueError("no assessed view to report")
-    headers: dict[int, Dataset] = {}
-    assessments = [
-        ImageAssessment(
-            _header(item.source, headers),
-            artifact=item.perception.noise,
-            severity=item.perception.severity,
-            probability=min(1.0, max(0.0, float(item.perception.confidence)))
-            if item.perception.assessable
-            else None,
-            calibration_applied=bool(item.calibration and item.calibration.applied),
-            frame_number=item.view.frame_number,
-            not_assessable=None if item.perception.assessable else item.perception.reason,
-            restoration=None if item.restoration is None else item.restoration.summary,
-        )
-        for item in work.assessed
-    ]
-    replies = {(a.sop_instance_uid, a.frame_number, a.text_index): a for a in work.answers}
-    records = []
-    for item in work.assessed:
-        uid, frame = item.view.sop_instance_uid, item.view.frame_number
-        for index, text in enumerate(work.refined):
-            reply = replies.get((uid, frame, index))
-            if reply is None:
-                continue
-            records.append(
-                TextRecord(
-                    text.source.role,
-                    text.source.text,
-                    text.text,
-                    reply.question,
-                    reply.answer,
-                    uid,
-                    frame if _multi_group(work, uid) else None,
-                    text.edits,
-                )
-            )
-    for text in work.refined:
-        if not text.source.ask:
-            records.append(TextRecord(text.source.role, text.source.text, text.text, edits=text.edits))
-    description = f"IMC assessment of {work.modality or 'images'} (unverified)"[:64]
-    return functools.partial(
-        encode_imc_sr,
-        assessments,
-        records,
-        algorithm,
-        series_number=series_number,
-        series_description=description,
-    )
-
-
-SR_WORKER = "imc-sr"
-"""The worker process that encodes SRs beside the model (:func:`draft_sr`, :mod:`monai_imc.workers`)."""
-
-
-def draft_sr(work: SeriesWork, algorithm: AlgorithmInfo, series_number: int = 900) -> SeriesWork:
-    """Start encoding the series' SR in the :data:`SR_WORKER` process, beside the model's work on the next
-    series; :func:`write_sr` saves it. Nothing is written here, and an error (an SR the standard would refuse)
-    reaches :func:`write_sr`, which fails the series with it."""
-    if not work.active or not work.assessed:
-        return work
-    draft = beside(SR_WORKER, sr_encoder(work, algorithm, series_number))
-    return dataclasses.replace(work, sr_draft=draft)
-
-
-def write_sr(
-    work: SeriesWork, folder: str | os.PathLike[str], algorithm: AlgorithmInfo, series_number: int = 900
-) -> SeriesWork:
-    """Write the series' IMC SR atomically into ``folder``: one TID 1501 group per assessed view. The SR
-    :func:`draft_sr` encoded when there is one (the same content), else encoded here."""
-    if not work.assessed:
-        return work.fail("no assessed view to report")
-    if work.sr_draft is not None:
-        encoded = work.sr_draft.result()
-    else:
-        encoded = sr_encoder(work, algorithm, series_number)()
-    path = save_encoded_sr(Path(folder) / sr_file_name(work.series_uid), encoded)
-    return dataclasses.replace(work, status="written", sr_path=path, sr_draft=None)
-
-
-def _header(ds: Dataset, seen: dict[int, Dataset]) -> Dataset:
-    """``ds`` without its pixel data (group 7FE0), one copy per dataset; the elements are shared, not copied."""
-    if id(ds) not in seen:
-        header = Dataset()
-        for element in ds:
-            if element.tag.group != 0x7FE0:
-                header.add(element)
-        seen[id(ds)] = header
-    return seen[id(ds)]
-
-
-def _multi_group(work: SeriesWork, sop_instance_uid: str) -> bool:
-    """Whether several views of the series come from one instance (frames of a multi-frame image)."""
-    return sum(1 for item in work.assessed if item.view.sop_instance_uid == sop_instance_uid) > 1

@@ -2,7 +2,7 @@
 its values checked against their VRs, read back) and saved atomically (temporary file beside the target, then
 rename), so nothing is written half.
 
-The app encodes in a worker process beside the model (:func:`monai_imc.deploy.work.draft_sr`) and saves in
+The app encodes in a worker process beside the model (:func:`monai_imc.deploy.sr_step.draft_sr`) and saves in
 its own process; :func:`write_imc_sr` does both in turn::
 
     from monai_imc.dicom.sr import AlgorithmInfo, ImageAssessment

@@ -29,7 +29,7 @@ from monai_imc.deploy.checks import check_run_arguments
 from monai_imc.deploy.context import IMCContext, default_bundle, load_context
 from monai_imc.deploy.process import start_report
 from monai_imc.deploy.report import Outcome, RunReport
-from monai_imc.deploy.work import sr_file_name
+from monai_imc.deploy.sr_step import sr_file_name
 from monai_imc.operators.artifact_perceiver import ArtifactPerceiverOperator
 from monai_imc.operators.dicom_loader import IMCDicomLoaderOperator
 from monai_imc.operators.pdc_calibrator import PDCCalibratorOperator

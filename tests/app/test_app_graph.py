@@ -15,8 +15,8 @@ from helpers import require_tool
 from monai_imc.deploy.context import IMCContext
 from monai_imc.deploy.report import REPORT_NAME
 from monai_imc.deploy.sample import SampleStudy
+from monai_imc.deploy.sr_step import sr_file_name
 from monai_imc.deploy.summary import summarize_sr
-from monai_imc.deploy.work import sr_file_name
 from monai_imc.dicom import codes
 from monai_imc.dicom.views import series_views
 from monai_imc.reference.prompts import vqa_prompt

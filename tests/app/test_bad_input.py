@@ -19,7 +19,7 @@ from pydicom.uid import generate_uid
 from monai_imc.deploy.context import IMCContext
 from monai_imc.deploy.report import REPORT_NAME
 from monai_imc.deploy.sample import SampleStudy
-from monai_imc.deploy.work import sr_file_name
+from monai_imc.deploy.sr_step import sr_file_name
 from monai_imc.dicom.sr import AlgorithmInfo, ImageAssessment
 from monai_imc.dicom.sr_file import write_imc_sr
 

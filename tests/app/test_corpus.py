@@ -18,7 +18,7 @@ from helpers import require_tool
 from monai_imc.atomic import TEMPORARY_NAME
 from monai_imc.deploy.context import IMCContext
 from monai_imc.deploy.report import REPORT_NAME
-from monai_imc.deploy.work import sr_file_name
+from monai_imc.deploy.sr_step import sr_file_name
 
 
 @pytest.fixture(scope="module")

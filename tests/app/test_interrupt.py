@@ -20,7 +20,7 @@ from helpers import REPO
 from monai_imc.atomic import TEMPORARY_NAME
 from monai_imc.deploy.report import REPORT_NAME
 from monai_imc.deploy.sample import SampleStudy
-from monai_imc.deploy.work import sr_file_name
+from monai_imc.deploy.sr_step import sr_file_name
 
 START_LIMIT = 600.0  # seconds until the first SR (Holoscan and the model load first; the machine is shared)
 

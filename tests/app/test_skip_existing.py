@@ -10,7 +10,8 @@ from pathlib import Path
 from monai_imc.deploy.context import IMCContext
 from monai_imc.deploy.process import current_sr, process_folder
 from monai_imc.deploy.sample import SampleStudy
-from monai_imc.deploy.work import series_work, sr_file_name
+from monai_imc.deploy.sr_step import sr_file_name
+from monai_imc.deploy.work import series_work
 from monai_imc.dicom.read import read_dicom_folder
 from monai_imc.dicom.sr import AlgorithmInfo
 

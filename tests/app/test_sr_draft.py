@@ -25,7 +25,8 @@ from monai_imc.deploy.process import (
 )
 from monai_imc.deploy.report import RunReport
 from monai_imc.deploy.sample import SampleStudy
-from monai_imc.deploy.work import SR_WORKER, SeriesWork, draft_sr, run_step, series_work, write_sr
+from monai_imc.deploy.sr_step import SR_WORKER, draft_sr, write_sr
+from monai_imc.deploy.work import SeriesWork, run_step, series_work
 
 # made anew each time an SR is built: the only values two encodings of the same content may differ in
 # (creation and content date/time, the contribution's date/time, each group's tracking UID)

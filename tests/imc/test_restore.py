@@ -173,7 +173,8 @@ def test_app_stage_restores_and_the_sr_says_what_was_done(bank: PrototypeBank, t
     import highdicom as hd
     import pydicom
 
-    from monai_imc.deploy.work import calibrate, make_views, perceive, series_work, write_sr
+    from monai_imc.deploy.sr_step import write_sr
+    from monai_imc.deploy.work import calibrate, make_views, perceive, series_work
     from monai_imc.dicom import codes
     from monai_imc.dicom.sr import AlgorithmInfo
 
