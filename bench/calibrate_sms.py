@@ -74,7 +74,7 @@ def write_bundle(bundle: Path, settings: dict[str, float], record: dict) -> None
     data = json.loads(config.read_text())
     data["refiner"].update(settings)
     with atomic_output(config) as tmp:
-        tmp.write_text(json.dumps(data, indent=4) + "\n")
+        tmp.write_text(json.dumps(data, indent=2) + "\n")
     with atomic_output(bundle / "configs" / "sms_calibration.json") as tmp:
         tmp.write_text(json.dumps(record, indent=2) + "\n")
 
@@ -92,6 +92,13 @@ def main(argv: list[str] | None = None) -> int:
         type=float,
         default=0.0,
         help="further share of clean questions sent to specialists for a word that sounds like another",
+    )
+    p.add_argument(
+        "--reading-flag-rate",
+        type=float,
+        default=None,
+        help="chooses the surprisal from which a suspect text's sound-alike words are read again, as "
+        "--sound-alike-flag-rate chooses its threshold, without flagging texts (default: the same)",
     )
     p.add_argument("--false-edit-rate", type=float, default=0.01)
     p.add_argument("--seed", type=int, default=0)
@@ -130,7 +137,9 @@ def main(argv: list[str] | None = None) -> int:
     halves = (texts[::2], texts[1::2])
     folds = []
     for pick, check in (halves, halves[::-1]) if args.two_fold else ():
-        chosen = calibrate(base, pick, args.flag_rate, args.false_edit_rate, args.sound_alike_flag_rate)
+        chosen = calibrate(
+            base, pick, args.flag_rate, args.false_edit_rate, args.sound_alike_flag_rate, args.reading_flag_rate
+        )
         refiner = refiner_with(chosen.options())
         results = [refiner.refine(t) for t in tqdm(check, desc="fold check")]
         folds.append(
@@ -141,7 +150,9 @@ def main(argv: list[str] | None = None) -> int:
                 "false_edit_pct": round(100 * sum(r.changed for r in results) / len(results), 2),
             }
         )
-    chosen = calibrate(base, texts, args.flag_rate, args.false_edit_rate, args.sound_alike_flag_rate)
+    chosen = calibrate(
+        base, texts, args.flag_rate, args.false_edit_rate, args.sound_alike_flag_rate, args.reading_flag_rate
+    )
     refiner = refiner_with(chosen.options())
     if args.write_bundle:  # written now; the record follows with the checks
         write_bundle(

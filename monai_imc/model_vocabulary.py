@@ -19,7 +19,7 @@ from collections.abc import Container, Iterable
 from pathlib import Path
 from typing import Any
 
-from monai_imc.vocabulary import phonetic_keys
+from monai_imc.vocabulary import phonetic_keys, sounds_alike
 
 __all__ = ["SHORT_PIECE", "WORD_LIST", "Vocabulary", "damerau_distance"]
 
@@ -180,6 +180,18 @@ class Vocabulary:
             if len(key) >= 2:
                 found |= self._by_sound.get(tag + key, set())
         return sorted(w for w in found if w != lw and damerau_distance(lw, w, 4) <= 3)
+
+    def sounds_near(self, word: str) -> list[str]:
+        """Known words of 3 letters or more that start with ``word``'s letter, are at most three edits from it
+        and sound like it (:func:`~monai_imc.vocabulary.sounds_alike`: ``picture`` for ``pitcher``, one
+        sound heard otherwise), sorted. A scan of the words with that first letter (the model's words: about
+        a thousand in all)."""
+        lw = word.lower()
+        return sorted(
+            w
+            for w in self._by_initial.get(lw[:1], [])
+            if len(w) >= 3 and w != lw and damerau_distance(lw, w, 4) <= 3 and sounds_alike(lw, w)
+        )
 
     def expansions(self, short: str, limit: int = 40) -> list[str]:
         """Known words that could be ``short`` written in shorthand: same first letter, its letters in order."""

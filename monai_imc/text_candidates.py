@@ -376,22 +376,48 @@ def _sound_alikes(word: str, vocabulary: Vocabulary) -> tuple[str, ...]:
     lw = word.lower()
     if len(lw) < 3:
         return ()
-    options = set(vocabulary.near(lw, 2)) | set(vocabulary.sounds_like(lw))
+    options = set(vocabulary.near(lw, 2)) | set(vocabulary.sounds_like(lw)) | set(vocabulary.sounds_near(lw))
     return tuple(sorted(w for w in options if _admissible(lw, w) and _sound_alike(lw, w)))
 
 
 def sound_alikes(word: str, vocabulary: Vocabulary) -> list[str]:
     """The known words a correct ``word`` could have been misheard for (the recognition specialist's
-    ``sound-alike`` tier): within two edits or sharing a phonetic key, and sounding alike
+    ``sound-alike`` tier): within two edits, sharing a phonetic key or one sound apart
+    (:meth:`~monai_imc.model_vocabulary.Vocabulary.sounds_near`), and sounding alike
     (:func:`monai_imc.vocabulary.sounds_alike`; a plural is not a sound-alike of its singular)."""
     return list(_sound_alikes(word, vocabulary))
 
 
 def _sound_alike(a: str, b: str) -> bool:
-    """A sound-alike that is not the same word in another number (``nodule`` / ``nodules``: a correct word's
-    number is a fact of the text, so that edit asks the overwhelming margin)."""
+    """A sound-alike that is not the same word in another number or form (``nodule`` / ``nodules``,
+    ``normal`` / ``normally``, ``isointense`` / ``intense``: a correct word's number and form are facts of
+    the text, so that edit asks the overwhelming margin)."""
     long, short = (a, b) if len(a) >= len(b) else (b, a)
-    return not _plural_of(long, short) and sounds_alike(a, b)
+    return not _plural_of(long, short) and not _forms_of_one_word(a, b) and sounds_alike(a, b)
+
+
+#: Endings of one stem's forms (``normal``/``normally``, ``signify``/``signifies``, ``artery``/``arterial``,
+#: ``vertebrae``/``vertebral``, ``dense``/``dens``, ``hyperattenuating``/``hyperattenuation``).
+_FORM_ENDINGS = frozenset({
+    "", "a", "ae", "al", "ally", "ation", "ations", "d", "e", "ed", "en", "er", "es", "est", "ial", "ic",
+    "ies", "ing", "ion", "ions", "ities", "ity", "ive", "ly", "ment", "ness", "ous", "s", "um", "us", "y",
+})
+
+
+def _forms_of_one_word(a: str, b: str) -> bool:
+    """Whether ``a`` and ``b`` are forms of one word: one stem of 4+ letters with two endings of
+    :data:`_FORM_ENDINGS`, or one word with a prefix of 2+ letters added (``isointense`` / ``intense``).
+    ``chess`` / ``chest`` and ``imagine`` / ``image`` are not (speech recognition's mishearings)."""
+    a, b = a.lower(), b.lower()
+    long, short = (a, b) if len(a) >= len(b) else (b, a)
+    if len(long) - len(short) >= 2 and long.endswith(short):
+        return True
+    for n in range(4, len(short) + 1):
+        if a[:n] != b[:n]:
+            break
+        if a[n:] in _FORM_ENDINGS and b[n:] in _FORM_ENDINGS:
+            return True
+    return False
 
 
 def _has_digit(word: str) -> bool:
@@ -416,9 +442,11 @@ def _joins(
             break
         joined += nxt.group().lower()
         span = text[first.start() : nxt.end()]
+        pieces = {m.group().lower() for m in matches[index : index + 3]}
         targets = (
             [joined] if joined in vocabulary else [w for w in vocabulary.sounds_like(joined) if len(w) >= 5]
         )
+        targets = [w for w in targets if w not in pieces]  # ``image is`` -> ``image`` deletes a word
         out += [
             Candidate(
                 "recognition", first.start(), nxt.end(), span, _case_like(first.group(), w), "sound-alike"

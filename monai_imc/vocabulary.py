@@ -236,8 +236,9 @@ def sounds_alike(a: str, b: str) -> bool:
     words are at most two edits apart (``waited`` / ``weighted``; not ``flat`` / ``fluid``), or the words
     start alike, are at most two edits apart and one's Metaphone key is the other's with one sound more at
     its end (a final sound heard or lost: ``chess`` / ``chest``, ``content`` / ``contain``, ``imagine`` /
-    ``image``; not ``safe`` / ``same``, nor a word and the same word with an ending, ``large`` / ``larger``).
-    Keys of fewer than two characters never count."""
+    ``image``; not ``safe`` / ``same``, nor a word and the same word with an ending, ``large`` / ``larger``),
+    or the words start alike and one sound was heard otherwise (:func:`_sound_heard_otherwise`:
+    ``pitcher`` / ``picture``). Keys of fewer than two characters never count."""
     import jellyfish
 
     keys_a, keys_b = phonetic_keys(a), phonetic_keys(b)
@@ -250,4 +251,28 @@ def sounds_alike(a: str, b: str) -> bool:
     short, long = sorted((keys_a[0], keys_b[0]), key=len)
     ending = len(short) >= 2 and len(long) == len(short) + 1 and long.startswith(short)
     shorter, longer = sorted((a.lower(), b.lower()), key=len)
-    return close and ending and shorter[:1] == longer[:1] and not longer.startswith(shorter)
+    if shorter[:1] != longer[:1] or longer.startswith(shorter):
+        return False
+    return (close and ending) or _sound_heard_otherwise(shorter, longer, keys_a, keys_b)
+
+
+def _sound_heard_otherwise(a: str, b: str, keys_a: tuple[str, str], keys_b: tuple[str, str]) -> bool:
+    """One sound of the word dropped, added or swapped with its neighbour: a Metaphone key of four or more
+    characters with one sound more or less than the other's, or a NYSIIS key of five or more with two
+    neighbouring sounds swapped, the words at most three edits apart (``content`` / ``contain``,
+    ``mortality`` / ``modality``, ``pitcher`` / ``picture``). A sound *replaced* is not enough: ``special``
+    / ``spinal``, ``major`` / ``matter``, ``better`` / ``bigger`` are other words."""
+    import jellyfish
+
+    if jellyfish.damerau_levenshtein_distance(a, b) > 3:
+        return False
+    (meta_a, nys_a), (meta_b, nys_b) = keys_a, keys_b
+    short, long = sorted((meta_a, meta_b), key=len)
+    if len(short) >= 4 and len(long) == len(short) + 1 and jellyfish.levenshtein_distance(short, long) == 1:
+        return True
+    return (
+        min(len(nys_a), len(nys_b)) >= 5
+        and len(nys_a) == len(nys_b)
+        and jellyfish.damerau_levenshtein_distance(nys_a, nys_b) == 1
+        and jellyfish.hamming_distance(nys_a, nys_b) == 2
+    )

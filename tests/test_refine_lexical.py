@@ -88,6 +88,11 @@ def test_calibrate_on_validation_questions(refiner: SMSRefiner, data_dir) -> Non
     hearing = calibrate(refiner, questions, flag_rate=0.4, false_edit_rate=0.05, sound_alike_flag_rate=0.2)
     assert hearing.suspicion == chosen.suspicion and hearing.sound_alike_suspicion < hearing.suspicion
     assert chosen.sound_alike_suspicion == chosen.suspicion, "no sound-alike budget: one threshold"
+    assert hearing.reading_suspicion == hearing.sound_alike_suspicion, "the readings hear what flags"
+    assert chosen.reading_margin >= chosen.accept_margin and hearing.reading_margin >= hearing.accept_margin
+    reading = calibrate(refiner, questions, flag_rate=0.4, false_edit_rate=0.05, reading_flag_rate=0.2)
+    assert reading.sound_alike_suspicion == reading.suspicion, "a reading budget flags no more texts"
+    assert reading.reading_suspicion == hearing.sound_alike_suspicion and reading.flagged == chosen.flagged
     probe = SMSRefiner(refiner.model, vocabulary=refiner.vocabulary, **hearing.options())
     now = sum(probe.assess(q).noisy for q in questions)
     assert flagged < now <= round(0.6 * len(questions)) + 1 and abs(hearing.flagged - now / len(questions)) <= 0.05

@@ -101,6 +101,20 @@ def test_sound_alikes() -> None:
     assert sound_alikes("imagine", vocab) == ["image"] and sound_alikes("large", vocab) == []
 
 
+def test_one_sound_heard_otherwise() -> None:
+    """A sound swapped, dropped or heard otherwise inside a word (speech recognition's real-word errors)."""
+    for misheard, meant in (("pitcher", "picture"), ("content", "contain"), ("mortality", "modality")):
+        assert sounds_alike(misheard, meant) and sounds_alike(meant, misheard), (misheard, meant)
+    for a, b in (("scan", "span"), ("clot", "clean"), ("skull", "small"), ("trunk", "tram")):
+        assert not sounds_alike(a, b), "short keys are too coarse to say so"
+    for a, b in (("special", "spinal"), ("major", "matter"), ("better", "bigger")):
+        assert not sounds_alike(a, b), "a sound replaced makes another word"
+    vocab = Vocabulary(["picture", "pitch", "contain", "content", "spinal"])
+    assert vocab.sounds_near("pitcher") == ["picture"], "same first letter, three edits at most"
+    assert vocab.sounds_near("content") == ["contain"] and vocab.sounds_near("special") == []
+    assert sound_alikes("pitcher", vocab) == ["picture"]
+
+
 def test_protected_and_correct_words_get_the_right_candidates() -> None:
     vocab = Vocabulary(["the", "nodules", "nerve", "were", "lung", "fat", "pleural", "effusion"])
     clinical = {"nerve", "flat", "plural", "three"}
@@ -177,6 +191,71 @@ def test_overwhelming_margin_only(refiner: SMSRefiner) -> None:
     assert "lugn" not in words, result.trace  # the unknown word is fixed, into a word the vocabularies know
     fixed = words[words.index("lfet") + 1] if "lfet" in words else words[-2]
     assert fixed in refiner.vocabulary or fixed in refiner.clinical, (fixed, result.trace)
+
+
+def test_a_question_misheard_in_several_words_is_read_again(refiner: SMSRefiner) -> None:
+    """Each misheard word alone gains less than a sound-alike's margin; read together, the sentence gains the
+    reading's margin, and each word's reading is chosen among the others read again (``lever`` alone
+    would become ``level``). The bundle keeps the readings off (their thresholds at the assessor's), so a
+    refiner that hears the misheard words (``sound_alike_suspicion`` and ``reading_suspicion`` just below
+    their surprisal, as ``calibrate(..., sound_alike_flag_rate=...)`` would set them) is built here."""
+    text = "Does the pitcher content lever?"
+    surprisal = dict(refiner.assess(text).surprisal)
+    assert max(surprisal["pitcher"], surprisal["lever"]) < refiner.suspicion, "the bundle does not hear them"
+    assert not refiner.refine(text).changed
+    threshold = min(surprisal["pitcher"], surprisal["lever"]) - 0.5
+    assert surprisal["content"] < threshold, "content surprises this model too little to be heard again"
+
+    def hearing(reading_margin: float) -> SMSRefiner:
+        return SMSRefiner(
+            refiner.model,
+            vocabulary=refiner.vocabulary,
+            clinical=refiner.clinical,
+            suspicion=refiner.suspicion,
+            sound_alike_suspicion=threshold,
+            reading_suspicion=threshold,
+            accept_margin=refiner.accept_margin,
+            sound_alike_margin=refiner.sound_alike_margin,
+            known_margin=refiner.known_margin,
+            reading_margin=reading_margin,
+        )
+
+    listening = hearing(refiner.accept_margin)
+    assert [text[a:b] for a, b in listening.misheard(text, listening.assess(text))] == ["pitcher", "lever"]
+    result = listening.refine(text)
+    assert result.text == "Does the picture content liver?", result.trace
+    accepted = [s for s in result.trace if s.verdict.startswith("accepted")]
+    assert [s.agent.startswith("specialist:recognition:reading") for s in accepted] == [True]
+    assert result.calls <= 3 and result.original == text
+    assert not hearing(1e9).refine(text).changed, "the reading's margin decides"
+    for clean in ("Does the picture contain liver?", "Is there small bowel in this image?"):
+        assert not listening.refine(clean).changed, clean
+
+
+def test_readings_compose_the_words_heard_again(refiner: SMSRefiner) -> None:
+    from monai_imc.text_candidates import Candidate
+
+    text = "Is uh their bowl in this imagine?"
+
+    def at(before: str, after: str, tier: str = "sound-alike", kind: str = "recognition") -> Candidate:
+        start = text.index(before)
+        return Candidate(kind, start, start + len(before), before, after, tier)
+
+    filler = at("uh ", "", "unknown")
+    low = refiner.accept_margin  # a word heard again gains alone at least this
+    scored = [
+        (low + 9.0, at("imagine", "image")),
+        (low + 4.0, at("imagine", "imaging")),
+        (low + 3.0, at("their", "there")),
+        (low - 1.0, at("bowl", "bowel")),  # gains, but too little alone: not read again
+        (30.0, at("in this", "inthis")),  # a join of several words is judged alone
+        (refiner.accept_margin + 1.0, filler),  # a filler that reaches its own margin rides along
+        (50.0, at("their", "theirs", "known")),  # a correct word into another: judged alone
+    ]
+    readings = refiner.readings(text, scored)
+    assert readings[0] == ("Is there bowl in this image?", refiner.accept_margin + 1.0)
+    assert readings[1:] == [("Is there bowl in this imaging?", refiner.accept_margin + 1.0)], "runner-up"
+    assert refiner.readings(text, scored[:2] + scored[3:]) == [], "one word heard again is judged alone"
 
 
 def test_spellcheck_baseline(refiner: SMSRefiner) -> None:

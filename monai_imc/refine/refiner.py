@@ -75,6 +75,11 @@ class SMSRefiner:
             dropped) needs; default ``accept_margin``.
         known_margin: the gain an edit of a correct word into a different word needs (overwhelming);
             default twice the larger of the other two margins.
+        reading_margin: the gain the recognition specialist's reading of a whole text needs, where it hears
+            two words or more misheard (:meth:`readings`); default ``sound_alike_margin``.
+        reading_suspicion: once a text is suspect of a misrecognised word, the surprisal from which another
+            correct word that sounds like a known word may be heard again in the reading (:meth:`misheard`);
+            default ``sound_alike_suspicion``. It flags no text by itself.
         max_edit_ratio: a candidate may differ from the text by at most this share of its characters
             (whole sentences may go when the kind is ``distractor``).
         max_new_tokens: longest agent reply.
@@ -95,6 +100,8 @@ class SMSRefiner:
         accept_margin: float = 5.0,
         sound_alike_margin: float | None = None,
         known_margin: float | None = None,
+        reading_margin: float | None = None,
+        reading_suspicion: float | None = None,
         max_edit_ratio: float = 0.35,
         max_new_tokens: int = 48,
     ) -> None:
@@ -135,6 +142,10 @@ class SMSRefiner:
             2.0 * max(self.accept_margin, self.sound_alike_margin)
             if known_margin is None
             else float(known_margin)
+        )
+        self.reading_margin = self.sound_alike_margin if reading_margin is None else float(reading_margin)
+        self.reading_suspicion = (
+            self.sound_alike_suspicion if reading_suspicion is None else float(reading_suspicion)
         )
         self.max_edit_ratio = max_edit_ratio
         self.max_new_tokens = max_new_tokens
@@ -277,14 +288,81 @@ class SMSRefiner:
         return self.prompts.parse_judgement(reply), reply
 
     def propose(self, text: str, assessment: Assessment) -> list[Candidate]:
-        """Lexical specialists: single edits of the suspect words (and the distractor cut), from the vocabulary."""
+        """Lexical specialists: single edits of the suspect words (and the distractor cut), from the vocabulary;
+        when the assessor heard a misrecognised word (``recognition``), also every sound-alike of every other
+        word (:meth:`readings` reads them together: speech recognition mishears several words of a sentence,
+        and each alone barely surprises the model)."""
+        if self.vocabulary is None:
+            return []
+        heard = self.misheard(text, assessment) if "recognition" in assessment.kinds else []
+        out = []
+        for c in propose(text, self.vocabulary, [k for k in assessment.kinds if k in KINDS], self.clinical):
+            if (
+                c.kind == "distractor"
+                or any(c.start < b and c.end > a for a, b in assessment.suspects)
+                or (c.tier == "sound-alike" and (c.start, c.end) in heard)
+            ):
+                out.append(c)
+        return out
+
+    def misheard(self, text: str, assessment: Assessment) -> list[tuple[int, int]]:
+        """Where ``text`` may hold a misheard word: the ``(start, end)`` of every correct word that sounds like
+        another known word and whose surprisal reaches :attr:`reading_suspicion` (the suspects beyond the
+        assessor's ``max_suspects`` too), from its lexical ``assessment``."""
         if self.vocabulary is None:
             return []
         out = []
-        for c in propose(text, self.vocabulary, [k for k in assessment.kinds if k in KINDS], self.clinical):
-            if c.kind == "distractor" or any(c.start < b and c.end > a for a, b in assessment.suspects):
-                out.append(c)
+        for i, (m, (_w, v)) in enumerate(zip(WORD.finditer(text), assessment.surprisal)):
+            rated = self.suspicion_of(text, m, v, i)
+            heard = rated is not None and not math.isinf(rated) and v >= self.reading_suspicion
+            if heard and sound_alikes(m.group(), self.vocabulary):
+                out.append((m.start(), m.end()))
         return out
+
+    def readings(self, text: str, scored: Sequence[tuple[float, Candidate]]) -> list[tuple[str, float]]:
+        """The recognition specialist's readings of the whole ``text``: every word heard as a sound-alike whose
+        edit alone gains at least :attr:`accept_margin` (the best one per word; joins of several words are
+        judged alone), with the fillers whose drop reaches its own margin, composed into one text; then that reading with one
+        word's runner-up instead, for each word that has one (a word's best edit alone, in the noisy
+        sentence, may not be its best among the other words read again: ``lever`` -> ``level`` beside
+        ``pitcher``, ``liver`` beside ``picture``). ``scored`` holds each single edit's gain (nats).
+
+        Returns each text with what it must gain beyond :attr:`reading_margin`: the gains of its edits that
+        are not sound-alikes (each already paid its own margin), so that a sound-alike never rides on another
+        edit's gain; nothing when fewer than two words are heard again (one is judged alone, by
+        :attr:`sound_alike_margin`). The margin is calibrated on the readings of clean text
+        (:func:`~monai_imc.refine.calibrate`).
+        """
+        heard: dict[tuple[int, int], list[tuple[float, Candidate]]] = {}
+        others: list[tuple[float, Candidate]] = []
+        for gain, c in sorted(scored, key=lambda x: -x[0]):
+            if c.kind != "recognition" or gain <= 0.0:
+                continue
+            if c.tier == "unknown":  # a filler dropped: in the reading when it reaches its own margin
+                if gain >= self.margin(c):
+                    others.append((gain, c))
+            elif c.tier != "sound-alike":
+                continue  # a correct word into another word is judged alone, by the overwhelming margin
+            elif len(WORD.findall(c.before)) == 1 and gain >= self.accept_margin:
+                # a word heard again gains, alone, what an unknown word's edit must; a join of several words
+                # is judged alone
+                heard.setdefault((c.start, c.end), []).append((gain, c))
+        best = {place: options[0] for place, options in heard.items()}
+
+        def compose(picked: dict[tuple[int, int], tuple[float, Candidate]]) -> tuple[str, float] | None:
+            chosen: list[tuple[float, Candidate]] = []
+            for gain, c in sorted([*picked.values(), *others], key=lambda x: -x[0]):
+                if all(c.end <= o.start or c.start >= o.end for _g, o in chosen):
+                    chosen.append((gain, c))
+            if sum(c.tier == "sound-alike" for _g, c in chosen) < 2:
+                return None
+            extra = sum(g for g, c in chosen if c.tier != "sound-alike")
+            return apply_candidates(text, [c for _g, c in chosen]), extra
+
+        out = [compose(best)] + [
+            compose({**best, place: options[1]}) for place, options in heard.items() if len(options) > 1
+        ]
+        return list(dict.fromkeys(r for r in out if r is not None))
 
     def rewrite(self, text: str, kind: str, feedback: str) -> str:
         """Generative specialist for ``kind``: the model's own repair of ``text``."""
@@ -388,6 +466,10 @@ class SMSRefiner:
                 both = apply_candidates(text, [c for _g, c in good])
                 proposals["specialists:" + "+".join(dict.fromkeys(c.kind for _g, c in good))] = both
                 needed[both] = max(self.margin(c) for _g, c in good)
+            heard = self.readings(text, gains) if "recognition" in assessment.kinds else []
+            for i, (reading, extra) in enumerate(r for r in heard if r[0] not in needed):
+                proposals[f"specialist:recognition:reading{i or ''}"] = reading
+                needed[reading] = self.reading_margin + extra
             if not good and gains:
                 best_gain, best = gains[0]
                 reason = (
@@ -457,7 +539,8 @@ class SMSRefiner:
             f"SMSRefiner(vocabulary={lexical}, clinical={clinical}, generative={self.generative}, "
             f"max_rounds={self.max_rounds}, suspicion={self.suspicion}, "
             f"sound_alike_suspicion={self.sound_alike_suspicion}, accept_margin={self.accept_margin}, "
-            f"sound_alike_margin={self.sound_alike_margin}, known_margin={self.known_margin})"
+            f"sound_alike_margin={self.sound_alike_margin}, known_margin={self.known_margin}, "
+            f"reading_margin={self.reading_margin}, reading_suspicion={self.reading_suspicion})"
         )
 
 
