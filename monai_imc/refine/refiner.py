@@ -6,7 +6,6 @@ See :mod:`monai_imc.refine` for the method; this module holds the loop.
 from __future__ import annotations
 
 import logging
-import math
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,26 +15,21 @@ from monai_imc.guards import check_repair
 from monai_imc.model_vocabulary import Vocabulary
 from monai_imc.models.base import Message, VisionLanguageModel
 from monai_imc.noise.metrics import edit_distance
+from monai_imc.refine import assessor, reading
 from monai_imc.refine.prompts import SMSPrompts
 from monai_imc.refine.records import AgentStep, Assessment, Edit, Refinement, text_edits
 from monai_imc.text_candidates import (
     KINDS,
-    WORD,
     Candidate,
     apply_candidates,
     is_correct,
-    is_editable,
-    is_filler,
     propose,
-    sound_alikes,
 )
 from monai_imc.vocabulary import ClinicalVocabulary, read_word_list
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["SMSRefiner"]
-
-_SENTENCES = re.compile(r"(?<=[.?!])\s+(?=\S)")
 
 
 class _Accepted(NamedTuple):
@@ -132,7 +126,9 @@ class SMSRefiner:
             raise ValueError("SMS needs a vocabulary (lexical specialists) or generative=True")
         self.max_rounds = max_rounds
         self.suspicion = float(suspicion)
-        self.sound_alike_suspicion = self.suspicion if sound_alike_suspicion is None else float(sound_alike_suspicion)
+        self.sound_alike_suspicion = (
+            self.suspicion if sound_alike_suspicion is None else float(sound_alike_suspicion)
+        )
         self.max_suspects = max_suspects
         self.accept_margin = float(accept_margin)
         self.sound_alike_margin = (
@@ -203,75 +199,20 @@ class SMSRefiner:
         self, text: str, rows: Sequence[tuple[str, float | None, int, int]]
     ) -> Assessment:
         """The lexical assessor's verdict on ``text`` from the token log-probabilities of context + text."""
-        offset = len(self._context)
-        total = float(sum(lp for _t, lp, _s, e in rows if lp is not None and e > offset))
-        words = []
-        for m in WORD.finditer(text):
-            a, b = m.start() + offset, m.end() + offset
-            words.append((m, -float(sum(lp for _t, lp, s, e in rows if lp is not None and e > a and s < b))))
-        scored = [(m, self.suspicion_of(text, m, v, i)) for i, (m, v) in enumerate(words)]
-        ranked = sorted(((m, v) for m, v in scored if v is not None), key=lambda w: -w[1])
-        suspects = [w for w in ranked[: self.max_suspects] if w[1] >= self.suspicion]
-        kinds: list[str] = []
-        for m, _s in suspects:
-            if is_filler(text, m):
-                kinds += ["recognition"]
-            else:
-                kinds += ["recognition"] if self.is_correct(m.group()) else ["spelling", "terminology"]
-        if len(_SENTENCES.split(text.strip())) > 1:
-            kinds.append("distractor")
-        kinds = [k for k in KINDS if k in kinds]
-        surprisal = tuple((m.group(), round(v, 3)) for m, v in words)
-        raw = {m.start(): v for m, v in words}
-        summary = ", ".join(f"{m.group()} {raw[m.start()]:.1f}" for m, _v in ranked[: self.max_suspects])
-        return Assessment(
-            bool(kinds),
-            tuple(kinds),
-            tuple((m.start(), m.end()) for m, _ in suspects),
-            surprisal,
-            total,
-            f"most surprising: {summary}",
-        )
+        return assessor.lexical_assessment(self, text, rows, len(self._context))
 
     def suspicion_of(self, text: str, match: re.Match[str], surprisal: float, index: int) -> float | None:
-        """How suspect the word ``match`` of ``text`` is, on the scale of :attr:`suspicion`: ``None`` when it
-        may not be edited (a protected word, a token with a digit, an unknown acronym) or when it is a correct
-        first word (its surprisal is the model's doubt about what is asked, not noise); infinite when it is
-        not a correct word (an unknown word, a filler) or part of a filler phrase: such a word is always a
-        suspect; else its surprisal (nats), raised by ``suspicion - sound_alike_suspicion`` when the word
-        sounds like another known word (so it is a suspect from :attr:`sound_alike_suspicion` on).
-        """
-        if self.vocabulary is None or not is_editable(text, match, self.vocabulary):
-            return None
-        if not self.is_correct(match.group()) or is_filler(text, match):
-            return math.inf
-        if index == 0:
-            return None
-        if self.sound_alike_suspicion < self.suspicion and sound_alikes(match.group(), self.vocabulary):
-            return surprisal + (self.suspicion - self.sound_alike_suspicion)
-        return surprisal
+        """How suspect the word ``match`` of ``text`` is (:func:`monai_imc.refine.assessor.suspicion_of`)."""
+        return assessor.suspicion_of(self, text, match, surprisal, index)
 
     def word_suspicions(self, text: str, assessment: Assessment) -> list[float]:
         """:meth:`suspicion_of` every word of ``text`` that counts, from its lexical ``assessment``."""
-        values = (v for _w, v in assessment.surprisal)
-        found = (
-            self.suspicion_of(text, m, v, i)
-            for i, (m, v) in enumerate(zip(WORD.finditer(text), values))
-        )
-        return [v for v in found if v is not None]
+        return [r for _m, _v, r in assessor.rated_words(self, text, assessment) if r is not None]
 
     def sound_alike_surprisals(self, text: str, assessment: Assessment) -> list[float]:
-        """The surprisal (nats) of each word of ``text`` that :attr:`sound_alike_suspicion` applies to: a word
-        :meth:`suspicion_of` rates by its surprisal (correct, editable, not the first) that sounds like another
-        known word."""
-        out: list[float] = []
-        if self.vocabulary is None:
-            return out
-        for i, (m, (_w, v)) in enumerate(zip(WORD.finditer(text), assessment.surprisal)):
-            rated = self.suspicion_of(text, m, v, i)
-            if rated is not None and not math.isinf(rated) and sound_alikes(m.group(), self.vocabulary):
-                out.append(v)
-        return out
+        """The surprisal (nats) of each word of ``text`` that :attr:`sound_alike_suspicion` applies to
+        (:func:`monai_imc.refine.assessor.sound_alike_words`)."""
+        return [v for _m, v in assessor.sound_alike_words(self, text, assessment)]
 
     def is_correct(self, word: str) -> bool:
         """Whether ``word`` is a correct word (the model knows it, or the clinical vocabulary holds it)."""
@@ -306,63 +247,13 @@ class SMSRefiner:
         return out
 
     def misheard(self, text: str, assessment: Assessment) -> list[tuple[int, int]]:
-        """Where ``text`` may hold a misheard word: the ``(start, end)`` of every correct word that sounds like
-        another known word and whose surprisal reaches :attr:`reading_suspicion` (the suspects beyond the
-        assessor's ``max_suspects`` too), from its lexical ``assessment``."""
-        if self.vocabulary is None:
-            return []
-        out = []
-        for i, (m, (_w, v)) in enumerate(zip(WORD.finditer(text), assessment.surprisal)):
-            rated = self.suspicion_of(text, m, v, i)
-            heard = rated is not None and not math.isinf(rated) and v >= self.reading_suspicion
-            if heard and sound_alikes(m.group(), self.vocabulary):
-                out.append((m.start(), m.end()))
-        return out
+        """Where ``text`` may hold a misheard word (:func:`monai_imc.refine.reading.misheard`)."""
+        return reading.misheard(self, text, assessment)
 
     def readings(self, text: str, scored: Sequence[tuple[float, Candidate]]) -> list[tuple[str, float]]:
-        """The recognition specialist's readings of the whole ``text``: every word heard as a sound-alike whose
-        edit alone gains at least :attr:`accept_margin` (the best one per word; joins of several words are
-        judged alone), with the fillers whose drop reaches its own margin, composed into one text; then that reading with one
-        word's runner-up instead, for each word that has one (a word's best edit alone, in the noisy
-        sentence, may not be its best among the other words read again: ``lever`` -> ``level`` beside
-        ``pitcher``, ``liver`` beside ``picture``). ``scored`` holds each single edit's gain (nats).
-
-        Returns each text with what it must gain beyond :attr:`reading_margin`: the gains of its edits that
-        are not sound-alikes (each already paid its own margin), so that a sound-alike never rides on another
-        edit's gain; nothing when fewer than two words are heard again (one is judged alone, by
-        :attr:`sound_alike_margin`). The margin is calibrated on the readings of clean text
-        (:func:`~monai_imc.refine.calibrate`).
-        """
-        heard: dict[tuple[int, int], list[tuple[float, Candidate]]] = {}
-        others: list[tuple[float, Candidate]] = []
-        for gain, c in sorted(scored, key=lambda x: -x[0]):
-            if c.kind != "recognition" or gain <= 0.0:
-                continue
-            if c.tier == "unknown":  # a filler dropped: in the reading when it reaches its own margin
-                if gain >= self.margin(c):
-                    others.append((gain, c))
-            elif c.tier != "sound-alike":
-                continue  # a correct word into another word is judged alone, by the overwhelming margin
-            elif len(WORD.findall(c.before)) == 1 and gain >= self.accept_margin:
-                # a word heard again gains, alone, what an unknown word's edit must; a join of several words
-                # is judged alone
-                heard.setdefault((c.start, c.end), []).append((gain, c))
-        best = {place: options[0] for place, options in heard.items()}
-
-        def compose(picked: dict[tuple[int, int], tuple[float, Candidate]]) -> tuple[str, float] | None:
-            chosen: list[tuple[float, Candidate]] = []
-            for gain, c in sorted([*picked.values(), *others], key=lambda x: -x[0]):
-                if all(c.end <= o.start or c.start >= o.end for _g, o in chosen):
-                    chosen.append((gain, c))
-            if sum(c.tier == "sound-alike" for _g, c in chosen) < 2:
-                return None
-            extra = sum(g for g, c in chosen if c.tier != "sound-alike")
-            return apply_candidates(text, [c for _g, c in chosen]), extra
-
-        out = [compose(best)] + [
-            compose({**best, place: options[1]}) for place, options in heard.items() if len(options) > 1
-        ]
-        return list(dict.fromkeys(r for r in out if r is not None))
+        """The recognition specialist's readings of the whole ``text``, each with what it must gain beyond
+        :attr:`reading_margin` (:func:`monai_imc.refine.reading.readings`)."""
+        return reading.readings(self, text, scored)
 
     def rewrite(self, text: str, kind: str, feedback: str) -> str:
         """Generative specialist for ``kind``: the model's own repair of ``text``."""
@@ -467,9 +358,9 @@ class SMSRefiner:
                 proposals["specialists:" + "+".join(dict.fromkeys(c.kind for _g, c in good))] = both
                 needed[both] = max(self.margin(c) for _g, c in good)
             heard = self.readings(text, gains) if "recognition" in assessment.kinds else []
-            for i, (reading, extra) in enumerate(r for r in heard if r[0] not in needed):
-                proposals[f"specialist:recognition:reading{i or ''}"] = reading
-                needed[reading] = self.reading_margin + extra
+            for i, (read_again, extra) in enumerate(r for r in heard if r[0] not in needed):
+                proposals[f"specialist:recognition:reading{i or ''}"] = read_again
+                needed[read_again] = self.reading_margin + extra
             if not good and gains:
                 best_gain, best = gains[0]
                 reason = (
