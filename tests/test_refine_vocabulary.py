@@ -196,17 +196,15 @@ def test_overwhelming_margin_only(refiner: SMSRefiner) -> None:
 def test_a_question_misheard_in_several_words_is_read_again(refiner: SMSRefiner) -> None:
     """Each misheard word alone gains less than a sound-alike's margin; read together, the sentence gains the
     reading's margin, and each word's reading is chosen among the others read again (``lever`` alone
-    would become ``level``). The bundle keeps the readings off (their thresholds at the assessor's), so a
-    refiner that hears the misheard words (``sound_alike_suspicion`` and ``reading_suspicion`` just below
-    their surprisal, as ``calibrate(..., sound_alike_flag_rate=...)`` would set them) is built here."""
+    would become ``level``). The bundle hears them (since 0.3.1, ``sound_alike_suspicion`` and
+    ``reading_suspicion`` calibrated with ``--sound-alike-flag-rate 0.2``); a refiner with the readings off
+    (both thresholds at ``suspicion``, as the bundle had them) leaves the question as it is."""
     text = "Does the pitcher content lever?"
     surprisal = dict(refiner.assess(text).surprisal)
-    assert max(surprisal["pitcher"], surprisal["lever"]) < refiner.suspicion, "the bundle does not hear them"
-    assert not refiner.refine(text).changed
-    threshold = min(surprisal["pitcher"], surprisal["lever"]) - 0.5
-    assert surprisal["content"] < threshold, "content surprises this model too little to be heard again"
+    assert max(surprisal["pitcher"], surprisal["lever"]) < refiner.suspicion, "not suspects of an unknown word"
+    assert min(surprisal["pitcher"], surprisal["lever"]) >= refiner.reading_suspicion, "the bundle hears them"
 
-    def hearing(reading_margin: float) -> SMSRefiner:
+    def hearing(threshold: float, reading_margin: float) -> SMSRefiner:
         return SMSRefiner(
             refiner.model,
             vocabulary=refiner.vocabulary,
@@ -220,16 +218,17 @@ def test_a_question_misheard_in_several_words_is_read_again(refiner: SMSRefiner)
             reading_margin=reading_margin,
         )
 
-    listening = hearing(refiner.accept_margin)
-    assert [text[a:b] for a, b in listening.misheard(text, listening.assess(text))] == ["pitcher", "lever"]
-    result = listening.refine(text)
+    heard = [text[a:b] for a, b in refiner.misheard(text, refiner.assess(text))]
+    assert heard == ["pitcher", "content", "lever"]  # content -> contain gains too little alone to be read
+    result = refiner.refine(text)
     assert result.text == "Does the picture content liver?", result.trace
     accepted = [s for s in result.trace if s.verdict.startswith("accepted")]
     assert [s.agent.startswith("specialist:recognition:reading") for s in accepted] == [True]
     assert result.calls <= 3 and result.original == text
-    assert not hearing(1e9).refine(text).changed, "the reading's margin decides"
+    assert not hearing(refiner.reading_suspicion, 1e9).refine(text).changed, "the reading's margin decides"
+    assert not hearing(refiner.suspicion, refiner.reading_margin).refine(text).changed, "readings off"
     for clean in ("Does the picture contain liver?", "Is there small bowel in this image?"):
-        assert not listening.refine(clean).changed, clean
+        assert not refiner.refine(clean).changed, clean
 
 
 def test_readings_compose_the_words_heard_again(refiner: SMSRefiner) -> None:
