@@ -15,7 +15,7 @@ from typing import Literal
 
 from monai_imc.lexicon import NEGATION, UNITS, number_words, numbers
 
-__all__ = ["TextFacts", "check_repair", "question_form", "text_facts"]
+__all__ = ["AUXILIARIES", "OPENERS", "QUESTION_WORDS", "TextFacts", "check_repair", "question_form", "text_facts"]
 
 QuestionForm = Literal["yes/no", "open", "statement", "unknown"]
 
@@ -34,7 +34,8 @@ _SIDES = {
     "both": "bilateral",
 }
 _NEGATION_CANON = {"w/o": "without", "non": "not", "cannot": "not", "n't": "not"}
-_YES_NO = {
+#: Auxiliaries that open a yes/no question.
+AUXILIARIES: frozenset[str] = frozenset({
     "is",
     "are",
     "was",
@@ -55,9 +56,14 @@ _YES_NO = {
     "might",
     "must",
     "am",
-}
+})
 _PREPOSITIONS = {"in", "on", "at", "from", "for", "to", "by", "of", "with", "into", "within"}
-_OPEN = {"what", "which", "where", "how", "why", "who", "whom", "whose", "when", "describe", "name", "list"}
+#: Words that open an open question.
+OPENERS: frozenset[str] = frozenset(
+    {"what", "which", "where", "how", "why", "who", "whom", "whose", "when", "describe", "name", "list"}
+)
+#: Words that open a question of either form.
+QUESTION_WORDS: frozenset[str] = AUXILIARIES | OPENERS
 
 
 @dataclass(frozen=True)
@@ -95,9 +101,9 @@ def question_form(text: str) -> QuestionForm:
     first = words[0].lower()
     if first in _PREPOSITIONS and len(words) > 1:  # "In which lobe ...?"
         first = words[1].lower()
-    if first in _YES_NO:
+    if first in AUXILIARIES:
         return "yes/no"
-    if first in _OPEN:
+    if first in OPENERS:
         return "open"
     return "unknown" if asked else "statement"
 

@@ -6,17 +6,22 @@ replacement word comes from the model's own vocabulary
 words of its tokenizer) or from a site's word list, never from the noise generators, and the model's own
 likelihood decides among them (the reviewer). One edit changes one place of the text:
 
-- ``spelling`` (typos, OCR misreadings): a word the vocabulary does not know becomes a known word
-  within Damerau-Levenshtein distance 1 (words of up to 4 letters) or 2; a word whose letters were misread
-  as digits (``1ung``, ``th1s``: :func:`monai_imc.lexicon.looks_misread`) becomes what it reads as
-  (:func:`ocr_readings`), and nothing else; the plural of another option is not proposed for a word that
-  does not end in ``s`` (``orqan`` -> ``organ``, not ``organs``);
+- ``spelling`` (typos, OCR misreadings): a word the vocabulary does not know becomes one of the *nearest*
+  known words within Damerau-Levenshtein distance 1 (words of up to 4 letters) or 2, a misreading of look-alike
+  glyphs counting one edit (``patentt`` -> ``patent``, not ``patient``; ``ahnormal`` -> ``abnormal``, never
+  ``normal``); a word whose letters were misread as digits (``1ung``, ``th1s``:
+  :func:`monai_imc.lexicon.looks_misread`) becomes what it reads as (:func:`ocr_readings`), and nothing else;
+  the plural of another option is not proposed for a word that does not end in ``s`` (``orqan`` -> ``organ``,
+  not ``organs``); words run together are read apart (:func:`run_together`: ``isused`` -> ``is used``,
+  ``tbisimage`` -> ``this image``) where no single word is as near, and never read as one of them (``used``);
 - ``recognition`` (ASR mishearings, OCR splits): a correct word becomes a known word within distance 1 or
   one that sounds alike (a shared Metaphone or NYSIIS key: ``plural`` -> ``pleural``, ``long`` -> ``lung``),
   two or three words that form or sound like a known word are joined (``pneumo thorax``, ``new monia``),
   a filler (``uh``, ``um``: never a correct word; ``you know`` that asks nothing) is dropped;
 - ``terminology`` (abbreviations, shorthand): an unknown short word becomes a known word that starts with
-  its first letter and holds its letters in order (``abnl`` -> ``abnormal``, ``img`` -> ``image``);
+  its first letter and holds its letters in order (``abnl`` -> ``abnormal``, ``img`` -> ``image``), unless a
+  word one edit away says something else (:func:`_contrast`: ``ls`` opening a question is ``is``, not
+  ``lesion``);
 - ``distractor``: of several sentences, only the one question is kept.
 
 A word is *correct* when the model knows it or when it is in the clinical vocabulary
@@ -37,8 +42,9 @@ import re
 from collections.abc import Container, Sequence
 from dataclasses import dataclass
 
+from monai_imc.guards import AUXILIARIES, OPENERS
 from monai_imc.lexicon import OCR_DIGIT_LOOKALIKES, is_protected_word, looks_misread
-from monai_imc.model_vocabulary import Vocabulary
+from monai_imc.model_vocabulary import Vocabulary, damerau_distance
 from monai_imc.vocabulary import sounds_alike
 
 __all__ = [
@@ -265,26 +271,35 @@ def propose(
             if correct:
                 options |= set(sound_alikes(lw, vocabulary))
             else:
-                options = _same_number(lw, options)
+                options = _same_number(lw, options) - _dropping_a_word(lw, options, vocabulary)
+                options = _nearest(word, options, vocabulary)
             for w in sorted(options):
                 if not _admissible(lw, w):
                     continue
                 tier = "unknown" if not correct else "sound-alike" if _sound_alike(lw, w) else "known"
                 out.append(Candidate(kind, m.start(), m.end(), word, _case_in(text, m, w), tier))
-        if kind == "spelling" and "spelling" in kinds and len(lw) >= 4:  # two words run together (OCR)
-            out += [
-                Candidate("spelling", m.start(), m.end(), word, _case_like(word, lw[:i]) + " " + lw[i:])
-                for i in range(1, len(lw))
-                if lw[:i] in vocabulary and lw[i:] in vocabulary and min(i, len(lw) - i) >= 2
-            ]
+        if kind == "spelling" and "spelling" in kinds and len(lw) >= 4:  # words run together (OCR)
+            splits, apart = run_together(word, vocabulary)
+            if splits and not any(_reading_distance(word, w, vocabulary) <= apart for w in options):
+                out += [  # read apart only where no single word is as near
+                    Candidate("spelling", m.start(), m.end(), word, _case_like(word, " ".join(parts)))
+                    for parts in splits
+                ]
         if "recognition" in kinds:
             out += _joins(text, matches, index, vocabulary)
         if "terminology" in kinds and 2 <= len(lw) <= 5:
             tier = "known" if correct else "unknown"
+            expansions = {
+                w
+                for w in _same_number(lw, set(vocabulary.expansions(lw)))
+                if len(w) >= len(lw) + 2 and _same_polarity(lw, w) and not is_protected_word(w)
+            }
+            if not correct:  # shorthand is not read against a nearer word it contrasts with (``ls``: ``is``)
+                nearer = {w for w in vocabulary.near(lw, 1) if _admissible(lw, w)}
+                expansions = _without_contrasts(lw, expansions | nearer, _opens_question(text, m)) - nearer
             out += [
                 Candidate("terminology", m.start(), m.end(), word, _case_like(word, w), tier)
-                for w in sorted(_same_number(lw, set(vocabulary.expansions(lw))))
-                if len(w) >= len(lw) + 2 and _same_polarity(lw, w) and not is_protected_word(w)
+                for w in sorted(expansions)
             ]
     if "recognition" in kinds:  # a filler phrase is dropped with the space after it
         for a, b in _filler_phrases(text):
@@ -306,6 +321,123 @@ def _same_number(word: str, options: set[str]) -> set[str]:
     if word.endswith("s"):
         return options
     return {w for w in options if not any(_plural_of(w, v) for v in options)}
+
+
+#: The question words a misspelling is never read across (``describe``, ``name``, ``list`` open questions too).
+_WH_WORDS = frozenset(w for w in OPENERS if w.startswith("wh") or w == "how")
+
+
+def _contrast(a: str, b: str, opens: bool) -> bool:
+    """Whether reading a word as ``a`` or as ``b`` says different things, beyond spelling: opposite polarity
+    (``normal`` / ``abnormal``, ``hypo-`` / ``hyper-``), two question words (``where`` / ``when``), a question
+    word and another word (``where`` / ``here``); auxiliaries count as question words only where the word
+    opens the question (``ls the liver ...``: ``is``, not ``lesion``)."""
+    asks = _WH_WORDS | AUXILIARIES if opens else _WH_WORDS
+    return a != b and (not _same_polarity(a, b) or a in asks or b in asks)
+
+
+def _reading_distance(word: str, other: str, vocabulary: Vocabulary) -> int:
+    """How far the misspelt ``word`` is from reading ``other``: edits (Damerau), and one for a misreading
+    (:func:`ocr_readings`: ``tlie`` -> ``the``, ``rnass`` -> ``mass``) however many letters it changes."""
+    if other in _ocr_readings(word, vocabulary):
+        return 1
+    return damerau_distance(word.lower(), other, 8)
+
+
+def _nearest(word: str, options: set[str], vocabulary: Vocabulary) -> set[str]:
+    """The ``options`` nearest to the misspelt ``word`` (:func:`_reading_distance`): a misspelling is read
+    as the words it is fewest edits from (``patentt``: ``patent``, not ``patient``; ``ahnormal``:
+    ``abnormal``, not ``normal``), and the model's likelihood chooses among those."""
+    if not options:
+        return options
+    distance = {w: _reading_distance(word, w, vocabulary) for w in options}
+    return {w for w in options if distance[w] == min(distance.values())}
+
+
+def _without_contrasts(word: str, options: set[str], opens: bool = False) -> set[str]:
+    """``options`` for the unknown ``word`` without any that another option *nearer* to ``word`` contrasts
+    with (:func:`_contrast`): the shorthand ``ls`` opening a question may be ``is`` (one edit), not ``lesion``
+    or ``lungs``; an expansion that says the same as the nearer words stays (``pt``: ``patient``)."""
+    distance = {w: damerau_distance(word, w, 8) for w in options}
+    return {
+        w
+        for w in options
+        if not any(distance[v] < distance[w] and _contrast(v, w, opens) for v in options)
+    }
+
+
+def _opens_question(text: str, m: re.Match[str]) -> bool:
+    """Whether the word ``m`` of ``text`` is the first word of its sentence."""
+    return bool(_SENTENCE_START.search(text[: m.start()]))
+
+
+#: Most readings of one run-together word that are proposed (the nearest first).
+MAX_SPLITS = 8
+
+
+def run_together(word: str, vocabulary: Vocabulary) -> tuple[list[tuple[str, ...]], int]:
+    """Readings of ``word`` as two or three words that optical recognition ran together (``isused``,
+    ``tbisimage``, ``Istheredamage``), and how far they are from it: every piece of 2+ letters read as a
+    known word (:func:`_piece_readings`: itself, a misreading of it, or a word one or two edits away), two
+    edits in all at most (one for a word of 4 letters). Only the nearest readings are kept (``diseasesare``:
+    ``diseases are``, not ``disease are``), the fewest words first, :data:`MAX_SPLITS` at most; no reading:
+    an empty list."""
+    found: dict[tuple[str, ...], int] = {}
+    for i in range(2, len(word) - 1):
+        head = _piece_readings(word[:i], vocabulary)
+        if not head:
+            continue
+        tails = [((w,), d) for w, d in _piece_readings(word[i:], vocabulary)]
+        if len(word) - i >= 4:  # a third word (``is`` + ``the`` + ``main``)
+            tails += [
+                ((a, b), da + db)
+                for j in range(i + 2, len(word) - 1)
+                for a, da in _piece_readings(word[i:j], vocabulary)
+                for b, db in _piece_readings(word[j:], vocabulary)
+            ]
+        for w, d in head:
+            for rest, e in tails:
+                parts = (w, *rest)
+                if d + e <= _max_distance(word) and d + e < found.get(parts, 99):
+                    found[parts] = d + e
+    if not found:
+        return [], 0
+    nearest = min(found.values())
+    return sorted((p for p in found if found[p] == nearest), key=lambda p: (len(p), p))[:MAX_SPLITS], nearest
+
+
+@functools.lru_cache(maxsize=8192)
+def _piece_readings(piece: str, vocabulary: Vocabulary) -> tuple[tuple[str, int], ...]:
+    """What one piece of a run-together word reads as (lower case), with its distance: itself when known;
+    else the known words it is a misreading of (:func:`ocr_readings`, which reads a capital ``I`` as an
+    ``l``), or a word within one edit (pieces of 3-4 letters) or two (5+ letters). Two letters are read only
+    as themselves."""
+    lp = piece.lower()
+    if lp in vocabulary or lp in FUNCTION_WORDS:
+        return ((lp, 0),)
+    if len(lp) < 3:
+        return ()
+    readings = set(ocr_readings(piece, vocabulary)) if not _has_digit(piece) or looks_misread(piece) else set()
+    readings |= set(vocabulary.near(lp, 1 if len(lp) <= 4 else 2))
+    readings |= {w for w in FUNCTION_WORDS if damerau_distance(lp, w, 2) <= 1}
+    return tuple(
+        sorted((w, _reading_distance(piece, w, vocabulary)) for w in readings if len(w) >= 2 and _admissible(lp, w))
+    )
+
+
+def _dropping_a_word(word: str, options: set[str], vocabulary: Vocabulary) -> set[str]:
+    """The ``options`` of a misspelt ``word`` that are a piece of it with another known word cut off
+    (``isused`` -> ``used``, ``includedin`` -> ``included``): the words ran together, and that repair would
+    delete one (:func:`run_together` reads them apart)."""
+    return {
+        w
+        for w in options
+        if len(word) - len(w) >= 2
+        and (
+            (word.startswith(w) and _piece_readings(word[len(w) :], vocabulary))
+            or (word.endswith(w) and _piece_readings(word[: -len(w)], vocabulary))
+        )
+    }
 
 
 def _admissible(word: str, other: str) -> bool:

@@ -160,3 +160,40 @@ def test_a_repair_adds_no_plural(vocabulary: Vocabulary) -> None:
     assert "organ" in expanded and "organs" not in expanded
     plural = {c.after for c in propose("Are the orqans normal?", vocabulary) if c.before == "orqans"}
     assert "organs" in plural, "a word that ends in s may be a plural"
+
+
+def test_a_misspelling_is_read_as_its_nearest_words(vocabulary: Vocabulary) -> None:
+    words = Vocabulary([*WORDS, "patent", "patient", "where", "when", "here", "kidney"])
+    spelled = {c.after for c in propose("Is the trunk patentt?", words) if c.before == "patentt"}
+    assert spelled == {"patent"}, "one edit away; patient is two"
+    spelled = {c.after for c in propose("Is the right kidney ahnormal here?", words) if c.before == "ahnormal"}
+    assert spelled == {"abnormal"}, "never normal (two edits): the nearest reading keeps what it says"
+    spelled = {c.after.lower() for c in propose("Wherc is the liver?", words) if c.before == "Wherc"}
+    assert spelled == {"where"}, "not when nor here"
+    spelled = {c.after.lower() for c in propose("Is tlie liver normal?", words) if c.before == "tlie"}
+    assert spelled == {"the"}, "a misreading (li for h) counts one edit"
+    spelled = {c.after for c in propose("Is the lvng normal?", Vocabulary([*WORDS, "long"])) if c.before == "lvng"}
+    assert spelled == {"lung", "long"}, "equally near readings are all kept: the model chooses"
+
+
+def test_shorthand_is_not_read_against_a_nearer_question_word(vocabulary: Vocabulary) -> None:
+    words = Vocabulary([*WORDS, "lesion", "lungs", "patient"])
+    first = {c.after.lower() for c in propose("ls the liver normal?", words) if c.before == "ls"}
+    assert "is" in first and not first & {"lesion", "lungs"}, "the word that opens the question asks it"
+    assert "patient" in {c.after for c in propose("Is the pt normal?", words, ["terminology"])}
+
+
+def test_words_run_together_are_read_apart(vocabulary: Vocabulary) -> None:
+    from monai_imc.text_candidates import run_together
+
+    words = Vocabulary([*WORDS, "used", "how", "many", "kidneys", "damage", "lesion", "located", "heart"])
+    assert run_together("Istheredamage", words) == ([("is", "there", "damage")], 0)
+    assert run_together("Howmanykidneys", words) == ([("how", "many", "kidneys")], 0)
+    assert run_together("tbisimage", words) == ([("this", "image")], 1), "a misspelt piece, one edit"
+    assert run_together("Iesionlocated", words) == ([("lesion", "located")], 1), "a capital I read as an l"
+    assert run_together("thehcart", words) == ([("the", "heart")], 1)
+    assert run_together("lung", words) == ([], 0)
+    found = {(c.before, c.after) for c in propose("What modality isused in tbisimage?", words)}
+    assert ("isused", "is used") in found and ("tbisimage", "this image") in found
+    assert ("isused", "used") not in found, "reading it as one of its words would delete the other"
+    assert check_repair("Is this lung isused?", "Is this lung is used?") == []
