@@ -272,6 +272,7 @@ def propose(
                 options |= set(sound_alikes(lw, vocabulary))
             else:
                 options = _same_number(lw, options) - _dropping_a_word(lw, options, vocabulary)
+                # nearest before admissible: a farther word never stands in for a nearer protected one
                 options = _nearest(word, options, vocabulary)
             for w in sorted(options):
                 if not _admissible(lw, w):
