@@ -232,3 +232,44 @@ def test_the_discriminant_scores_and_distances_are_their_definitions() -> None:
     assert torch.allclose(lda.distances(x).double(), squared.min(dim=1).values / 12, rtol=1e-6, atol=1e-6)
     linear = -0.5 * squared + lda.log_prior.double()  # the log posterior up to a constant of x
     assert torch.allclose(torch.softmax(linear, 1), lda.posteriors(x).double(), atol=1e-5)
+
+
+def test_the_quadratic_discriminant_reads_what_a_class_varies() -> None:
+    """Two classes with one mean and different spreads: the linear discriminant cannot tell them apart, the
+    quadratic one can; at pooling 1 it is the linear one; it is stored and read back as itself."""
+    from monai_imc.discriminant import (
+        LinearDiscriminant,
+        QuadraticDiscriminant,
+        discriminant_from_tensors,
+    )
+
+    g = torch.Generator().manual_seed(0)
+    narrow, wide = 0.3 * torch.randn(400, 4, generator=g), 3.0 * torch.randn(400, 4, generator=g)
+    z, labels = torch.cat([narrow, wide]), torch.cat([torch.zeros(400), torch.ones(400)]).long()
+    prior = torch.full((2,), 0.5).log()
+    test = torch.cat([0.3 * torch.randn(200, 4, generator=g), 3.0 * torch.randn(200, 4, generator=g)])
+    truth = torch.cat([torch.zeros(200), torch.ones(200)]).long()
+    lda = LinearDiscriminant.fit(z, labels, 2, 0.0, prior)
+    rda = QuadraticDiscriminant.fit(z, labels, 2, 0.0, prior, pooling=0.2)
+    assert float((lda.posteriors(test).argmax(1) == truth).float().mean()) < 0.7
+    assert float((rda.posteriors(test).argmax(1) == truth).float().mean()) > 0.95
+    # its scores are the Gaussian log densities of its definition: own covariance 0.8, shared 0.2
+    x = test[:5].double()
+    for k in range(2):
+        own = torch.cov(z[labels == k].double().T)
+        means = torch.stack([z[labels == c].double().mean(0) for c in range(2)])
+        within = z.double() - means[labels]
+        shared = within.T @ within / (len(z) - 2)
+        cov = 0.8 * own + 0.2 * shared
+        diff = x - means[k]
+        expected = -0.5 * ((diff @ torch.linalg.inv(cov)) * diff).sum(1) - 0.5 * torch.logdet(cov)
+        assert torch.allclose(rda.scores(test[:5]).double()[:, k] - prior[k].double(), expected, atol=1e-3)
+    same = QuadraticDiscriminant.fit(z, labels, 2, 0.1, prior, pooling=1.0)
+    linear = LinearDiscriminant.fit(z, labels, 2, 0.1, prior)
+    assert torch.allclose(same.posteriors(test), linear.posteriors(test), atol=1e-4)
+    assert torch.allclose(same.distances(test), linear.distances(test), rtol=1e-4, atol=1e-5)
+    back = discriminant_from_tensors(rda.to_tensors("perceiver.fused"), "perceiver.fused")
+    assert isinstance(back, QuadraticDiscriminant) and torch.equal(back.posteriors(test), rda.posteriors(test))
+    assert isinstance(discriminant_from_tensors(lda.to_tensors("p"), "p"), LinearDiscriminant)
+    with pytest.raises(ValueError, match="pooling"):
+        QuadraticDiscriminant.fit(z, labels, 2, 0.0, prior, pooling=0.0)
