@@ -197,21 +197,10 @@ class QuadraticDiscriminant:
             mask, means.float(), torch.stack(precisions).float(), torch.stack(log_dets).float(), log_prior.float()
         )
 
-    @cached_property
-    def _factors(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """In float64: every class's Cholesky factor ``L_k`` (``P_k = L_k L_k^T``) side by side, ``(used,
-        n_classes * used)``, and the class means through them, ``(n_classes * used,)``: one product then
-        gives ``(x - m_k) L_k`` for every class."""
-        factors = torch.linalg.cholesky(self.precisions.double())  # (k, d, d)
-        side_by_side = factors.permute(1, 0, 2).reshape(factors.shape[1], -1)
-        return side_by_side, torch.einsum("kd,kde->ke", self.means.double(), factors).reshape(-1)
-
     def _squared(self, z: torch.Tensor) -> torch.Tensor:
-        """Squared Mahalanobis distance to every class mean in its own metric, ``(n, n_classes)``, float64:
-        ``|(x - m_k) L_k|^2``."""
-        factors, offsets = self._factors
-        y = z[:, self.mask].double() @ factors - offsets
-        return y.reshape(len(z), len(self.means), -1).square().sum(dim=2)
+        """Squared Mahalanobis distance to every class mean in its own metric, ``(n, n_classes)``, float64."""
+        diff = z[:, self.mask].double()[:, None, :] - self.means.double()[None]
+        return torch.einsum("nkd,kde,nke->nk", diff, self.precisions.double(), diff).clamp_min(0.0)
 
     def scores(self, z: torch.Tensor) -> torch.Tensor:
         """Quadratic scores ``(n, n_classes)``: the log density of each class plus its log prior (up to a
