@@ -370,7 +370,6 @@ def build_bank(
         perceivers[name] = {
             "parts": choice.parts,
             "shrinkage": choice.shrinkage,
-            "pooling": choice.pooling,
             "gate_threshold": choice.gate_threshold,
             "gate_min_severity": choice.gate_min_severity,
             "range_threshold": choice.range_threshold,
@@ -397,7 +396,7 @@ def build_bank(
             "range_rule": "1.5 x the 99.5th percentile of the validation descriptors' distance to the nearest class",
             "gate_rule": f"the {100 * (1 - clean_false_alarm):g}th percentile, on clean validation images, of the "
             "probability of an artifact at the perceiver's gate_min_severity or above",
-            "selection": "descriptor parts, shrinkage and pooling with the most validation images at severity >= 3 "
+            "selection": "descriptor parts and shrinkage with the most validation images at severity >= 3 "
             "reported with the right noise type",
             "strength_grid": list(grid),
             "ridge_lambda": ridge_lambda,

@@ -1,21 +1,16 @@
-"""Discriminants over standardised descriptors: the perceiver's classifiers.
+"""A shrinkage linear discriminant over standardised descriptors: the perceiver's classifier.
 
-:class:`LinearDiscriminant`: the classes share one covariance (pooled within-class, shrunk toward a scaled
-identity); an image's posterior over the classes is a softmax of linear scores, and its squared Mahalanobis
-distance to the nearest class mean (per dimension) says whether it looks like the images the discriminant
-was fitted on. :class:`QuadraticDiscriminant` (regularised discriminant analysis, Friedman 1989): each
-class keeps part of its own covariance (``1 - pooling`` of it, the rest the shared one), so a noise that
-changes how the descriptor *varies* (a bias field's smooth shading, ghosting's replicas) is told apart
-from clean images whose means it shares. Both are stored as plain tensors (``<prefix>.mask``, ``.means``,
-``.precision`` or ``.precisions`` and ``.log_dets``, ``.log_prior``) so that a prototype bank's
-safetensors file holds them; :func:`discriminant_from_tensors` reads either.
+The classes share one covariance (pooled within-class, shrunk toward a scaled identity); an image's
+posterior over the classes is a softmax of linear scores, and its squared Mahalanobis distance to the
+nearest class mean (per dimension) says whether it looks like the images the discriminant was fitted
+on. It is stored as plain tensors (``<prefix>.mask``, ``.means``, ``.precision``, ``.log_prior``) so that a
+prototype bank's safetensors file holds it.
 
 Usage::
 
     lda = LinearDiscriminant.fit(z, labels, n_classes=46, shrinkage=0.2, log_prior=prior.log())
     post = lda.posteriors(z_new)           # (n, n_classes)
     dist = lda.distances(z_new)            # (n,)
-    rda = QuadraticDiscriminant.fit(z, labels, 46, 0.0, prior.log(), pooling=0.5)
 """
 
 from __future__ import annotations
@@ -26,12 +21,7 @@ from functools import cached_property
 
 import torch
 
-__all__ = [
-    "Discriminant",
-    "LinearDiscriminant",
-    "QuadraticDiscriminant",
-    "discriminant_from_tensors",
-]
+__all__ = ["LinearDiscriminant"]
 
 
 @dataclass(frozen=True)
@@ -65,8 +55,19 @@ class LinearDiscriminant:
         Raises:
             ValueError: a class without a sample, or a shrinkage outside [0, 1].
         """
-        mask, _x, means, cov = _pooled(z, labels, n_classes, shrinkage, mask)
-        return cls(mask, means.float(), torch.linalg.inv(cov).float(), log_prior.float())
+        if not 0.0 <= shrinkage <= 1.0:
+            raise ValueError(f"shrinkage must be in [0, 1], got {shrinkage}")
+        mask = torch.ones(z.shape[1], dtype=torch.bool) if mask is None else mask.bool()
+        x = z[:, mask].double()
+        counts = torch.bincount(labels, minlength=n_classes)
+        if bool((counts == 0).any()):
+            raise ValueError(f"classes {torch.nonzero(counts == 0).flatten().tolist()} have no sample")
+        means = torch.stack([x[labels == k].mean(0) for k in range(n_classes)])
+        within = x - means[labels]
+        cov = within.T @ within / max(1, len(x) - n_classes)
+        target = torch.trace(cov) / cov.shape[0] * torch.eye(cov.shape[0], dtype=cov.dtype)
+        precision = torch.linalg.inv((1.0 - shrinkage) * cov + shrinkage * target)
+        return cls(mask, means.float(), precision.float(), log_prior.float())
 
     @cached_property
     def _linear(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -122,135 +123,3 @@ class LinearDiscriminant:
             tensors[f"{prefix}.precision"].float(),
             tensors[f"{prefix}.log_prior"].float(),
         )
-
-
-def _pooled(
-    z: torch.Tensor, labels: torch.Tensor, n_classes: int, shrinkage: float, mask: torch.Tensor | None
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(mask, x, class means, shared covariance shrunk toward a scaled identity)``, in float64.
-
-    Raises:
-        ValueError: a class without a sample, or a shrinkage outside [0, 1].
-    """
-    if not 0.0 <= shrinkage <= 1.0:
-        raise ValueError(f"shrinkage must be in [0, 1], got {shrinkage}")
-    mask = torch.ones(z.shape[1], dtype=torch.bool) if mask is None else mask.bool()
-    x = z[:, mask].double()
-    counts = torch.bincount(labels, minlength=n_classes)
-    if bool((counts == 0).any()):
-        raise ValueError(f"classes {torch.nonzero(counts == 0).flatten().tolist()} have no sample")
-    means = torch.stack([x[labels == k].mean(0) for k in range(n_classes)])
-    within = x - means[labels]
-    cov = within.T @ within / max(1, len(x) - n_classes)
-    target = torch.trace(cov) / cov.shape[0] * torch.eye(cov.shape[0], dtype=cov.dtype)
-    return mask, x, means, (1.0 - shrinkage) * cov + shrinkage * target
-
-
-@dataclass(frozen=True)
-class QuadraticDiscriminant:
-    """Regularised quadratic discriminant on the dimensions ``mask`` selects of a standardised descriptor.
-
-    Class ``k``'s covariance is ``(1 - pooling) * S_k + pooling * S``: its own (``S_k``) blended with the
-    shared, shrunk one of :class:`LinearDiscriminant` (``S``); ``pooling`` 1 is that linear discriminant.
-
-    Attributes:
-        mask: ``(dim,)`` bool, the descriptor dimensions used.
-        means: ``(n_classes, used)`` class means.
-        precisions: ``(n_classes, used, used)`` inverse of each class's covariance.
-        log_dets: ``(n_classes,)`` log-determinant of each class's covariance.
-        log_prior: ``(n_classes,)`` log prior of each class.
-    """
-
-    mask: torch.Tensor
-    means: torch.Tensor
-    precisions: torch.Tensor
-    log_dets: torch.Tensor
-    log_prior: torch.Tensor
-
-    @classmethod
-    def fit(
-        cls,
-        z: torch.Tensor,
-        labels: torch.Tensor,
-        n_classes: int,
-        shrinkage: float,
-        log_prior: torch.Tensor,
-        mask: torch.Tensor | None = None,
-        pooling: float = 0.5,
-    ) -> QuadraticDiscriminant:
-        """Fit on standardised descriptors ``z`` ``(n, dim)`` with integer ``labels`` ``(n,)``.
-
-        Raises:
-            ValueError: a class without a sample, a shrinkage outside [0, 1] or a pooling outside (0, 1].
-        """
-        if not 0.0 < pooling <= 1.0:
-            raise ValueError(f"pooling must be in (0, 1], got {pooling}")
-        mask, x, means, shared = _pooled(z, labels, n_classes, shrinkage, mask)
-        precisions, log_dets = [], []
-        for k in range(n_classes):
-            own = x[labels == k] - means[k]
-            own_cov = own.T @ own / max(1, len(own) - 1)
-            cov = (1.0 - pooling) * own_cov + pooling * shared
-            precisions.append(torch.linalg.inv(cov))
-            log_dets.append(torch.linalg.slogdet(cov).logabsdet)
-        return cls(
-            mask, means.float(), torch.stack(precisions).float(), torch.stack(log_dets).float(), log_prior.float()
-        )
-
-    def _squared(self, z: torch.Tensor) -> torch.Tensor:
-        """Squared Mahalanobis distance to every class mean in its own metric, ``(n, n_classes)``, float64."""
-        diff = z[:, self.mask].double()[:, None, :] - self.means.double()[None]
-        return torch.einsum("nkd,kde,nke->nk", diff, self.precisions.double(), diff).clamp_min(0.0)
-
-    def scores(self, z: torch.Tensor) -> torch.Tensor:
-        """Quadratic scores ``(n, n_classes)``: the log density of each class plus its log prior (up to a
-        constant)."""
-        return (-0.5 * (self._squared(z) + self.log_dets.double()) + self.log_prior.double()).float()
-
-    def posteriors(self, z: torch.Tensor) -> torch.Tensor:
-        """Posterior over the classes, ``(n, n_classes)``."""
-        return torch.softmax(self.scores(z).double(), dim=1).float()
-
-    def distances(self, z: torch.Tensor) -> torch.Tensor:
-        """Squared Mahalanobis distance to the nearest class mean, each in its own metric, per used dimension."""
-        return (self._squared(z).min(dim=1).values / int(self.mask.sum())).float()
-
-    def to_tensors(self, prefix: str) -> dict[str, torch.Tensor]:
-        """The tensors to store, named ``<prefix>.<field>``."""
-        return {
-            f"{prefix}.mask": self.mask.to(torch.uint8),
-            f"{prefix}.means": self.means.clone().contiguous(),
-            f"{prefix}.precisions": self.precisions.contiguous(),
-            f"{prefix}.log_dets": self.log_dets.clone().contiguous(),
-            f"{prefix}.log_prior": self.log_prior.clone().contiguous(),
-        }
-
-    @classmethod
-    def from_tensors(cls, tensors: Mapping[str, torch.Tensor], prefix: str) -> QuadraticDiscriminant:
-        """Read one stored with :meth:`to_tensors`.
-
-        Raises:
-            KeyError: a tensor is missing.
-        """
-        return cls(
-            tensors[f"{prefix}.mask"].bool(),
-            tensors[f"{prefix}.means"].float(),
-            tensors[f"{prefix}.precisions"].float(),
-            tensors[f"{prefix}.log_dets"].float(),
-            tensors[f"{prefix}.log_prior"].float(),
-        )
-
-
-#: Either discriminant: what the perceiver reads.
-Discriminant = LinearDiscriminant | QuadraticDiscriminant
-
-
-def discriminant_from_tensors(tensors: Mapping[str, torch.Tensor], prefix: str) -> Discriminant:
-    """The discriminant stored under ``prefix``: quadratic where it has per-class precisions, else linear.
-
-    Raises:
-        KeyError: a tensor is missing.
-    """
-    if f"{prefix}.precisions" in tensors:
-        return QuadraticDiscriminant.from_tensors(tensors, prefix)
-    return LinearDiscriminant.from_tensors(tensors, prefix)

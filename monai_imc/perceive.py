@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from monai_imc.discriminant import Discriminant, LinearDiscriminant, discriminant_from_tensors
+from monai_imc.discriminant import LinearDiscriminant
 from monai_imc.models.base import ImageInput, VisionFeatures
 from monai_imc.perceiver_choice import gate_probability
 from monai_imc.prototypes import CLEAN, PrototypeBank, descriptor
@@ -158,7 +158,7 @@ class Perception:
 @dataclass(frozen=True)
 class _Discriminant:
     name: str
-    lda: Discriminant
+    lda: LinearDiscriminant
     gate: float
     range: float | None
     gate_min_severity: int = 1
@@ -210,7 +210,7 @@ class ArtifactPerceiver:
         perceivers = bank.manifest.get("choices", {}).get("perceivers")
         if perceivers:
             for name, choice in perceivers.items():
-                lda = discriminant_from_tensors(t, f"perceiver.{name}")
+                lda = LinearDiscriminant.from_tensors(t, f"perceiver.{name}")
                 self._found[name] = _Discriminant(
                     name,
                     lda,

@@ -1,7 +1,6 @@
-"""Choosing the perceiver on validation images: which descriptor parts, shrinkage, pooling and gate level.
+"""Choosing the perceiver on validation images: which descriptor parts, shrinkage and gate level.
 
-:func:`fit_perceivers` fits candidate discriminants (:class:`~monai_imc.discriminant.LinearDiscriminant`, and
-:class:`~monai_imc.discriminant.QuadraticDiscriminant` at each of :data:`POOLINGS`) on the training
+:func:`fit_perceivers` fits candidate :class:`~monai_imc.discriminant.LinearDiscriminant` s on the training
 descriptors of a prototype bank and keeps, per name (``"tokens"``, ``"fused"``), the one that types the
 most validation images right at severity >= 3 once its clean gate is set, among those whose gate meets
 the false-alarm target. :func:`monai_imc.bank_build.build_bank` is its caller.
@@ -15,11 +14,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from monai_imc.discriminant import Discriminant, LinearDiscriminant, QuadraticDiscriminant
+from monai_imc.discriminant import LinearDiscriminant
 
 __all__ = [
     "GATE_LEVELS",
-    "POOLINGS",
     "SHRINKAGES",
     "UNSHRUNK_DOF",
     "PerceiverChoice",
@@ -31,10 +29,6 @@ __all__ = [
 SHRINKAGES = (0.0, 0.01, 0.05, 0.2, 0.5)
 """Covariance shrinkages tried on validation (none only where the within-class degrees of freedom are
 at least :data:`UNSHRUNK_DOF` times the dimensions)."""
-
-POOLINGS = (1.0, 0.8, 0.5, 0.2)
-"""How much of each class's covariance is the shared one, tried on validation: 1 is the linear discriminant;
-below, each class keeps ``1 - pooling`` of its own (:class:`~monai_imc.discriminant.QuadraticDiscriminant`)."""
 
 UNSHRUNK_DOF = 4
 """An unshrunk (or barely shrunk, < 0.01) covariance needs this many within-class degrees of freedom per
@@ -52,25 +46,23 @@ class PerceiverChoice:
     Attributes:
         name: ``"fused"`` (used with views) or ``"tokens"`` (used without).
         parts: the descriptor parts it reads (``"tokens"``, ``"physics"``, ``"tokens+physics"``).
-        lda: the discriminant (linear, or quadratic where ``pooling`` < 1).
+        lda: the discriminant.
         shrinkage: its covariance shrinkage.
         gate_threshold: the probability of an artifact (at ``gate_min_severity`` or above) at which one is
             reported.
         range_threshold: the largest distance of an image like the bank's.
         validation: its validation scores (type right and flagged at severity >= 3, clean false alarm).
         gate_min_severity: the lowest artifact level the gate reads.
-        pooling: the share of each class's covariance that is the shared one (1: linear).
     """
 
     name: str
     parts: str
-    lda: Discriminant
+    lda: LinearDiscriminant
     shrinkage: float
     gate_threshold: float
     range_threshold: float
     validation: dict[str, float]
     gate_min_severity: int = 1
-    pooling: float = 1.0
 
 
 def class_log_prior(n_noises: int, n_severities: int) -> torch.Tensor:
@@ -107,12 +99,11 @@ def fit_perceivers(
     n_measures: int,
     clean_false_alarm: float = 0.02,
     shrinkages: Sequence[float] = SHRINKAGES,
-    poolings: Sequence[float] = POOLINGS,
 ) -> dict[str, PerceiverChoice]:
     """Fit candidate discriminants on the training descriptors and choose on the validation ones.
 
     Candidates: the token part, the physics part, both (where ``n_measures > 0``), each at every
-    ``shrinkage``, every ``pooling`` and every gate level of :data:`GATE_LEVELS` within ``severities``. Criterion: the share
+    ``shrinkage`` and every gate level of :data:`GATE_LEVELS` within ``severities``. Criterion: the share
     of validation images at severity >= 3 that are reported with the right noise type once the clean gate
     lets ``clean_false_alarm`` of clean validation images pass, among the candidates whose gate meets
     that target on validation (a gate at its 0.999 cap may not; then the best of all).
@@ -127,7 +118,6 @@ def fit_perceivers(
         n_measures: how many physics measures end the descriptor (0: none).
         clean_false_alarm: the gate's target share of clean images reported as artifacts.
         shrinkages: covariance shrinkages to try.
-        poolings: shares of the shared covariance in each class's to try (1: the linear discriminant).
 
     Returns:
         ``{"tokens": ...}`` and, with measures, ``{"fused": ...}`` (the best of physics and tokens+physics).
@@ -151,30 +141,28 @@ def fit_perceivers(
         for shrinkage in shrinkages:
             if shrinkage < 0.01 and dof < UNSHRUNK_DOF * int(mask.sum()):
                 continue  # too few images for an (almost) unshrunk covariance
-            for pooling in poolings:
-                lda = _fit(train_z, train_labels, n_classes, shrinkage, log_prior, mask, pooling)
-                post = lda.posteriors(val_z)
-                typed = post[:, 1:].reshape(-1, n_noises, n_sev).sum(2).argmax(1)
-                distances = lda.distances(val_z).numpy()
-                for level in levels:
-                    artifact = gate_probability(post, severities, level)
-                    gate = _gate(artifact[clean].numpy(), clean_false_alarm)
-                    right = (artifact >= gate) & (typed == val_noise)
-                    choice = PerceiverChoice(
-                        "tokens" if part == "tokens" else "fused",
-                        part,
-                        lda,
-                        shrinkage,
-                        gate,
-                        1.5 * float(np.quantile(distances, 0.995)),
-                        {
-                            "type_right_severity_3_plus": float(right[strong].float().mean()),
-                            "clean_false_alarm": float((artifact[clean] >= gate).float().mean()),
-                        },
-                        level,
-                        pooling,
-                    )
-                    candidates[choice.name].append(choice)
+            lda = LinearDiscriminant.fit(train_z, train_labels, n_classes, shrinkage, log_prior, mask)
+            post = lda.posteriors(val_z)
+            typed = post[:, 1:].reshape(-1, n_noises, n_sev).sum(2).argmax(1)
+            distances = lda.distances(val_z).numpy()
+            for level in levels:
+                artifact = gate_probability(post, severities, level)
+                gate = _gate(artifact[clean].numpy(), clean_false_alarm)
+                right = (artifact >= gate) & (typed == val_noise)
+                choice = PerceiverChoice(
+                    "tokens" if part == "tokens" else "fused",
+                    part,
+                    lda,
+                    shrinkage,
+                    gate,
+                    1.5 * float(np.quantile(distances, 0.995)),
+                    {
+                        "type_right_severity_3_plus": float(right[strong].float().mean()),
+                        "clean_false_alarm": float((artifact[clean] >= gate).float().mean()),
+                    },
+                    level,
+                )
+                candidates[choice.name].append(choice)
     chosen = {}
     for name, options in candidates.items():
         if options:  # the gate's false-alarm target first (a gate at its cap can miss it), then accuracy
@@ -186,17 +174,3 @@ def fit_perceivers(
                 ),
             )
     return chosen
-
-
-def _fit(
-    z: torch.Tensor,
-    labels: torch.Tensor,
-    n_classes: int,
-    shrinkage: float,
-    log_prior: torch.Tensor,
-    mask: torch.Tensor,
-    pooling: float,
-) -> Discriminant:
-    if pooling >= 1.0:
-        return LinearDiscriminant.fit(z, labels, n_classes, shrinkage, log_prior, mask)
-    return QuadraticDiscriminant.fit(z, labels, n_classes, shrinkage, log_prior, mask, pooling)
