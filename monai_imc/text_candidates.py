@@ -379,11 +379,13 @@ MAX_SPLITS = 8
 def run_together(word: str, vocabulary: Vocabulary) -> tuple[list[tuple[str, ...]], int]:
     """Readings of ``word`` as two or three words that optical recognition ran together (``isused``,
     ``tbisimage``, ``Istheredamage``), and how far they are from it: every piece of 2+ letters read as a
-    known word (:func:`_piece_readings`: itself, a misreading of it, or a word one or two edits away), two
-    edits in all at most (one for a word of 4 letters). Only the nearest readings are kept (``diseasesare``:
+    known word (:func:`_piece_readings`: itself, a misreading of it, or a word one or two edits away), one
+    edit in all at most for a word of up to 7 letters (``oberes`` is not ``be pres``), two for a longer one.
+    Only the nearest readings are kept (``diseasesare``:
     ``diseases are``, not ``disease are``), the fewest words first, :data:`MAX_SPLITS` at most; no reading:
     an empty list."""
     found: dict[tuple[str, ...], int] = {}
+    budget = 1 if len(word) < 8 else 2  # a split point is a choice too: a short word is read apart with one edit
     for i in range(2, len(word) - 1):
         head = _piece_readings(word[:i], vocabulary)
         if not head:
@@ -399,7 +401,7 @@ def run_together(word: str, vocabulary: Vocabulary) -> tuple[list[tuple[str, ...
         for w, d in head:
             for rest, e in tails:
                 parts = (w, *rest)
-                if d + e <= _max_distance(word) and d + e < found.get(parts, 99):
+                if d + e <= budget and d + e < found.get(parts, 99):
                     found[parts] = d + e
     if not found:
         return [], 0
