@@ -375,15 +375,21 @@ def _opens_question(text: str, m: re.Match[str]) -> bool:
 #: Most readings of one run-together word that are proposed (the nearest first).
 MAX_SPLITS = 8
 
+#: Longest word read apart (three long words run together; the pieces to read grow with its square, so a
+#: run-on line of text, which is not two or three words, is left whole).
+MAX_RUN_TOGETHER = 30
+
 
 def run_together(word: str, vocabulary: Vocabulary) -> tuple[list[tuple[str, ...]], int]:
     """Readings of ``word`` as two or three words that optical recognition ran together (``isused``,
     ``tbisimage``, ``Istheredamage``), and how far they are from it: every piece of 2+ letters read as a
     known word (:func:`_piece_readings`: itself, a misreading of it, or a word one or two edits away), one
     edit in all at most for a word of up to 7 letters (``oberes`` is not ``be pres``), two for a longer one.
-    Only the nearest readings are kept (``diseasesare``:
-    ``diseases are``, not ``disease are``), the fewest words first, :data:`MAX_SPLITS` at most; no reading:
-    an empty list."""
+    A word longer than :data:`MAX_RUN_TOGETHER` is not read apart. Only the nearest readings are kept
+    (``diseasesare``: ``diseases are``, not ``disease are``), the fewest words first, :data:`MAX_SPLITS` at
+    most; no reading: an empty list."""
+    if len(word) > MAX_RUN_TOGETHER:
+        return [], 0
     found: dict[tuple[str, ...], int] = {}
     budget = 1 if len(word) < 8 else 2  # a split point is a choice too: a short word is read apart with one edit
     for i in range(2, len(word) - 1):

@@ -193,6 +193,7 @@ def test_words_run_together_are_read_apart(vocabulary: Vocabulary) -> None:
     assert run_together("Iesionlocated", words) == ([("lesion", "located")], 1), "a capital I read as an l"
     assert run_together("thehcart", words) == ([("the", "heart")], 1)
     assert run_together("lung", words) == ([], 0)
+    assert run_together("isthelivernormal" * 12, words) == ([], 0), "a run-on line is not two or three words"
     assert run_together("oberes", Vocabulary([*WORDS, "red"])) == ([], 0), "not be + red: two edits in 6 letters"
     found = {(c.before, c.after) for c in propose("What modality isused in tbisimage?", words)}
     assert ("isused", "is used") in found and ("tbisimage", "this image") in found
