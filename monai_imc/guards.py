@@ -15,7 +15,7 @@ from typing import Literal
 
 from monai_imc.lexicon import NEGATION, UNITS, number_words, numbers
 
-__all__ = ["AUXILIARIES", "OPENERS", "QUESTION_WORDS", "TextFacts", "check_repair", "question_form", "text_facts"]
+__all__ = ["AUXILIARIES", "OPENERS", "TextFacts", "check_repair", "question_form", "text_facts"]
 
 QuestionForm = Literal["yes/no", "open", "statement", "unknown"]
 
@@ -62,8 +62,6 @@ _PREPOSITIONS = {"in", "on", "at", "from", "for", "to", "by", "of", "with", "int
 OPENERS: frozenset[str] = frozenset(
     {"what", "which", "where", "how", "why", "who", "whom", "whose", "when", "describe", "name", "list"}
 )
-#: Words that open a question of either form.
-QUESTION_WORDS: frozenset[str] = AUXILIARIES | OPENERS
 
 
 @dataclass(frozen=True)

@@ -101,7 +101,8 @@ def test_bad_input() -> None:
 
 def test_letters_misread_as_digits_are_read_back_and_numbers_are_not(vocabulary: Vocabulary) -> None:
     from monai_imc.lexicon import is_protected_word, looks_misread, numbers
-    from monai_imc.text_candidates import is_editable, ocr_readings
+    from monai_imc.misreading import ocr_readings
+    from monai_imc.text_candidates import is_editable
 
     for misread in ("1ung", "th1s", "D0es", "n0rmaI", "5pleen", "hea1thv", "cy5t5"):
         assert looks_misread(misread) and not is_protected_word(misread), misread
@@ -134,7 +135,7 @@ def test_letters_misread_as_digits_are_read_back_and_numbers_are_not(vocabulary:
 
 
 def test_look_alike_glyphs_are_read_back_in_unknown_words_only(vocabulary: Vocabulary) -> None:
-    from monai_imc.text_candidates import ocr_readings
+    from monai_imc.misreading import ocr_readings
 
     assert ocr_readings("tlie", vocabulary) == ["the"], "li read as h: two edits from a 4-letter word"
     assert ocr_readings("Wliat", Vocabulary([*WORDS, "what"])) == ["what"]
@@ -184,7 +185,7 @@ def test_shorthand_is_not_read_against_a_nearer_question_word(vocabulary: Vocabu
 
 
 def test_words_run_together_are_read_apart(vocabulary: Vocabulary) -> None:
-    from monai_imc.text_candidates import run_together
+    from monai_imc.misreading import run_together
 
     words = Vocabulary([*WORDS, "used", "how", "many", "kidneys", "damage", "lesion", "located", "heart"])
     assert run_together("Istheredamage", words) == ([("is", "there", "damage")], 0)
