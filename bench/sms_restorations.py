@@ -18,6 +18,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from monai_imc.bench.model_spec import load_bench_model
+from monai_imc.noise.metrics import edit_distance
 from monai_imc.refine import SMSPrompts
 
 
@@ -27,14 +28,7 @@ def _words(text: str) -> list[str]:
 
 def word_distance(a: str, b: str) -> int:
     """Levenshtein distance of two texts in words (lower case)."""
-    x, y = _words(a), _words(b)
-    prev = list(range(len(y) + 1))
-    for i, u in enumerate(x, start=1):
-        cur = [i]
-        for j, v in enumerate(y, start=1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (u != v)))
-        prev = cur
-    return prev[-1]
+    return edit_distance(_words(a), _words(b))
 
 
 def cached_questions(run: Path) -> tuple[dict[str, tuple[str, str]], dict[tuple[str, str], str]]:

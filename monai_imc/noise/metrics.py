@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 
@@ -59,8 +61,9 @@ def ssim(reference: np.ndarray | torch.Tensor, test: np.ndarray | torch.Tensor) 
     return float(SSIMMetric(spatial_dims=2, data_range=peak)(planes(tst), planes(ref)).mean())
 
 
-def edit_distance(a: str, b: str) -> int:
-    """Levenshtein distance between two strings, in characters (insertions, deletions, substitutions)."""
+def edit_distance(a: Sequence[object], b: Sequence[object]) -> int:
+    """Levenshtein distance between two sequences (insertions, deletions, substitutions): of two strings in
+    characters, of two lists of words in words."""
     if len(a) < len(b):
         a, b = b, a
     previous = list(range(len(b) + 1))
