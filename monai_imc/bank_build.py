@@ -294,7 +294,7 @@ def build_bank(
 
     # Pass 1: calibration statistics and descriptors of the training images.
     calibration: _Calibration | None = None
-    train_desc, train_labels = [], []
+    train_desc, train_labels, train_images = [], [], []
     for index in train_idx:
         triples = encoded(index)
         if calibration is None:
@@ -302,9 +302,11 @@ def build_bank(
         calibration.add([(k, t) for k, t, _ in triples], len(sev))
         train_desc += [d for _, _, d in triples]
         train_labels += [k for k, _, _ in triples]
+        train_images += [index] * len(triples)
     assert calibration is not None
     train_desc += clean_only(clean_train)
     train_labels += [0] * len(clean_train)
+    train_images += [len(arrays) + i for i in clean_train]  # each clean-only image is an image of its own
     n = calibration.n_images
     maps, basis = calibration.ridge_maps(ridge_lambda, ridge_rank)
     tensors: dict[str, torch.Tensor] = {
@@ -361,6 +363,7 @@ def build_bank(
         sev,
         n_measures,
         clean_false_alarm,
+        train_images=torch.tensor(train_images),
     )
     bank.tensors["descriptor_center"] = center.float()
     bank.tensors["descriptor_scale"] = scale.float()
@@ -372,6 +375,7 @@ def build_bank(
             "shrinkage": choice.shrinkage,
             "gate_threshold": choice.gate_threshold,
             "gate_min_severity": choice.gate_min_severity,
+            "kinds": choice.kinds,
             "range_threshold": choice.range_threshold,
             "validation": choice.validation,
         }
@@ -396,8 +400,8 @@ def build_bank(
             "range_rule": "1.5 x the 99.5th percentile of the validation descriptors' distance to the nearest class",
             "gate_rule": f"the {100 * (1 - clean_false_alarm):g}th percentile, on clean validation images, of the "
             "probability of an artifact at the perceiver's gate_min_severity or above",
-            "selection": "descriptor parts and shrinkage with the most validation images at severity >= 3 "
-            "reported with the right noise type",
+            "selection": "descriptor parts, shrinkage and kinds of image with the most validation images at "
+            "severity >= 3 reported with the right noise type",
             "strength_grid": list(grid),
             "ridge_lambda": ridge_lambda,
             "criterion": "token MSE to the clean features on the validation images",

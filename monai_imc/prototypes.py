@@ -223,12 +223,23 @@ class PrototypeBank:
         keep_rows = torch.tensor([i for i in range(len(self.noises)) if i != row])
         dropped = set(range(1 + row * n_sev, 1 + (row + 1) * n_sev))
         keep_classes = torch.tensor([k for k in range(len(self.classes)) if k not in dropped])
+        # a discriminant with sub-classes (``<prefix>.owner``) keeps the rows of the classes it keeps
+        renumber = torch.full((len(self.classes),), -1, dtype=torch.long)
+        renumber[keep_classes] = torch.arange(len(keep_classes))
+        kept_rows = {
+            name[: -len(".owner")]: torch.nonzero(renumber[tensor.long()] >= 0).flatten()
+            for name, tensor in self.tensors.items()
+            if name.endswith(".owner")
+        }
         tensors: dict[str, torch.Tensor] = {}
         for name, tensor in self.tensors.items():
+            prefix = name.rsplit(".", 1)[0]
             if name in _PER_NOISE:
                 tensor = tensor[keep_rows]
+            elif name.endswith(".owner"):
+                tensor = renumber[tensor.long()[kept_rows[prefix]]]
             elif name == "class_means" or name.endswith((".means", ".log_prior")):
-                tensor = tensor[keep_classes]
+                tensor = tensor[kept_rows.get(prefix, keep_classes)]
                 if name.endswith(".log_prior"):
                     tensor = tensor - torch.logsumexp(tensor, dim=0)
             tensors[name] = tensor.clone()

@@ -44,7 +44,14 @@ def test_bank_holds_every_statistic(bank: PrototypeBank, tiny_llava) -> None:
     )
     for name, choice in perceivers.items():
         used = int(t[f"perceiver.{name}.mask"].sum())
-        assert t[f"perceiver.{name}.means"].shape == (1 + 3 * 3, used)
+        rows = t[f"perceiver.{name}.means"].shape[0]
+        if choice["kinds"] == 1:  # one mean per class: clean, then 3 noises x 3 severities
+            assert rows == 1 + 3 * 3 and f"perceiver.{name}.owner" not in t
+        else:  # a mixture: one mean per kind of image a class holds, every class owning at least one
+            owner = t[f"perceiver.{name}.owner"]
+            assert owner.shape == (rows,) and sorted(set(owner.tolist())) == list(range(1 + 3 * 3))
+            assert 1 + 3 * 3 < rows <= choice["kinds"] * (1 + 3 * 3)
+        assert t[f"perceiver.{name}.means"].shape == (rows, used)
         assert t[f"perceiver.{name}.precision"].shape == (used, used)
         assert 0.0 < choice["gate_threshold"] < 1.0 and choice["range_threshold"] > 0
         assert 0.0 <= choice["validation"]["clean_false_alarm"] <= 1.0

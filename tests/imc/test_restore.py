@@ -12,6 +12,7 @@ from skimage.data import shepp_logan_phantom
 from skimage.transform import resize
 
 from monai_imc.data.views import model_view
+from monai_imc.discriminant import LinearDiscriminant
 from monai_imc.imageio import read_image
 from monai_imc.noise import get_noise
 from monai_imc.noise.metrics import psnr
@@ -151,9 +152,15 @@ def test_bank_without_a_noise(bank: PrototypeBank, tiny_llava, views) -> None:
     assert smaller.tensors["strength"].shape == (len(smaller.noises), len(bank.severities))
     for name in ("fused", "tokens"):
         log_prior = smaller.tensors[f"perceiver.{name}.log_prior"]
-        assert (
-            log_prior.shape[0] == len(smaller.classes) == smaller.tensors[f"perceiver.{name}.means"].shape[0]
-        )
+        lda = LinearDiscriminant.from_tensors(smaller.tensors, f"perceiver.{name}")
+        # one row per class, or per kind of image a class holds (a mixture): every kept class keeps its rows
+        assert lda.n_classes == len(smaller.classes) and log_prior.shape[0] == lda.means.shape[0]
+        if lda.owner is not None:
+            before = LinearDiscriminant.from_tensors(bank.tensors, f"perceiver.{name}")
+            assert before.owner is not None and sorted(set(lda.owner.tolist())) == list(range(len(smaller.classes)))
+            blur_classes = torch.tensor([1 + bank.noises.index("blur") * 3 + i for i in range(3)])
+            blur_rows = int(torch.isin(before.owner, blur_classes).sum())
+            assert lda.means.shape[0] == before.means.shape[0] - blur_rows
         assert float(log_prior.exp().sum()) == pytest.approx(1.0)
     row = bank.noises.index("motion")
     assert torch.equal(
