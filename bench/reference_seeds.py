@@ -35,6 +35,8 @@ ROWS: tuple[tuple[str, tuple[str, ...], str | None], ...] = (
     ("SLAKE open, black image at test time", ("slake_test_blank_image", "open_acc"), None),
     ("SLAKE closed, another test image", ("slake_test_shuffled_image", "closed_acc"), None),
     ("SLAKE open, another test image", ("slake_test_shuffled_image", "open_acc"), None),
+    ("validation (held-out images) closed, saved weights", ("heldout_saved", "closed"), "chooses the recipe"),
+    ("validation (held-out images) open, saved weights", ("heldout_saved", "open"), "chooses the recipe"),
     ("training minutes", ("train_minutes",), "<= 60"),
     ("kept step (held-out, by the run's --select)", ("best_step",), None),
 )
@@ -61,7 +63,12 @@ def _load(runs: list[Path]) -> list[dict[str, Any]]:
         path = run / "metrics.json" if run.is_dir() else run
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no metrics.json (has the run finished?)")
-        out.append(json.loads(path.read_text()))
+        metrics = json.loads(path.read_text())
+        # the held-out (validation) scores of the weights the run saved: its averaged weights
+        # (--select average), else its kept step's point on the held-out curve
+        kept = [c for c in metrics.get("heldout_curve", []) if c.get("step") == metrics.get("best_step")]
+        metrics["heldout_saved"] = metrics.get("heldout_average") or (kept[0] if kept else None)
+        out.append(metrics)
     return out
 
 
@@ -85,7 +92,7 @@ def summarise(model: list[dict[str, Any]], twin: list[dict[str, Any]]) -> str:
             stats.append((mean, sd, len(values)))
             cells.append(f"{mean:.2f} +- {sd:.2f}" if len(values) > 1 else f"{mean:.2f}")
         margin = "-"
-        if stats[0] and stats[1] and "minutes" not in label and "step" not in label:
+        if stats[0] and stats[1] and "minutes" not in label and "step" not in label and "validation" not in label:
             (m1, s1, _), (m2, s2, _) = stats[0], stats[1]
             margin = f"{m1 - m2:+.2f} +- {math.hypot(s1, s2):.2f}"
         lines.append(f"| {label} | {cells[0]} | {cells[1]} | {margin} | {target or ''} |")
@@ -98,7 +105,7 @@ def _plot(model: list[dict[str, Any]], twin: list[dict[str, Any]], path: Path) -
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    shown = [r for r in ROWS if "minutes" not in r[0] and "step" not in r[0]]
+    shown = [r for r in ROWS if "minutes" not in r[0] and "step" not in r[0] and "validation" not in r[0]]
     fig, ax = plt.subplots(figsize=(10, 4.5))
     for offset, (runs, name, colour) in enumerate(((model, "model", "C0"), (twin, "twin (no image)", "C1"))):
         for i, (_label, key, _t) in enumerate(shown):

@@ -378,9 +378,10 @@ def build_parser() -> argparse.ArgumentParser:
     ref.add_argument("--token-dropout", type=float, default=0.0, help="image-token dropout in training")
     ref.add_argument("--per-example-loss", action="store_true",
                      help="average the answer loss per question (a one-word answer weighs as a long one)")
-    ref.add_argument("--select", choices=("loss", "accuracy"), default="accuracy",
-                     help="what picks the saved step on the held-out images: the mean of closed and open greedy "
-                     "exact match (default) or the answer loss")
+    ref.add_argument("--select", choices=("accuracy", "loss", "average"), default="accuracy",
+                     help="what is saved: the held-out step with the best mean of closed and open greedy exact "
+                     "match (default) or the lowest answer loss, or 'average': the mean weights of the held-out "
+                     "evaluations of the schedule's last half (weight averaging)")
     ref.add_argument(
         "--tower-from",
         default=None,

@@ -57,6 +57,12 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["TrainConfig", "TrainResult", "evaluate_run", "tower_state", "train_reference", "training_rows"]
 
+#: What a run saves (:attr:`TrainConfig.select`).
+SELECTIONS = ("accuracy", "loss", "average")
+
+#: ``select="average"`` averages the weights of the held-out evaluations from this share of the schedule on.
+AVERAGE_FROM = 0.5
+
 #: Where the recipe's bundled checkpoint lives in the repository.
 BUNDLE_MODEL_DIR = "bundles/monai_imc_vqa/models/reference-vlm"
 
@@ -80,9 +86,12 @@ class TrainConfig:
         token_dropout: probability of zeroing an image token in training (feature-space augmentation).
         per_example_loss: average the answer loss per question first (a one-word closed answer weighs as
             much as a long open one) instead of over all answer tokens of the batch.
-        select: what picks the saved step on the held-out images: ``"loss"`` (the answer loss) or
-            ``"accuracy"`` (the mean of closed and open greedy exact match; the default, chosen on SLAKE's
-            validation split: the answer loss bottoms out before closed accuracy stops rising).
+        select: what is saved: the held-out step with the best ``"accuracy"`` (the mean of closed and
+            open greedy exact match; the default, chosen on SLAKE's validation split: the answer loss
+            bottoms out before closed accuracy stops rising) or the lowest ``"loss"``, or ``"average"``:
+            the mean of the trained weights at the held-out evaluations of the last half of the schedule
+            (stochastic weight averaging, Izmailov et al. 2018; no step is picked, so the held-out images'
+            noise does not pick the weights).
         agent_weight: weight of the role loss.
         heldout_noise: the text noise kept out of role training.
         noise_variants: noisy variants per training question and noise.
@@ -263,8 +272,8 @@ def train_reference(config: TrainConfig) -> TrainResult:
     if config.heldout_noise not in text_noises:
         raise ValueError(f"heldout_noise {config.heldout_noise!r} is not a text noise; choose from {text_noises}.")
     trained_noises = [n for n in text_noises if n != config.heldout_noise]
-    if config.select not in ("loss", "accuracy"):
-        raise ValueError(f"select {config.select!r} is neither 'loss' nor 'accuracy'.")
+    if config.select not in SELECTIONS:
+        raise ValueError(f"select {config.select!r} is not one of {SELECTIONS}.")
     torch.set_num_threads(config.threads)
     # Adam's second moments of rarely used embeddings decay into subnormal floats, which are many times
     # slower on CPUs; flushing them to zero keeps the step time flat.
@@ -356,6 +365,8 @@ def train_reference(config: TrainConfig) -> TrainResult:
     model.model.vision_tower.eval()
     best_loss, best_step, best_state = float("inf"), 0, None
     best_badness = float("inf")
+    averaged: dict[str, torch.Tensor] = {}
+    averaged_steps: list[int] = []
     curve: list[dict[str, float | None]] = []
     steps_done = 0
     bar = tqdm(range(config.max_steps), desc="train-reference", mininterval=5)
@@ -397,10 +408,20 @@ def train_reference(config: TrainConfig) -> TrainResult:
             if badness < best_badness:
                 best_badness, best_loss, best_step = badness, scores["loss"], steps_done
                 best_state = {n: p.detach().clone() for n, p in model.named_parameters() if n in set(trainable)}
+            if config.select == "average" and steps_done >= AVERAGE_FROM * config.max_steps:
+                for n, p in model.named_parameters():
+                    if n in set(trainable):
+                        averaged[n] = averaged.get(n, torch.zeros_like(p)) + p.detach()
+                averaged_steps.append(steps_done)
         if step % 20 == 0:
             bar.set_postfix({n: f"{history[n][-1][1]:.3f}" for n in history if history[n]})
     bar.close()
-    if best_state is not None:
+    heldout_average = None
+    if config.select == "average" and averaged_steps:
+        model.load_state_dict({n: t / len(averaged_steps) for n, t in averaged.items()}, strict=False)
+        heldout_average = {"steps": averaged_steps, **heldout_scores()}
+        best_loss, best_step = float(heldout_average["loss"]), steps_done
+    elif best_state is not None:
         model.load_state_dict(best_state, strict=False)
     else:
         best_step = steps_done
@@ -446,6 +467,7 @@ def train_reference(config: TrainConfig) -> TrainResult:
         best_heldout_answer_loss=None if math.isinf(best_loss) else round(best_loss, 4),
         select=config.select,
         heldout_curve=curve,
+        heldout_average=heldout_average,
         max_steps=config.max_steps,
         stopped_early=stopped_early,
         train_minutes=round(train_seconds / 60, 2),

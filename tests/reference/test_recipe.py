@@ -143,3 +143,28 @@ def test_heldout_match_is_what_greedy_decoding_writes(trained: Path, data_dir: P
         two, _ = answer_forward(model, [items[0], (0, prompt, written[:1])], feats, pad, per_example=True)
         first, _ = answer_forward(model, [(0, prompt, written[:1])], feats, pad)
         assert torch.allclose(two, (single + first) / 2, atol=1e-5)
+
+
+def test_weight_averaging_saves_the_mean_of_the_last_half(data_dir: Path, tmp_path: Path) -> None:
+    from safetensors.torch import load_file
+
+    from monai_imc.reference.train import TrainConfig, train_reference
+
+    def run(name: str, select: str, eval_every: int) -> tuple[dict, dict]:
+        result = train_reference(
+            TrainConfig(data=str(data_dir), out=str(tmp_path / name), seed=0, limit=48, max_steps=4,
+                        eval_every=eval_every, select=select, eval_limit=0, agent_eval_questions=0)
+        )
+        return load_file(result.out / "model.safetensors"), result.metrics
+
+    # one evaluation in the last half (step 4): the average is that step, as the accuracy selection keeps it
+    single, metrics = run("single", "average", 4)
+    kept, _ = run("kept", "accuracy", 4)
+    assert metrics["select"] == "average" and metrics["heldout_average"]["steps"] == [4]
+    assert all(single[k].equal(kept[k]) for k in kept)
+    # evaluations at steps 1-4: steps 2, 3 and 4 are averaged, which no single step's weights equal
+    mean, metrics = run("mean", "average", 1)
+    assert metrics["heldout_average"]["steps"] == [2, 3, 4] and metrics["best_step"] == 4
+    assert 0 <= metrics["heldout_average"]["closed"] <= 100 and metrics["heldout_average"]["loss"] > 0
+    projector = [k for k in mean if "multi_modal_projector" in k]
+    assert projector and not all(mean[k].equal(kept[k]) for k in projector)
