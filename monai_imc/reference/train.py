@@ -51,6 +51,7 @@ from monai_imc.reference.answer_loss import answer_forward, pad_examples
 from monai_imc.reference.architecture import ArchitectureConfig, build_model, build_processor
 from monai_imc.reference.data import VQARow, agent_examples, is_heldout_image, load_vqa, question_words
 from monai_imc.reference.features import BLANK, tower_features
+from monai_imc.reference.loss_plot import plot_losses
 from monai_imc.reference.prompts import vqa_prompt
 
 logger = logging.getLogger(__name__)
@@ -221,30 +222,6 @@ def _lr_factor(step: int, total: int, warmup: int) -> float:
         return (step + 1) / warmup
     progress = min(1.0, (step - warmup) / max(1, total - warmup))
     return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress))
-
-
-def _plot_losses(history: dict[str, list[tuple[int, float]]], path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for name, points in history.items():
-        if not points:
-            continue
-        steps, values = zip(*points)
-        window = max(1, len(values) // 50)
-        smooth = np.convolve(values, np.ones(window) / window, mode="valid")
-        ax.plot(steps[window - 1 :], smooth, label=name)
-    ax.set_xlabel("step")
-    ax.set_ylabel("loss")
-    ax.set_yscale("log")
-    ax.set_title(title)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def train_reference(config: TrainConfig) -> TrainResult:
@@ -433,7 +410,7 @@ def train_reference(config: TrainConfig) -> TrainResult:
     processor.save_pretrained(out)
     (Path(out) / WORD_LIST).write_text("\n".join(question_words(rows + heldout)) + "\n", encoding="utf-8")
     arm = "no-image twin (blank images)" if config.blank_images else "real images"
-    _plot_losses(history, out / "loss_curve.png", f"reference-vlm, {arm}, seed {config.seed}")
+    plot_losses(history, out / "loss_curve.png", f"reference-vlm, {arm}, seed {config.seed}")
     record = asdict(config)
     record.update(
         trained_noises=trained_noises,
