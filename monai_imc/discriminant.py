@@ -5,8 +5,9 @@ posterior over the classes is a softmax of linear scores, and its squared Mahala
 nearest class mean (per dimension) says whether it looks like the images the discriminant was fitted
 on. A class may be a mixture of sub-classes (``groups`` at fitting: the kinds of image, e.g. radiographs
 and cross-sections, each with its own mean; Hastie and Tibshirani's mixture discriminant analysis with
-known sub-classes): a class's score is then the log-sum of its sub-classes' scores. It is stored as plain tensors (``<prefix>.mask``, ``.means``, ``.precision``, ``.log_prior`` and, with
-sub-classes, ``.owner``) so that a prototype bank's safetensors file holds it.
+known sub-classes): a class's score is then the log-sum of its sub-classes' scores. It is stored as
+plain tensors (``<prefix>.mask``, ``.means``, ``.precision``, ``.log_prior`` and, with sub-classes,
+``.owner``) so that a prototype bank's safetensors file holds it.
 
 Usage::
 
@@ -128,12 +129,29 @@ class LinearDiscriminant:
         return torch.softmax(self.scores(z), dim=1)
 
     def distances(self, z: torch.Tensor) -> torch.Tensor:
-        """Squared Mahalanobis distance to the nearest class (or sub-class) mean, per used dimension, ``(n,)``."""
+        """Squared Mahalanobis distance to the nearest class (or sub-class) mean, per used dimension,
+        ``(n,)``."""
         x = z[:, self.mask].double()
         precision, weights, norms = self._metric
         # (x - m)^T P (x - m) = x^T P x - 2 (W x)_c + k_c, in float64: three small products, no (n, classes, dim)
         squared = ((x @ precision) * x).sum(dim=1, keepdim=True) - 2.0 * x @ weights.T + norms
         return (squared.min(dim=1).values.clamp_min(0.0) / x.shape[1]).float()
+
+    def keep_classes(self, keep: torch.Tensor) -> LinearDiscriminant:
+        """The discriminant over the classes ``keep`` (indices, in their order) only: their rows (every
+        sub-class of a kept class), the prior renormalised over them; the covariance stays as fitted."""
+        owner = torch.arange(self.means.shape[0]) if self.owner is None else self.owner
+        renumber = torch.full((self.n_classes,), -1, dtype=torch.long)
+        renumber[keep.long()] = torch.arange(len(keep))
+        rows = torch.nonzero(renumber[owner] >= 0).flatten()
+        prior = self.log_prior[rows]
+        return LinearDiscriminant(
+            self.mask,
+            self.means[rows].clone(),
+            self.precision,
+            prior - torch.logsumexp(prior, dim=0),
+            None if self.owner is None else renumber[owner[rows]],
+        )
 
     def to_tensors(self, prefix: str) -> dict[str, torch.Tensor]:
         """The tensors to store, named ``<prefix>.<field>``."""

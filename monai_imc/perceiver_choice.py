@@ -241,14 +241,14 @@ def fit_perceivers(
                 candidates[choice.name].append(choice)
     # one standard error of the validation score: more kinds must beat fewer by more than that
     n_strong = max(1, int(strong.sum()))
+
+    def meets(c: PerceiverChoice) -> bool:
+        return c.validation["clean_false_alarm"] <= clean_false_alarm + 1e-9
+
     chosen = {}
     for name, options in candidates.items():
         if not options:
             continue
-
-        def meets(c: PerceiverChoice) -> bool:
-            return c.validation["clean_false_alarm"] <= clean_false_alarm + 1e-9
-
         # the gate's false-alarm target first (a gate at its cap can miss it), then accuracy
         best = max(options, key=lambda c: (meets(c), c.validation["type_right_severity_3_plus"]))
         score = best.validation["type_right_severity_3_plus"]

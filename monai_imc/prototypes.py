@@ -35,6 +35,7 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 
 from monai_imc.atomic import atomic_output
+from monai_imc.discriminant import LinearDiscriminant
 from monai_imc.models.base import ImageInput, VisionLanguageModel
 from monai_imc.noise import get_noise
 
@@ -223,26 +224,16 @@ class PrototypeBank:
         keep_rows = torch.tensor([i for i in range(len(self.noises)) if i != row])
         dropped = set(range(1 + row * n_sev, 1 + (row + 1) * n_sev))
         keep_classes = torch.tensor([k for k in range(len(self.classes)) if k not in dropped])
-        # a discriminant with sub-classes (``<prefix>.owner``) keeps the rows of the classes it keeps
-        renumber = torch.full((len(self.classes),), -1, dtype=torch.long)
-        renumber[keep_classes] = torch.arange(len(keep_classes))
-        kept_rows = {
-            name[: -len(".owner")]: torch.nonzero(renumber[tensor.long()] >= 0).flatten()
-            for name, tensor in self.tensors.items()
-            if name.endswith(".owner")
-        }
         tensors: dict[str, torch.Tensor] = {}
         for name, tensor in self.tensors.items():
-            prefix = name.rsplit(".", 1)[0]
             if name in _PER_NOISE:
                 tensor = tensor[keep_rows]
-            elif name.endswith(".owner"):
-                tensor = renumber[tensor.long()[kept_rows[prefix]]]
-            elif name == "class_means" or name.endswith((".means", ".log_prior")):
-                tensor = tensor[kept_rows.get(prefix, keep_classes)]
-                if name.endswith(".log_prior"):
-                    tensor = tensor - torch.logsumexp(tensor, dim=0)
+            elif name == "class_means":  # a bank of the first format: one row per class
+                tensor = tensor[keep_classes]
             tensors[name] = tensor.clone()
+        for prefix in {name.rsplit(".", 1)[0] for name in self.tensors if name.endswith(".means")}:
+            kept = LinearDiscriminant.from_tensors(self.tensors, prefix).keep_classes(keep_classes)
+            tensors.update(kept.to_tensors(prefix))
         manifest = json.loads(json.dumps(self.manifest))
         manifest["left_out"] = [*manifest.get("left_out", []), noise]
         manifest["noises"] = [n for n in self.noises if n != noise]

@@ -55,9 +55,10 @@ def ghost_energy(
     Per axis, the log energy of each k-space line minus its running median; the drop is the largest
     of the lines of one phase of one period ``p`` below the other lines' mean (both axes tried: the
     phase-encoding axis is not known). The score is ``log(drop + GHOST_FLOOR)``: the drop grows
-    multiplicatively with the ghosts' intensity (the level-5 ghost drops of the bank's validation views spread over about eight
-    times the range of the level-1 ones), and its log gives the levels alike spreads, as the perceiver's shared covariance
-    assumes. ``power``: :func:`power_spectrum` of ``img`` when already computed.
+    multiplicatively with the ghosts' intensity (on the reference model's held-out validation views the
+    level-5 drops spread over about eight times the range of the level-1 ones), and its log gives the
+    levels alike spreads, as the perceiver's shared covariance assumes. ``power``: :func:`power_spectrum`
+    of ``img`` when already computed.
     """
     power = sfft.fftshift(power_spectrum(img) if power is None else power)
     best = 0.0

@@ -336,6 +336,11 @@ def train_reference(config: TrainConfig) -> TrainResult:
 
     # ---------------------------------------------------------------- training
     trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+    trained = set(trainable)
+
+    def trained_state() -> dict[str, torch.Tensor]:
+        """The trained weights now (detached; the frozen tower left out)."""
+        return {n: p.detach().clone() for n, p in model.named_parameters() if n in trained}
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.01)
     model.train()
@@ -384,11 +389,10 @@ def train_reference(config: TrainConfig) -> TrainResult:
             badness = scores["loss"] if config.select == "loss" else -float(np.mean(accuracy)) if accuracy else 0.0
             if badness < best_badness:
                 best_badness, best_loss, best_step = badness, scores["loss"], steps_done
-                best_state = {n: p.detach().clone() for n, p in model.named_parameters() if n in set(trainable)}
+                best_state = trained_state()
             if config.select == "average" and steps_done >= AVERAGE_FROM * config.max_steps:
-                for n, p in model.named_parameters():
-                    if n in set(trainable):
-                        averaged[n] = averaged.get(n, torch.zeros_like(p)) + p.detach()
+                for n, t in trained_state().items():
+                    averaged[n] = averaged[n] + t if n in averaged else t
                 averaged_steps.append(steps_done)
         if step % 20 == 0:
             bar.set_postfix({n: f"{history[n][-1][1]:.3f}" for n in history if history[n]})
@@ -452,7 +456,7 @@ def train_reference(config: TrainConfig) -> TrainResult:
         heldout_noise=config.heldout_noise,
         trained_noises=trained_noises,
         parameters=sum(p.numel() for p in model.parameters()),
-        trained_parameter_count=sum(p.numel() for n, p in model.named_parameters() if n in set(trainable)),
+        trained_parameter_count=sum(p.numel() for n, p in model.named_parameters() if n in trained),
         final_losses={k: float(np.mean([v for _, v in pts[-50:]])) for k, pts in history.items() if pts},
     )
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")

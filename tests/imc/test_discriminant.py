@@ -57,3 +57,19 @@ def test_one_kind_is_the_plain_discriminant_and_a_mixture_survives_storage() -> 
     assert torch.equal(again.owner, mixture.owner)
     assert torch.allclose(again.posteriors(z), mixture.posteriors(z), atol=1e-6)
     assert torch.allclose(again.distances(z), mixture.distances(z), atol=1e-6)
+
+
+def test_keeping_classes_keeps_their_kinds_and_their_posteriors() -> None:
+    z, label, kind = two_kinds()
+    label = label + 2 * (torch.arange(len(z)) % 3 == 0).long()  # four classes, each of both kinds
+    mixture = LinearDiscriminant.fit(z, label, 4, 0.1, torch.full((4,), 0.25).log(), groups=kind)
+    keep = torch.tensor([0, 1, 3])
+    kept = mixture.keep_classes(keep)
+    assert kept.n_classes == 3 and sorted(set(kept.owner.tolist())) == [0, 1, 2]
+    assert kept.means.shape[0] == mixture.means.shape[0] - int((mixture.owner == 2).sum())
+    assert float(kept.log_prior.exp().sum()) == pytest.approx(1.0)
+    # the shared covariance stays: the kept classes' posteriors are the full ones restricted and renormalised
+    full = mixture.posteriors(z)[:, keep]
+    assert torch.allclose(kept.posteriors(z), full / full.sum(1, keepdim=True), atol=1e-5)
+    plain = LinearDiscriminant.fit(z, label, 4, 0.1, torch.full((4,), 0.25).log()).keep_classes(keep)
+    assert plain.owner is None and plain.means.shape[0] == 3
