@@ -87,12 +87,11 @@ class TrainConfig:
         token_dropout: probability of zeroing an image token in training (feature-space augmentation).
         per_example_loss: average the answer loss per question first (a one-word closed answer weighs as
             much as a long open one) instead of over all answer tokens of the batch.
-        select: what is saved: the held-out step with the best ``"accuracy"`` (the mean of closed and
-            open greedy exact match; the default, chosen on SLAKE's validation split: the answer loss
-            bottoms out before closed accuracy stops rising) or the lowest ``"loss"``, or ``"average"``:
-            the mean of the trained weights at the held-out evaluations of the last half of the schedule
-            (stochastic weight averaging, Izmailov et al. 2018; no step is picked, so the held-out images'
-            noise does not pick the weights).
+        select: what is saved: the held-out step with the best ``"accuracy"`` (mean of closed and open
+            greedy exact match; the default, chosen on validation: the answer loss bottoms out before
+            closed accuracy stops rising) or the lowest ``"loss"``, or ``"average"``: the mean trained
+            weights of the held-out evaluations of the schedule's last half (weight averaging, Izmailov
+            et al. 2018; tried, docs/reference_model.md).
         agent_weight: weight of the role loss.
         heldout_noise: the text noise kept out of role training.
         noise_variants: noisy variants per training question and noise.
