@@ -108,8 +108,8 @@ def main(argv: list[str] | None = None) -> int:
         note = {"criterion": "validation answers of the model (closed accuracy and open token recall, pooled per "
                              "perceived noise; imc+restore)", "split": VALIDATION_SPLIT,
                 "questions": choice.questions, "scales_tried": choice.scales, "model": str(args.model),
-                "bank_before": loaded.bank.bank_hash}
-        scaled = with_scaled_strengths(loaded.bank, choice.chosen, note)
+                "bank_before": loaded.bank.bank_hash, "variant": runner.pipeline.variant}
+        scaled = with_scaled_strengths(loaded.bank, choice.chosen, note, runner.pipeline.variant)
         scaled.save(args.write_bank)
         print(f"wrote the bank with the chosen strengths to {args.write_bank} ({scaled.bank_hash[:12]})")
     print(f"wrote {out / 'choice.json'}, {out / 'choice.png'}")

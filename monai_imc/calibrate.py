@@ -12,7 +12,10 @@ Two variants (``docs/method.md`` compares them):
   (a bank's ``ridge_basis`` U, the leading directions of the noisy tokens) the map lives in that span:
   ``x + s * ((x U) B_n + c_n) U^T``;
 - ``"shift"``: ``x - s * shift_{n,k}``, the bank's mean shift of each token (of the pooled feature where
-  the token grid is not fixed) for noise ``n`` at severity ``k``.
+  the token grid is not fixed) for noise ``n`` at severity ``k``;
+- ``"answer"``: ``x + s * ((x V) A_{n,k} + c_{n,k}) L``, per noise and severity an affine map of the
+  projector's reading space ``V`` fitted on the model's own answers (:mod:`monai_imc.answer_maps`), ``L``
+  the smallest token change the projector reads as that move.
 """
 
 from __future__ import annotations
@@ -27,9 +30,10 @@ from monai_imc.models.base import VisionFeatures
 from monai_imc.perceive import Perception
 from monai_imc.prototypes import PrototypeBank
 
-__all__ = ["Calibration", "PDCCalibrator", "calibrate_tokens"]
+__all__ = ["VARIANTS", "Calibration", "PDCCalibrator", "calibrate_tokens"]
 
-Variant = Literal["ridge", "shift"]
+Variant = Literal["ridge", "shift", "answer"]
+VARIANTS: tuple[str, ...] = ("ridge", "shift", "answer")
 
 
 @dataclass(frozen=True)
@@ -41,7 +45,7 @@ class Calibration:
         noise: the noise calibrated for (``None`` when not applied).
         severity: the severity calibrated for.
         strength: the effective strength (validation strength x confidence), 0 when not applied.
-        variant: ``"ridge"`` or ``"shift"``.
+        variant: ``"ridge"``, ``"shift"`` or ``"answer"``.
         reason: why (``"calibrated"``, ``"gate: clean"``, ``"disabled"`` ...).
         shift_norm: mean L2 norm of the change per token.
     """
@@ -79,6 +83,14 @@ def calibrate_tokens(
         else:  # a low-rank map: fitted and applied in the span of the bank's tokens, the rest untouched
             basis = basis.to(x.device)
             delta = ((x @ basis) @ maps[:-1] + maps[-1]) @ basis.T
+    elif variant == "answer":
+        if "answer_maps" not in bank.tensors:
+            raise ValueError("the bank has no answer-fitted maps (monai-imc prototypes fit-answers)")
+        maps = bank.tensors["answer_maps"][row, col].to(x.device)
+        basis, lift = bank.tensors["answer_basis"].to(x.device), bank.tensors["answer_lift"].to(x.device)
+        if basis.shape[0] != x.shape[1]:
+            raise ValueError(f"tokens of width {x.shape[1]} do not fit a bank of width {basis.shape[0]}")
+        delta = ((x @ basis) @ maps[:-1] + maps[-1]) @ lift
     elif variant == "shift":
         token_shift = bank.tensors.get("token_shift")
         if token_shift is not None and token_shift.shape[2] == x.shape[0]:
@@ -86,7 +98,7 @@ def calibrate_tokens(
         else:
             delta = -bank.tensors["pooled_shift"][row, col].to(x.device).expand_as(x)
     else:
-        raise ValueError(f"unknown calibration variant {variant!r}; use 'ridge' or 'shift'")
+        raise ValueError(f"unknown calibration variant {variant!r}; use one of {VARIANTS}")
     return (x + float(strength) * delta).to(tokens.dtype)
 
 
@@ -95,13 +107,16 @@ class PDCCalibrator:
 
     Args:
         bank: the model's prototype bank.
-        variant: ``"ridge"`` or ``"shift"``.
+        variant: ``"ridge"``, ``"shift"`` or ``"answer"`` (the bank must hold answer-fitted maps).
         use_confidence: scale the strength by the perceiver's confidence.
     """
 
     def __init__(self, bank: PrototypeBank, variant: Variant = "ridge", use_confidence: bool = True) -> None:
-        if variant not in ("ridge", "shift"):
-            raise ValueError(f"unknown calibration variant {variant!r}; use 'ridge' or 'shift'")
+        if variant not in VARIANTS:
+            raise ValueError(f"unknown calibration variant {variant!r}; use one of {VARIANTS}")
+        if variant == "answer" and "answer_maps" not in bank.tensors:
+            raise ValueError("calibration variant 'answer' needs a bank with answer-fitted maps "
+                             "(monai-imc prototypes fit-answers)")
         self.bank = bank
         self.variant: Variant = variant
         self.use_confidence = use_confidence
@@ -126,7 +141,7 @@ class PDCCalibrator:
                 tokens.append(t)
                 records.append(Calibration(False, None, None, 0.0, self.variant, "gate: clean"))
                 continue
-            strength = self.bank.strength(p.noise, p.severity) * (p.confidence if self.use_confidence else 1.0)
+            strength = self.bank.strength(p.noise, p.severity, self.variant) * (p.confidence if self.use_confidence else 1.0)
             if strength <= 0.0:
                 tokens.append(t)
                 records.append(Calibration(False, p.noise, p.severity, 0.0, self.variant, "strength 0 on validation"))

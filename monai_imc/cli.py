@@ -4,6 +4,7 @@
     monai-imc noise preview [--image FILE] [--noises a,b] [--severities 1-5] [--local] --out grid.png
     monai-imc noise text "question" [--noises a,b] [--severities 1-5]
     monai-imc prototypes build --model M --images DIR|slake:PATH|vqa-rad:PATH --out DIR
+    monai-imc prototypes fit-answers --model M --bank DIR --data slake:PATH [--data vqa-rad:PATH] --out DIR
     monai-imc train-reference --data ../shared/data --out DIR [--blank-images] [--minutes M] [--seed S]
     monai-imc bench --model BUNDLE|DIR|HUB_ID [--bank DIR] --dataset slake:PATH [--dataset vqa-rad:PATH] \\
         [--noises all] [--severities 3] [--local] [--methods none,pdc,sms,imc,denoise,repass,no-image] [--limit N] \\
@@ -163,6 +164,49 @@ def _cmd_prototypes_build(args: argparse.Namespace) -> int:
     print(f"clean gate: an artifact of level {fused['gate_min_severity']} or above at probability "
           f"{choices['gate_threshold']:.4f}")
     print(f"wrote {args.out} (bank sha256 {bank.bank_hash[:16]}...)")
+    return 0
+
+
+def _cmd_prototypes_fit_answers(args: argparse.Namespace) -> int:
+    from monai_imc.answer_maps import AnswerQuestion, fit_answer_maps
+    from monai_imc.data import load_dataset, load_view
+    from monai_imc.models import load_model
+    from monai_imc.prototypes import PrototypeBank
+
+    model = load_model(args.model, device=args.device, dtype=args.dtype)
+    bank = PrototypeBank.load(args.bank, model)
+    rows = [r for spec in args.data for r in load_dataset(spec, "train")]
+    by_file: dict[str, list] = {}
+    for r in rows:
+        by_file.setdefault(str(Path(r.image).resolve()), []).append(r)
+
+    def asked(files: list[str]) -> tuple[list, list[AnswerQuestion]]:
+        views, questions = [], []
+        for f in files:
+            about = by_file.get(str(Path(f).resolve()), [])
+            if not about:  # a bank image without training questions (e.g. a site's own) adds nothing here
+                continue
+            views.append(load_view(f, args.size))
+            questions += [AnswerQuestion(len(views) - 1, r.question, r.answer) for r in about]
+        return views, questions
+
+    images = bank.manifest.get("images", {})
+    views, questions = asked(images.get("train", []))
+    held_views, held_questions = asked(images.get("validation", []))
+    if not questions:
+        print(f"{args.bank}: none of the bank's training images has a training question in {args.data}",
+              file=sys.stderr)
+        return 2
+    print(f"fitting on {len(questions)} questions about {len(views)} images; "
+          f"{len(held_questions)} questions about {len(held_views)} validation images recorded")
+    fitted = fit_answer_maps(model, bank, views, questions, held_views, held_questions, steps=args.steps,
+                             batch_size=args.batch_size, lr=args.lr, seed=args.seed, progress=True)
+    fitted.save(args.out)
+    for noise, losses in fitted.manifest["choices"]["answer_maps"]["validation_loss"].items():
+        print(f"{noise:12s} validation answer loss {losses['validation_loss_before']:.3f} -> "
+              f"{losses['validation_loss_after']:.3f}")
+    print(f"wrote {args.out} (bank sha256 {fitted.bank_hash[:16]}...); choose the strengths on validation answers "
+          "with bench/choose_pdc_strength.py (variant answer)")
     return 0
 
 
@@ -364,6 +408,21 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--ray-address", default=None, help="join this Ray cluster (e.g. auto); default: local")
     build.add_argument("--out", required=True, help="the bank's folder")
     build.set_defaults(func=_cmd_prototypes_build)
+    fit = prototypes_commands.add_parser(
+        "fit-answers", help="add PDC maps fitted on the model's answers to a bank (calibration variant 'answer')")
+    fit.add_argument("--model", required=True, help="hub id or local checkpoint directory (a LLaVA-family model)")
+    fit.add_argument("--bank", required=True, help="the model's prototype bank")
+    fit.add_argument("--data", required=True, action="append",
+                     help="slake:PATH / vqa-rad:PATH / jsonl:FILE: training questions about the bank's images (repeat)")
+    fit.add_argument("--size", type=int, default=256, help="the views' longest side, as the bank was built")
+    fit.add_argument("--steps", type=int, default=300, help="Adam steps per noise")
+    fit.add_argument("--batch-size", type=int, default=32)
+    fit.add_argument("--lr", type=float, default=3e-3)
+    fit.add_argument("--seed", type=int, default=0)
+    fit.add_argument("--device", default=None)
+    fit.add_argument("--dtype", default=None)
+    fit.add_argument("--out", required=True, help="folder of the bank with the fitted maps")
+    fit.set_defaults(func=_cmd_prototypes_fit_answers)
 
     ref = commands.add_parser("train-reference", help="train the bundled reference LLaVA on SLAKE + VQA-RAD")
     ref.add_argument("--data", required=True, help="the shared data folder (slake/, vqa_rad/)")

@@ -49,6 +49,7 @@ __all__ = [
     "corrupt",
     "descriptor",
     "model_fingerprint",
+    "strength_tensor",
     "variant_seed",
 ]
 
@@ -166,15 +167,16 @@ class PrototypeBank:
         value = self.manifest.get("choices", {}).get("range_threshold")
         return None if value is None else float(value)
 
-    def strength(self, noise: str, severity: int) -> float:
-        """The calibration strength chosen on validation for ``noise`` at ``severity``."""
+    def strength(self, noise: str, severity: int, variant: str = "ridge") -> float:
+        """The calibration strength chosen on validation for ``noise`` at ``severity`` (of the answer-fitted
+        maps with ``variant="answer"``, else of the ridge and shift variants)."""
         row = self.noises.index(noise)
         col = (
             self.severities.index(severity)
             if severity in self.severities
             else _nearest(self.severities, severity)
         )
-        return float(self.tensors["strength"][row, col])
+        return float(self.tensors[strength_tensor(variant)][row, col])
 
     @property
     def bank_hash(self) -> str:
@@ -271,7 +273,12 @@ class PrototypeBank:
 
 
 #: The tensors with one row per noise (leading axis), dropped by :meth:`PrototypeBank.without`.
-_PER_NOISE = ("pooled_shift", "ridge_maps", "strength", "token_shift")
+_PER_NOISE = ("answer_maps", "answer_strength", "pooled_shift", "ridge_maps", "strength", "token_shift")
+
+
+def strength_tensor(variant: str) -> str:
+    """The bank tensor holding the strengths of a calibration variant's maps."""
+    return "answer_strength" if variant == "answer" else "strength"
 
 
 def _nearest(values: Sequence[int], target: int) -> int:

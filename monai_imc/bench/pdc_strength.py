@@ -31,7 +31,7 @@ from monai_imc.bench.runner import BenchRunner
 from monai_imc.calibrate import PDCCalibrator
 from monai_imc.data import VQARow
 from monai_imc.models.base import VisionFeatures
-from monai_imc.prototypes import PrototypeBank
+from monai_imc.prototypes import PrototypeBank, strength_tensor
 
 __all__ = ["DEFAULT_SCALES", "StrengthChoice", "base_strengths", "choose_strengths", "score_of", "with_scaled_strengths"]
 
@@ -73,27 +73,35 @@ def score_of(row: VQARow, answer: str) -> float:
     return float(token_recall(answer, row.answer))
 
 
-def base_strengths(bank: PrototypeBank) -> torch.Tensor:
-    """The strengths the bank chose by token distance (before any scaling by answers), noises x severities."""
+def base_strengths(bank: PrototypeBank, variant: str = "ridge") -> torch.Tensor:
+    """The strengths before any scaling by answers, noises x severities: those the bank chose by token
+    distance (ridge, shift), or 1 for the answer-fitted maps (fitted at full strength)."""
+    if variant == "answer":
+        return torch.ones_like(bank.tensors[strength_tensor(variant)])
     stored = bank.manifest.get("choices", {}).get("strength_by_token_distance")
     if stored is not None:
         return torch.tensor(stored, dtype=bank.tensors["strength"].dtype)
     return bank.tensors["strength"].clone()
 
 
-def with_scaled_strengths(bank: PrototypeBank, scales: dict[str, float], note: dict[str, Any]) -> PrototypeBank:
-    """A copy of ``bank`` whose strength row of each noise in ``scales`` is multiplied by its scale; the
-    manifest's ``choices`` record the scales and ``note`` (how they were chosen)."""
+def with_scaled_strengths(
+    bank: PrototypeBank, scales: dict[str, float], note: dict[str, Any], variant: str = "ridge"
+) -> PrototypeBank:
+    """A copy of ``bank`` whose strength row (of ``variant``'s maps) of each noise in ``scales`` is its base row
+    (:func:`base_strengths`) times its scale; the manifest's ``choices`` record the scales and ``note`` (how
+    they were chosen)."""
     tensors = dict(bank.tensors)
-    base = base_strengths(bank)
+    base = base_strengths(bank, variant)
     strength = base.clone()
     for noise, scale in scales.items():
         strength[bank.noises.index(noise)] *= float(scale)
-    tensors["strength"] = strength
+    tensors[strength_tensor(variant)] = strength
     manifest = json.loads(json.dumps(bank.manifest))
-    manifest.setdefault("choices", {})["strength_scales"] = {k: float(v) for k, v in sorted(scales.items())}
-    manifest["choices"]["strength_scale_rule"] = note
-    manifest["choices"]["strength_by_token_distance"] = base.tolist()
+    prefix = "answer_" if variant == "answer" else ""
+    manifest.setdefault("choices", {})[f"{prefix}strength_scales"] = {k: float(v) for k, v in sorted(scales.items())}
+    manifest["choices"][f"{prefix}strength_scale_rule"] = note
+    if variant != "answer":
+        manifest["choices"]["strength_by_token_distance"] = base.tolist()
     return PrototypeBank(list(bank.noises), list(bank.severities), tensors, manifest)
 
 
@@ -135,7 +143,8 @@ def choose_strengths(
     # one calibrator per scale, over a copy of the bank with every noise's strengths scaled: the runner's
     # own bank and pipeline are never changed
     calibrators = {
-        scale: PDCCalibrator(with_scaled_strengths(bank, dict.fromkeys(bank.noises, scale), {}), pipeline.variant)
+        scale: PDCCalibrator(with_scaled_strengths(bank, dict.fromkeys(bank.noises, scale), {}, pipeline.variant),
+                             pipeline.variant)
         for scale in grid
     }
     # (condition, perceived noise, scale) -> [sum of scores, count]

@@ -3,6 +3,7 @@ as ``mm_encoder_outputs``, the answer loss and the greedy match that picks the s
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -25,11 +26,14 @@ def pad_examples(sequences: list[tuple[list[int], list[int]]], pad_id: int) -> d
     return {"input_ids": ids, "attention_mask": mask, "labels": labels}
 
 
-def projected_tokens(model: Any, feats: torch.Tensor) -> dict[str, Any]:
-    """``mm_encoder_outputs`` for ``forward``: the projected tokens of each image of the batch."""
+def projected_tokens(
+    model: Any, feats: torch.Tensor, project: Callable[[torch.Tensor], torch.Tensor] | None = None
+) -> dict[str, Any]:
+    """``mm_encoder_outputs`` for ``forward``: the projected tokens of each image of the batch (``project``:
+    what turns ``feats`` into the language model's image tokens; default the model's projector)."""
     from transformers.modeling_outputs import BaseModelOutputWithPooling
 
-    projected = model.model.multi_modal_projector(feats)
+    projected = (project or model.model.multi_modal_projector)(feats)
     return {"image": BaseModelOutputWithPooling(pooler_output=list(projected.unbind(0)))}
 
 
@@ -39,6 +43,7 @@ def answer_forward(
     feats: torch.Tensor,
     pad_id: int,
     per_example: bool = False,
+    project: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The answer loss of ``items`` and, per item, whether greedy decoding would give its answer exactly.
 
@@ -46,11 +51,13 @@ def answer_forward(
     with ``per_example`` the mean over the questions of each one's mean (a one-word answer weighs as much
     as a long one). An answer is matched when every answer token (its end included) is the most likely
     one after the true prefix: exactly when greedy decoding writes that answer, at the cost of one forward.
+    ``project`` turns ``feats`` into image tokens (default the model's projector; PDC's answer-fitted maps
+    pass features of the projector's reading space, :mod:`monai_imc.answer_maps`).
     """
     batch = pad_examples([(p, t) for _, p, t in items], pad_id)
     img = torch.tensor([i for i, _, _ in items])
     labels = batch.pop("labels")
-    logits = model(**batch, mm_encoder_outputs=projected_tokens(model, feats[img])).logits[:, :-1]
+    logits = model(**batch, mm_encoder_outputs=projected_tokens(model, feats[img], project)).logits[:, :-1]
     target = labels[:, 1:]
     counted = target != -100
     token = nn.functional.cross_entropy(logits.transpose(1, 2), target, ignore_index=-100, reduction="none")

@@ -1,0 +1,102 @@
+"""PDC maps fitted on the model's answers (``monai_imc.answer_maps``): a tiny real LLaVA, real DICOM views."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import types
+
+import pytest
+import torch
+
+from monai_imc.answer_maps import AnswerQuestion, fit_answer_maps, reading_space
+from monai_imc.bench.pdc_strength import with_scaled_strengths
+from monai_imc.calibrate import PDCCalibrator, calibrate_tokens
+from monai_imc.perceive import ArtifactPerceiver
+from monai_imc.prototypes import PrototypeBank, corrupt
+
+QUESTIONS = [("what modality is this?", "mri"), ("is this normal?", "yes"), ("which organ is shown?", "brain")]
+
+
+@pytest.fixture(scope="module")
+def fitted(bank: PrototypeBank, tiny_llava, views) -> PrototypeBank:
+    train = [views[int(i)] for i in bank.manifest["images"]["train"]][:4]
+    held = [views[int(i)] for i in bank.manifest["images"]["validation"]][:2]
+    asked = [AnswerQuestion(i, q, a) for i in range(len(train)) for q, a in QUESTIONS]
+    held_asked = [AnswerQuestion(i, q, a) for i in range(len(held)) for q, a in QUESTIONS]
+    return fit_answer_maps(tiny_llava, bank, train, asked, held, held_asked, steps=25, batch_size=8, lr=1e-2, seed=0)
+
+
+def narrow_projector(model, width: int):
+    """A copy of the model's projector whose first layer is narrower than the tokens (as the bundled model's)."""
+    projector = copy.deepcopy(model.projector)
+    projector.linear_1 = torch.nn.Linear(projector.linear_1.in_features, width)
+    projector.linear_2 = torch.nn.Linear(width, projector.linear_2.out_features)
+    return types.SimpleNamespace(projector=projector)
+
+
+def test_the_reading_space_is_what_the_projector_reads(tiny_llava) -> None:
+    basis, lift, project = reading_space(tiny_llava)
+    wide = tiny_llava.projector.linear_1
+    assert wide.out_features >= wide.in_features  # the tiny model's first layer reads every direction
+    assert torch.equal(basis, torch.eye(wide.in_features)) and torch.equal(lift, basis)
+    narrow = narrow_projector(tiny_llava, wide.in_features // 2)
+    basis, lift, project = reading_space(narrow)  # type: ignore[arg-type]
+    assert basis.shape == (wide.in_features, wide.in_features // 2)
+    x = torch.randn(5, basis.shape[0])
+    with torch.no_grad():
+        assert torch.allclose(project(x @ basis), narrow.projector(x), atol=1e-5)
+    move = torch.randn(5, basis.shape[1])
+    # the lift is the token change the projector reads as exactly that move
+    assert torch.allclose((x + move @ lift) @ basis, x @ basis + move, atol=1e-4)
+
+
+def test_fitted_maps_lower_the_answer_loss_on_held_out_images(fitted: PrototypeBank, bank: PrototypeBank) -> None:
+    record = fitted.manifest["choices"]["answer_maps"]
+    assert record["images"] == 4 and record["questions"] == 12 and record["validation_questions"] == 6
+    losses = record["validation_loss"]
+    assert set(losses) == set(bank.noises)
+    gains = [v["validation_loss_before"] - v["validation_loss_after"] for v in losses.values()]
+    assert sum(gains) > 0, losses  # fitted on other images, the maps must still help on the whole
+    n, s = len(bank.noises), len(bank.severities)
+    assert fitted.tensors["answer_maps"].shape[:2] == (n, s)
+    assert torch.equal(fitted.tensors["answer_strength"], torch.ones(n, s))
+    assert torch.equal(fitted.tensors["ridge_maps"], bank.tensors["ridge_maps"])  # the rest of the bank kept
+
+
+def test_answer_variant_calibrates_flagged_images_and_passes_clean_ones(fitted: PrototypeBank, tiny_llava, views) -> None:
+    noisy = tiny_llava.encode_images([corrupt(views[0], "rician", 5, 7)])
+    flagged = ArtifactPerceiver(fitted, gate_threshold=0.0).perceive(noisy)
+    out, records = PDCCalibrator(fitted, variant="answer").calibrate(noisy, flagged)
+    assert records[0].applied and records[0].variant == "answer"
+    assert not torch.equal(out.tokens[0], noisy.tokens[0])
+    expected = calibrate_tokens(fitted, noisy.tokens[0], flagged[0].noise, flagged[0].severity,
+                                records[0].strength, "answer")
+    assert torch.allclose(out.tokens[0], expected)
+    clean = tiny_llava.encode_images([views[0]])
+    passed, kept = PDCCalibrator(fitted, variant="answer").calibrate(
+        clean, ArtifactPerceiver(fitted, gate_threshold=1.01).perceive(clean))
+    assert passed is clean and not kept[0].applied
+    # the answer variant's strengths are its own: scaling them to 0 turns it off and leaves ridge's alone
+    off = with_scaled_strengths(fitted, dict.fromkeys(fitted.noises, 0.0), {"why": "test"}, "answer")
+    assert torch.equal(off.tensors["strength"], fitted.tensors["strength"])
+    _, records = PDCCalibrator(off, variant="answer").calibrate(noisy, flagged)
+    assert not records[0].applied and records[0].reason == "strength 0 on validation"
+
+
+def test_a_bank_without_fitted_maps_refuses_the_answer_variant(bank: PrototypeBank, fitted: PrototypeBank) -> None:
+    with pytest.raises(ValueError, match="fit-answers"):
+        PDCCalibrator(bank, variant="answer")
+    smaller = fitted.without("blur")
+    assert smaller.tensors["answer_maps"].shape[0] == len(fitted.noises) - 1
+    assert torch.equal(smaller.tensors["answer_maps"][0], fitted.tensors["answer_maps"][0])
+
+
+def test_fitting_refuses_questions_about_images_not_given(bank: PrototypeBank, tiny_llava, views) -> None:
+    with pytest.raises(ValueError, match="names image 3, but 1 images"):
+        fit_answer_maps(tiny_llava, bank, views[:1], [AnswerQuestion(3, "q?", "a")], steps=1)
+    with pytest.raises(ValueError, match="training questions"):
+        fit_answer_maps(tiny_llava, bank, views[:1], [], steps=1)
+    no_projector = dataclasses.make_dataclass("NoProjector", [])()
+    with pytest.raises(ValueError, match="LLaVA projector"):
+        reading_space(no_projector)  # type: ignore[arg-type]
