@@ -28,6 +28,7 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -40,7 +41,7 @@ from monai_imc.prompts import vqa_prompt
 from monai_imc.prototypes import PrototypeBank
 from monai_imc.reference.answer_loss import answer_forward
 
-__all__ = ["AnswerQuestion", "fit_answer_maps", "reading_space"]
+__all__ = ["AnswerQuestion", "bank_questions", "fit_answer_maps", "reading_space"]
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,41 @@ class AnswerQuestion:
     image: int
     question: str
     answer: str
+
+
+def bank_questions(
+    bank: PrototypeBank, specs: Sequence[str], size: int = 256
+) -> tuple[tuple[list[np.ndarray], list[AnswerQuestion]], tuple[list[np.ndarray], list[AnswerQuestion]]]:
+    """The views of the bank's training and validation images and the training questions about them.
+
+    Args:
+        bank: a bank whose manifest lists its images (``images.train``, ``images.validation``: file paths).
+        specs: datasets whose ``train`` split holds the questions (``slake:PATH``, ``vqa-rad:PATH``, ``jsonl:FILE``).
+        size: the views' longest side, as the bank was built.
+
+    Returns:
+        ``((views, questions), (validation views, validation questions))``; an image without a question (e.g.
+        a site's own reference image) is left out.
+    """
+    from monai_imc.data import load_dataset, load_view
+
+    by_file: dict[str, list[Any]] = {}
+    for spec in specs:
+        for row in load_dataset(spec, "train"):
+            by_file.setdefault(str(Path(row.image).resolve()), []).append(row)
+
+    def asked(files: Sequence[str]) -> tuple[list[np.ndarray], list[AnswerQuestion]]:
+        views: list[np.ndarray] = []
+        questions: list[AnswerQuestion] = []
+        for f in files:
+            about = by_file.get(str(Path(f).resolve()), [])
+            if about:
+                views.append(load_view(f, size))
+                questions += [AnswerQuestion(len(views) - 1, r.question, r.answer) for r in about]
+        return views, questions
+
+    images = bank.manifest.get("images", {})
+    return asked(images.get("train", [])), asked(images.get("validation", []))
 
 
 def reading_space(model: VisionLanguageModel) -> tuple[torch.Tensor, torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]:
@@ -158,8 +194,8 @@ def fit_answer_maps(
     rank, n_sev = basis.shape[1], len(bank.severities)
     hf = model.model  # type: ignore[attr-defined]
     pad = int(model.tokenizer.pad_token_id)  # type: ignore[attr-defined]
-    bar = tqdm(total=len(views) + len(validation_views) + steps * len(bank.noises), desc="answer-fitted maps",
-               disable=not progress, unit="step")
+    bar = tqdm(total=len(views) + len(validation_views) + steps * len(bank.noises), desc="answer-fitted maps (views, then steps)",
+               disable=not progress, unit="item")
     tokens, placeholder = _reading_tokens(model, bank, views, basis, seed, bar)
     held = _reading_tokens(model, bank, validation_views, basis, seed + 1, bar)[0] if validation_questions else None
     train = _examples(model, questions, placeholder)

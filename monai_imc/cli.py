@@ -168,31 +168,13 @@ def _cmd_prototypes_build(args: argparse.Namespace) -> int:
 
 
 def _cmd_prototypes_fit_answers(args: argparse.Namespace) -> int:
-    from monai_imc.answer_maps import AnswerQuestion, fit_answer_maps
-    from monai_imc.data import load_dataset, load_view
+    from monai_imc.answer_maps import bank_questions, fit_answer_maps
     from monai_imc.models import load_model
     from monai_imc.prototypes import PrototypeBank
 
     model = load_model(args.model, device=args.device, dtype=args.dtype)
     bank = PrototypeBank.load(args.bank, model)
-    rows = [r for spec in args.data for r in load_dataset(spec, "train")]
-    by_file: dict[str, list] = {}
-    for r in rows:
-        by_file.setdefault(str(Path(r.image).resolve()), []).append(r)
-
-    def asked(files: list[str]) -> tuple[list, list[AnswerQuestion]]:
-        views, questions = [], []
-        for f in files:
-            about = by_file.get(str(Path(f).resolve()), [])
-            if not about:  # a bank image without training questions (e.g. a site's own) adds nothing here
-                continue
-            views.append(load_view(f, args.size))
-            questions += [AnswerQuestion(len(views) - 1, r.question, r.answer) for r in about]
-        return views, questions
-
-    images = bank.manifest.get("images", {})
-    views, questions = asked(images.get("train", []))
-    held_views, held_questions = asked(images.get("validation", []))
+    (views, questions), (held_views, held_questions) = bank_questions(bank, args.data, args.size)
     if not questions:
         print(f"{args.bank}: none of the bank's training images has a training question in {args.data}",
               file=sys.stderr)

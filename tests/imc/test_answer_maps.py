@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 import types
+from pathlib import Path
 
 import pytest
 import torch
@@ -100,3 +102,26 @@ def test_fitting_refuses_questions_about_images_not_given(bank: PrototypeBank, t
     no_projector = dataclasses.make_dataclass("NoProjector", [])()
     with pytest.raises(ValueError, match="LLaVA projector"):
         reading_space(no_projector)  # type: ignore[arg-type]
+
+
+def test_the_bundled_banks_images_are_asked_their_training_questions() -> None:
+    """The bundled bank's image lists matched to SLAKE / VQA-RAD train rows (real data; no model loaded)."""
+    from helpers import REPO, require_data
+
+    from monai_imc.answer_maps import bank_questions
+    from monai_imc.data import load_dataset
+
+    data = require_data()
+    manifest = json.loads((REPO / "bundles/monai_imc_vqa/models/prototype-bank/manifest.json").read_text())
+    listed = {k: [str(data / Path(f).relative_to("../shared/data")) for f in v] for k, v in manifest["images"].items()}
+    few = PrototypeBank([], [], {}, {"images": {"train": listed["train"][:3], "validation": listed["validation"][:2]}})
+    specs = [f"slake:{data / 'slake'}", f"vqa-rad:{data / 'vqa_rad'}"]
+    (views, questions), (held_views, held_questions) = bank_questions(few, specs, size=64)
+    assert len(views) == 3 and len(held_views) == 2
+    assert all(max(v.shape[:2]) <= 64 for v in (*views, *held_views))
+    rows = [r for spec in specs for r in load_dataset(spec, "train")]
+    first = Path(listed["train"][0]).resolve()
+    expected = sorted((r.question, r.answer) for r in rows if Path(r.image).resolve() == first)
+    assert expected and sorted((q.question, q.answer) for q in questions if q.image == 0) == expected
+    assert {q.image for q in held_questions} == {0, 1}
+    assert manifest["choices"]["answer_maps"]["questions"] > 1000  # the bundle's maps were fitted on such questions
