@@ -125,3 +125,37 @@ def test_the_bundled_banks_images_are_asked_their_training_questions() -> None:
     assert expected and sorted((q.question, q.answer) for q in questions if q.image == 0) == expected
     assert {q.image for q in held_questions} == {0, 1}
     assert manifest["choices"]["answer_maps"]["questions"] > 1000  # the bundle's maps were fitted on such questions
+
+
+def test_fit_answers_command_end_to_end(tmp_path: Path, views, capsys: pytest.CaptureFixture[str]) -> None:
+    """``monai-imc prototypes build`` then ``fit-answers`` on real DICOM views saved as PNGs and a JSONL of
+    questions about them (a site's own data), with a tiny LLaVA checkpoint built here."""
+    from PIL import Image
+
+    from monai_imc import cli
+    from monai_imc.models.tiny import build_tiny_checkpoint
+
+    model = build_tiny_checkpoint("llava", tmp_path / "llava", seed=0)
+    folder = tmp_path / "images"
+    folder.mkdir()
+    lines = []
+    for i, view in enumerate(views[:8]):
+        Image.fromarray(view).save(folder / f"view{i}.png")
+        lines += [json.dumps({"image": f"images/view{i}.png", "question": q, "answer": a}) for q, a in QUESTIONS]
+    (tmp_path / "qa.jsonl").write_text("\n".join(lines) + "\n")
+    bank = tmp_path / "bank"
+    assert cli.main(["prototypes", "build", "--model", str(model), "--images", str(folder), "--noises", "blur,rician",
+                     "--severities", "3,5", "--out", str(bank)]) == 0
+    out = tmp_path / "fitted"
+    argv = ["prototypes", "fit-answers", "--model", str(model), "--bank", str(bank), "--data", f"jsonl:{tmp_path / 'qa.jsonl'}",
+            "--size", "0", "--steps", "3", "--batch-size", "4", "--out", str(out)]
+    assert cli.main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "fitting on 18 questions about 6 images; 6 questions about 2 validation images" in printed
+    fitted = PrototypeBank.load(out)
+    assert fitted.tensors["answer_maps"].shape[:2] == (2, 2)
+    assert fitted.manifest["choices"]["answer_maps"]["steps_per_noise"] == 3
+    (tmp_path / "other.jsonl").write_text(json.dumps({"image": "elsewhere.png", "question": "q?", "answer": "a"}) + "\n")
+    argv[argv.index(f"jsonl:{tmp_path / 'qa.jsonl'}")] = f"jsonl:{tmp_path / 'other.jsonl'}"
+    assert cli.main(argv) == 2
+    assert "none of the bank's training images has a training question" in capsys.readouterr().err
