@@ -32,8 +32,8 @@ from monai_imc.prototypes import PrototypeBank
 
 __all__ = ["VARIANTS", "Calibration", "PDCCalibrator", "calibrate_tokens"]
 
-Variant = Literal["ridge", "shift", "answer"]
-VARIANTS: tuple[str, ...] = ("ridge", "shift", "answer")
+Variant = Literal["ridge", "shift", "answer", "auto"]
+VARIANTS: tuple[str, ...] = ("ridge", "shift", "answer", "auto")
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,7 @@ def calibrate_tokens(
         else:
             delta = -bank.tensors["pooled_shift"][row, col].to(x.device).expand_as(x)
     else:
-        raise ValueError(f"unknown calibration variant {variant!r}; use one of {VARIANTS}")
+        raise ValueError(f"unknown calibration variant {variant!r} for tokens; use 'ridge', 'shift' or 'answer'")
     return (x + float(strength) * delta).to(tokens.dtype)
 
 
@@ -107,13 +107,16 @@ class PDCCalibrator:
 
     Args:
         bank: the model's prototype bank.
-        variant: ``"ridge"``, ``"shift"`` or ``"answer"`` (the bank must hold answer-fitted maps).
+        variant: ``"ridge"``, ``"shift"``, ``"answer"`` (the bank must hold answer-fitted maps) or ``"auto"``
+            (``"answer"`` where the bank holds them, else ``"ridge"``; :attr:`variant` is the one resolved).
         use_confidence: scale the strength by the perceiver's confidence.
     """
 
     def __init__(self, bank: PrototypeBank, variant: Variant = "ridge", use_confidence: bool = True) -> None:
         if variant not in VARIANTS:
             raise ValueError(f"unknown calibration variant {variant!r}; use one of {VARIANTS}")
+        if variant == "auto":  # the bank's best maps: fitted on the answers where it has them
+            variant = "answer" if "answer_maps" in bank.tensors else "ridge"
         if variant == "answer" and "answer_maps" not in bank.tensors:
             raise ValueError("calibration variant 'answer' needs a bank with answer-fitted maps "
                              "(monai-imc prototypes fit-answers)")

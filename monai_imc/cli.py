@@ -188,7 +188,7 @@ def _cmd_prototypes_fit_answers(args: argparse.Namespace) -> int:
         print(f"{noise:12s} validation answer loss {losses['validation_loss_before']:.3f} -> "
               f"{losses['validation_loss_after']:.3f}")
     print(f"wrote {args.out} (bank sha256 {fitted.bank_hash[:16]}...); choose the strengths on validation answers "
-          "with bench/choose_pdc_strength.py (variant answer)")
+          "with bench/choose_pdc_strength.py (pipeline variant answer or auto)")
     return 0
 
 

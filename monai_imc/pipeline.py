@@ -124,7 +124,8 @@ class IMCPipeline:
         bank: its prototype bank (checked against the model's fingerprint); ``None``: a pipeline without
             the image half (perceive and calibrate raise).
         pdc: calibrate flagged images (default on).
-        variant: the calibration variant.
+        variant: the calibration variant (``"auto"``: the maps fitted on the answers where the bank has them,
+            else the ridge maps; :attr:`variant` is the one resolved).
         check_bank: verify that the bank was built with ``model``.
         refiner: the SMS refiner of the text half (``None``: refine raises, :meth:`run` does not refine).
         restorer: perceiver-guided image restoration (default: a disabled :class:`~monai_imc.restore.Restorer`;
@@ -160,7 +161,7 @@ class IMCPipeline:
         self.capabilities = Capabilities.of(model)
         self.perceiver = ArtifactPerceiver(bank) if bank is not None else None
         self.calibrator = PDCCalibrator(bank, variant=variant) if bank is not None else None
-        self.variant = variant
+        self.variant: Variant = self.calibrator.variant if self.calibrator is not None else variant
         self.restorer = restorer if restorer is not None else Restorer(enabled=False)
 
     # ------------------------------------------------------------------ steps

@@ -15,6 +15,7 @@ from monai_imc.answer_maps import AnswerQuestion, fit_answer_maps, reading_space
 from monai_imc.bench.pdc_strength import with_scaled_strengths
 from monai_imc.calibrate import PDCCalibrator, calibrate_tokens
 from monai_imc.perceive import ArtifactPerceiver
+from monai_imc.pipeline import IMCPipeline
 from monai_imc.prototypes import PrototypeBank, corrupt
 
 QUESTIONS = [("what modality is this?", "mri"), ("is this normal?", "yes"), ("which organ is shown?", "brain")]
@@ -86,9 +87,15 @@ def test_answer_variant_calibrates_flagged_images_and_passes_clean_ones(fitted: 
     assert not records[0].applied and records[0].reason == "strength 0 on validation"
 
 
-def test_a_bank_without_fitted_maps_refuses_the_answer_variant(bank: PrototypeBank, fitted: PrototypeBank) -> None:
+def test_a_bank_without_fitted_maps_refuses_the_answer_variant(bank: PrototypeBank, fitted: PrototypeBank,
+                                                                tiny_llava) -> None:
     with pytest.raises(ValueError, match="fit-answers"):
         PDCCalibrator(bank, variant="answer")
+    # "auto" (the bundle's): the fitted maps where the bank has them, else ridge, so a swapped-in bank works
+    assert PDCCalibrator(fitted, variant="auto").variant == "answer"
+    assert PDCCalibrator(bank, variant="auto").variant == "ridge"
+    assert IMCPipeline(tiny_llava, fitted, variant="auto").variant == "answer"
+    assert IMCPipeline(tiny_llava, bank, variant="auto").variant == "ridge"
     smaller = fitted.without("blur")
     assert smaller.tensors["answer_maps"].shape[0] == len(fitted.noises) - 1
     assert torch.equal(smaller.tensors["answer_maps"][0], fitted.tensors["answer_maps"][0])
