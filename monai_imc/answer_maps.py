@@ -193,6 +193,8 @@ def fit_answer_maps(
     basis, lift, project = reading_space(model)
     rank, n_sev = basis.shape[1], len(bank.severities)
     hf = model.model  # type: ignore[attr-defined]
+    first = next(hf.parameters())
+    device, dtype = first.device, first.dtype  # the fit runs where the model is (a GPU in bfloat16 too)
     pad = int(model.tokenizer.pad_token_id)  # type: ignore[attr-defined]
     bar = tqdm(total=len(views) + len(validation_views) + steps * len(bank.noises), desc="answer-fitted maps (views, then steps)",
                disable=not progress, unit="item")
@@ -211,17 +213,17 @@ def fit_answer_maps(
 
     def loss_of(items: list[tuple[int, list[int], list[int], int]], noise: int, a: torch.Tensor, c: torch.Tensor,
                 source: torch.Tensor) -> torch.Tensor:
-        z = torch.stack([source[i, 1 + noise * n_sev + k].float() for i, _, _, k in items])
-        k = torch.tensor([k for *_, k in items])
-        moved = z + torch.bmm(z, a[k]) + c[k][:, None, :]
+        z = torch.stack([source[i, 1 + noise * n_sev + k].float() for i, _, _, k in items]).to(device)
+        k = torch.tensor([k for *_, k in items], device=device)
+        moved = (z + torch.bmm(z, a[k]) + c[k][:, None, :]).to(dtype)  # the maps in float32, the model's dtype
         loss, _ = answer_forward(hf, [(j, p, t) for j, (_, p, t, _) in enumerate(items)], moved, pad, project=project)
         return loss
 
     record: dict[str, Any] = {}
     try:
         for noise_index, noise in enumerate(bank.noises):
-            a = torch.zeros(n_sev, rank, rank, requires_grad=True)
-            c = torch.zeros(n_sev, rank, requires_grad=True)
+            a = torch.zeros(n_sev, rank, rank, device=device, requires_grad=True)
+            c = torch.zeros(n_sev, rank, device=device, requires_grad=True)
             optimiser = torch.optim.Adam([a, c], lr=lr)
             held_items = [(i, p, t, k) for i, p, t in check for k in range(n_sev)]
             held_loss = partial(loss_of, noise=noise_index, a=a, c=c, source=held)
@@ -233,8 +235,8 @@ def fit_answer_maps(
                 loss.backward()
                 optimiser.step()
                 bar.update(1)
-            maps[noise_index, :, :rank] = a.detach()
-            maps[noise_index, :, rank] = c.detach()
+            maps[noise_index, :, :rank] = a.detach().cpu()
+            maps[noise_index, :, rank] = c.detach().cpu()
             if held is not None:
                 after = _mean_loss(held_items, held_loss, batch_size)
                 record[noise] = {"validation_loss_before": round(before, 4), "validation_loss_after": round(after, 4)}

@@ -54,8 +54,8 @@ def answer_forward(
     ``project`` turns ``feats`` into image tokens (default the model's projector; PDC's answer-fitted maps
     pass features of the projector's reading space, :mod:`monai_imc.answer_maps`).
     """
-    batch = pad_examples([(p, t) for _, p, t in items], pad_id)
-    img = torch.tensor([i for i, _, _ in items])
+    batch = {k: v.to(feats.device) for k, v in pad_examples([(p, t) for _, p, t in items], pad_id).items()}
+    img = torch.tensor([i for i, _, _ in items], device=feats.device)
     labels = batch.pop("labels")
     logits = model(**batch, mm_encoder_outputs=projected_tokens(model, feats[img], project)).logits[:, :-1]
     target = labels[:, 1:]

@@ -166,3 +166,18 @@ def test_fit_answers_command_end_to_end(tmp_path: Path, views, capsys: pytest.Ca
     argv[argv.index(f"jsonl:{tmp_path / 'qa.jsonl'}")] = f"jsonl:{tmp_path / 'other.jsonl'}"
     assert cli.main(argv) == 2
     assert "none of the bank's training images has a training question" in capsys.readouterr().err
+
+
+def test_fitting_a_bfloat16_model_keeps_float32_maps(bank: PrototypeBank, views, tmp_path: Path) -> None:
+    """The dtype a GPU runs a 7B model in: the maps are fitted in float32 and cast where the model reads them."""
+    from monai_imc.models import load_model
+    from monai_imc.models.tiny import build_tiny_checkpoint
+
+    model = load_model(str(build_tiny_checkpoint("llava", tmp_path / "llava", seed=0)), device="cpu", dtype="bfloat16")
+    asked = [AnswerQuestion(i, q, a) for i in range(2) for q, a in QUESTIONS]
+    fitted = fit_answer_maps(model, bank, views[:2], asked, steps=3, batch_size=4, seed=0)
+    maps = fitted.tensors["answer_maps"]
+    assert maps.dtype == torch.float32 and bool(maps.abs().sum() > 0)
+    noisy = model.encode_images([corrupt(views[0], "blur", 5, 3)])
+    moved = calibrate_tokens(fitted, noisy.tokens[0], "blur", 5, 1.0, "answer")
+    assert moved.dtype == torch.bfloat16 and not torch.equal(moved, noisy.tokens[0])
