@@ -12,7 +12,7 @@ questions, asked about the noisy copies of the bank's training images, the whole
 map moves ``z`` by ``z A_{n,k} + c_{n,k}`` and the token by the smallest change the projector reads as that
 move: ``x' = x + s (x W^T A + c) L`` with ``L = (W W^T)^{-1} W``, so ``x' W^T = z + s (z A + c)``. ``A`` and
 ``c`` start at zero (no change) and are fitted by Adam on the cross-entropy of the reference answers
-(:func:`monai_imc.reference.answer_loss.answer_forward`), each batch a random draw of questions and
+(:func:`monai_imc.models.answer_loss.answer_forward`), each batch a random draw of questions and
 severities, one noise at a time. The strength ``s`` of each noise and severity is 1 when fitted; the
 model's validation answers scale it (``bench/choose_pdc_strength.py``), as they do the ridge strengths.
 
@@ -36,10 +36,10 @@ import torch
 from tqdm.auto import tqdm
 
 from monai_imc.bank_build import encode_variants
+from monai_imc.models.answer_loss import answer_forward
 from monai_imc.models.base import VisionLanguageModel
 from monai_imc.prompts import vqa_prompt
 from monai_imc.prototypes import PrototypeBank
-from monai_imc.reference.answer_loss import answer_forward
 
 __all__ = ["AnswerQuestion", "bank_questions", "fit_answer_maps", "reading_space"]
 

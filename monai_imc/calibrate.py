@@ -5,7 +5,7 @@ counterparts with the bank's map for the perceived noise, scaled by the strength
 for that severity and by the perceiver's confidence. An image the gate calls clean passes unchanged, and so does an image the perceiver cannot assess
 (degenerate, or outside the bank's range).
 
-Two variants (``docs/method.md`` compares them):
+The variants (``docs/method.md`` compares them; ``"auto"`` picks ``"answer"`` where the bank has its maps, else ``"ridge"``):
 
 - ``"ridge"`` (default): ``x + s * (x B_n + c_n)``, a per-noise linear map of every token fitted in closed
   form (ridge regression of clean - noisy on noisy tokens) on the bank's token pairs; for wide tokens
@@ -82,7 +82,7 @@ def calibrate_tokens(
             delta = x @ maps[:-1] + maps[-1]
         else:  # a low-rank map: fitted and applied in the span of the bank's tokens, the rest untouched
             basis = basis.to(x.device)
-            delta = ((x @ basis) @ maps[:-1] + maps[-1]) @ basis.T
+            delta = _affine_move(x, maps, basis, basis.T)
     elif variant == "answer":
         if "answer_maps" not in bank.tensors:
             raise ValueError("the bank has no answer-fitted maps (monai-imc prototypes fit-answers)")
@@ -90,7 +90,7 @@ def calibrate_tokens(
         basis, lift = bank.tensors["answer_basis"].to(x.device), bank.tensors["answer_lift"].to(x.device)
         if basis.shape[0] != x.shape[1]:
             raise ValueError(f"tokens of width {x.shape[1]} do not fit a bank of width {basis.shape[0]}")
-        delta = ((x @ basis) @ maps[:-1] + maps[-1]) @ lift
+        delta = _affine_move(x, maps, basis, lift)
     elif variant == "shift":
         token_shift = bank.tensors.get("token_shift")
         if token_shift is not None and token_shift.shape[2] == x.shape[0]:
@@ -100,6 +100,12 @@ def calibrate_tokens(
     else:
         raise ValueError(f"unknown calibration variant {variant!r} for tokens; use 'ridge', 'shift' or 'answer'")
     return (x + float(strength) * delta).to(tokens.dtype)
+
+
+def _affine_move(x: torch.Tensor, maps: torch.Tensor, basis: torch.Tensor, lift: torch.Tensor) -> torch.Tensor:
+    """The token change of an affine map ``(r + 1, r)`` (bias last) acting in a space read as ``x @ basis``
+    and written back as ``@ lift`` (the ridge maps' span and the projector's reading space alike)."""
+    return ((x @ basis) @ maps[:-1] + maps[-1]) @ lift
 
 
 class PDCCalibrator:

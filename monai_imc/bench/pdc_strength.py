@@ -97,9 +97,9 @@ def with_scaled_strengths(
         strength[bank.noises.index(noise)] *= float(scale)
     tensors[strength_tensor(variant)] = strength
     manifest = json.loads(json.dumps(bank.manifest))
-    prefix = "answer_" if variant == "answer" else ""
-    manifest.setdefault("choices", {})[f"{prefix}strength_scales"] = {k: float(v) for k, v in sorted(scales.items())}
-    manifest["choices"][f"{prefix}strength_scale_rule"] = note
+    key = strength_tensor(variant)  # "strength" (ridge, shift) or "answer_strength"
+    manifest.setdefault("choices", {})[f"{key}_scales"] = {k: float(v) for k, v in sorted(scales.items())}
+    manifest["choices"][f"{key}_scale_rule"] = note
     if variant != "answer":
         manifest["choices"]["strength_by_token_distance"] = base.tolist()
     return PrototypeBank(list(bank.noises), list(bank.severities), tensors, manifest)

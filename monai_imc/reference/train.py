@@ -47,7 +47,7 @@ import torch
 from torch import nn
 
 from monai_imc.model_vocabulary import WORD_LIST
-from monai_imc.reference.answer_loss import answer_forward, pad_examples
+from monai_imc.models.answer_loss import answer_forward, pad_examples
 from monai_imc.reference.architecture import ArchitectureConfig, build_model, build_processor
 from monai_imc.reference.data import VQARow, agent_examples, is_heldout_image, load_vqa, question_words
 from monai_imc.reference.features import BLANK, tower_features

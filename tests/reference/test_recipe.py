@@ -114,7 +114,7 @@ def test_heldout_match_is_what_greedy_decoding_writes(trained: Path, data_dir: P
 
     from monai_imc.models.efficientnet_lite import register
     from monai_imc.reference.features import _encode, load_rgb
-    from monai_imc.reference.answer_loss import answer_forward
+    from monai_imc.models.answer_loss import answer_forward
 
     register()
     model = LlavaForConditionalGeneration.from_pretrained(trained).eval()

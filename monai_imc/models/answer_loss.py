@@ -1,5 +1,7 @@
-"""The reference recipe's answer objective on cached tower features: padding, the projected image tokens
-as ``mm_encoder_outputs``, the answer loss and the greedy match that picks the saved step."""
+"""A LLaVA's answer objective on given vision features: padding, the projected image tokens as
+``mm_encoder_outputs``, the answer loss and the greedy match. Its callers: the reference recipe's training
+(:mod:`monai_imc.reference.train`, which also picks its saved step by the match) and PDC's maps fitted on the
+answers (:mod:`monai_imc.answer_maps`)."""
 
 from __future__ import annotations
 
