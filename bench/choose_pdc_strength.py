@@ -69,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scales", default=",".join(str(s) for s in DEFAULT_SCALES))
     parser.add_argument("--out", required=True, help="folder for choice.json and choice.png")
     parser.add_argument("--write-bank", default=None, help="write the bank with the chosen scales here")
+    parser.add_argument("--from-level", type=int, default=1,
+                        help="never calibrate images perceived below this severity (their strengths 0)")
     parser.add_argument("--limit", type=int, default=0, help="at most this many questions a dataset (0: all)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
@@ -91,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     choice = choose_strengths(runner, rows, parse_noise_list(args.noises), parse_severities(args.severities),
                               [float(s) for s in args.scales.split(",")],
                               progress=lambda line: print(f"[{time.perf_counter() - start:6.0f} s] {line}",
-                                                          flush=True))
+                                                          flush=True), from_level=args.from_level)
     record = {**choice.to_dict(), "model": str(args.model), "bank_sha256": loaded.bank.bank_hash,
               "datasets": args.dataset, "split": VALIDATION_SPLIT, "seed": args.seed,
               "seconds": round(time.perf_counter() - start, 1),
@@ -109,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
                              "perceived noise; imc+restore)", "split": VALIDATION_SPLIT,
                 "questions": choice.questions, "scales_tried": choice.scales, "model": str(args.model),
                 "bank_before": loaded.bank.bank_hash, "variant": runner.pipeline.variant}
-        scaled = with_scaled_strengths(loaded.bank, choice.chosen, note, runner.pipeline.variant)
+        scaled = with_scaled_strengths(loaded.bank, choice.chosen, note, runner.pipeline.variant, args.from_level)
         scaled.save(args.write_bank)
         print(f"wrote the bank with the chosen strengths to {args.write_bank} ({scaled.bank_hash[:12]})")
     print(f"wrote {out / 'choice.json'}, {out / 'choice.png'}")

@@ -51,6 +51,7 @@ class StrengthChoice:
         by_condition: ``"noise/severity"`` -> scale -> pooled score over every question of the condition, with
             the chosen scales of the other perceived noises (what the bench will see).
         questions: validation questions used.
+        from_level: images perceived below this severity were not calibrated.
     """
 
     scales: list[float]
@@ -59,11 +60,13 @@ class StrengthChoice:
     counts: dict[str, int]
     by_condition: dict[str, dict[str, float]] = field(default_factory=dict)
     questions: int = 0
+    from_level: int = 1
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready copy."""
         return {"scales": self.scales, "chosen": self.chosen, "scores": self.scores, "counts": self.counts,
-                "by_condition": self.by_condition, "questions": self.questions}
+                "by_condition": self.by_condition, "questions": self.questions,
+                "from_level": self.from_level}
 
 
 def score_of(row: VQARow, answer: str) -> float:
@@ -85,21 +88,31 @@ def base_strengths(bank: PrototypeBank, variant: str = "ridge") -> torch.Tensor:
 
 
 def with_scaled_strengths(
-    bank: PrototypeBank, scales: dict[str, float], note: dict[str, Any], variant: str = "ridge"
+    bank: PrototypeBank, scales: dict[str, float], note: dict[str, Any], variant: str = "ridge",
+    from_level: int = 1,
 ) -> PrototypeBank:
     """A copy of ``bank`` whose strength row (of ``variant``'s maps) of each noise in ``scales`` is its base row
     (:func:`base_strengths`) times its scale; the manifest's ``choices`` record the scales and ``note`` (how
-    they were chosen)."""
+    they were chosen).
+
+    ``from_level``: images perceived below this severity are not calibrated (their strengths 0, for every
+    noise). An unseen noise the perceiver mistakes for a known one is mostly read as a faint one, where the
+    known noise costs little to win back and its map can only do harm (``docs/method.md``, "Calibrating from
+    level 3"); the manifest records the level.
+    """
     tensors = dict(bank.tensors)
     base = base_strengths(bank, variant)
     strength = base.clone()
     for noise, scale in scales.items():
         strength[bank.noises.index(noise)] *= float(scale)
+    below = [i for i, level in enumerate(bank.severities) if level < from_level]
+    strength[:, below] = 0.0
     tensors[strength_tensor(variant)] = strength
     manifest = json.loads(json.dumps(bank.manifest))
     key = strength_tensor(variant)  # "strength" (ridge, shift) or "answer_strength"
     manifest.setdefault("choices", {})[f"{key}_scales"] = {k: float(v) for k, v in sorted(scales.items())}
     manifest["choices"][f"{key}_scale_rule"] = note
+    manifest["choices"][f"{key}_from_level"] = int(from_level)
     if variant != "answer":
         manifest["choices"]["strength_by_token_distance"] = base.tolist()
     return PrototypeBank(list(bank.noises), list(bank.severities), tensors, manifest)
@@ -112,6 +125,7 @@ def choose_strengths(
     severities: Sequence[int],
     scales: Sequence[float] = DEFAULT_SCALES,
     progress: Callable[[str], None] | None = None,
+    from_level: int = 1,
 ) -> StrengthChoice:
     """Choose a scale of each perceived noise's strengths on ``rows`` (validation questions).
 
@@ -122,6 +136,8 @@ def choose_strengths(
         severities: their severities (the clean image is always added).
         scales: the scales tried (0 is added when missing).
         progress: called with a line per condition done.
+        from_level: images perceived below this severity are never calibrated, at any scale
+            (:func:`with_scaled_strengths`).
 
     Returns:
         The choice (the runner's bank and pipeline are not changed).
@@ -143,8 +159,8 @@ def choose_strengths(
     # one calibrator per scale, over a copy of the bank with every noise's strengths scaled: the runner's
     # own bank and pipeline are never changed
     calibrators = {
-        scale: PDCCalibrator(with_scaled_strengths(bank, dict.fromkeys(bank.noises, scale), {}, pipeline.variant),
-                             pipeline.variant)
+        scale: PDCCalibrator(with_scaled_strengths(bank, dict.fromkeys(bank.noises, scale), {}, pipeline.variant,
+                                                   from_level), pipeline.variant)
         for scale in grid
     }
     # (condition, perceived noise, scale) -> [sum of scores, count]
@@ -199,5 +215,5 @@ def choose_strengths(
         out = {str(s): pooled_score(noise, severity, lambda _p, s=s: s) for s in grid}
         out["chosen"] = pooled_score(noise, severity, lambda p: chosen.get(p, 0.0))
         by_condition[f"{noise}/{severity}"] = out
-    return StrengthChoice(grid, chosen, scores, counts, by_condition, len(rows))
+    return StrengthChoice(grid, chosen, scores, counts, by_condition, len(rows), from_level)
 

@@ -78,3 +78,27 @@ def test_scaled_bank_scales_rows_from_the_token_distance_strengths(bundled, tmp_
     assert loaded.manifest["choices"]["strength_scales"] == {"blur": 0.5, "jpeg": 0.0}
     assert loaded.bank_hash != bank.bank_hash
     assert loaded.strength("blur", 5) == pytest.approx(0.5 * float(base[blur, -1]))
+
+
+def test_from_level_leaves_faint_perceptions_uncalibrated(bundled, tmp_path: Path) -> None:
+    from monai_imc.calibrate import PDCCalibrator
+    from monai_imc.perceive import Perception
+
+    bank = bundled.pipeline.bank
+    variant = bundled.pipeline.variant
+    floored = with_scaled_strengths(bank, {"blur": 0.5}, {"criterion": "test"}, variant, from_level=3)
+    key = "answer_strength" if variant == "answer" else "strength"
+    strength = floored.tensors[key]
+    low = [i for i, level in enumerate(bank.severities) if level < 3]
+    assert low and float(strength[:, low].abs().sum()) == 0.0, "every noise's levels 1-2 are off"
+    blur = bank.noises.index("blur")
+    assert torch.allclose(strength[blur, len(low):], 0.5 * base_strengths(bank, variant)[blur, len(low):])
+    floored.save(tmp_path / "bank")
+    assert PrototypeBank.load(tmp_path / "bank").manifest["choices"][f"{key}_from_level"] == 3
+    # a faint perceived artifact passes unchanged (and says why); the same artifact at level 3 is calibrated
+    features = bundled.pipeline.encode([(torch.rand(96, 96, 3) * 255).to(torch.uint8).numpy()])
+    calibrator = PDCCalibrator(floored, variant)
+    same, (record,) = calibrator.calibrate(features, [Perception.given("blur", 2)])
+    assert same is features and not record.applied and record.reason == "strength 0 on validation"
+    moved, (record,) = calibrator.calibrate(features, [Perception.given("blur", 3)])
+    assert record.applied and not torch.equal(moved.tokens[0], features.tokens[0])
