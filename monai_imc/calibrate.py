@@ -152,8 +152,11 @@ class PDCCalibrator:
                 continue
             strength = self.bank.strength(p.noise, p.severity, self.variant) * (p.confidence if self.use_confidence else 1.0)
             if strength <= 0.0:
+                floor = self.bank.calibrates_from(self.variant)
+                reason = (f"level {p.severity} is below the level PDC calibrates from ({floor})" if p.severity < floor
+                          else "strength 0 on validation")
                 tokens.append(t)
-                records.append(Calibration(False, p.noise, p.severity, 0.0, self.variant, "strength 0 on validation"))
+                records.append(Calibration(False, p.noise, p.severity, 0.0, self.variant, reason))
                 continue
             new = calibrate_tokens(self.bank, t, p.noise, p.severity, strength, self.variant)
             norm = float((new.float() - t.float()).norm(dim=-1).mean())

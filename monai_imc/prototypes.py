@@ -178,6 +178,11 @@ class PrototypeBank:
         )
         return float(self.tensors[strength_tensor(variant)][row, col])
 
+    def calibrates_from(self, variant: str = "ridge") -> int:
+        """The lowest perceived severity the variant's maps calibrate (levels below it have strength 0 by
+        choice: ``bench/choose_pdc_strength.py --from-level``); 1 where the bank records no such level."""
+        return int(self.manifest.get("choices", {}).get(f"{strength_tensor(variant)}_from_level", 1))
+
     @property
     def bank_hash(self) -> str:
         """SHA-256 of the saved tensors (set by :meth:`save` and :meth:`load`)."""

@@ -99,6 +99,8 @@ def test_from_level_leaves_faint_perceptions_uncalibrated(bundled, tmp_path: Pat
     features = bundled.pipeline.encode([(torch.rand(96, 96, 3) * 255).to(torch.uint8).numpy()])
     calibrator = PDCCalibrator(floored, variant)
     same, (record,) = calibrator.calibrate(features, [Perception.given("blur", 2)])
-    assert same is features and not record.applied and record.reason == "strength 0 on validation"
+    assert same is features and not record.applied
+    assert record.reason == "level 2 is below the level PDC calibrates from (3)"
+    assert floored.calibrates_from(variant) == 3 and bank.calibrates_from("shift") == 1
     moved, (record,) = calibrator.calibrate(features, [Perception.given("blur", 3)])
     assert record.applied and not torch.equal(moved.tokens[0], features.tokens[0])
