@@ -270,6 +270,8 @@ def print_run_summary(report: object) -> None:
         for group in summary.groups:
             frame = f" frame {group.frame_numbers[0]}" if group.frame_numbers else ""
             calibration = "calibration applied" if group.calibration_applied else "not calibrated"
+            if group.calibration_note:
+                calibration += f" ({group.calibration_note})"
             restored = (f"; restored: {group.restoration}"
                         if group.restoration and not group.restoration.startswith("none") else "")
             print(f"  image{frame}: {group.summary or group.artifact}{restored}; {calibration}")

@@ -11,12 +11,22 @@ from pathlib import Path
 
 from pydicom.dataset import Dataset
 
-from monai_imc.deploy.work import SeriesWork
+from monai_imc.deploy.work import AssessedView, SeriesWork
 from monai_imc.dicom.sr import AlgorithmInfo, ImageAssessment, TextRecord
 from monai_imc.dicom.sr_file import EncodedSR, encode_imc_sr, save_encoded_sr
 from monai_imc.workers import beside
 
-__all__ = ["SR_WORKER", "draft_sr", "sr_encoder", "sr_file_name", "write_sr"]
+__all__ = ["SR_WORKER", "calibration_note", "draft_sr", "sr_encoder", "sr_file_name", "write_sr"]
+
+
+def calibration_note(item: AssessedView) -> str | None:
+    """Why PDC left the artifact found in a view uncalibrated (``None`` when it calibrated, or found none):
+    the calibration record's reason, e.g. a level below the one PDC calibrates from."""
+    if item.perception.noise is None or item.calibration is None or item.calibration.applied:
+        return None
+    if item.restoration is not None and item.restoration.applied and item.calibration.reason == "gate: clean":
+        return "the restored image was perceived clean"  # calibration acts on the restored view
+    return item.calibration.reason
 
 
 def sr_file_name(series_uid: str) -> str:
@@ -45,6 +55,7 @@ def sr_encoder(
             frame_number=item.view.frame_number,
             not_assessable=None if item.perception.assessable else item.perception.reason,
             restoration=None if item.restoration is None else item.restoration.summary,
+            calibration_note=calibration_note(item),
         )
         for item in work.assessed
     ]

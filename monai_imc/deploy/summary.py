@@ -63,6 +63,7 @@ class GroupSummary:
         level: the IMC severity level 1..5, if any.
         probability: the probability of the finding (``None`` when not assessable).
         calibration_applied: whether PDC was applied.
+        calibration_note: why PDC left a found artifact uncalibrated, if so.
         restoration: what perceiver-guided restoration did (``none: <why>`` when nothing), where it ran.
         summary: the verdict in plain words, as written.
         reason: why the image was not assessable, if so.
@@ -77,6 +78,7 @@ class GroupSummary:
     level: int | None = None
     probability: float | None = None
     calibration_applied: bool | None = None
+    calibration_note: str | None = None
     restoration: str | None = None
     summary: str | None = None
     reason: str | None = None
@@ -179,6 +181,8 @@ def _group_summary(group: hd.sr.MeasurementsAndQualitativeEvaluations) -> GroupS
             out.reason = str(item.TextValue)
         elif item.ValueType == "TEXT" and concept == codes.RESTORATION.value:
             out.restoration = str(item.TextValue)
+        elif item.ValueType == "TEXT" and concept == codes.CALIBRATION_NOTE.value:
+            out.calibration_note = str(item.TextValue)
         elif item.ValueType == "CONTAINER" and concept == codes.TEXT_RECORD.value:
             out.texts.append(_record(item))
     return out

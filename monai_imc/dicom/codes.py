@@ -152,6 +152,10 @@ RESTORATION = Code("IMC014", IMC_SCHEME, "Image restoration")
 """Private TEXT concept: the perceiver-guided restoration applied to the image before the model saw it
 (``"non-local means (h=0.031, sigma=0.034, ...)"``), or ``"none: <why>"`` (:mod:`monai_imc.restore`)."""
 
+CALIBRATION_NOTE = Code("IMC015", IMC_SCHEME, "Reason calibration not applied")
+"""Private TEXT concept: why PDC left a found artifact uncalibrated (``"level 2 is below the level PDC
+calibrates from (3)"``, ``"disabled"`` ...); written only for an artifact that was not calibrated."""
+
 TEXT_RECORD = Code("IMC025", IMC_SCHEME, "Clinical text record")
 """Private CONTAINER concept: one clinical text with its refinement, the question asked and the answer."""
 

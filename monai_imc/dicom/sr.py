@@ -94,6 +94,7 @@ class ImageAssessment:
             calibration); ``None`` when it could.
         restoration: what perceiver-guided restoration did to the image before the model saw it
             (:attr:`monai_imc.restore.Restoration.summary`); ``None`` when restoration was off (not written).
+        calibration_note: why PDC left the artifact found uncalibrated; ``None`` otherwise (not written).
     """
 
     source: Dataset
@@ -104,6 +105,7 @@ class ImageAssessment:
     frame_number: int | None = None
     not_assessable: str | None = None
     restoration: str | None = None
+    calibration_note: str | None = None
 
     @property
     def summary(self) -> str:
@@ -142,6 +144,12 @@ class ImageAssessment:
         if self.restoration is not None and not self.restoration.strip():
             raise ValueError(
                 f"SOP Instance UID {uid}: an empty restoration record (None when restoration was off)"
+            )
+        if self.calibration_note is not None and (
+            self.artifact is None or self.calibration_applied or not self.calibration_note.strip()
+        ):
+            raise ValueError(
+                f"SOP Instance UID {uid}: a calibration note says why a found artifact was not calibrated"
             )
         if self.frame_number is not None and self.frame_number < 1:
             raise ValueError(f"SOP Instance UID {uid}: frame numbers start at 1, got {self.frame_number}")
@@ -373,6 +381,8 @@ def _group(
         items.append(text_item(imc_codes.NOT_ASSESSABLE_REASON, assessment.not_assessable))
     if assessment.restoration is not None:
         items.append(text_item(imc_codes.RESTORATION, assessment.restoration))
+    if assessment.calibration_note is not None:
+        items.append(text_item(imc_codes.CALIBRATION_NOTE, assessment.calibration_note))
     items += [text_record_container(record) for record in texts]  # each text in a container of its own
     return group
 

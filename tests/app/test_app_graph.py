@@ -75,7 +75,7 @@ def test_dsrdump_and_highdicom_read_every_sr(sample_run: AppRun, sample_study: S
         assert groups[0].get_qualitative_evaluations(name=codes.IMAGE_ARTIFACTS)
 
 
-@pytest.mark.parametrize("name", ["mr_motion4", "ct", "mr_multiframe"])
+@pytest.mark.parametrize("name", ["mr_motion4", "ct", "mr_multiframe", "mr_rician3"])
 def test_sr_says_what_the_library_computes(
     name: str, sample_run: AppRun, sample_study: SampleStudy, imc: IMCContext
 ) -> None:
@@ -102,6 +102,10 @@ def test_sr_says_what_the_library_computes(
         assert group.reason == perception.reason and group.summary == f"not assessable: {perception.reason}"
     assert group.level == perception.severity
     assert group.calibration_applied == expected.calibration.applied
+    if perception.noise is not None and not expected.calibration.applied:  # a found artifact left alone says why
+        assert group.calibration_note == expected.calibration.reason
+    else:
+        assert group.calibration_note is None
     asked = [t for t in group.texts if t.answer is not None]
     assert [t.original for t in asked[: len(imc.settings.standing_questions)]] == list(
         imc.settings.standing_questions

@@ -32,6 +32,11 @@ class Case:
     frame_number: int | None = None
     not_assessable: str | None = None
     restoration: str | None = None  # what monai_imc.restore did (None: restoration was off)
+    calibration_note: str | None = None  # why a found artifact was not calibrated
+
+    @property
+    def calibrated(self) -> bool:
+        return self.artifact is not None and self.calibration_note is None
 
     def finding(self) -> codes.Code:
         return codes.NOT_ASSESSABLE if self.not_assessable else codes.artifact_code(self.artifact)
@@ -46,7 +51,8 @@ CASES = {
         restoration="non-local means (h=0.0312, sigma=0.0312, patch_size=5)",
     ),
     "MR": Case(
-        "emri_small.dcm", "ghosting", 2, 0.64, frame_number=6, restoration="none: no restoration for ghosting"
+        "emri_small.dcm", "ghosting", 2, 0.64, frame_number=6, restoration="none: no restoration for ghosting",
+        calibration_note="level 2 is below the level PDC calibrates from (3)",
     ),
     "CR": Case("RG1_UNCI.dcm", None, None, 0.93),
     # says Patient Identity Removed YES without a De-identification Method: the SR must still be valid
@@ -96,10 +102,11 @@ def written(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, p
             artifact=case.artifact,
             severity=case.severity,
             probability=case.probability,
-            calibration_applied=case.artifact is not None,
+            calibration_applied=case.calibrated,
             frame_number=case.frame_number,
             not_assessable=case.not_assessable,
             restoration=case.restoration,
+            calibration_note=case.calibration_note,
         )
         path = write_imc_sr(out / f"imc_{name}.dcm", [assessment], TEXTS, ALGORITHM)
         result[name] = (path, source)
@@ -152,6 +159,10 @@ def test_dsrdump_shows_texts_and_codes(name: str, written: dict[str, tuple[Path,
         assert f'"Image restoration")="{case.restoration}"' in dump
     else:
         assert "Image restoration" not in dump
+    if case.calibration_note:
+        assert f'"Reason calibration not applied")="{case.calibration_note}"' in dump
+    else:
+        assert "Reason calibration not applied" not in dump
     assert "Verification Flag   : UNVERIFIED" in dump
     for record in TEXTS:
         for value in (record.original, record.refined, *record.edits, record.question, record.answer):
@@ -193,11 +204,12 @@ def test_highdicom_round_trip(name: str, written: dict[str, tuple[Path, pydicom.
     (group,) = sr.content.get_image_measurement_groups()
     evaluations = {e.name.value: e.value for e in group.get_qualitative_evaluations()}
     assert evaluations[codes.IMAGE_ARTIFACTS.value] == case.finding()
-    assert evaluations[codes.CALIBRATION_APPLIED.value] == (codes.YES if case.artifact else codes.NO)
+    assert evaluations[codes.CALIBRATION_APPLIED.value] == (codes.YES if case.calibrated else codes.NO)
     measurements = {m.name.value: m for m in group.get_measurements()}
     plain = _group_texts(group)
     assert plain[codes.ASSESSMENT_SUMMARY.value] == SUMMARIES[name]
     assert plain.get(codes.RESTORATION.value) == case.restoration
+    assert plain.get(codes.CALIBRATION_NOTE.value) == case.calibration_note
     if case.not_assessable:
         assert codes.PROBABILITY.value not in measurements
         assert plain[codes.NOT_ASSESSABLE_REASON.value] == case.not_assessable
@@ -308,6 +320,9 @@ def test_invalid_input_is_refused(tmp_path: Path) -> None:
         ImageAssessment(ct, "motion", 3, None, not_assessable="constant image")
     with pytest.raises(ValueError, match="needs its reason"):
         ImageAssessment(ct, None, None, None, not_assessable=" ")
+    for clean_or_calibrated in (ImageAssessment(ct, None, None, 0.9), ImageAssessment(ct, "motion", 3, 0.9, True)):
+        with pytest.raises(ValueError, match="says why a found artifact was not calibrated"):
+            replace(clean_or_calibrated, calibration_note="disabled")
     with pytest.raises(TypeError, match="TextRecord.edits must be a str"):
         TextRecord("q", "x", edits=(3,))  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="not among the assessed images"):
@@ -371,8 +386,8 @@ def test_summary_reads_back_what_was_written(
     expected_verdict = "not assessable" if case.not_assessable else ("artifact" if case.artifact else "clean")
     assert group.verdict == expected_verdict and group.reason == case.not_assessable
     assert group.probability == (None if case.probability is None else pytest.approx(case.probability))
-    assert group.level == case.severity and group.calibration_applied == (case.artifact is not None)
-    assert group.restoration == case.restoration
+    assert group.level == case.severity and group.calibration_applied == case.calibrated
+    assert group.restoration == case.restoration and group.calibration_note == case.calibration_note
     # each question sits with its own answer, whatever the order of the records
     assert [(t.role, t.original, t.question, t.answer) for t in group.texts] == [
         (r.role, r.original, r.question, r.answer) for r in TEXTS
