@@ -48,6 +48,7 @@ __all__ = [
     "PrototypeBank",
     "corrupt",
     "descriptor",
+    "from_level_choice",
     "model_fingerprint",
     "strength_tensor",
     "variant_seed",
@@ -181,7 +182,7 @@ class PrototypeBank:
     def calibrates_from(self, variant: str = "ridge") -> int:
         """The lowest perceived severity the variant's maps calibrate (levels below it have strength 0 by
         choice: ``bench/choose_pdc_strength.py --from-level``); 1 where the bank records no such level."""
-        return int(self.manifest.get("choices", {}).get(f"{strength_tensor(variant)}_from_level", 1))
+        return int(self.manifest.get("choices", {}).get(from_level_choice(variant), 1))
 
     @property
     def bank_hash(self) -> str:
@@ -284,6 +285,12 @@ _PER_NOISE = ("answer_maps", "answer_strength", "pooled_shift", "ridge_maps", "s
 def strength_tensor(variant: str) -> str:
     """The bank tensor holding the strengths of a calibration variant's maps."""
     return "answer_strength" if variant == "answer" else "strength"
+
+
+def from_level_choice(variant: str) -> str:
+    """The manifest's ``choices`` key of the lowest perceived severity a variant's maps calibrate
+    (:meth:`PrototypeBank.calibrates_from`)."""
+    return f"{strength_tensor(variant)}_from_level"
 
 
 def _nearest(values: Sequence[int], target: int) -> int:

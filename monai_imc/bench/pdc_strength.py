@@ -31,7 +31,7 @@ from monai_imc.bench.runner import BenchRunner
 from monai_imc.calibrate import PDCCalibrator
 from monai_imc.data import VQARow
 from monai_imc.models.base import VisionFeatures
-from monai_imc.prototypes import PrototypeBank, strength_tensor
+from monai_imc.prototypes import PrototypeBank, from_level_choice, strength_tensor
 
 __all__ = ["DEFAULT_SCALES", "StrengthChoice", "base_strengths", "choose_strengths", "score_of", "with_scaled_strengths"]
 
@@ -112,7 +112,7 @@ def with_scaled_strengths(
     key = strength_tensor(variant)  # "strength" (ridge, shift) or "answer_strength"
     manifest.setdefault("choices", {})[f"{key}_scales"] = {k: float(v) for k, v in sorted(scales.items())}
     manifest["choices"][f"{key}_scale_rule"] = note
-    manifest["choices"][f"{key}_from_level"] = int(from_level)
+    manifest["choices"][from_level_choice(variant)] = int(from_level)
     if variant != "answer":
         manifest["choices"]["strength_by_token_distance"] = base.tolist()
     return PrototypeBank(list(bank.noises), list(bank.severities), tensors, manifest)
