@@ -215,6 +215,7 @@ def _cmd_train_reference(args: argparse.Namespace) -> int:
         lr=args.lr,
         eval_every=args.eval_every,
         token_dropout=args.token_dropout,
+        weight_decay=args.weight_decay,
         per_example_loss=args.per_example_loss,
         select=args.select,
         heldout_noise=args.heldout_noise,
@@ -419,6 +420,7 @@ def build_parser() -> argparse.ArgumentParser:
     ref.add_argument("--eval-every", type=int, default=250,
                      help="steps between two held-out measurements (the best step is kept; default 250)")
     ref.add_argument("--token-dropout", type=float, default=0.0, help="image-token dropout in training")
+    ref.add_argument("--weight-decay", type=float, default=0.01, help="AdamW weight decay (default 0.01)")
     ref.add_argument("--per-example-loss", action="store_true",
                      help="average the answer loss per question (a one-word answer weighs as a long one)")
     ref.add_argument("--select", choices=("accuracy", "loss", "average"), default="accuracy",

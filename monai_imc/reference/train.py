@@ -85,6 +85,7 @@ class TrainConfig:
         warmup_steps: linear learning-rate warm-up.
         eval_every: steps between two held-out measurements (the best step is saved).
         token_dropout: probability of zeroing an image token in training (feature-space augmentation).
+        weight_decay: AdamW's decoupled weight decay.
         per_example_loss: average the answer loss per question first (a one-word closed answer weighs as
             much as a long open one) instead of over all answer tokens of the batch.
         select: what is saved: the held-out step with the best ``"accuracy"`` (mean of closed and open
@@ -117,6 +118,7 @@ class TrainConfig:
     warmup_steps: int = 100
     eval_every: int = 250
     token_dropout: float = 0.0
+    weight_decay: float = 0.01
     per_example_loss: bool = False
     select: str = "accuracy"
     agent_weight: float = 1.0
@@ -341,7 +343,7 @@ def train_reference(config: TrainConfig) -> TrainResult:
         """The trained weights now (detached; the frozen tower left out)."""
         return {n: p.detach().clone() for n, p in model.named_parameters() if n in trained}
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.01)
+    opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     model.train()
     model.model.vision_tower.eval()
     best_loss, best_step, best_state = float("inf"), 0, None
