@@ -352,6 +352,7 @@ def train_reference(config: TrainConfig) -> TrainResult:
     averaged_steps: list[int] = []
     curve: list[dict[str, float | None]] = []
     steps_done = 0
+    dropped_feats = feats.clone() if config.token_dropout > 0 else feats
     bar = tqdm(range(config.max_steps), desc="train-reference", mininterval=5)
     for step in bar:
         if time.monotonic() > deadline:
@@ -363,11 +364,15 @@ def train_reference(config: TrainConfig) -> TrainResult:
         items = [vqa[i] for i in pick]
         batch_feats = feats
         if config.token_dropout > 0:
+            # the batch's images with tokens zeroed, written into one working copy and put back after the
+            # step (copying every image's features each step would cost more than the step)
             img = sorted({i for i, _, _ in items})
             keep = (torch.rand(len(img), feats.shape[1], 1, generator=gen) >= config.token_dropout).float()
-            batch_feats = feats.clone()
+            batch_feats = dropped_feats
             batch_feats[img] = feats[img] * keep
         answer_loss, _ = answer_forward(model, items, batch_feats, pad_id, per_example=config.per_example_loss)
+        if config.token_dropout > 0:
+            dropped_feats[img] = feats[img]
         total = answer_loss
         role_loss = torch.zeros(())
         if role and config.agent_batch_size > 0:

@@ -168,3 +168,27 @@ def test_weight_averaging_saves_the_mean_of_the_last_half(data_dir: Path, tmp_pa
     assert 0 <= metrics["heldout_average"]["closed"] <= 100 and metrics["heldout_average"]["loss"] > 0
     projector = [k for k in mean if "multi_modal_projector" in k]
     assert projector and not all(mean[k].equal(kept[k]) for k in projector)
+
+
+def test_token_dropout_and_weight_decay_regularise_the_same_steps(trained: Path, data_dir: Path, tmp_path: Path) -> None:
+    """Token dropout and a stronger weight decay change what the same steps train; dropout is seeded (two runs
+    train the same weights), and each is recorded in the run's training config."""
+    from safetensors.torch import load_file
+
+    from monai_imc.reference.train import TrainConfig, train_reference
+
+    def run(name: str, **lever: float) -> dict:
+        result = train_reference(
+            TrainConfig(data=str(data_dir), out=str(tmp_path / name), seed=0, limit=48, max_steps=2, eval_every=1,
+                        eval_limit=0, agent_eval_questions=0, **lever)
+        )
+        assert json.loads((result.out / "training_config.json").read_text())[next(iter(lever))] == next(iter(lever.values()))
+        return load_file(result.out / "model.safetensors")
+
+    plain = load_file(trained / "model.safetensors")
+    projector = [k for k in plain if "multi_modal_projector" in k]
+    dropped, again = run("dropout", token_dropout=0.5), run("dropout-again", token_dropout=0.5)
+    assert all(dropped[k].equal(again[k]) for k in dropped)
+    assert not all(dropped[k].equal(plain[k]) for k in projector)
+    decayed = run("decay", weight_decay=0.5)
+    assert not all(decayed[k].equal(plain[k]) for k in projector)
