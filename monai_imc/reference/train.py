@@ -84,7 +84,8 @@ class TrainConfig:
         lr: peak learning rate.
         warmup_steps: linear learning-rate warm-up.
         eval_every: steps between two held-out measurements (the best step is saved).
-        token_dropout: probability of zeroing an image token in training (feature-space augmentation).
+        token_dropout: probability of zeroing an image token of a training question (feature-space
+            augmentation; 0.15 since 2026-12-04, chosen on SLAKE validation, docs/reference_model.md).
         weight_decay: AdamW's decoupled weight decay.
         per_example_loss: average the answer loss per question first (a one-word closed answer weighs as
             much as a long open one) instead of over all answer tokens of the batch.
@@ -117,7 +118,7 @@ class TrainConfig:
     lr: float = 1e-3
     warmup_steps: int = 100
     eval_every: int = 250
-    token_dropout: float = 0.0
+    token_dropout: float = 0.15
     weight_decay: float = 0.01
     per_example_loss: bool = False
     select: str = "accuracy"
