@@ -21,7 +21,7 @@ import torch
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["BLANK", "load_rgb", "tower_digest", "tower_features"]
+__all__ = ["BLANK", "TokenDropout", "load_rgb", "tower_digest", "tower_features"]
 
 #: The key of the black image (the no-image twin's only image).
 BLANK = "<blank>"
@@ -102,3 +102,29 @@ def tower_features(
         torch.save({"digest": digest, "features": stored}, tmp)
         tmp.replace(cache_path)
     return {k: stored[k] for k, _ in images}
+
+
+class TokenDropout:
+    """Image-token dropout on a table of cached features (``(images, tokens, channels)``): each token of the
+    batch's images is zeroed with probability ``p`` (drawn from ``generator``). The zeroed rows are written
+    into one working copy and put back by :meth:`restore`, so a step never copies the whole table; with
+    ``p == 0`` the table itself is used."""
+
+    def __init__(self, feats: torch.Tensor, p: float, generator: torch.Generator) -> None:
+        self.feats, self.p, self.generator = feats, p, generator
+        self.work = feats.clone() if p > 0 else feats
+        self.rows: list[int] = []
+
+    def apply(self, rows: list[int]) -> torch.Tensor:
+        """The table with ``rows``' tokens dropped."""
+        if self.p > 0:
+            keep = (torch.rand(len(rows), self.feats.shape[1], 1, generator=self.generator) >= self.p).float()
+            self.work[rows] = self.feats[rows] * keep
+            self.rows = rows
+        return self.work
+
+    def restore(self) -> None:
+        """Put the last batch's rows back."""
+        if self.rows:
+            self.work[self.rows] = self.feats[self.rows]
+            self.rows = []

@@ -50,7 +50,7 @@ from monai_imc.model_vocabulary import WORD_LIST
 from monai_imc.models.answer_loss import answer_forward, pad_examples
 from monai_imc.reference.architecture import ArchitectureConfig, build_model, build_processor
 from monai_imc.reference.data import VQARow, agent_examples, is_heldout_image, load_vqa, question_words
-from monai_imc.reference.features import BLANK, tower_features
+from monai_imc.reference.features import BLANK, TokenDropout, tower_features
 from monai_imc.reference.loss_plot import plot_losses
 from monai_imc.reference.prompts import vqa_prompt
 
@@ -353,7 +353,7 @@ def train_reference(config: TrainConfig) -> TrainResult:
     averaged_steps: list[int] = []
     curve: list[dict[str, float | None]] = []
     steps_done = 0
-    dropped_feats = feats.clone() if config.token_dropout > 0 else feats
+    dropout = TokenDropout(feats, config.token_dropout, gen)
     bar = tqdm(range(config.max_steps), desc="train-reference", mininterval=5)
     for step in bar:
         if time.monotonic() > deadline:
@@ -363,17 +363,9 @@ def train_reference(config: TrainConfig) -> TrainResult:
             g["lr"] = config.lr * _lr_factor(step, config.max_steps, config.warmup_steps)
         pick = torch.randint(0, len(vqa), (min(config.batch_size, len(vqa)),), generator=gen).tolist()
         items = [vqa[i] for i in pick]
-        batch_feats = feats
-        if config.token_dropout > 0:
-            # the batch's images with tokens zeroed, written into one working copy and put back after the
-            # step (copying every image's features each step would cost more than the step)
-            img = sorted({i for i, _, _ in items})
-            keep = (torch.rand(len(img), feats.shape[1], 1, generator=gen) >= config.token_dropout).float()
-            batch_feats = dropped_feats
-            batch_feats[img] = feats[img] * keep
+        batch_feats = dropout.apply(sorted({i for i, _, _ in items}))
         answer_loss, _ = answer_forward(model, items, batch_feats, pad_id, per_example=config.per_example_loss)
-        if config.token_dropout > 0:
-            dropped_feats[img] = feats[img]
+        dropout.restore()
         total = answer_loss
         role_loss = torch.zeros(())
         if role and config.agent_batch_size > 0:
