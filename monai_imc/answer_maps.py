@@ -39,7 +39,7 @@ from monai_imc.bank_build import encode_variants
 from monai_imc.models.answer_loss import answer_forward
 from monai_imc.models.base import VisionLanguageModel
 from monai_imc.prompts import vqa_prompt
-from monai_imc.prototypes import PrototypeBank
+from monai_imc.prototypes import PrototypeBank, reader_fingerprint
 
 __all__ = ["AnswerQuestion", "bank_questions", "fit_answer_maps", "reading_space"]
 
@@ -253,7 +253,8 @@ def fit_answer_maps(
         "space": "the projector's reading space (its first linear layer)", "rank": rank,
         "steps_per_noise": steps, "batch_size": batch_size, "lr": lr, "seed": seed,
         "images": len(views), "questions": len(questions), "validation_images": len(validation_views),
-        "validation_questions": len(validation_questions), "validation_loss": record}}}
+        "validation_questions": len(validation_questions), "validation_loss": record,
+        "reader_sha256": reader_fingerprint(model)}}}
     return PrototypeBank(list(bank.noises), list(bank.severities), tensors, manifest)
 
 

@@ -50,6 +50,7 @@ __all__ = [
     "descriptor",
     "from_level_choice",
     "model_fingerprint",
+    "reader_fingerprint",
     "strength_tensor",
     "variant_seed",
 ]
@@ -75,6 +76,35 @@ def descriptor(tokens: torch.Tensor) -> torch.Tensor:
     return torch.cat([mean, (weights @ (centred * centred))[0].sqrt()])
 
 
+def _weights_digest(named: Any) -> str:
+    """SHA-256 of ``(name, tensor)`` pairs: names, shapes and values rounded to bfloat16 (so one checkpoint
+    gives one digest in float32 on a CPU and in bfloat16 on a GPU)."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(named, key=lambda item: item[0]):
+        digest.update(f"{name}:{tuple(tensor.shape)}".encode())
+        if tensor.is_floating_point():
+            digest.update(tensor.detach().to("cpu", torch.bfloat16).view(torch.int16).numpy().tobytes())
+        else:
+            digest.update(tensor.detach().cpu().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def reader_fingerprint(model: VisionLanguageModel) -> str:
+    """What reads the vision tokens: SHA-256 of the model's projector weights, hashed as
+    :func:`model_fingerprint` hashes the tower.
+
+    The maps ``monai-imc prototypes fit-answers`` fits live in the projector's reading space and were fitted on
+    that model's answers, so a bank records this beside them (``choices.answer_maps.reader_sha256``) and
+    :meth:`PrototypeBank.check_model` refuses a model whose projector differs (the same tower, retrained or
+    fine-tuned behind it). The projector alone, not the language model, so that the check stays cheap for a 7B
+    model; a language model retrained behind an unchanged projector is not caught.
+    """
+    projector = getattr(model, "projector", None)
+    if not isinstance(projector, torch.nn.Module):
+        raise TypeError(f"{type(model).__name__} exposes no projector to fingerprint")
+    return _weights_digest(projector.state_dict().items())
+
+
 def model_fingerprint(model: VisionLanguageModel) -> dict[str, Any]:
     """What identifies the features a bank was built from: architecture, feature layer, vision weights.
 
@@ -86,13 +116,7 @@ def model_fingerprint(model: VisionLanguageModel) -> dict[str, Any]:
     tower = getattr(model, "vision_tower", None)
     if config is None or tower is None:
         raise TypeError(f"{type(model).__name__} exposes no HF model and vision tower to fingerprint")
-    digest = hashlib.sha256()
-    for name, tensor in sorted(tower.state_dict().items()):
-        digest.update(f"{name}:{tuple(tensor.shape)}".encode())
-        if tensor.is_floating_point():
-            digest.update(tensor.detach().to("cpu", torch.bfloat16).view(torch.int16).numpy().tobytes())
-        else:
-            digest.update(tensor.detach().cpu().numpy().tobytes())
+    vision_weights = _weights_digest(tower.state_dict().items())
     architectures = getattr(config, "architectures", None) or [type(hf_model).__name__]
     layer = getattr(config, "vision_feature_layer", None)
     return {
@@ -100,7 +124,7 @@ def model_fingerprint(model: VisionLanguageModel) -> dict[str, Any]:
         "family": str(getattr(config, "model_type", "")),
         "feature_layer": "projector input"
         + (f" (vision_feature_layer={layer})" if layer is not None else ""),
-        "vision_weights_sha256": digest.hexdigest(),
+        "vision_weights_sha256": vision_weights,
     }
 
 
@@ -190,13 +214,21 @@ class PrototypeBank:
         return str(self.manifest.get("bank_sha256", ""))
 
     def check_model(self, model: VisionLanguageModel) -> None:
-        """Raise :class:`BankMismatchError` when ``model`` is not the model the bank was built with."""
+        """Raise :class:`BankMismatchError` when ``model`` is not the model the bank was built with: another
+        vision tower (:func:`model_fingerprint`), or, where the bank holds answer-fitted maps, another reader of
+        the tokens than the one they were fitted on (:func:`reader_fingerprint`)."""
         expected = self.manifest.get("fingerprint", {})
         actual = model_fingerprint(model)
         differing = [k for k in expected if expected.get(k) != actual.get(k)]
         if differing:
             details = "; ".join(f"{k}: bank {expected.get(k)!r}, model {actual.get(k)!r}" for k in differing)
             raise BankMismatchError(f"prototype bank was built with another model ({details})")
+        fitted_on = self.manifest.get("choices", {}).get("answer_maps", {}).get("reader_sha256")
+        if "answer_maps" in self.tensors and fitted_on and fitted_on != reader_fingerprint(model):
+            raise BankMismatchError(
+                "the prototype bank's answer-fitted maps were fitted on another projector or language model "
+                f"(reader {fitted_on[:12]}..., this model {reader_fingerprint(model)[:12]}...): fit them again "
+                "for this model (monai-imc prototypes fit-answers) or use a bank without them")
 
     def save(self, directory: str | os.PathLike[str]) -> Path:
         """Write ``bank.safetensors`` and ``manifest.json`` into ``directory`` (each atomically)."""

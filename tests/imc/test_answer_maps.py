@@ -16,7 +16,7 @@ from monai_imc.bench.pdc_strength import with_scaled_strengths
 from monai_imc.calibrate import PDCCalibrator, calibrate_tokens
 from monai_imc.perceive import ArtifactPerceiver
 from monai_imc.pipeline import IMCPipeline
-from monai_imc.prototypes import PrototypeBank, corrupt
+from monai_imc.prototypes import BankMismatchError, PrototypeBank, corrupt, reader_fingerprint
 
 QUESTIONS = [("what modality is this?", "mri"), ("is this normal?", "yes"), ("which organ is shown?", "brain")]
 
@@ -65,6 +65,29 @@ def test_fitted_maps_lower_the_answer_loss_on_held_out_images(fitted: PrototypeB
     assert fitted.tensors["answer_maps"].shape[:2] == (n, s)
     assert torch.equal(fitted.tensors["answer_strength"], torch.ones(n, s))
     assert torch.equal(fitted.tensors["ridge_maps"], bank.tensors["ridge_maps"])  # the rest of the bank kept
+
+
+def test_answer_maps_refuse_a_model_that_reads_the_tokens_otherwise(fitted: PrototypeBank, bank: PrototypeBank,
+                                                                    tiny_llava) -> None:
+    assert fitted.manifest["choices"]["answer_maps"]["reader_sha256"] == reader_fingerprint(tiny_llava)
+    fitted.check_model(tiny_llava)  # the model they were fitted on
+    fitted_on = reader_fingerprint(tiny_llava)
+    weight = tiny_llava.projector.linear_1.weight
+    kept = weight.detach().clone()
+    try:
+        with torch.no_grad():  # the same tower, its projector trained further (restored below)
+            weight.mul_(1.01)
+        assert reader_fingerprint(tiny_llava) != fitted_on
+        with pytest.raises(BankMismatchError, match="answer-fitted maps were fitted on another projector"):
+            fitted.check_model(tiny_llava)
+        with pytest.raises(BankMismatchError, match="fit-answers"):
+            IMCPipeline(tiny_llava, fitted, variant="auto")
+        bank.check_model(tiny_llava)  # the tower's own maps and perceiver still serve it
+        assert IMCPipeline(tiny_llava, bank, variant="auto").variant == "ridge"
+    finally:
+        with torch.no_grad():
+            weight.copy_(kept)
+    fitted.check_model(tiny_llava)
 
 
 def test_answer_variant_calibrates_flagged_images_and_passes_clean_ones(fitted: PrototypeBank, tiny_llava, views) -> None:
