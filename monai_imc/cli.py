@@ -281,8 +281,8 @@ def print_run_summary(report: object) -> None:
                 line = f"    [{text.role}] {_short(text.original or '')!r} ({refined})"
                 if text.refined_changed:
                     line += f" -> {_short(text.refined or '')!r}"
-                if text.answer is not None:
-                    line += f"; answer: {_short(text.answer, 40)!r}"
+                if text.answer is not None:  # "" : the model answered with empty text
+                    line += f"; answer: {_short(text.answer, 40)!r}" if text.answer else "; no answer (empty text)"
                 print(line)
     for outcome in report.outcomes:
         if outcome.status not in ("written", "stored"):

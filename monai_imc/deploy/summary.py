@@ -28,6 +28,7 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
 from monai_imc.dicom import codes
+from monai_imc.dicom.sr_text import EMPTY_ANSWER
 
 __all__ = ["GroupSummary", "SRSummary", "SeriesInfo", "TextSummary", "source_series", "summarize_sr"]
 
@@ -148,6 +149,8 @@ def _record(container: Dataset) -> TextSummary:
         for t in container.get("ContentSequence", [])
         if t.get("ValueType") == "TEXT" and _concept(t) == codes.TEXT_EDIT.value
     ]
+    if values.get("answer") == EMPTY_ANSWER:  # the model answered with empty text
+        values["answer"] = ""
     return TextSummary(values.pop("role", ""), **values, edits=edits)
 
 

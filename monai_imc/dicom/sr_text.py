@@ -74,6 +74,19 @@ def text_item(concept: Code, value: str) -> TextContentItem:
     return TextContentItem(name=concept, value=value, relationship_type=RelationshipTypeValues.CONTAINS)
 
 
+#: What the SR says for a question the model answered with empty text (a TEXT item cannot be empty, and a
+#: question without an answer item would read as not asked); the summary reads it back as ``""``.
+EMPTY_ANSWER = "(no answer: the model returned empty text)"
+
+
+def answer_text(record: TextRecord) -> str | None:
+    """The SR's answer item of a record: its answer, :data:`EMPTY_ANSWER` for a question answered with blank
+    text, ``None`` when nothing was asked."""
+    if record.answer is None or record.answer.strip():
+        return record.answer
+    return EMPTY_ANSWER if record.question else None
+
+
 def text_record_container(record: TextRecord) -> ContainerContentItem:
     """The container of one text record: its items in order, the blank ones left out (a TEXT item cannot
     be empty: type 1)."""
@@ -88,7 +101,7 @@ def text_record_container(record: TextRecord) -> ContainerContentItem:
             (imc_codes.REFINED_TEXT, record.refined),
             *((imc_codes.TEXT_EDIT, edit) for edit in record.edits),
             (imc_codes.QUESTION, record.question),
-            (imc_codes.ANSWER, record.answer),
+            (imc_codes.ANSWER, answer_text(record)),
         )
         if value and value.strip()
     ]

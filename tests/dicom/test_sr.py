@@ -16,6 +16,7 @@ from monai_imc.dicom import codes
 from monai_imc.dicom import sr_file as sr_module
 from monai_imc.dicom.sr import AlgorithmInfo, ImageAssessment, TextRecord, build_imc_sr
 from monai_imc.dicom.sr_file import write_imc_sr
+from monai_imc.dicom.sr_text import EMPTY_ANSWER
 from monai_imc.noise import list_noises
 
 ALGORITHM = AlgorithmInfo(model_id="tiny-llava-med", bank_hash="sha256:0f3a9c")
@@ -83,6 +84,8 @@ TEXTS = (
     ),
     # text from DICOM fields is data: markup and control-looking content is stored verbatim
     TextRecord(role="question", original="Ist die Lunge frei? <b>é</b> 肺", question="Is the lung clear?"),
+    # a question the model answered with empty text: the SR says so, the summary reads back ""
+    TextRecord(role="question", original="Which organ?", refined="Which organ?", question="Which organ?", answer=""),
 )
 
 
@@ -168,6 +171,7 @@ def test_dsrdump_shows_texts_and_codes(name: str, written: dict[str, tuple[Path,
         for value in (record.original, record.refined, *record.edits, record.question, record.answer):
             if value:
                 assert f'"{value}"' in dump, value
+    assert f'"{EMPTY_ANSWER}"' in dump
     if case.severity is not None:
         assert codes.severity_code(case.severity).meaning in dump
 
@@ -230,7 +234,7 @@ def test_highdicom_round_trip(name: str, written: dict[str, tuple[Path, pydicom.
     assert str(group.tracking_identifier) == "IMC image 1"
     # the texts, each record in its own container (question beside its answer), original always present,
     # verbatim (UTF-8)
-    first, second = TEXTS
+    first, second, empty = TEXTS
     assert _records(group) == [
         [
             ("IMC020", first.role),
@@ -242,6 +246,8 @@ def test_highdicom_round_trip(name: str, written: dict[str, tuple[Path, pydicom.
             ("IMC024", first.answer),
         ],
         [("IMC020", second.role), ("IMC021", second.original), ("IMC023", second.question)],  # none blank
+        [("IMC020", empty.role), ("IMC021", empty.original), ("IMC022", empty.refined), ("IMC023", empty.question),
+         ("IMC024", EMPTY_ANSWER)],  # answered with empty text: said so, not left out
     ]
     # TID 4019: model id, bank hash, monai-imc version
     params = [
