@@ -134,6 +134,6 @@ def test_every_text_is_kept_as_received(
                 before = edit.split(" -> ")[0][1:-1]
                 assert before in (text.original or ""), (edit, text.original)
             if text.role in ("standing question", "sidecar question"):
-                assert text.question is not None and text.answer
+                assert text.question is not None and text.answer is not None  # "": answered with empty text
             else:
                 assert text.answer is None
