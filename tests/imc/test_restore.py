@@ -210,8 +210,8 @@ def test_app_stage_restores_and_the_sr_says_what_was_done(bank: PrototypeBank, t
 
 
 def test_a_restorer_needs_only_its_corrections_libraries(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The bundle's restorer (blur and spike) needs scikit-image only; the spike notch needs no extra library
-    at all; every correction names what it needs."""
+    """Blur and spike need scikit-image only; the spike notch needs no extra library at all; every correction
+    names what it needs."""
     from monai_imc import restore
 
     assert set(restore.LIBRARIES) == set(CORRECTIONS)
