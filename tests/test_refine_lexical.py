@@ -76,7 +76,8 @@ def test_calibrate_on_validation_questions(refiner: SMSRefiner, data_dir) -> Non
     chosen = calibrate(refiner, questions, flag_rate=0.4, false_edit_rate=0.05)
     assert chosen.suspicion > 0.0 and chosen.accept_margin > 0.0 and chosen.texts == len(questions)
     assert chosen.known_margin >= max(chosen.accept_margin, chosen.sound_alike_margin), "overwhelming"
-    probe = SMSRefiner(refiner.model, vocabulary=refiner.vocabulary, **chosen.options())
+    # the same refiner as calibrate's probe: the model's words and the clinical vocabulary both known
+    probe = SMSRefiner(refiner.model, vocabulary=refiner.vocabulary, clinical=refiner.clinical, **chosen.options())
     refined = [probe.refine(q) for q in questions]  # each begins with the assessor's verdict on q
     flagged = sum(r.kind != probe.prompts.clean_label for r in refined)
     for q, r in zip(questions[:4], refined):  # (checked on a few: the verdict is the assessor's)

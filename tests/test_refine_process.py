@@ -4,6 +4,8 @@ is ready or where it fails. The bundle is the shipped one (its real model and vo
 
 from __future__ import annotations
 
+import dataclasses
+
 import logging
 from pathlib import Path
 
@@ -34,7 +36,9 @@ def test_the_copy_refines_as_the_refiner_here(bundled, copied, monkeypatch: pyte
     monkeypatch.setattr(bundled.refiner, "refine", not_here)
     there = [copied.refine(t) for t in TEXTS]
     assert copied.ready
-    assert there == here
+    # the same refinements; the likelihoods to float precision (the two processes may sum in another order)
+    assert [dataclasses.replace(r, scores={}) for r in there] == [dataclasses.replace(r, scores={}) for r in here]
+    assert [r.scores for r in there] == [pytest.approx(r.scores, rel=1e-6) for r in here]
     assert [r.text for r in there][1:3] == [
         "Is there a pneumothorax in the lft lung?",
         "Does the picture contain any abnormality?",

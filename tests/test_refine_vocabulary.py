@@ -219,9 +219,10 @@ def test_a_question_misheard_in_several_words_is_read_again(refiner: SMSRefiner)
         )
 
     heard = [text[a:b] for a, b in refiner.misheard(text, refiner.assess(text))]
-    assert heard == ["pitcher", "content", "lever"]  # content -> contain gains too little alone to be read
+    assert heard == ["pitcher", "content", "lever"]
     result = refiner.refine(text)
-    assert result.text == "Does the picture content liver?", result.trace
+    # the 0.5.0 model reads all three again (0.3.1-0.4.1's kept "content": it gained too little alone)
+    assert result.text == "Does the picture contain liver?", result.trace
     accepted = [s for s in result.trace if s.verdict.startswith("accepted")]
     assert [s.agent.startswith("specialist:recognition:reading") for s in accepted] == [True]
     assert result.calls <= 3 and result.original == text

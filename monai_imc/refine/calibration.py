@@ -145,6 +145,11 @@ def calibrate(
         highest.append(max(plain.word_suspicions(text, assessment), default=0.0))
         sounding.append(max(plain.sound_alike_surprisals(text, assessment), default=-math.inf))
     suspicion = _quantile(highest, 1.0 - flag_rate)
+    # at most flag_rate of the texts flag: where texts tie at the quantile (or it sits one text high), the
+    # next surprisal above it
+    above = sorted(h for h in highest if h > suspicion and not math.isinf(h))
+    while above and sum(h >= suspicion for h in highest) > flag_rate * len(highest):
+        suspicion = above.pop(0)
     if math.isinf(suspicion):  # words no vocabulary knows already flag that many: only they flag
         suspicion = max((h for h in highest if not math.isinf(h)), default=0.0) + 1e-6
 
