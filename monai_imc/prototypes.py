@@ -224,11 +224,14 @@ class PrototypeBank:
             details = "; ".join(f"{k}: bank {expected.get(k)!r}, model {actual.get(k)!r}" for k in differing)
             raise BankMismatchError(f"prototype bank was built with another model ({details})")
         fitted_on = self.manifest.get("choices", {}).get("answer_maps", {}).get("reader_sha256")
-        if "answer_maps" in self.tensors and fitted_on and fitted_on != reader_fingerprint(model):
+        if "answer_maps" not in self.tensors or not fitted_on:
+            return
+        reader = reader_fingerprint(model)
+        if fitted_on != reader:
             raise BankMismatchError(
-                "the prototype bank's answer-fitted maps were fitted on another projector or language model "
-                f"(reader {fitted_on[:12]}..., this model {reader_fingerprint(model)[:12]}...): fit them again "
-                "for this model (monai-imc prototypes fit-answers) or use a bank without them")
+                f"the prototype bank's answer-fitted maps were fitted on another projector (projector "
+                f"{fitted_on[:12]}..., this model's {reader[:12]}...): fit them again for this model "
+                "(monai-imc prototypes fit-answers) or use a bank without them")
 
     def save(self, directory: str | os.PathLike[str]) -> Path:
         """Write ``bank.safetensors`` and ``manifest.json`` into ``directory`` (each atomically)."""
