@@ -98,7 +98,8 @@ def summarize(records: Sequence[BenchRecord]) -> list[dict[str, Any]]:
 def write_report(
     records: Sequence[BenchRecord], out: str | Path, config: dict[str, Any], seen: Collection[str] | None = None
 ) -> dict[str, Path]:
-    """Write results.json, results.csv, results.md, accuracy_vs_severity.png, methods.png,
+    """Write results.json, results.csv, results.md, accuracy_vs_severity.png (closed accuracy, mean over the
+    datasets), ``accuracy_vs_severity_<dataset>.png`` (closed accuracy and open exact match), methods.png,
     ``reliability_<method>.png`` and, where a method perceives, the perceiver report
     (:mod:`monai_imc.bench.perceiver_report`: ``perceiver.json``, ``perceiver_confusion.png``) into ``out``.
 
@@ -205,6 +206,41 @@ def markdown(rows: list[dict[str, Any]], config: dict[str, Any], sms: list[dict[
     return "\n".join(lines)
 
 
+#: The answer metrics drawn against severity, with their axis labels.
+_SEVERITY_METRICS = {"closed_acc": "closed acc (%)", "open_acc": "open exact match (%)"}
+
+
+def _severity_curves(ax: Any, rows: list[dict[str, Any]], methods: list[str], noise: str, metric: str) -> None:
+    """Draw ``metric`` against severity (0 = clean) for each method on one noise, averaging what ``rows`` hold."""
+    for k, m in enumerate(methods):
+        by_sev: dict[int, list[float]] = {}
+        for r in rows:
+            if r["method"] == m and r[metric] is not None and (r["noise"] == noise or r["noise"] == "clean"):
+                by_sev.setdefault(r["severity"], []).append(r[metric])
+        pts = sorted((s, sum(v) / len(v)) for s, v in by_sev.items())  # severity 0: clean
+        if pts:  # methods that tie overlap: distinct markers and dashes keep each visible
+            ax.plot(*zip(*pts), marker="os^vDxP*"[k % 8], linestyle=["-", "--", ":", "-."][k % 4],
+                    markersize=7 - 0.6 * (k % 5), label=m, alpha=0.85)
+    ax.set_xticks(sorted({0} | {r["severity"] for r in rows if r["noise"] == noise}))
+    ax.set_xlabel("severity (0 = clean)")
+    ax.set_ylabel(_SEVERITY_METRICS[metric])
+
+
+def _save_severity_figure(fig: Any, axes: Any, title: str, path: Path) -> None:
+    """Title, one legend for all panels, an atomic PNG write, and the figure closed."""
+    import matplotlib.pyplot as plt
+
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.suptitle(title)
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.55 / fig.get_figheight()))  # room for the title and legend
+    if handles:
+        fig.legend(handles, labels, loc="upper right", ncol=len(labels), fontsize=8, frameon=False)
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+
+
+
 def _plots(rows: list[dict[str, Any]], out: Path, methods: list[str]) -> dict[str, Path]:
     import matplotlib
 
@@ -219,31 +255,31 @@ def _plots(rows: list[dict[str, Any]], out: Path, methods: list[str]) -> dict[st
         n_rows = (len(noises) + cols - 1) // cols
         fig, axes = plt.subplots(n_rows, cols, figsize=(4 * cols, 3 * n_rows), squeeze=False)
         for ax, noise in zip(axes.flat, noises):
-            for m in methods:
-                by_sev: dict[int, list[float]] = {}
-                for r in rows:
-                    if r["method"] == m and r["closed_acc"] is not None and (r["noise"] == noise or r["noise"] == "clean"):
-                        by_sev.setdefault(r["severity"], []).append(r["closed_acc"])
-                pts = sorted((s, sum(v) / len(v)) for s, v in by_sev.items())  # severity 0: clean
-                if pts:  # methods that tie overlap: distinct markers and dashes keep each visible
-                    k = methods.index(m)
-                    ax.plot(*zip(*pts), marker="os^vDxP*"[k % 8], linestyle=["-", "--", ":", "-."][k % 4],
-                            markersize=7 - 0.6 * (k % 5), label=m, alpha=0.85)
+            _severity_curves(ax, rows, methods, noise, "closed_acc")
             ax.set_title(noise)
-            ax.set_xticks(sorted({0} | {r["severity"] for r in rows if r["noise"] == noise}))
-            ax.set_xlabel("severity (0 = clean)")
-            ax.set_ylabel("closed acc (%)")
         for ax in list(axes.flat)[len(noises):]:
             ax.axis("off")
-        handles, labels = axes.flat[0].get_legend_handles_labels()
-        fig.suptitle("closed-ended accuracy vs severity (mean over datasets)")
-        fig.tight_layout(rect=(0, 0, 1, 0.95))
-        if handles:
-            fig.legend(handles, labels, loc="upper right", ncol=len(labels), fontsize=8, frameon=False)
         paths["accuracy_vs_severity.png"] = out / "accuracy_vs_severity.png"
-        with atomic_output(paths["accuracy_vs_severity.png"]) as tmp:
-            fig.savefig(tmp, format="png", dpi=110)
-        plt.close(fig)
+        _save_severity_figure(fig, axes, "closed-ended accuracy vs severity (mean over datasets)",
+                              paths["accuracy_vs_severity.png"])
+        for dataset in datasets:  # one figure per dataset: closed accuracy and open exact match per noise
+            own = [r for r in rows if r["dataset"] == dataset]
+            metrics = [m for m in _SEVERITY_METRICS if any(r[m] is not None for r in own)]
+            if not metrics:
+                continue
+            block = (len(noises) + cols - 1) // cols  # each metric a block of rows, the noises in reading order
+            fig, axes = plt.subplots(block * len(metrics), cols, figsize=(4 * cols, 2.8 * block * len(metrics)),
+                                     squeeze=False)
+            for b, metric in enumerate(metrics):
+                panels = list(axes[b * block:(b + 1) * block].flat)
+                for ax, noise in zip(panels, noises):
+                    _severity_curves(ax, own, methods, noise, metric)
+                    ax.set_title(f"{noise}: {_SEVERITY_METRICS[metric].split(' (')[0]}", fontsize=10)
+                for ax in panels[len(noises):]:
+                    ax.axis("off")
+            name = f"accuracy_vs_severity_{dataset}.png"
+            paths[name] = out / name
+            _save_severity_figure(fig, axes, f"{dataset}: accuracy vs severity", paths[name])
     conds = _ordered_conditions(rows)
     fig, axes = plt.subplots(1, len(datasets), figsize=(1.0 + 1.1 * len(methods) * len(datasets) + 1.5,
                                                          0.9 + 0.32 * len(conds)), squeeze=False)

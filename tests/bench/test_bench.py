@@ -240,7 +240,8 @@ def test_bench_command_end_to_end(data_dir: Path, tmp_path: Path, capsys: pytest
     assert (out / "results.csv").read_text().startswith("dataset,noise,severity,method,closed_acc")
     md = (out / "results.md").read_text()
     assert "Denoise filter:" in md and "| noise | sev | " + " | ".join(METHODS) + " |" in md
-    for png in ("accuracy_vs_severity.png", "methods.png", "perceiver_confusion.png"):
+    for png in ("accuracy_vs_severity.png", "accuracy_vs_severity_slake.png", "accuracy_vs_severity_vqa_rad.png",
+                "methods.png", "perceiver_confusion.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     perceiver = json.loads((out / "perceiver.json").read_text())
     assert perceiver["method"] == "pdc" and {"slake", "all"} <= set(perceiver["datasets"])
