@@ -206,8 +206,8 @@ def markdown(rows: list[dict[str, Any]], config: dict[str, Any], sms: list[dict[
     return "\n".join(lines)
 
 
-#: The answer metrics drawn against severity, with their axis labels.
-_SEVERITY_METRICS = {"closed_acc": "closed acc (%)", "open_acc": "open exact match (%)"}
+#: The answer metrics drawn against severity: their names in panel titles (axis labels add " (%)").
+_SEVERITY_METRICS = {"closed_acc": "closed acc", "open_acc": "open exact match"}
 
 
 def _severity_curves(ax: Any, rows: list[dict[str, Any]], methods: list[str], noise: str, metric: str) -> None:
@@ -223,7 +223,7 @@ def _severity_curves(ax: Any, rows: list[dict[str, Any]], methods: list[str], no
                     markersize=7 - 0.6 * (k % 5), label=m, alpha=0.85)
     ax.set_xticks(sorted({0} | {r["severity"] for r in rows if r["noise"] == noise}))
     ax.set_xlabel("severity (0 = clean)")
-    ax.set_ylabel(_SEVERITY_METRICS[metric])
+    ax.set_ylabel(f"{_SEVERITY_METRICS[metric]} (%)")
 
 
 def _save_severity_figure(fig: Any, axes: Any, title: str, path: Path) -> None:
@@ -238,7 +238,6 @@ def _save_severity_figure(fig: Any, axes: Any, title: str, path: Path) -> None:
     with atomic_output(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110)
     plt.close(fig)
-
 
 
 def _plots(rows: list[dict[str, Any]], out: Path, methods: list[str]) -> dict[str, Path]:
@@ -274,7 +273,7 @@ def _plots(rows: list[dict[str, Any]], out: Path, methods: list[str]) -> dict[st
                 panels = list(axes[b * block:(b + 1) * block].flat)
                 for ax, noise in zip(panels, noises):
                     _severity_curves(ax, own, methods, noise, metric)
-                    ax.set_title(f"{noise}: {_SEVERITY_METRICS[metric].split(' (')[0]}", fontsize=10)
+                    ax.set_title(f"{noise}: {_SEVERITY_METRICS[metric]}", fontsize=10)
                 for ax in panels[len(noises):]:
                     ax.axis("off")
             name = f"accuracy_vs_severity_{dataset}.png"
