@@ -181,12 +181,15 @@ def _cmd_prototypes_fit_answers(args: argparse.Namespace) -> int:
         return 2
     print(f"fitting on {len(questions)} questions about {len(views)} images; "
           f"{len(held_questions)} questions about {len(held_views)} validation images recorded")
+    levels = [int(v) for v in args.levels.split(",")] if args.levels else None
     fitted = fit_answer_maps(model, bank, views, questions, held_views, held_questions, steps=args.steps,
-                             batch_size=args.batch_size, lr=args.lr, seed=args.seed, progress=True)
+                             batch_size=args.batch_size, lr=args.lr, seed=args.seed, progress=True, levels=levels,
+                             eval_every=args.eval_every, token_cache=args.token_cache)
     fitted.save(args.out)
     for noise, losses in fitted.manifest["choices"]["answer_maps"]["validation_loss"].items():
+        kept = losses.get("kept_step")
         print(f"{noise:12s} validation answer loss {losses['validation_loss_before']:.3f} -> "
-              f"{losses['validation_loss_after']:.3f}")
+              f"{losses['validation_loss_after']:.3f}" + ("" if kept is None else f" (maps of step {kept})"))
     print(f"wrote {args.out} (bank sha256 {fitted.bank_hash[:16]}...); choose the strengths on validation answers "
           "with bench/choose_pdc_strength.py (pipeline variant answer or auto)")
     return 0
@@ -404,6 +407,13 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--batch-size", type=int, default=32)
     fit.add_argument("--lr", type=float, default=3e-3)
     fit.add_argument("--seed", type=int, default=0)
+    fit.add_argument("--levels", default=None,
+                     help="severities fitted, comma-separated (default: those the bank calibrates, its from-level up)")
+    fit.add_argument("--eval-every", type=int, default=50,
+                     help="held-out answer loss every N steps; each noise keeps its best maps, no map included "
+                          "(0: keep the last step's)")
+    fit.add_argument("--token-cache", default=None,
+                     help="file for the noisy copies' tokens, reused by a later fit of the same model, bank and images")
     fit.add_argument("--device", default=None)
     fit.add_argument("--dtype", default=None)
     fit.add_argument("--out", required=True, help="folder of the bank with the fitted maps")

@@ -67,6 +67,65 @@ def test_fitted_maps_lower_the_answer_loss_on_held_out_images(fitted: PrototypeB
     assert torch.equal(fitted.tensors["ridge_maps"], bank.tensors["ridge_maps"])  # the rest of the bank kept
 
 
+def test_fitting_keeps_each_noises_best_held_out_maps(fitted: PrototypeBank) -> None:
+    record = fitted.manifest["choices"]["answer_maps"]
+    for noise, losses in record["validation_loss"].items():
+        curve = record["validation_curve"][noise]
+        assert curve[0][0] == 0 and curve[-1][0] == 25  # no map, then every 50 steps and the last (25 here)
+        best_step, best_loss = min(curve, key=lambda point: point[1])
+        assert losses["kept_step"] == best_step and losses["validation_loss_after"] == best_loss
+        index = fitted.noises.index(noise)
+        assert bool(fitted.tensors["answer_maps"][index].abs().sum() > 0) == (best_step > 0)
+
+
+def test_a_fit_that_only_harms_keeps_no_map(bank: PrototypeBank, tiny_llava, views) -> None:
+    """Maps fitted toward answers the held-out images contradict ("mri mri mri mri" to every training question,
+    "brain brain brain brain" to the same questions held out) raise the held-out loss at every evaluated step:
+    the zero maps (no calibration) are kept instead of the last step's."""
+    train, held = views[:2], views[2:4]
+    asked = [AnswerQuestion(i, q, "mri mri mri mri") for i in range(2) for q, _ in QUESTIONS]
+    contradicted = [AnswerQuestion(i, q, "brain brain brain brain") for i in range(2) for q, _ in QUESTIONS]
+    wrecked = fit_answer_maps(tiny_llava, bank, train, asked, held, contradicted, steps=8, batch_size=6, lr=0.1,
+                              seed=0, eval_every=4)
+    record = wrecked.manifest["choices"]["answer_maps"]
+    assert all(v["kept_step"] == 0 for v in record["validation_loss"].values()), record["validation_loss"]
+    assert all(curve[-1][1] > curve[0][1] for curve in record["validation_curve"].values())
+    assert not bool(wrecked.tensors["answer_maps"].abs().sum() > 0)
+    last = fit_answer_maps(tiny_llava, bank, train, asked, held, contradicted, steps=8, batch_size=6, lr=0.1, seed=0,
+                           eval_every=0)  # the last step's maps, as asked
+    assert bool(last.tensors["answer_maps"].abs().sum() > 0)
+
+
+def test_only_the_levels_the_bank_calibrates_are_fitted(bank: PrototypeBank, tiny_llava, views, tmp_path: Path) -> None:
+    asked = [AnswerQuestion(i, q, a) for i in range(2) for q, a in QUESTIONS]
+    floor = max(bank.severities)
+    floored = PrototypeBank(bank.noises, bank.severities, dict(bank.tensors), {**bank.manifest, "choices": {
+        **bank.manifest.get("choices", {}), "answer_strength_from_level": floor}})
+    assert floored.calibrates_from("answer") == floor
+    calls = []
+    encode = tiny_llava.encode_images
+    tiny_llava.encode_images = lambda images: calls.append(len(images)) or encode(images)
+    cache = tmp_path / "tokens.pt"
+    try:
+        top = fit_answer_maps(tiny_llava, floored, views[:2], asked, steps=3, batch_size=4, seed=0, token_cache=cache)
+        encoded = sum(calls)
+        assert encoded == 2 * (1 + len(bank.noises)) + 1  # clean + each noise at the one level; one placeholder view
+        again = fit_answer_maps(tiny_llava, floored, views[:2], asked, steps=3, batch_size=4, seed=0, token_cache=cache)
+        assert sum(calls) == encoded  # the cached tokens, nothing encoded again
+        assert torch.equal(again.tensors["answer_maps"], top.tensors["answer_maps"])
+        fit_answer_maps(tiny_llava, floored, views[:2], asked, steps=1, batch_size=4, seed=1, token_cache=cache)
+        assert sum(calls) > encoded  # another seed makes other noisy copies: encoded again
+    finally:
+        tiny_llava.encode_images = encode
+    maps = top.tensors["answer_maps"]
+    at = bank.severities.index(floor)
+    assert top.manifest["choices"]["answer_maps"]["levels"] == [floor]
+    assert bool(maps[:, at].abs().sum() > 0)
+    assert not bool(torch.cat([maps[:, :at], maps[:, at + 1:]], dim=1).abs().sum() > 0)
+    with pytest.raises(ValueError, match="levels \\[9\\] to fit"):
+        fit_answer_maps(tiny_llava, bank, views[:2], asked, steps=1, levels=[9])
+
+
 def test_answer_maps_refuse_a_model_that_reads_the_tokens_otherwise(fitted: PrototypeBank, bank: PrototypeBank,
                                                                     tiny_llava) -> None:
     assert fitted.manifest["choices"]["answer_maps"]["reader_sha256"] == reader_fingerprint(tiny_llava)
