@@ -180,8 +180,9 @@ def markdown(rows: list[dict[str, Any]], config: dict[str, Any], sms: list[dict[
     lines = [f"Command: `{config.get('command', '')}`", ""]
     choice = config.get("denoise")
     if choice:
-        lines += [(f"Denoise filter: `{choice['name']}` ({choice['rule']}; chosen on {choice['questions']} "
-                   f"closed validation questions of {', '.join(choice['splits'])})."), ""]
+        chosen_on = (f"; chosen on {choice['questions']} closed validation questions of {', '.join(choice['splits'])}"
+                     if choice.get("questions") else "")
+        lines += [f"Denoise filter: `{choice['name']}` ({choice['rule']}{chosen_on}).", ""]
     for dataset in dict.fromkeys(r["dataset"] for r in rows):
         sizes = next((r for r in rows if r["dataset"] == dataset and r["noise"] == "clean"), None)
         n = f" ({sizes['closed_n']} closed, {sizes['open_n']} open questions)" if sizes else ""

@@ -14,7 +14,7 @@ from helpers import REPO
 from monai_imc.bench.datasets import stratified_subset
 from monai_imc.bench.denoise import DENOISERS, apply_denoiser, choose_denoiser
 from monai_imc.bench.records import TEXT_METHODS
-from monai_imc.bench.report import summarize
+from monai_imc.bench.report import markdown, summarize
 from monai_imc.bench.runner import METHODS, BenchRecord, BenchRunner, RunStats, conditions, project_seconds
 from monai_imc.data import load_dataset, read_jsonl, shuffled_image_keys
 from monai_imc.prompts import vqa_prompt
@@ -295,3 +295,13 @@ def test_projection_scales_text_work_with_questions_and_the_rest_with_images() -
     assert project_seconds(stats, questions=80, images=50, full_questions=800, full_images=200) == 880.0
     with pytest.raises(ValueError, match="0 questions"):
         project_seconds(stats, 0, 1, 10, 10)
+
+
+def test_the_report_says_how_the_denoise_filter_was_picked() -> None:
+    chosen = {"name": "median3", "rule": "best mean closed accuracy", "questions": 86,
+              "splits": ["slake:validate", "vqa_rad:validate"]}
+    assert ("Denoise filter: `median3` (best mean closed accuracy; chosen on 86 closed validation questions of "
+            "slake:validate, vqa_rad:validate).") in markdown([], {"denoise": chosen})
+    given = {"name": "gaussian1", "rule": "given with --denoise-filter", "scores": {}, "questions": 0, "splits": []}
+    header = markdown([], {"denoise": given})
+    assert "Denoise filter: `gaussian1` (given with --denoise-filter)." in header and "chosen on" not in header
